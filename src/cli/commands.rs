@@ -1,0 +1,297 @@
+//! One function per subcommand: read inputs, call the library, write outputs.
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use mdn::data::csv::{ColumnChoice, load_dataset, load_inputs, to_csv_string};
+use mdn::data::toy::toy_dataset;
+use mdn::fsutil::write_atomic;
+use mdn::gpu::context::GpuOptions;
+use mdn::model::infer::Evaluation;
+use mdn::model::{Head, Model, ModelSpec, load_model, save_model};
+use mdn::train::BatchOrder;
+use mdn::{Dataset, TrainConfig, fit};
+
+use super::{DataArgs, EvalArgs, ModelKind, PredictArgs, SampleArgs, TrainArgs};
+
+use mdn::defaults;
+/// Seed offset for the held-out toy set, so it never equals the training set.
+const TEST_SEED_OFFSET: u64 = 0x5eed_0f_7e57;
+
+pub fn data(a: DataArgs) -> anyhow::Result<()> {
+    if a.n == 0 {
+        bail!("--n must be at least 1");
+    }
+    let d = toy_dataset(a.toy, a.n, a.seed);
+    let header = [d.input_names.clone(), d.target_names.clone()].concat();
+    let values: Vec<f32> = d
+        .inputs
+        .iter()
+        .zip(&d.targets)
+        .flat_map(|(&x, &y)| [x, y])
+        .collect();
+    write_atomic(&a.out, to_csv_string(&header, &values).as_bytes())?;
+    eprintln!("wrote {} rows to {}", d.len(), a.out.display());
+    Ok(())
+}
+
+pub fn train(a: TrainArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
+    let hidden = ModelSpec::parse_hidden(&a.hidden)?;
+    let columns = ColumnChoice::from_flags(a.input.as_deref(), a.target.as_deref());
+    let (train_data, test_data): (Dataset, Option<(Dataset, String)>) = match (&a.data, a.toy) {
+        (Some(path), _) => (load_dataset(path, &columns)?, None),
+        (None, Some(problem)) => {
+            if a.n == 0 {
+                bail!("--n must be at least 1");
+            }
+            let test = toy_dataset(
+                problem,
+                defaults::TOY_TEST_ROWS,
+                a.seed.wrapping_add(TEST_SEED_OFFSET),
+            );
+            (
+                toy_dataset(problem, a.n, a.seed),
+                Some((
+                    test,
+                    format!("fresh toy data, {} rows", defaults::TOY_TEST_ROWS),
+                )),
+            )
+        }
+        (None, None) => bail!("give --data FILE.csv or --toy forward|inverse"),
+    };
+    let test_data = match &a.test {
+        Some(path) => {
+            let cols = ColumnChoice {
+                input: Some(train_data.input_names.clone()),
+                target: Some(train_data.target_names.clone()),
+            };
+            Some((load_dataset(path, &cols)?, path.display().to_string()))
+        }
+        None => test_data,
+    };
+    let head = match a.model {
+        ModelKind::Mdn => Head::Mixture { k: a.k },
+        ModelKind::Mlp => Head::Mse,
+    };
+    let spec = ModelSpec::new(train_data.in_dim, train_data.out_dim, hidden, head)?;
+    let order = BatchOrder::new(train_data.len(), a.batch, a.seed)?;
+    let steps = match a.epochs {
+        Some(e) => e * order.steps_per_epoch(),
+        None => a.steps,
+    };
+    if steps == 0 {
+        bail!("--steps / --epochs must be at least 1");
+    }
+    let config = TrainConfig {
+        steps,
+        batch: a.batch,
+        lr: a.lr,
+        schedule: a.schedule,
+        seed: a.seed,
+    };
+    config.validate()?;
+
+    let show = !a.quiet && std::io::stderr().is_terminal();
+    let bar = ProgressBar::with_draw_target(
+        Some(steps as u64),
+        if show {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        },
+    );
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} steps  loss {msg}  ({per_sec}, eta {eta})")
+            .expect("template is valid"),
+    );
+    let quiet = a.quiet;
+    let mut note = |m: &str| {
+        if !quiet {
+            eprintln!("note: {m}");
+        }
+    };
+    let result = fit(
+        &train_data,
+        &spec,
+        &config,
+        a.device,
+        gpu,
+        &mut note,
+        |step, loss| {
+            bar.set_position(step as u64);
+            bar.set_message(format!("{loss:.4}"));
+        },
+    )?;
+    bar.finish_and_clear();
+
+    let report = &result.report;
+    let model = &result.model;
+    if let Some(d) = report.diverged {
+        save_model(model, &a.out)?;
+        bail!(
+            "training diverged at step {} (loss {}); saved the last good parameters (step {}) to {}; try a smaller --lr",
+            d.step,
+            d.loss,
+            d.good_step,
+            a.out.display()
+        );
+    }
+    save_model(model, &a.out)?;
+    let train_eval = model.evaluate(&train_data)?;
+    eprintln!(
+        "trained {} steps on {} in {:.1}s; wrote {}",
+        report.steps,
+        result.device_name,
+        report.elapsed.as_secs_f64(),
+        a.out.display()
+    );
+    println!("train {} {:.5}", train_eval.metric.name(), train_eval.value);
+    if let Some((test, what)) = test_data {
+        let e = model.evaluate(&test)?;
+        println!("test {} {:.5}  ({what})", e.metric.name(), e.value);
+    }
+    Ok(())
+}
+
+fn model_dataset(model: &Model, path: &Path) -> anyhow::Result<Dataset> {
+    let cols = ColumnChoice {
+        input: Some(model.input_names.clone()),
+        target: Some(model.target_names.clone()),
+    };
+    Ok(load_dataset(path, &cols)?)
+}
+
+pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
+    let model = load_model(&a.model)?;
+    let data = model_dataset(&model, &a.data)?;
+    let Evaluation {
+        metric,
+        value,
+        rows,
+    } = model.evaluate(&data)?;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({ metric.name(): value, "rows": rows })
+        );
+    } else {
+        println!("{} {value:.6}", metric.name());
+    }
+    Ok(())
+}
+
+fn write_output(out: Option<&Path>, text: &str) -> anyhow::Result<()> {
+    match out {
+        Some(path) => write_atomic(path, text.as_bytes())?,
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            stdout
+                .write_all(text.as_bytes())
+                .and_then(|_| stdout.flush())
+                .context("writing to stdout")?;
+        }
+    }
+    Ok(())
+}
+
+pub fn predict(a: PredictArgs) -> anyhow::Result<()> {
+    let model = load_model(&a.model)?;
+    let inputs = load_inputs(&a.data, &model.input_names)?;
+    let rows = model.input_rows(&inputs)?;
+    let din = model.spec.in_dim;
+    let mut header = model.input_names.clone();
+    let mut values = Vec::new();
+    match model.spec.head {
+        Head::Mse => {
+            let d = model.spec.out_dim;
+            header.extend((0..d).map(|j| {
+                if d == 1 {
+                    "pred".to_string()
+                } else {
+                    format!("pred_{j}")
+                }
+            }));
+            let pred = model.predict_mean(&inputs)?;
+            for r in 0..rows {
+                values.extend_from_slice(&inputs[r * din..(r + 1) * din]);
+                values.extend_from_slice(&pred[r * d..(r + 1) * d]);
+            }
+        }
+        Head::Mixture { k } => {
+            let d = model.spec.out_dim;
+            let suffix = |c: usize, j: usize| {
+                if d == 1 {
+                    format!("{c}")
+                } else {
+                    format!("{c}_{j}")
+                }
+            };
+            header.extend((0..k).map(|c| format!("pi_{c}")));
+            for name in ["mu", "sigma"] {
+                for c in 0..k {
+                    header.extend((0..d).map(|j| format!("{name}_{}", suffix(c, j))));
+                }
+            }
+            let m = model.mixture(&inputs)?;
+            for r in 0..rows {
+                values.extend_from_slice(&inputs[r * din..(r + 1) * din]);
+                values.extend_from_slice(&m.pi[r * k..(r + 1) * k]);
+                values.extend_from_slice(&m.mu[r * k * d..(r + 1) * k * d]);
+                values.extend_from_slice(&m.sigma[r * k * d..(r + 1) * k * d]);
+            }
+        }
+    }
+    write_output(a.out.as_deref(), &to_csv_string(&header, &values))
+}
+
+/// Parses `LO:HI:N` into N evenly spaced values from LO to HI inclusive.
+fn parse_grid(text: &str) -> anyhow::Result<Vec<f32>> {
+    let parts: Vec<&str> = text.split(':').collect();
+    let bad = || anyhow::anyhow!("--grid `{text}`: expected LO:HI:N, e.g. 0:1:100");
+    if parts.len() != 3 {
+        return Err(bad());
+    }
+    let lo: f32 = parts[0].trim().parse().map_err(|_| bad())?;
+    let hi: f32 = parts[1].trim().parse().map_err(|_| bad())?;
+    let n: usize = parts[2].trim().parse().map_err(|_| bad())?;
+    if !(lo.is_finite() && hi.is_finite()) || n == 0 || n > 10_000_000 {
+        return Err(bad());
+    }
+    if n == 1 {
+        return Ok(vec![lo]);
+    }
+    Ok((0..n)
+        .map(|i| lo + (hi - lo) * i as f32 / (n - 1) as f32)
+        .collect())
+}
+
+pub fn sample(a: SampleArgs) -> anyhow::Result<()> {
+    let model = load_model(&a.model)?;
+    let inputs = match (&a.data, &a.grid) {
+        (Some(path), _) => load_inputs(path, &model.input_names)?,
+        (None, Some(grid)) => {
+            if model.spec.in_dim != 1 {
+                bail!(
+                    "--grid needs a model with one input column; this one has {} ({})",
+                    model.spec.in_dim,
+                    model.input_names.join(", ")
+                );
+            }
+            parse_grid(grid)?
+        }
+        (None, None) => bail!("give --data FILE.csv or --grid LO:HI:N"),
+    };
+    let rows = model.input_rows(&inputs)?;
+    let samples = model.sample(&inputs, a.per_input, a.temperature, a.seed)?;
+    let (din, d) = (model.spec.in_dim, model.spec.out_dim);
+    let header = [model.input_names.clone(), model.target_names.clone()].concat();
+    let mut values = Vec::with_capacity(rows * a.per_input * (din + d));
+    for (i, s) in samples.chunks_exact(d).enumerate() {
+        let r = i / a.per_input;
+        values.extend_from_slice(&inputs[r * din..(r + 1) * din]);
+        values.extend_from_slice(s);
+    }
+    write_output(a.out.as_deref(), &to_csv_string(&header, &values))
+}

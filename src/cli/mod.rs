@@ -1,0 +1,180 @@
+//! Argument definitions (DESIGN.md §2) and the dispatch to each command.
+
+mod commands;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use mdn::data::toy::ToyProblem;
+use mdn::gpu::context::{BackendChoice, GpuOptions};
+use mdn::{DeviceChoice, LrSchedule};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "mdn",
+    version,
+    about = "Mixture Density Networks on the GPU: train, evaluate, sample, and watch why point regression fails on inverse problems"
+)]
+pub struct Cli {
+    /// Graphics API for the GPU (default: $WGPU_BACKEND, else any).
+    #[arg(long, global = true, value_enum)]
+    pub backend: Option<BackendChoice>,
+    /// Use the adapter whose name contains this text (default: $WGPU_ADAPTER_NAME).
+    #[arg(long, global = true, value_name = "SUBSTR")]
+    pub adapter: Option<String>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+impl Cli {
+    fn gpu_options(&self) -> GpuOptions {
+        GpuOptions {
+            backend: self.backend,
+            adapter: self.adapter.clone(),
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Write Bishop's toy data set as CSV.
+    Data(DataArgs),
+    /// Train an MDN or an MLP and save it as safetensors.
+    Train(TrainArgs),
+    /// Mean NLL (mixture) or MSE (MLP) of a model on a CSV file, in original units.
+    Eval(EvalArgs),
+    /// Mixture parameters (or MLP predictions) for each input row, as CSV.
+    Predict(PredictArgs),
+    /// Samples from the mixture for each input, as CSV.
+    Sample(SampleArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct DataArgs {
+    #[arg(long, value_enum)]
+    pub toy: ToyProblem,
+    #[arg(long, default_value_t = mdn::data::toy::DEFAULT_TOY_ROWS)]
+    pub n: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModelKind {
+    Mdn,
+    Mlp,
+}
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Training data (CSV with a header row).
+    #[arg(long, conflicts_with = "toy", required_unless_present = "toy")]
+    pub data: Option<PathBuf>,
+    /// Train on freshly generated toy data instead of a file.
+    #[arg(long, value_enum)]
+    pub toy: Option<ToyProblem>,
+    /// Rows of toy data to generate with --toy.
+    #[arg(long, default_value_t = mdn::defaults::TOY_TRAIN_ROWS, requires = "toy")]
+    pub n: usize,
+    /// Input columns, comma-separated (default: all but the last).
+    #[arg(long, value_name = "COLS")]
+    pub input: Option<String>,
+    /// Target columns, comma-separated (default: the last).
+    #[arg(long, value_name = "COLS")]
+    pub target: Option<String>,
+    #[arg(long, value_enum, default_value = "mdn")]
+    pub model: ModelKind,
+    /// Mixture components.
+    #[arg(long, default_value_t = mdn::defaults::K)]
+    pub k: usize,
+    /// Hidden layer sizes, comma-separated.
+    #[arg(long, default_value = mdn::defaults::HIDDEN)]
+    pub hidden: String,
+    /// Adam steps.
+    #[arg(long, default_value_t = mdn::defaults::STEPS, conflicts_with = "epochs")]
+    pub steps: usize,
+    /// Passes over the data (instead of --steps).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    #[arg(long, default_value_t = mdn::defaults::BATCH)]
+    pub batch: usize,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = mdn::defaults::LR, allow_negative_numbers = true)]
+    pub lr: f64,
+    #[arg(long, value_enum, default_value = "cosine")]
+    pub schedule: LrSchedule,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub device: DeviceChoice,
+    /// Held-out data to report the loss on (default with --toy: fresh toy data).
+    #[arg(long)]
+    pub test: Option<PathBuf>,
+    /// Where to write the model (safetensors).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    #[arg(long)]
+    pub model: PathBuf,
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Print one JSON object instead of `nll <value>`.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct PredictArgs {
+    #[arg(long)]
+    pub model: PathBuf,
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Write the CSV here instead of stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct SampleArgs {
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Inputs from a CSV file (its columns are picked by the model's input names).
+    #[arg(long, conflicts_with = "grid", required_unless_present = "grid")]
+    pub data: Option<PathBuf>,
+    /// Evenly spaced inputs LO:HI:N (single-input models).
+    #[arg(long, value_name = "LO:HI:N")]
+    pub grid: Option<String>,
+    /// Samples per input row.
+    #[arg(long, default_value_t = 1)]
+    pub per_input: usize,
+    /// Scales σ by T and sharpens (T < 1) or flattens (T > 1) π.
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    pub temperature: f32,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u32,
+    /// Write the CSV here instead of stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let gpu = cli.gpu_options();
+    match cli.command {
+        Some(Command::Data(a)) => commands::data(a),
+        Some(Command::Train(a)) => commands::train(a, &gpu),
+        Some(Command::Eval(a)) => commands::eval(a),
+        Some(Command::Predict(a)) => commands::predict(a),
+        Some(Command::Sample(a)) => commands::sample(a),
+        None => anyhow::bail!(
+            "the desktop visualizer is not built yet; try `mdn train --toy inverse --out model.safetensors` (see `mdn --help`)"
+        ),
+    }
+}

@@ -1,0 +1,177 @@
+//! Twin of `shaders/mixture_head.wgsl`: per row, the mixture NLL by
+//! log-sum-exp and the gradient of the mean batch loss with respect to the
+//! head outputs `[logits (K) | mu (K·D) | log_sigma (K·D)]`, in one pass.
+
+use rayon::prelude::*;
+
+use super::rows_per_task;
+
+/// ½·log(2π).
+pub const HALF_LOG_2PI: f32 = 0.918_938_5;
+
+/// `log π_k + Σ_d log N(t_d | μ_kd, σ_kd)` for component `k`.
+#[inline]
+fn log_joint(head: &[f32], target: &[f32], k_count: usize, k: usize, log_pi: f32) -> f32 {
+    let d_count = target.len();
+    let mu = &head[k_count + k * d_count..k_count + (k + 1) * d_count];
+    let ls = &head[k_count + k_count * d_count + k * d_count..][..d_count];
+    let mut acc = log_pi;
+    for d in 0..d_count {
+        let z = (target[d] - mu[d]) * (-ls[d]).exp();
+        acc -= 0.5 * z * z + ls[d] + HALF_LOG_2PI;
+    }
+    acc
+}
+
+/// Log-sum-exp of the logits: `log Σ exp(l_k)`.
+#[inline]
+fn logit_lse(logits: &[f32]) -> f32 {
+    let m = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    m + logits.iter().map(|&l| (l - m).exp()).sum::<f32>().ln()
+}
+
+/// NLL of one row, and `log p` pieces needed by the gradient.
+/// Returns `(nll, logit_lse)`.
+#[inline]
+pub fn row_nll(head: &[f32], target: &[f32], k_count: usize) -> (f32, f32) {
+    let lse_l = logit_lse(&head[..k_count]);
+    // Online log-sum-exp over components: one pass, no K-sized scratch (the
+    // shader keeps it in registers the same way).
+    let mut m = f32::NEG_INFINITY;
+    let mut s = 0.0f32;
+    for k in 0..k_count {
+        let lp = log_joint(head, target, k_count, k, head[k] - lse_l);
+        if lp > m {
+            s = s * (m - lp).exp() + 1.0;
+            m = lp;
+        } else {
+            s += (lp - m).exp();
+        }
+    }
+    (-(m + s.ln()), lse_l)
+}
+
+/// `head` `[rows, K + 2KD]`, `target` `[rows, D]`. Writes the per-row NLL and
+/// `grad_head = grad_scale · ∂NLL_row/∂head` (grad_scale = 1/batch for the
+/// mean loss).
+pub fn mixture_head(
+    head: &[f32],
+    target: &[f32],
+    k_count: usize,
+    grad_scale: f32,
+    grad_head: &mut [f32],
+    row_loss: &mut [f32],
+) {
+    let rows = row_loss.len();
+    let d_count = target.len() / rows.max(1);
+    let width = k_count + 2 * k_count * d_count;
+    let chunk = rows_per_task(rows, width * 8);
+    grad_head
+        .par_chunks_mut(chunk * width)
+        .zip(row_loss.par_chunks_mut(chunk))
+        .enumerate()
+        .for_each(|(c, (grad, loss))| {
+            let first = c * chunk;
+            for (i, (g, l)) in grad
+                .chunks_exact_mut(width)
+                .zip(loss.iter_mut())
+                .enumerate()
+            {
+                let r = first + i;
+                let h = &head[r * width..(r + 1) * width];
+                let t = &target[r * d_count..(r + 1) * d_count];
+                mixture_row(h, t, k_count, grad_scale, g, l);
+            }
+        });
+}
+
+#[inline]
+fn mixture_row(h: &[f32], t: &[f32], k_count: usize, scale: f32, g: &mut [f32], loss: &mut f32) {
+    let d_count = t.len();
+    let (nll, lse_l) = row_nll(h, t, k_count);
+    *loss = nll;
+    let log_p = -nll;
+    let mu_off = k_count;
+    let ls_off = k_count + k_count * d_count;
+    for k in 0..k_count {
+        let log_pi = h[k] - lse_l;
+        let gamma = (log_joint(h, t, k_count, k, log_pi) - log_p).exp();
+        g[k] = (log_pi.exp() - gamma) * scale;
+        for d in 0..d_count {
+            let i = k * d_count + d;
+            let inv_sigma = (-h[ls_off + i]).exp();
+            let z = (t[d] - h[mu_off + i]) * inv_sigma;
+            g[mu_off + i] = -gamma * z * inv_sigma * scale;
+            g[ls_off + i] = gamma * (1.0 - z * z) * scale;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn normal_pdf(t: f64, mu: f64, sigma: f64) -> f64 {
+        (-(t - mu).powi(2) / (2.0 * sigma * sigma)).exp()
+            / (sigma * (2.0 * std::f64::consts::PI).sqrt())
+    }
+
+    /// −log Σ π N written out directly, in f64.
+    fn direct_nll(h: &[f32], t: &[f32], k: usize) -> f64 {
+        let d = t.len();
+        let e: Vec<f64> = h[..k].iter().map(|&l| (l as f64).exp()).collect();
+        let z: f64 = e.iter().sum();
+        let mut p = 0.0;
+        for c in 0..k {
+            let mut dens = e[c] / z;
+            for j in 0..d {
+                let mu = h[k + c * d + j] as f64;
+                let sigma = (h[k + k * d + c * d + j] as f64).exp();
+                dens *= normal_pdf(t[j] as f64, mu, sigma);
+            }
+            p += dens;
+        }
+        -p.ln()
+    }
+
+    #[test]
+    fn log_sum_exp_matches_the_direct_formula() {
+        // K = 3, D = 2, moderate values.
+        let h = [
+            0.2, -0.5, 1.0, // logits
+            0.1, -0.3, 0.5, 0.7, -1.0, 0.0, // mu
+            -0.2, 0.1, 0.3, -0.4, 0.0, 0.2, // log sigma
+        ];
+        let t = [0.3, -0.1];
+        let (nll, _) = row_nll(&h, &t, 3);
+        let direct = direct_nll(&h, &t, 3);
+        assert!((nll as f64 - direct).abs() < 1e-5, "{nll} vs {direct}");
+    }
+
+    #[test]
+    fn extreme_inputs_stay_finite() {
+        let cases: [([f32; 6], [f32; 1]); 4] = [
+            // tiny σ on the component that explains the target
+            ([0.0, 0.0, 0.0, 0.0, -30.0, 0.0], [1e-9]),
+            // target far from every mean
+            ([0.0, 0.0, 0.0, 0.0, 0.0, 0.0], [1e4]),
+            // one π ≈ 1 (logit gap of 200), target on the other component
+            ([100.0, -100.0, 0.0, 5.0, -2.0, -2.0], [5.0]),
+            // huge σ
+            ([0.0, 0.0, 0.0, 0.0, 40.0, 40.0], [3.0]),
+        ];
+        for (h, t) in cases {
+            let mut g = [0.0; 6];
+            let mut l = [0.0; 1];
+            mixture_head(&h, &t, 2, 1.0, &mut g, &mut l);
+            assert!(l[0].is_finite(), "loss {l:?} for {h:?}");
+            assert!(g.iter().all(|v| v.is_finite()), "grad {g:?} for {h:?}");
+        }
+        // The direct formula underflows to p = 0 (NLL = inf) where
+        // log-sum-exp still gives the right finite answer.
+        let h = [0.0f32, 0.0, 0.0, 0.0, 0.0, 0.0];
+        let (nll, _) = row_nll(&h, &[60.0], 2);
+        assert!(direct_nll(&h, &[60.0], 2).is_infinite());
+        assert!((nll - (0.5 * 3600.0 + HALF_LOG_2PI)).abs() < 1e-2, "{nll}");
+    }
+}

@@ -1,0 +1,252 @@
+//! What the CPU and GPU trainers share: the learning-rate schedule, the
+//! minibatch order, the trainer interface and the loop that drives it
+//! (progress, divergence guard, checkpoints of the last good parameters).
+
+use std::time::{Duration, Instant};
+
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+
+use crate::cpu::adam::AdamStep;
+use crate::cpu::reduce::LossAccumulator;
+use crate::error::{MdnError, Result};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LrSchedule {
+    Constant,
+    /// Cosine decay from `lr` to `lr · COSINE_FLOOR` over the run: the late,
+    /// small steps are what takes the NLL from good to close to optimal.
+    Cosine,
+}
+
+pub const COSINE_FLOOR: f64 = 0.02;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainConfig {
+    pub steps: usize,
+    pub batch: usize,
+    pub lr: f64,
+    pub schedule: LrSchedule,
+    pub seed: u64,
+}
+
+impl TrainConfig {
+    pub fn validate(&self) -> Result<()> {
+        if self.batch == 0 {
+            return Err(MdnError::Config("--batch must be at least 1".into()));
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(MdnError::Config(format!(
+                "--lr must be a positive number, got {}",
+                self.lr
+            )));
+        }
+        Ok(())
+    }
+
+    /// Learning rate of the 0-based step `step`.
+    pub fn lr_at(&self, step: usize) -> f64 {
+        match self.schedule {
+            LrSchedule::Constant => self.lr,
+            LrSchedule::Cosine => {
+                let frac = (step as f64 / self.steps.max(1) as f64).min(1.0);
+                let c = 0.5 * (1.0 + (std::f64::consts::PI * frac).cos());
+                self.lr * (COSINE_FLOOR + (1.0 - COSINE_FLOOR) * c)
+            }
+        }
+    }
+
+    /// Adam constants of the 0-based step `step`.
+    pub fn adam_step(&self, step: usize) -> AdamStep {
+        AdamStep::new(self.lr_at(step), step as u64 + 1)
+    }
+}
+
+/// Minibatch order: each epoch is a fresh permutation of the rows, seeded by
+/// (seed, epoch) so any epoch can be regenerated independently (the GPU
+/// trainer uploads them one at a time). Batches are whole: the rows left over
+/// after the last full batch of an epoch are skipped for that epoch, and a
+/// batch larger than the data becomes the whole data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BatchOrder {
+    pub rows: usize,
+    pub batch: usize,
+    pub seed: u64,
+}
+
+impl BatchOrder {
+    pub fn new(rows: usize, batch: usize, seed: u64) -> Result<Self> {
+        if rows == 0 {
+            return Err(MdnError::Data("no training rows".into()));
+        }
+        Ok(BatchOrder {
+            rows,
+            batch: batch.clamp(1, rows),
+            seed,
+        })
+    }
+
+    pub fn steps_per_epoch(&self) -> usize {
+        self.rows / self.batch
+    }
+
+    /// (epoch, index of the batch within the epoch) of a 0-based step.
+    pub fn locate(&self, step: usize) -> (usize, usize) {
+        let spe = self.steps_per_epoch();
+        (step / spe, step % spe)
+    }
+
+    pub fn permutation(&self, epoch: usize) -> Vec<u32> {
+        let mut perm: Vec<u32> = (0..self.rows as u32).collect();
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+        rng.set_stream(epoch as u64);
+        perm.shuffle(&mut rng);
+        perm
+    }
+}
+
+/// What both trainers implement. `run` must not read anything back from the
+/// device; `take_loss` is the one place the loss crosses back.
+pub trait Trainer {
+    /// Steps done so far.
+    fn step(&self) -> usize;
+    /// Runs `n` more steps.
+    fn run(&mut self, n: usize) -> Result<()>;
+    /// The loss accumulated since the last call, then clears it.
+    fn take_loss(&mut self) -> Result<LossAccumulator>;
+    /// Remembers the current parameters as the last good ones.
+    fn checkpoint(&mut self) -> Result<()>;
+    /// Puts the checkpointed parameters back.
+    fn restore_checkpoint(&mut self) -> Result<()>;
+    /// The current parameters (a readback on the GPU).
+    fn params(&mut self) -> Result<Vec<f32>>;
+    /// A short name for messages: "cpu" or the adapter's name.
+    fn device_name(&self) -> String;
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Divergence {
+    pub step: usize,
+    pub loss: f32,
+    pub good_step: usize,
+}
+
+impl From<Divergence> for MdnError {
+    fn from(d: Divergence) -> Self {
+        MdnError::Diverged {
+            step: d.step,
+            loss: d.loss,
+            good_step: d.good_step,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct TrainReport {
+    pub steps: usize,
+    /// Mean training loss (z-scored units) over the last reporting interval.
+    pub final_loss: f32,
+    /// (step, mean loss) at every reading, for loss curves.
+    pub history: Vec<(usize, f32)>,
+    pub diverged: Option<Divergence>,
+    pub elapsed: Duration,
+}
+
+/// How often the loop reads the loss back: often enough for a live progress
+/// bar, rarely enough that the GPU is never starved by round trips.
+pub const READ_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Runs `trainer` up to `total_steps`, reading the loss every
+/// [`READ_INTERVAL`]. On a non-finite loss it restores the last good
+/// parameters and stops, reporting the divergence.
+pub fn run_training(
+    trainer: &mut dyn Trainer,
+    total_steps: usize,
+    mut on_progress: impl FnMut(usize, f32),
+) -> Result<TrainReport> {
+    let start = Instant::now();
+    let mut history = Vec::new();
+    let mut chunk = 1usize;
+    let mut final_loss = f32::NAN;
+    let mut good_step = trainer.step();
+    trainer.checkpoint()?;
+    while trainer.step() < total_steps {
+        let n = chunk.min(total_steps - trainer.step());
+        let t0 = Instant::now();
+        trainer.run(n)?;
+        let acc = trainer.take_loss()?;
+        let dt = t0.elapsed();
+        let step = trainer.step();
+        if acc.nonfinite > 0 || !acc.mean().is_finite() {
+            trainer.restore_checkpoint()?;
+            return Ok(TrainReport {
+                steps: good_step,
+                final_loss,
+                history,
+                diverged: Some(Divergence {
+                    step,
+                    loss: acc.last,
+                    good_step,
+                }),
+                elapsed: start.elapsed(),
+            });
+        }
+        trainer.checkpoint()?;
+        good_step = step;
+        final_loss = acc.mean();
+        history.push((step, final_loss));
+        on_progress(step, final_loss);
+        // Grow or shrink the chunk so one chunk takes about READ_INTERVAL.
+        let per_step = dt.as_secs_f64() / n as f64;
+        let want = (READ_INTERVAL.as_secs_f64() / per_step.max(1e-7)) as usize;
+        chunk = want.clamp(1, (chunk * 4).max(4)).min(100_000);
+    }
+    Ok(TrainReport {
+        steps: trainer.step(),
+        final_loss,
+        history,
+        diverged: None,
+        elapsed: start.elapsed(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permutations_are_seeded_per_epoch() {
+        let o = BatchOrder::new(10, 3, 5).unwrap();
+        assert_eq!(o.steps_per_epoch(), 3);
+        assert_eq!(o.locate(7), (2, 1));
+        let p0 = o.permutation(0);
+        let mut sorted = p0.clone();
+        sorted.sort();
+        assert_eq!(sorted, (0..10).collect::<Vec<_>>());
+        assert_eq!(p0, o.permutation(0));
+        assert_ne!(p0, o.permutation(1));
+        assert_eq!(BatchOrder::new(4, 100, 0).unwrap().batch, 4);
+        assert!(BatchOrder::new(0, 1, 0).is_err());
+    }
+
+    #[test]
+    fn cosine_schedule_decays_to_the_floor() {
+        let c = TrainConfig {
+            steps: 100,
+            batch: 1,
+            lr: 1.0,
+            schedule: LrSchedule::Cosine,
+            seed: 0,
+        };
+        assert_eq!(c.lr_at(0), 1.0);
+        assert!((c.lr_at(50) - (COSINE_FLOOR + (1.0 - COSINE_FLOOR) * 0.5)).abs() < 1e-12);
+        assert!((c.lr_at(100) - COSINE_FLOOR).abs() < 1e-12);
+        let bad = TrainConfig {
+            lr: f64::NAN,
+            ..c.clone()
+        };
+        assert!(bad.validate().is_err());
+        assert!(TrainConfig { batch: 0, ..c }.validate().is_err());
+    }
+}
