@@ -18,7 +18,7 @@ use super::{DataArgs, EvalArgs, ModelKind, PredictArgs, SampleArgs, TrainArgs};
 
 use mdn::defaults;
 /// Seed offset for the held-out toy set, so it never equals the training set.
-const TEST_SEED_OFFSET: u64 = 0x5eed_0f_7e57;
+const TEST_SEED_OFFSET: u64 = 0x005e_ed0f_7e57;
 
 pub fn data(a: DataArgs) -> anyhow::Result<()> {
     if a.n == 0 {

@@ -7,7 +7,7 @@ use rayon::prelude::*;
 use super::{gemm, rows_per_task};
 use crate::model::LayerLayout;
 
-/// Per-thread partial weight gradients, allocated once per trainer so a step
+/// Per-thread partial weight gradients, reused across calls so a step
 /// allocates nothing.
 #[derive(Default)]
 pub struct BackwardScratch {
@@ -17,6 +17,7 @@ pub struct BackwardScratch {
 /// `input` `[rows, in]` is the layer's input activation (tanh outputs for all
 /// but the first layer), `grad_out` `[rows, out]`. Writes the layer's slice of
 /// `grads`; if `grad_in` is given, writes `(grad_out · W) ⊙ (1 − input²)`.
+/// Splits rows across threads; partial sums are added in a fixed order.
 pub fn dense_backward(
     params: &[f32],
     layer: &LayerLayout,
@@ -30,31 +31,24 @@ pub fn dense_backward(
     let rows = grad_out.len() / n_out;
     let chunk = rows_per_task(rows, n_in * n_out);
     let tasks = rows.div_ceil(chunk).max(1);
-    let wlen = n_in * n_out;
+    let len = n_in * n_out + n_out;
     if scratch.partials.len() < tasks {
         scratch.partials.resize_with(tasks, Vec::new);
     }
     for p in &mut scratch.partials[..tasks] {
-        p.resize(wlen + n_out, 0.0);
+        p.resize(len, 0.0);
     }
-
-    // Weight and bias gradients: each task reduces its rows into a partial,
-    // then the partials are summed, so the result does not depend on timing.
+    let mut grad_in_chunks: Vec<Option<&mut [f32]>> = match grad_in {
+        Some(g) => g.chunks_mut(chunk * n_in).map(Some).collect(),
+        None => (0..tasks).map(|_| None).collect(),
+    };
     scratch.partials[..tasks]
         .par_iter_mut()
+        .zip(grad_in_chunks.par_iter_mut())
         .zip(grad_out.par_chunks(chunk * n_out))
         .zip(input.par_chunks(chunk * n_in))
-        .for_each(|((part, g), a)| {
-            let r = g.len() / n_out;
-            let (dw, db) = part.split_at_mut(wlen);
-            // dW [out, in] = gᵀ [out, r] · a [r, in]
-            gemm(n_out, r, n_in, g, (1, n_out), a, (n_in, 1), 0.0, dw, n_in);
-            db.fill(0.0);
-            for row in g.chunks_exact(n_out) {
-                for (s, &v) in db.iter_mut().zip(row) {
-                    *s += v;
-                }
-            }
+        .for_each(|(((part, gi), g), a)| {
+            dense_backward_rows(params, layer, a, g, part, gi.as_deref_mut())
         });
     let out = &mut grads[layer.weight..layer.bias + n_out];
     out.copy_from_slice(&scratch.partials[0]);
@@ -63,31 +57,58 @@ pub fn dense_backward(
             *o += p;
         }
     }
+}
 
-    if let Some(grad_in) = grad_in {
+/// The same for one block of rows on the calling thread. `layer_grads` is
+/// this layer's `[weight | bias]` gradient slice (length in·out + out),
+/// overwritten with the sums over these rows.
+pub fn dense_backward_rows(
+    params: &[f32],
+    layer: &LayerLayout,
+    input: &[f32],
+    grad_out: &[f32],
+    layer_grads: &mut [f32],
+    grad_in: Option<&mut [f32]>,
+) {
+    let (n_in, n_out) = (layer.in_dim, layer.out_dim);
+    let rows = grad_out.len() / n_out;
+    let (dw, db) = layer_grads.split_at_mut(n_in * n_out);
+    // dW [out, in] = gᵀ [out, r] · a [r, in]
+    gemm(
+        n_out,
+        rows,
+        n_in,
+        grad_out,
+        (1, n_out),
+        input,
+        (n_in, 1),
+        0.0,
+        dw,
+        n_in,
+    );
+    db.fill(0.0);
+    for row in grad_out.chunks_exact(n_out) {
+        for (s, &v) in db.iter_mut().zip(row) {
+            *s += v;
+        }
+    }
+    if let Some(gi) = grad_in {
         let weight = &params[layer.weight..layer.bias];
-        grad_in
-            .par_chunks_mut(chunk * n_in)
-            .zip(grad_out.par_chunks(chunk * n_out))
-            .zip(input.par_chunks(chunk * n_in))
-            .for_each(|((gi, g), a)| {
-                let r = g.len() / n_out;
-                // g [r, out] · W [out, in]
-                gemm(
-                    r,
-                    n_out,
-                    n_in,
-                    g,
-                    (n_out, 1),
-                    weight,
-                    (n_in, 1),
-                    0.0,
-                    gi,
-                    n_in,
-                );
-                for (v, &x) in gi.iter_mut().zip(a) {
-                    *v *= 1.0 - x * x;
-                }
-            });
+        // g [r, out] · W [out, in], then through the tanh below.
+        gemm(
+            rows,
+            n_out,
+            n_in,
+            grad_out,
+            (n_out, 1),
+            weight,
+            (n_in, 1),
+            0.0,
+            gi,
+            n_in,
+        );
+        for (v, &x) in gi.iter_mut().zip(input) {
+            *v *= 1.0 - x * x;
+        }
     }
 }

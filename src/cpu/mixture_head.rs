@@ -53,7 +53,7 @@ pub fn row_nll(head: &[f32], target: &[f32], k_count: usize) -> (f32, f32) {
 
 /// `head` `[rows, K + 2KD]`, `target` `[rows, D]`. Writes the per-row NLL and
 /// `grad_head = grad_scale · ∂NLL_row/∂head` (grad_scale = 1/batch for the
-/// mean loss).
+/// mean loss). Splits rows across threads.
 pub fn mixture_head(
     head: &[f32],
     target: &[f32],
@@ -69,40 +69,89 @@ pub fn mixture_head(
     grad_head
         .par_chunks_mut(chunk * width)
         .zip(row_loss.par_chunks_mut(chunk))
-        .enumerate()
-        .for_each(|(c, (grad, loss))| {
-            let first = c * chunk;
-            for (i, (g, l)) in grad
-                .chunks_exact_mut(width)
-                .zip(loss.iter_mut())
-                .enumerate()
-            {
-                let r = first + i;
-                let h = &head[r * width..(r + 1) * width];
-                let t = &target[r * d_count..(r + 1) * d_count];
-                mixture_row(h, t, k_count, grad_scale, g, l);
-            }
+        .zip(head.par_chunks(chunk * width))
+        .zip(target.par_chunks(chunk * d_count))
+        .for_each(|(((grad, loss), h), t)| {
+            mixture_head_rows(h, t, k_count, grad_scale, grad, loss, &mut Vec::new())
         });
 }
 
+/// `exp` that returns 0 without the slow underflow path for arguments whose
+/// result is below f32's smallest normal anyway.
 #[inline]
-fn mixture_row(h: &[f32], t: &[f32], k_count: usize, scale: f32, g: &mut [f32], loss: &mut f32) {
-    let d_count = t.len();
-    let (nll, lse_l) = row_nll(h, t, k_count);
-    *loss = nll;
-    let log_p = -nll;
-    let mu_off = k_count;
-    let ls_off = k_count + k_count * d_count;
-    for k in 0..k_count {
-        let log_pi = h[k] - lse_l;
-        let gamma = (log_joint(h, t, k_count, k, log_pi) - log_p).exp();
-        g[k] = (log_pi.exp() - gamma) * scale;
-        for d in 0..d_count {
-            let i = k * d_count + d;
-            let inv_sigma = (-h[ls_off + i]).exp();
-            let z = (t[d] - h[mu_off + i]) * inv_sigma;
-            g[mu_off + i] = -gamma * z * inv_sigma * scale;
-            g[ls_off + i] = gamma * (1.0 - z * z) * scale;
+fn exp_or_zero(x: f32) -> f32 {
+    if x < -87.0 { 0.0 } else { x.exp() }
+}
+
+/// The same for a block of rows on the calling thread. `scratch` (any
+/// length; resized here) keeps per-component values between the two passes,
+/// so each exponential is taken once per row.
+pub fn mixture_head_rows(
+    head: &[f32],
+    target: &[f32],
+    k_count: usize,
+    grad_scale: f32,
+    grad_head: &mut [f32],
+    row_loss: &mut [f32],
+    scratch: &mut Vec<f32>,
+) {
+    let d_count = target.len() / row_loss.len().max(1);
+    let width = k_count + 2 * k_count * d_count;
+    let (mu_off, ls_off) = (k_count, k_count + k_count * d_count);
+    scratch.resize(2 * k_count + k_count * d_count, 0.0);
+    let (pi, rest) = scratch.split_at_mut(k_count);
+    let (lp, inv_sigma) = rest.split_at_mut(k_count);
+    for (r, (g, loss)) in grad_head
+        .chunks_exact_mut(width)
+        .zip(row_loss.iter_mut())
+        .enumerate()
+    {
+        let h = &head[r * width..(r + 1) * width];
+        let t = &target[r * d_count..(r + 1) * d_count];
+        // log π by log-sum-exp over the logits; π itself falls out of it.
+        let m_l = h[..k_count]
+            .iter()
+            .copied()
+            .fold(f32::NEG_INFINITY, f32::max);
+        let mut sum_l = 0.0f32;
+        for k in 0..k_count {
+            pi[k] = exp_or_zero(h[k] - m_l);
+            sum_l += pi[k];
+        }
+        let lse_l = m_l + sum_l.ln();
+        // Pass 1: log π_k + Σ_d log N(t_d | μ_kd, σ_kd) per component.
+        let mut m = f32::NEG_INFINITY;
+        for k in 0..k_count {
+            let mut acc = h[k] - lse_l;
+            for d in 0..d_count {
+                let i = k * d_count + d;
+                let inv = (-h[ls_off + i]).exp();
+                inv_sigma[i] = inv;
+                let z = (t[d] - h[mu_off + i]) * inv;
+                acc -= 0.5 * z * z + h[ls_off + i] + HALF_LOG_2PI;
+            }
+            lp[k] = acc;
+            m = m.max(acc);
+        }
+        let mut s = 0.0f32;
+        for v in lp.iter_mut() {
+            *v = exp_or_zero(*v - m);
+            s += *v;
+        }
+        *loss = -(m + s.ln());
+        // Pass 2: γ_k = posterior responsibility; DESIGN.md §1 gradients.
+        let inv_s = 1.0 / s;
+        let inv_sum_l = 1.0 / sum_l;
+        for k in 0..k_count {
+            let gamma = lp[k] * inv_s;
+            g[k] = (pi[k] * inv_sum_l - gamma) * grad_scale;
+            for d in 0..d_count {
+                let i = k * d_count + d;
+                let inv = inv_sigma[i];
+                let z = (t[d] - h[mu_off + i]) * inv;
+                g[mu_off + i] = -gamma * z * inv * grad_scale;
+                g[ls_off + i] = gamma * (1.0 - z * z) * grad_scale;
+            }
         }
     }
 }

@@ -1,17 +1,40 @@
 //! The CPU trainer: the stages of one Adam step, in the order the GPU
 //! trainer records its dispatches.
 
+use rayon::prelude::*;
+
 use super::adam::adam;
-use super::dense_backward::{BackwardScratch, dense_backward};
-use super::dense_forward::dense_forward;
+use super::dense_backward::dense_backward_rows;
+use super::dense_forward::dense_forward_rows;
 use super::gather::gather;
-use super::mixture_head::mixture_head;
+use super::mixture_head::mixture_head_rows;
 use super::mse_head::mse_head;
 use super::reduce::{LossAccumulator, reduce};
 use crate::data::Dataset;
 use crate::error::{MdnError, Result};
 use crate::model::{Head, ModelSpec, ParamLayout};
 use crate::train::{BatchOrder, TrainConfig, Trainer};
+
+/// Rows per block: each block runs the whole forward and backward pass on
+/// one thread while its activations stay in cache, so a step has one
+/// fork/join instead of one per stage. The block count depends only on the
+/// batch size, never on the thread count, so results are bit-identical on
+/// any machine.
+const BLOCK_ROWS: usize = 128;
+const MAX_BLOCKS: usize = 16;
+
+/// One block of rows of the minibatch, with its own buffers.
+struct Block {
+    /// acts[0] is the block's input rows, acts[i + 1] the output of layer i.
+    acts: Vec<Vec<f32>>,
+    /// deltas[i] = ∂L/∂z of layer i's output.
+    deltas: Vec<Vec<f32>>,
+    targets: Vec<f32>,
+    row_loss: Vec<f32>,
+    /// This block's share of the gradient (full parameter length).
+    grads: Vec<f32>,
+    head_scratch: Vec<f32>,
+}
 
 pub struct CpuTrainer {
     spec: ModelSpec,
@@ -28,13 +51,9 @@ pub struct CpuTrainer {
     m: Vec<f32>,
     v: Vec<f32>,
     saved: Vec<f32>,
-    /// acts[0] is the batch input, acts[i + 1] the output of layer i.
-    acts: Vec<Vec<f32>>,
-    /// deltas[i] = ∂L/∂z of layer i's output.
-    deltas: Vec<Vec<f32>>,
-    batch_targets: Vec<f32>,
+    blocks: Vec<Block>,
+    block_rows: usize,
     row_loss: Vec<f32>,
-    scratch: BackwardScratch,
     acc: LossAccumulator,
     step: usize,
 }
@@ -66,9 +85,22 @@ impl CpuTrainer {
         }
         let order = BatchOrder::new(data.len(), config.batch, config.seed)?;
         let b = order.batch;
+        let n_blocks = (b / BLOCK_ROWS).clamp(1, MAX_BLOCKS);
+        let block_rows = b.div_ceil(n_blocks);
         let widths = spec.widths();
-        let acts = widths.iter().map(|&w| vec![0.0; b * w]).collect();
-        let deltas = widths[1..].iter().map(|&w| vec![0.0; b * w]).collect();
+        let blocks = (0..b.div_ceil(block_rows))
+            .map(|i| {
+                let r = block_rows.min(b - i * block_rows);
+                Block {
+                    acts: widths.iter().map(|&w| vec![0.0; r * w]).collect(),
+                    deltas: widths[1..].iter().map(|&w| vec![0.0; r * w]).collect(),
+                    targets: vec![0.0; r * spec.out_dim],
+                    row_loss: vec![0.0; r],
+                    grads: vec![0.0; layout.len],
+                    head_scratch: Vec::new(),
+                }
+            })
+            .collect();
         let n = layout.len;
         Ok(CpuTrainer {
             spec: spec.clone(),
@@ -84,11 +116,9 @@ impl CpuTrainer {
             grads: vec![0.0; n],
             m: vec![0.0; n],
             v: vec![0.0; n],
-            acts,
-            deltas,
-            batch_targets: vec![0.0; b * spec.out_dim],
+            blocks,
+            block_rows,
             row_loss: vec![0.0; b],
-            scratch: BackwardScratch::default(),
             acc: LossAccumulator::default(),
             step: 0,
         })
@@ -108,64 +138,71 @@ impl CpuTrainer {
             self.perm_epoch = Some(epoch);
         }
         let b = self.order.batch;
-        let start = index * b;
-        gather(
-            &self.inputs,
-            self.spec.in_dim,
-            &self.perm,
-            start,
-            &mut self.acts[0],
-        );
-        gather(
-            &self.targets,
-            self.spec.out_dim,
-            &self.perm,
-            start,
-            &mut self.batch_targets,
-        );
-
-        for (i, layer) in self.layout.layers.iter().enumerate() {
-            let (lo, hi) = self.acts.split_at_mut(i + 1);
-            dense_forward(&self.params, layer, &lo[i], &mut hi[0]);
-        }
-        let last = self.layout.layers.len() - 1;
         let scale = 1.0 / b as f32;
-        let head_out = &self.acts[last + 1];
-        match self.spec.head {
-            Head::Mixture { k } => mixture_head(
-                head_out,
-                &self.batch_targets,
-                k,
-                scale,
-                &mut self.deltas[last],
-                &mut self.row_loss,
-            ),
-            Head::Mse => mse_head(
-                head_out,
-                &self.batch_targets,
-                scale,
-                &mut self.deltas[last],
-                &mut self.row_loss,
-            ),
+        let (spec, layout, params) = (&self.spec, &self.layout, &self.params);
+        let (inputs, targets, perm) = (&self.inputs, &self.targets, &self.perm);
+        let first_row = index * b;
+        let block_rows = self.block_rows;
+        self.blocks.par_iter_mut().enumerate().for_each(|(i, blk)| {
+            let start = first_row + i * block_rows;
+            gather(inputs, spec.in_dim, perm, start, &mut blk.acts[0]);
+            gather(targets, spec.out_dim, perm, start, &mut blk.targets);
+            for (l, layer) in layout.layers.iter().enumerate() {
+                let (lo, hi) = blk.acts.split_at_mut(l + 1);
+                dense_forward_rows(params, layer, &lo[l], &mut hi[0]);
+            }
+            let last = layout.layers.len() - 1;
+            let head = &blk.acts[last + 1];
+            match spec.head {
+                Head::Mixture { k } => mixture_head_rows(
+                    head,
+                    &blk.targets,
+                    k,
+                    scale,
+                    &mut blk.deltas[last],
+                    &mut blk.row_loss,
+                    &mut blk.head_scratch,
+                ),
+                Head::Mse => mse_head(
+                    head,
+                    &blk.targets,
+                    scale,
+                    &mut blk.deltas[last],
+                    &mut blk.row_loss,
+                ),
+            }
+            for (l, layer) in layout.layers.iter().enumerate().rev() {
+                let (below, here) = blk.deltas.split_at_mut(l);
+                let grad_in = if l > 0 {
+                    Some(&mut below[l - 1][..])
+                } else {
+                    None
+                };
+                let layer_grads = &mut blk.grads[layer.weight..layer.bias + layer.out_dim];
+                dense_backward_rows(params, layer, &blk.acts[l], &here[0], layer_grads, grad_in);
+            }
+        });
+        // Sum the blocks' gradients in block order (deterministic), split
+        // over parameter ranges so large models use every thread.
+        let blocks = &self.blocks;
+        self.grads
+            .par_chunks_mut(4096)
+            .enumerate()
+            .for_each(|(c, out)| {
+                let range = c * 4096..c * 4096 + out.len();
+                out.copy_from_slice(&blocks[0].grads[range.clone()]);
+                for blk in &blocks[1..] {
+                    for (o, &g) in out.iter_mut().zip(&blk.grads[range.clone()]) {
+                        *o += g;
+                    }
+                }
+            });
+        let mut at = 0;
+        for blk in &self.blocks {
+            self.row_loss[at..at + blk.row_loss.len()].copy_from_slice(&blk.row_loss);
+            at += blk.row_loss.len();
         }
         reduce(&self.row_loss, &mut self.acc);
-        for (i, layer) in self.layout.layers.iter().enumerate().rev() {
-            let (below, here) = self.deltas.split_at_mut(i);
-            let grad_in = if i > 0 {
-                Some(&mut below[i - 1][..])
-            } else {
-                None
-            };
-            dense_backward(
-                &self.params,
-                layer,
-                &self.acts[i],
-                &here[0],
-                &mut self.grads,
-                grad_in,
-                &mut self.scratch,
-            );
-        }
     }
 
     /// One full step: gradients, then Adam.

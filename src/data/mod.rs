@@ -30,8 +30,8 @@ impl Dataset {
                 "a dataset needs at least one input and one target column".into(),
             ));
         }
-        if inputs.len() % in_dim != 0
-            || targets.len() % out_dim != 0
+        if !inputs.len().is_multiple_of(in_dim)
+            || !targets.len().is_multiple_of(out_dim)
             || inputs.len() / in_dim != targets.len() / out_dim
         {
             return Err(MdnError::Data(
