@@ -76,7 +76,9 @@ pub struct TrainArgs {
     #[arg(long, value_enum)]
     pub toy: Option<ToyProblem>,
     /// Rows of toy data to generate with --toy.
-    #[arg(long, default_value_t = mdn::defaults::TOY_TRAIN_ROWS, requires = "toy")]
+    // `requires` alone is not enforced for an argument with a default value
+    // (clap#3076), so `--data F --n 5` would silently ignore `--n`.
+    #[arg(long, default_value_t = mdn::defaults::TOY_TRAIN_ROWS, requires = "toy", conflicts_with = "data")]
     pub n: usize,
     /// Input columns, comma-separated (default: all but the last).
     #[arg(long, value_name = "COLS")]

@@ -166,6 +166,17 @@ pub fn load_dataset(path: &Path, columns: &ColumnChoice) -> Result<Dataset> {
             header.join(",")
         )));
     }
+    for (what, cols) in [("input", &input), ("target", &target)] {
+        if let Some((_, c)) = cols
+            .iter()
+            .enumerate()
+            .find(|(i, c)| cols[..*i].contains(c))
+        {
+            return Err(MdnError::Config(format!(
+                "column `{c}` is listed twice among the {what} columns"
+            )));
+        }
+    }
     if let Some(c) = input.iter().find(|c| target.contains(c)) {
         return Err(MdnError::Config(format!(
             "column `{c}` is both an input and a target"

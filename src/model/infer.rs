@@ -54,7 +54,7 @@ impl Model {
     /// width and returns the row count.
     pub fn input_rows(&self, inputs: &[f32]) -> Result<usize> {
         let d = self.spec.in_dim;
-        if inputs.is_empty() || inputs.len() % d != 0 {
+        if inputs.is_empty() || !inputs.len().is_multiple_of(d) {
             return Err(MdnError::Data(format!(
                 "the model takes {d} input column(s) ({}), got {} values",
                 self.input_names.join(", "),
@@ -126,6 +126,9 @@ impl Model {
                 sigma.push(h[k + k * d + i].exp() * std);
             }
         }
+        check_finite(&pi, k, "mixture weights")?;
+        check_finite(&mu, k * d, "means")?;
+        check_finite(&sigma, k * d, "standard deviations")?;
         Ok(Mixture {
             k,
             d,
@@ -139,7 +142,11 @@ impl Model {
     /// mixture its mean Σ π_k μ_k (the conditional mean).
     pub fn predict_mean(&self, inputs: &[f32]) -> Result<Vec<f32>> {
         match self.spec.head {
-            Head::Mse => Ok(self.target_norm.invert(&self.head_outputs(inputs)?)),
+            Head::Mse => {
+                let out = self.target_norm.invert(&self.head_outputs(inputs)?);
+                check_finite(&out, self.spec.out_dim, "predictions")?;
+                Ok(out)
+            }
             Head::Mixture { k } => {
                 let m = self.mixture(inputs)?;
                 let d = m.d;
@@ -243,6 +250,20 @@ impl Model {
         };
         let mut out = vec![0.0; rows * per_input * p.d];
         sample(&head, &p, &mut out);
-        Ok(self.target_norm.invert(&out))
+        let out = self.target_norm.invert(&out);
+        check_finite(&out, per_input * p.d, "samples")?;
+        Ok(out)
+    }
+}
+
+/// A model file may hold finite weights whose outputs are not (σ = exp of a
+/// huge log σ); those must become an error, not `inf` or `NaN` in a CSV.
+fn check_finite(values: &[f32], per_row: usize, what: &str) -> Result<()> {
+    match values.iter().position(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(i) => Err(MdnError::Data(format!(
+            "the model's {what} for input row {} are not finite; its weights are out of range",
+            i / per_row.max(1) + 1
+        ))),
     }
 }
