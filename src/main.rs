@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    quiet_mesa_device_select();
     let args = cli::Cli::parse();
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -15,5 +16,18 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Mesa's device-select Vulkan layer prints "XDG_RUNTIME_DIR is invalid" on
+/// every instance when that variable is unset (headless machines, CI). The
+/// layer only reorders devices, and `mdn` picks its adapter itself, so it is
+/// switched off unless the user set the variable either way.
+fn quiet_mesa_device_select() {
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none()
+        && std::env::var_os("NODEVICE_SELECT").is_none()
+    {
+        // SAFETY: called first thing in main, before any thread exists.
+        unsafe { std::env::set_var("NODEVICE_SELECT", "1") };
     }
 }

@@ -14,7 +14,7 @@ use mdn::model::{Head, Model, ModelSpec, load_model, save_model};
 use mdn::train::BatchOrder;
 use mdn::{Dataset, TrainConfig, fit};
 
-use super::{DataArgs, EvalArgs, ModelKind, PredictArgs, SampleArgs, TrainArgs};
+use super::{AdaptersArgs, DataArgs, EvalArgs, ModelKind, PredictArgs, SampleArgs, TrainArgs};
 
 use mdn::defaults;
 /// Seed offset for the held-out toy set, so it never equals the training set.
@@ -294,4 +294,24 @@ pub fn sample(a: SampleArgs) -> anyhow::Result<()> {
         values.extend_from_slice(s);
     }
     write_output(a.out.as_deref(), &to_csv_string(&header, &values))
+}
+
+pub fn adapters(a: AdaptersArgs) -> anyhow::Result<()> {
+    let list = mdn::gpu::context::list_adapters();
+    if a.json {
+        for ad in &list {
+            println!("{}", serde_json::to_string(ad)?);
+        }
+    } else if !list.is_empty() {
+        println!("{}", mdn::gpu::context::AdapterSummary::table_header());
+        for ad in &list {
+            println!("{ad}");
+        }
+    }
+    if list.is_empty() {
+        bail!(
+            "no GPU adapter found on any backend; install a Vulkan or GL driver (on Debian/Ubuntu without a GPU: apt-get install mesa-vulkan-drivers libvulkan1)"
+        );
+    }
+    Ok(())
 }

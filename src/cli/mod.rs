@@ -47,6 +47,15 @@ pub enum Command {
     Predict(PredictArgs),
     /// Samples from the mixture for each input, as CSV.
     Sample(SampleArgs),
+    /// Every GPU adapter of every backend on this machine, with driver info.
+    Adapters(AdaptersArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct AdaptersArgs {
+    /// One JSON object per adapter and line.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -175,6 +184,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Eval(a)) => commands::eval(a),
         Some(Command::Predict(a)) => commands::predict(a),
         Some(Command::Sample(a)) => commands::sample(a),
+        Some(Command::Adapters(a)) => commands::adapters(a),
         None => anyhow::bail!(
             "the desktop visualizer is not built yet; try `mdn train --toy inverse --out model.safetensors` (see `mdn --help`)"
         ),
