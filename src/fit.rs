@@ -1,11 +1,14 @@
 //! From a dataset and a spec to a trained [`Model`]: normalisation, the
 //! device choice, the training loop, and packaging the result.
 
+use std::sync::Arc;
+
 use crate::cpu::CpuTrainer;
 use crate::data::Dataset;
 use crate::data::normalize::Normalizer;
 use crate::error::{MdnError, Result};
-use crate::gpu::context::GpuOptions;
+use crate::gpu::GpuTrainer;
+use crate::gpu::context::{GpuContext, GpuOptions};
 use crate::model::init::init_params;
 use crate::model::{Model, ModelSpec};
 use crate::train::{TrainConfig, TrainReport, Trainer, run_training};
@@ -48,21 +51,59 @@ pub fn prepare(data: &Dataset) -> Result<Prepared> {
 /// trainer can be made, and says so through `note`.
 pub fn make_trainer(
     device: DeviceChoice,
-    _gpu: &GpuOptions,
+    gpu: &GpuOptions,
     spec: &ModelSpec,
     data: &Dataset,
     params: Vec<f32>,
     config: &TrainConfig,
     note: &mut dyn FnMut(&str),
 ) -> Result<Box<dyn Trainer>> {
+    let gpu_trainer = |ctx: GpuContext, params: Vec<f32>| -> Result<Box<dyn Trainer>> {
+        Ok(Box::new(GpuTrainer::new(
+            Arc::new(ctx),
+            spec,
+            data,
+            params,
+            config,
+        )?))
+    };
     match device {
         DeviceChoice::Cpu => Ok(Box::new(CpuTrainer::new(spec, data, params, config)?)),
-        DeviceChoice::Gpu => Err(MdnError::Config(
-            "the GPU trainer is not built yet; use --device cpu".into(),
-        )),
+        DeviceChoice::Gpu => gpu_trainer(GpuContext::new(gpu)?, params),
         DeviceChoice::Auto => {
-            note("training on the CPU (the GPU trainer is not built yet)");
-            Ok(Box::new(CpuTrainer::new(spec, data, params, config)?))
+            // Settings errors are the user's to fix whatever the device;
+            // they must not read as "no GPU".
+            spec.validate()?;
+            config.validate()?;
+            let attempt = GpuContext::new(gpu)
+                .map_err(MdnError::from)
+                .and_then(|ctx| {
+                    // A software rasteriser (lavapipe, llvmpipe, WARP) runs the
+                    // same kernels tens of times slower than the CPU trainer,
+                    // whose sgemm is built for the CPU; `--device gpu` still
+                    // picks it on purpose.
+                    if ctx.info.device_type == wgpu::DeviceType::Cpu {
+                        return Err(MdnError::Config(format!(
+                            "only the software rasteriser {}, slower than the CPU trainer; \
+                         --device gpu uses it anyway",
+                            ctx.describe()
+                        )));
+                    }
+                    gpu_trainer(ctx, params.clone())
+                });
+            match attempt {
+                Ok(trainer) => Ok(trainer),
+                Err(e) => {
+                    let reason = match e {
+                        MdnError::Config(m) => m,
+                        other => other.to_string(),
+                    };
+                    note(&format!(
+                        "no usable GPU adapter ({reason}); training on the CPU"
+                    ));
+                    Ok(Box::new(CpuTrainer::new(spec, data, params, config)?))
+                }
+            }
         }
     }
 }

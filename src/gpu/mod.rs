@@ -1,3 +1,12 @@
 //! GPU side: device creation, compute kernels and the GPU trainer.
 
+pub mod buffers;
 pub mod context;
+pub mod kernels;
+pub mod layouts;
+pub mod sampler;
+pub mod stages;
+pub mod trainer;
+
+pub use kernels::{KernelConfig, Kernels, MatmulVariant};
+pub use trainer::GpuTrainer;

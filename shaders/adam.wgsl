@@ -1,0 +1,69 @@
+// adam.wgsl: twin of src/cpu/adam.rs. One dispatch over the whole flat
+// parameter vector. The gradient of each parameter is the sum, in split
+// order, of its layer's partial slices written by dense_backward's weight
+// pass: the deterministic second stage of the split-over-batch reduction.
+
+override ADAM_WG: u32 = 256u;
+
+@group(0) @binding(0) var<storage, read_write> params: array<f32>;
+@group(0) @binding(1) var<storage, read> partials: array<f32>;
+@group(0) @binding(2) var<storage, read_write> m_state: array<f32>;
+@group(0) @binding(3) var<storage, read_write> v_state: array<f32>;
+@group(0) @binding(4) var<storage, read_write> grads: array<f32>;
+@group(0) @binding(5) var<uniform> info: AdamInfo;
+@group(0) @binding(6) var<uniform> step: StepInfo;
+
+fn gradient(j: u32) -> f32 {
+    // At most MAX_LAYERS entries: a linear scan is cheaper than anything
+    // cleverer.
+    var l = 0u;
+    loop {
+        if (l + 1u >= info.layer_count || j < info.layers[l + 1u].start) {
+            break;
+        }
+        l++;
+    }
+    let layer = info.layers[l];
+    let e = j - layer.start;
+    var g = 0.0;
+    for (var s = 0u; s < layer.splits; s++) {
+        g += partials[layer.partial_offset + s * layer.len + e];
+    }
+    return g;
+}
+
+// The Adam update, in the CPU's exact operation order.
+@compute @workgroup_size(ADAM_WG)
+fn adam(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let j = flat_group(wid, nwg) * ADAM_WG + lid;
+    if (j >= info.len) {
+        return;
+    }
+    let g = gradient(j);
+    let m = step.beta1 * m_state[j] + (1.0 - step.beta1) * g;
+    let v = step.beta2 * v_state[j] + (1.0 - step.beta2) * g * g;
+    m_state[j] = m;
+    v_state[j] = v;
+    let m_hat = m / step.bias1;
+    let v_hat = v / step.bias2;
+    params[j] -= step.lr * m_hat / (sqrt(v_hat) + step.eps);
+}
+
+// The summed gradient alone, for inspection (tests, gradient checks);
+// training never runs it.
+@compute @workgroup_size(ADAM_WG)
+fn sum_partials(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let j = flat_group(wid, nwg) * ADAM_WG + lid;
+    if (j >= info.len) {
+        return;
+    }
+    grads[j] = gradient(j);
+}

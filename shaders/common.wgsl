@@ -1,0 +1,144 @@
+// common.wgsl: structs and helpers shared by every stage. The Rust side
+// prepends this file to each stage's source (WGSL has no include), so a
+// struct is declared once for all shaders. Every struct here has a
+// `#[repr(C)] Pod` twin of the same name in src/gpu/layouts.rs; a test
+// (tests/shader_validation.rs) checks that sizes and offsets agree. Only
+// u32 / f32 members with explicit padding, so the two layouts cannot drift
+// through implicit alignment rules.
+
+// One `nn.Linear` per layer, at most MAX_HIDDEN_LAYERS + 1 (src/model/spec.rs).
+const MAX_LAYERS: u32 = 17u;
+// ½·log(2π), as `HALF_LOG_2PI` in src/cpu/mixture_head.rs.
+const HALF_LOG_2PI: f32 = 0.9189385;
+// 2π, as `std::f32::consts::TAU`.
+const TAU: f32 = 6.2831855;
+
+// Mirrors `StepInfo` in src/gpu/layouts.rs: the per-step values of one
+// recorded training step, one record per step (256-byte aligned), bound
+// with a dynamic offset so a whole chunk of steps needs no readback.
+struct StepInfo {
+    // Index into the permutation ring of this step's first batch row.
+    batch_start: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+    // Adam constants of this step (`AdamStep` in src/cpu/adam.rs).
+    lr: f32,
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    bias1: f32,
+    bias2: f32,
+    _pad3: f32,
+    _pad4: f32,
+}
+
+// Mirrors `LossState` in src/gpu/layouts.rs and `LossAccumulator` in
+// src/cpu/reduce.rs: the running batch-loss sum (Kahan-compensated, since
+// f32 has fewer bits than the CPU's f64), the number of finite steps, the
+// last batch loss, and a sticky count of non-finite steps.
+struct LossState {
+    sum: f32,
+    compensation: f32,
+    count: u32,
+    last: f32,
+    nonfinite: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+// Mirrors `GatherInfo` in src/gpu/layouts.rs.
+struct GatherInfo {
+    rows: u32,
+    in_dim: u32,
+    out_dim: u32,
+    _pad0: u32,
+}
+
+// Mirrors `DenseInfo` in src/gpu/layouts.rs: one layer (offsets in f32
+// elements into the flat parameter vector, as `LayerLayout`), plus the
+// split of the batch used by the weight-gradient pass.
+struct DenseInfo {
+    rows: u32,
+    in_dim: u32,
+    out_dim: u32,
+    weight: u32,
+    bias: u32,
+    tanh: u32,
+    // Weight-gradient pass: the batch is cut into `splits` runs of
+    // `split_rows` rows, each reduced into its own slice of the partials
+    // buffer, starting at `partial_offset`.
+    splits: u32,
+    split_rows: u32,
+    partial_offset: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+// Mirrors `HeadInfo` in src/gpu/layouts.rs (mixture and MSE heads).
+struct HeadInfo {
+    rows: u32,
+    k: u32,
+    d: u32,
+    width: u32,
+    // 1/batch: the gradient is that of the mean batch loss.
+    grad_scale: f32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+// Mirrors `ReduceInfo` in src/gpu/layouts.rs.
+struct ReduceInfo {
+    rows: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+// Mirrors `AdamLayer` in src/gpu/layouts.rs: where one layer's gradient
+// partials live. The layer's parameters are `[start, start + len)` of the
+// flat vector; its partials are `splits` slices of `len` values from
+// `partial_offset`.
+struct AdamLayer {
+    start: u32,
+    len: u32,
+    splits: u32,
+    partial_offset: u32,
+}
+
+// Mirrors `AdamInfo` in src/gpu/layouts.rs.
+struct AdamInfo {
+    len: u32,
+    layer_count: u32,
+    _pad0: u32,
+    _pad1: u32,
+    layers: array<AdamLayer, MAX_LAYERS>,
+}
+
+// Mirrors `SampleInfo` in src/gpu/layouts.rs and `SampleParams` in
+// src/cpu/sample.rs.
+struct SampleInfo {
+    rows: u32,
+    k: u32,
+    d: u32,
+    per_input: u32,
+    seed: u32,
+    temperature: f32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+// WGSL has no isFinite; an all-ones exponent is ±inf or NaN. Done on the
+// bits so no compiler's fast-math assumption can fold it away.
+fn is_finite(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x7f800000u) != 0x7f800000u;
+}
+
+// Large dispatches are split over x and y (each at most 65535 groups);
+// this is the flat workgroup index.
+fn flat_group(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return wid.x + wid.y * nwg.x;
+}

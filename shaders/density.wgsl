@@ -1,0 +1,116 @@
+// density.wgsl: turns a network's head outputs on a grid of inputs into
+// what the visualizer draws, without a readback (src/viz/curves.rs). Input
+// column `col` of the grid is `mix(in_lo, in_hi, col / (cols − 1))`; the head
+// rows are z-scored (DESIGN.md §1), the outputs are in data units.
+//
+// * `mlp_curve`: the MLP's prediction as a line strip, vertex (x, y, 1, 0).
+// * `components`: for a mixture head, component k's vertex `k·cols + col`
+//   is (x, μ_k, π_k, σ_k): the means as curves whose opacity follows π, and
+//   the π panel from the same buffer.
+// * `density`: p(t | x) on `heat_rows` targets from t_lo to t_hi per input
+//   column, divided by the column's peak so every column shows its modes.
+
+// Mirrors `CurveInfo` in src/viz/curves.rs.
+struct CurveInfo {
+    cols: u32,
+    k: u32,
+    heat_rows: u32,
+    // Values per head row: 1 for an MLP, 3·K for a 1-D mixture.
+    width: u32,
+    in_lo: f32,
+    in_hi: f32,
+    t_lo: f32,
+    t_hi: f32,
+    t_mean: f32,
+    t_std: f32,
+    _pad0: f32,
+    _pad1: f32,
+}
+
+@group(0) @binding(0) var<storage, read> head: array<f32>;
+@group(0) @binding(1) var<storage, read_write> verts: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> heat: array<f32>;
+@group(0) @binding(3) var<uniform> info: CurveInfo;
+
+const INV_SQRT_2PI: f32 = 0.39894228;
+
+fn grid_input(col: u32) -> f32 {
+    if (info.cols <= 1u) {
+        return info.in_lo;
+    }
+    return mix(info.in_lo, info.in_hi, f32(col) / f32(info.cols - 1u));
+}
+
+@compute @workgroup_size(64)
+fn mlp_curve(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let col = gid.x;
+    if (col >= info.cols) {
+        return;
+    }
+    let y = head[col * info.width] * info.t_std + info.t_mean;
+    verts[col] = vec4<f32>(grid_input(col), y, 1.0, 0.0);
+}
+
+// Softmax denominator of a head row's logits, with their maximum.
+fn logit_norm(h: u32) -> vec2<f32> {
+    var m = head[h];
+    for (var k = 1u; k < info.k; k++) {
+        m = max(m, head[h + k]);
+    }
+    var total = 0.0;
+    for (var k = 0u; k < info.k; k++) {
+        total += exp(head[h + k] - m);
+    }
+    return vec2<f32>(m, total);
+}
+
+@compute @workgroup_size(64)
+fn components(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = gid.x;
+    if (i >= info.cols * info.k) {
+        return;
+    }
+    let comp = i / info.cols;
+    let col = i % info.cols;
+    let h = col * info.width;
+    let norm = logit_norm(h);
+    let pi = exp(head[h + comp] - norm.x) / norm.y;
+    let mu = head[h + info.k + comp] * info.t_std + info.t_mean;
+    let sigma = exp(head[h + 2u * info.k + comp]) * info.t_std;
+    verts[i] = vec4<f32>(grid_input(col), mu, pi, sigma);
+}
+
+fn mixture_pdf(h: u32, norm: vec2<f32>, t: f32) -> f32 {
+    var p = 0.0;
+    for (var k = 0u; k < info.k; k++) {
+        let pi = exp(head[h + k] - norm.x) / norm.y;
+        let mu = head[h + info.k + k] * info.t_std + info.t_mean;
+        let sigma = max(exp(head[h + 2u * info.k + k]) * info.t_std, 1e-6);
+        let z = (t - mu) / sigma;
+        p += pi * INV_SQRT_2PI / sigma * exp(-0.5 * z * z);
+    }
+    return p;
+}
+
+@compute @workgroup_size(64)
+fn density(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let col = gid.x;
+    if (col >= info.cols) {
+        return;
+    }
+    let h = col * info.width;
+    let norm = logit_norm(h);
+    let rows = max(info.heat_rows, 1u);
+    let dt = (info.t_hi - info.t_lo) / f32(rows);
+    var peak = 0.0;
+    for (var r = 0u; r < rows; r++) {
+        let p = mixture_pdf(h, norm, info.t_lo + (f32(r) + 0.5) * dt);
+        heat[r * info.cols + col] = p;
+        peak = max(peak, p);
+    }
+    // Each invocation rereads only the cells it wrote itself.
+    let scale = select(0.0, 1.0 / peak, peak > 0.0 && peak < 3e38);
+    for (var r = 0u; r < rows; r++) {
+        heat[r * info.cols + col] = heat[r * info.cols + col] * scale;
+    }
+}

@@ -1,0 +1,699 @@
+//! The compute pipelines: one constructor per shader in `shaders/`, each
+//! returning its bind group layout and pipeline(s). Stage sources are
+//! `common.wgsl` (plus `matmul.wgsl` for the dense stages) followed by the
+//! stage's own file, since WGSL has no include. Workgroup and tile sizes are
+//! WGSL `override` constants, set here per device from [`KernelConfig`].
+
+use std::num::NonZeroU64;
+
+use super::context::GpuContext;
+use super::layouts::{
+    AdamInfo, DenseInfo, GatherInfo, HeadInfo, MAX_LAYERS, ReduceInfo, SampleInfo, StepInfo,
+};
+use crate::error::{MdnError, Result};
+
+const COMMON: &str = include_str!("../../shaders/common.wgsl");
+const MATMUL: &str = include_str!("../../shaders/matmul.wgsl");
+
+/// The shader stages, named like their CPU twins in `src/cpu/`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Shader {
+    Gather,
+    DenseForward,
+    DenseBackward,
+    MixtureHead,
+    MseHead,
+    Reduce,
+    Adam,
+    Sample,
+}
+
+impl Shader {
+    pub const ALL: [Shader; 8] = [
+        Shader::Gather,
+        Shader::DenseForward,
+        Shader::DenseBackward,
+        Shader::MixtureHead,
+        Shader::MseHead,
+        Shader::Reduce,
+        Shader::Adam,
+        Shader::Sample,
+    ];
+
+    /// The file stem in `shaders/`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Shader::Gather => "gather",
+            Shader::DenseForward => "dense_forward",
+            Shader::DenseBackward => "dense_backward",
+            Shader::MixtureHead => "mixture_head",
+            Shader::MseHead => "mse_head",
+            Shader::Reduce => "reduce",
+            Shader::Adam => "adam",
+            Shader::Sample => "sample",
+        }
+    }
+
+    fn own_source(self) -> &'static str {
+        match self {
+            Shader::Gather => include_str!("../../shaders/gather.wgsl"),
+            Shader::DenseForward => include_str!("../../shaders/dense_forward.wgsl"),
+            Shader::DenseBackward => include_str!("../../shaders/dense_backward.wgsl"),
+            Shader::MixtureHead => include_str!("../../shaders/mixture_head.wgsl"),
+            Shader::MseHead => include_str!("../../shaders/mse_head.wgsl"),
+            Shader::Reduce => include_str!("../../shaders/reduce.wgsl"),
+            Shader::Adam => include_str!("../../shaders/adam.wgsl"),
+            Shader::Sample => include_str!("../../shaders/sample.wgsl"),
+        }
+    }
+
+    /// The full WGSL source the device compiles.
+    pub fn source(self) -> String {
+        let mut s = String::from(COMMON);
+        if matches!(self, Shader::DenseForward | Shader::DenseBackward) {
+            s.push_str(MATMUL);
+        }
+        s.push_str(self.own_source());
+        s
+    }
+}
+
+/// How the dense layers' matrix products are computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MatmulVariant {
+    /// Register blocking, no workgroup memory or barriers: CPU drivers.
+    Blocked,
+    /// Shared-memory tiling: real GPUs.
+    Tiled,
+}
+
+/// Per-device kernel tuning; every field becomes a WGSL override constant
+/// or a dispatch decision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelConfig {
+    pub matmul: MatmulVariant,
+    /// Outputs per invocation (both variants), at most [`MAX_TILE`].
+    pub tile_m: u32,
+    pub tile_n: u32,
+    /// Invocations per workgroup of the blocked matmul.
+    pub blocked_wg: u32,
+    /// Workgroup shape and K depth of the tiled matmul.
+    pub tiled_wg_m: u32,
+    pub tiled_wg_n: u32,
+    pub tile_k: u32,
+    /// Workgroup sizes of the per-row stages, the loss reduction (a power
+    /// of two) and Adam.
+    pub rows_wg: u32,
+    pub reduce_wg: u32,
+    pub adam_wg: u32,
+    /// The weight-gradient pass splits the batch until about this many
+    /// invocations run at once…
+    pub target_invocations: u32,
+    /// …but never below this many rows per split.
+    pub min_split_rows: u32,
+}
+
+/// `MAX_TILE` in `shaders/matmul.wgsl`.
+pub const MAX_TILE: u32 = 8;
+
+impl KernelConfig {
+    /// The variant and sizes for an adapter: CPU drivers (lavapipe,
+    /// llvmpipe, WARP) get register blocking, everything else shared-memory
+    /// tiles.
+    pub fn for_adapter(info: &wgpu::AdapterInfo) -> Self {
+        if info.device_type == wgpu::DeviceType::Cpu {
+            Self::software()
+        } else {
+            Self::hardware()
+        }
+    }
+
+    /// For software rasterisers. Each workgroup runs on one CPU thread,
+    /// vectorised 8 invocations wide, so modest workgroups, several per
+    /// thread, keep every core busy. Mesa 22.3's lavapipe/llvmpipe read
+    /// storage and workgroup memory one lane at a time (about 10 ns per
+    /// lane and element measured here), and barriers switch coroutines, so
+    /// the count that matters is loads per multiply-add: an 8×8 register
+    /// tile does 16 per 64 and was the fastest of 1×1…8×8 and the tiled
+    /// variant on lavapipe.
+    pub fn software() -> Self {
+        let threads = std::thread::available_parallelism().map_or(4, |n| n.get()) as u32;
+        KernelConfig {
+            matmul: MatmulVariant::Blocked,
+            tile_m: 8,
+            tile_n: 8,
+            blocked_wg: 32,
+            tiled_wg_m: 8,
+            tiled_wg_n: 8,
+            tile_k: 16,
+            rows_wg: 64,
+            reduce_wg: 64,
+            adam_wg: 256,
+            target_invocations: 32 * 4 * threads,
+            min_split_rows: 256,
+        }
+    }
+
+    /// For real GPUs: 64×64 output blocks per 256-invocation workgroup,
+    /// 4×4 outputs per invocation.
+    pub fn hardware() -> Self {
+        KernelConfig {
+            matmul: MatmulVariant::Tiled,
+            tile_m: 4,
+            tile_n: 4,
+            blocked_wg: 64,
+            tiled_wg_m: 16,
+            tiled_wg_n: 16,
+            tile_k: 16,
+            rows_wg: 64,
+            reduce_wg: 256,
+            adam_wg: 256,
+            target_invocations: 1 << 16,
+            min_split_rows: 64,
+        }
+    }
+
+    /// The same sizes with the other matmul variant (tests run both).
+    pub fn with_matmul(self, matmul: MatmulVariant) -> Self {
+        KernelConfig { matmul, ..self }
+    }
+
+    pub fn tiled_wg(&self) -> u32 {
+        self.tiled_wg_m * self.tiled_wg_n
+    }
+
+    /// Refuses sizes the shaders or the device cannot take.
+    pub fn validate(&self, limits: &wgpu::Limits) -> Result<()> {
+        let bad = |m: String| Err(MdnError::Config(format!("kernel configuration: {m}")));
+        if !(1..=MAX_TILE).contains(&self.tile_m) || !(1..=MAX_TILE).contains(&self.tile_n) {
+            return bad(format!("tiles must be 1..={MAX_TILE} per side"));
+        }
+        if !self.reduce_wg.is_power_of_two() {
+            return bad("the reduce workgroup must be a power of two".into());
+        }
+        let max_wg = limits
+            .max_compute_invocations_per_workgroup
+            .min(limits.max_compute_workgroup_size_x);
+        for (name, wg) in [
+            ("blocked matmul", self.blocked_wg),
+            ("tiled matmul", self.tiled_wg()),
+            ("row", self.rows_wg),
+            ("reduce", self.reduce_wg),
+            ("adam", self.adam_wg),
+        ] {
+            if wg == 0 || wg > max_wg {
+                return bad(format!("{name} workgroup of {wg} (device max {max_wg})"));
+            }
+        }
+        let shared =
+            4 * self.tile_k * (self.tiled_wg_m * self.tile_m + self.tiled_wg_n * self.tile_n);
+        if self.matmul == MatmulVariant::Tiled && shared > limits.max_compute_workgroup_storage_size
+        {
+            return bad(format!(
+                "{shared} bytes of workgroup memory (device max {})",
+                limits.max_compute_workgroup_storage_size
+            ));
+        }
+        if self.tile_k == 0 || self.target_invocations == 0 || self.min_split_rows == 0 {
+            return bad("sizes must be positive".into());
+        }
+        Ok(())
+    }
+
+    fn matmul_constants(&self) -> Vec<(&'static str, f64)> {
+        vec![
+            ("TILE_M", self.tile_m as f64),
+            ("TILE_N", self.tile_n as f64),
+            ("BLOCKED_WG", self.blocked_wg as f64),
+            ("TILED_WG_M", self.tiled_wg_m as f64),
+            ("TILED_WG_N", self.tiled_wg_n as f64),
+            ("TILED_WG", self.tiled_wg() as f64),
+            ("TILE_K", self.tile_k as f64),
+            (
+                "A_TILE_LEN",
+                (self.tile_k * self.tiled_wg_m * self.tile_m) as f64,
+            ),
+            (
+                "B_TILE_LEN",
+                (self.tile_k * self.tiled_wg_n * self.tile_n) as f64,
+            ),
+        ]
+    }
+
+    /// Workgroups of one matmul dispatch (per split) producing an m × n
+    /// result.
+    pub fn matmul_groups(&self, m: u32, n: u32) -> u64 {
+        let (m, n) = (m as u64, n as u64);
+        match self.matmul {
+            MatmulVariant::Blocked => {
+                let tiles = m.div_ceil(self.tile_m as u64) * n.div_ceil(self.tile_n as u64);
+                tiles.div_ceil(self.blocked_wg as u64)
+            }
+            MatmulVariant::Tiled => {
+                m.div_ceil((self.tiled_wg_m * self.tile_m) as u64)
+                    * n.div_ceil((self.tiled_wg_n * self.tile_n) as u64)
+            }
+        }
+    }
+
+    /// Invocations one split of an m × n matmul keeps busy.
+    pub fn matmul_invocations(&self, m: u32, n: u32) -> u64 {
+        let per_group = match self.matmul {
+            MatmulVariant::Blocked => self.blocked_wg,
+            MatmulVariant::Tiled => self.tiled_wg(),
+        };
+        self.matmul_groups(m, n) * per_group as u64
+    }
+}
+
+/// One pipeline: which shader, which entry point, which override values.
+/// The constructors below build from these, and the validation test feeds
+/// the same list to naga's override processing, so a misspelt constant
+/// fails without a GPU.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PipelineSpec {
+    pub label: &'static str,
+    pub shader: Shader,
+    pub entry: &'static str,
+    pub constants: Vec<(&'static str, f64)>,
+}
+
+impl KernelConfig {
+    /// Every pipeline of [`Kernels`] for this configuration.
+    pub fn pipelines(&self) -> Vec<PipelineSpec> {
+        let spec = |label, shader, entry, constants| PipelineSpec {
+            label,
+            shader,
+            entry,
+            constants,
+        };
+        let rows = vec![("ROWS_WG", self.rows_wg as f64)];
+        let (forward, backward) = match self.matmul {
+            MatmulVariant::Blocked => ("forward_blocked", "backward_blocked"),
+            MatmulVariant::Tiled => ("forward_tiled", "backward_tiled"),
+        };
+        let matmul = |extra: [(&'static str, f64); 3]| {
+            let mut c = self.matmul_constants();
+            c.extend(extra.into_iter().filter(|(name, _)| !name.is_empty()));
+            c
+        };
+        vec![
+            spec("gather", Shader::Gather, "main", rows.clone()),
+            // A = input [rows, in]: k contiguous; B = Wᵀ with W [out, in]:
+            // k contiguous.
+            spec(
+                "dense_forward",
+                Shader::DenseForward,
+                forward,
+                matmul([("A_K_FASTEST", 1.0), ("B_N_FASTEST", 0.0), ("", 0.0)]),
+            ),
+            // A = grad_outᵀ: m (the output unit) contiguous; B = input
+            // [rows, in]: n contiguous.
+            spec(
+                "dense_backward weight",
+                Shader::DenseBackward,
+                backward,
+                matmul([
+                    ("BACKWARD_MODE", 0.0),
+                    ("A_K_FASTEST", 0.0),
+                    ("B_N_FASTEST", 1.0),
+                ]),
+            ),
+            // A = grad_out [rows, out]: k contiguous; B = W [out, in]: n
+            // contiguous.
+            spec(
+                "dense_backward input",
+                Shader::DenseBackward,
+                backward,
+                matmul([
+                    ("BACKWARD_MODE", 1.0),
+                    ("A_K_FASTEST", 1.0),
+                    ("B_N_FASTEST", 1.0),
+                ]),
+            ),
+            spec("mixture_head", Shader::MixtureHead, "main", rows.clone()),
+            spec("mse_head", Shader::MseHead, "main", rows),
+            spec(
+                "reduce",
+                Shader::Reduce,
+                "main",
+                vec![("REDUCE_WG", self.reduce_wg as f64)],
+            ),
+            spec(
+                "adam",
+                Shader::Adam,
+                "adam",
+                vec![("ADAM_WG", self.adam_wg as f64)],
+            ),
+            spec(
+                "sum_partials",
+                Shader::Adam,
+                "sum_partials",
+                vec![("ADAM_WG", self.adam_wg as f64)],
+            ),
+            spec(
+                "sample",
+                Shader::Sample,
+                "main",
+                vec![("SAMPLE_WG", self.rows_wg as f64)],
+            ),
+        ]
+    }
+
+    fn pipeline_spec(&self, label: &str) -> PipelineSpec {
+        self.pipelines()
+            .into_iter()
+            .find(|p| p.label == label)
+            .expect("every constructor's label is in KernelConfig::pipelines")
+    }
+}
+
+/// One shader's bind group layout (group 0, bindings in the shader's order)
+/// and pipeline.
+pub struct Kernel {
+    pub layout: wgpu::BindGroupLayout,
+    pub pipeline: wgpu::ComputePipeline,
+}
+
+/// `dense_backward.wgsl`: one layout, a pipeline per mode.
+pub struct DenseBackwardKernel {
+    pub layout: wgpu::BindGroupLayout,
+    /// Weight and bias gradient partials.
+    pub weight: wgpu::ComputePipeline,
+    /// ∂L/∂z of the layer below.
+    pub input: wgpu::ComputePipeline,
+}
+
+/// `adam.wgsl`: the update, and the gradient sum alone for inspection.
+pub struct AdamKernel {
+    pub layout: wgpu::BindGroupLayout,
+    pub adam: wgpu::ComputePipeline,
+    pub sum_partials: wgpu::ComputePipeline,
+}
+
+/// Every pipeline the trainer and the sampler use, built once per device
+/// and shared (pipeline creation costs 50–170 ms each on software drivers).
+pub struct Kernels {
+    pub config: KernelConfig,
+    pub gather: Kernel,
+    pub dense_forward: Kernel,
+    pub dense_backward: DenseBackwardKernel,
+    pub mixture_head: Kernel,
+    pub mse_head: Kernel,
+    pub reduce: Kernel,
+    pub adam: AdamKernel,
+    pub sample: Kernel,
+}
+
+impl Kernels {
+    /// Builds every kernel with the adapter's default configuration.
+    pub fn new(ctx: &GpuContext) -> Result<Self> {
+        Self::with_config(ctx, KernelConfig::for_adapter(&ctx.info))
+    }
+
+    pub fn with_config(ctx: &GpuContext, config: KernelConfig) -> Result<Self> {
+        config.validate(&ctx.device.limits())?;
+        // Errors raised while creating pipelines (a shader the driver
+        // rejects) must be ours to report, not a stale one from earlier.
+        ctx.check()?;
+        let d = &ctx.device;
+        let kernels = Kernels {
+            config,
+            gather: gather(d, &config),
+            dense_forward: dense_forward(d, &config),
+            dense_backward: dense_backward(d, &config),
+            mixture_head: mixture_head(d, &config),
+            mse_head: mse_head(d, &config),
+            reduce: reduce(d, &config),
+            adam: adam(d, &config),
+            sample: sample(d, &config),
+        };
+        ctx.check()?;
+        Ok(kernels)
+    }
+}
+
+/// What one binding of group 0 holds.
+#[derive(Clone, Copy)]
+enum Slot {
+    Read,
+    ReadWrite,
+    Uniform(u64),
+    /// A uniform record chosen per dispatch by a dynamic offset.
+    DynamicUniform(u64),
+}
+
+fn layout(device: &wgpu::Device, label: &str, slots: &[Slot]) -> wgpu::BindGroupLayout {
+    let entries: Vec<wgpu::BindGroupLayoutEntry> = slots
+        .iter()
+        .enumerate()
+        .map(|(i, slot)| {
+            let (ty, has_dynamic_offset, min) = match *slot {
+                Slot::Read => (
+                    wgpu::BufferBindingType::Storage { read_only: true },
+                    false,
+                    None,
+                ),
+                Slot::ReadWrite => (
+                    wgpu::BufferBindingType::Storage { read_only: false },
+                    false,
+                    None,
+                ),
+                Slot::Uniform(size) => (
+                    wgpu::BufferBindingType::Uniform,
+                    false,
+                    NonZeroU64::new(size),
+                ),
+                Slot::DynamicUniform(size) => (
+                    wgpu::BufferBindingType::Uniform,
+                    true,
+                    NonZeroU64::new(size),
+                ),
+            };
+            wgpu::BindGroupLayoutEntry {
+                binding: i as u32,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty,
+                    has_dynamic_offset,
+                    min_binding_size: min,
+                },
+                count: None,
+            }
+        })
+        .collect();
+    device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        label: Some(label),
+        entries: &entries,
+    })
+}
+
+fn module(device: &wgpu::Device, shader: Shader) -> wgpu::ShaderModule {
+    let desc = wgpu::ShaderModuleDescriptor {
+        label: Some(shader.name()),
+        source: wgpu::ShaderSource::Wgsl(shader.source().into()),
+    };
+    // wgpu's forced loop bounding adds a counter and a branch to every loop
+    // iteration; in our matmul inner loops that cost 9-14x per step on an
+    // H100 and ~2x on lavapipe. Bounds checks stay on.
+    let checks = wgpu::ShaderRuntimeChecks {
+        force_loop_bounding: false,
+        ..wgpu::ShaderRuntimeChecks::checked()
+    };
+    // SAFETY: the only check turned off is loop bounding, which needs every
+    // loop to terminate. Every loop in shaders/ runs to a bound taken from a
+    // uniform (a layer width, K, D, a tile size or the layer count), so none
+    // can run forever whatever the data.
+    unsafe { device.create_shader_module_trusted(desc, checks) }
+}
+
+fn pipeline(
+    device: &wgpu::Device,
+    bind_layout: &wgpu::BindGroupLayout,
+    module: &wgpu::ShaderModule,
+    spec: &PipelineSpec,
+) -> wgpu::ComputePipeline {
+    let layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+        label: Some(spec.label),
+        bind_group_layouts: &[Some(bind_layout)],
+        immediate_size: 0,
+    });
+    device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some(spec.label),
+        layout: Some(&layout),
+        module,
+        entry_point: Some(spec.entry),
+        compilation_options: wgpu::PipelineCompilationOptions {
+            constants: &spec.constants,
+            // Every stage writes its workgroup memory before reading it;
+            // zeroing it first would only cost time.
+            zero_initialize_workgroup_memory: false,
+        },
+        cache: None,
+    })
+}
+
+fn size<T>() -> u64 {
+    size_of::<T>() as u64
+}
+
+fn build(
+    device: &wgpu::Device,
+    cfg: &KernelConfig,
+    bind_layout: &wgpu::BindGroupLayout,
+    module: &wgpu::ShaderModule,
+    label: &str,
+) -> wgpu::ComputePipeline {
+    pipeline(device, bind_layout, module, &cfg.pipeline_spec(label))
+}
+
+/// `shaders/gather.wgsl`.
+pub fn gather(device: &wgpu::Device, cfg: &KernelConfig) -> Kernel {
+    use Slot::*;
+    let layout = layout(
+        device,
+        "gather",
+        &[
+            Read,
+            Read,
+            Read,
+            ReadWrite,
+            ReadWrite,
+            Uniform(size::<GatherInfo>()),
+            DynamicUniform(size::<StepInfo>()),
+        ],
+    );
+    let m = module(device, Shader::Gather);
+    let pipeline = build(device, cfg, &layout, &m, "gather");
+    Kernel { layout, pipeline }
+}
+
+/// `shaders/dense_forward.wgsl`, in the configured matmul variant.
+pub fn dense_forward(device: &wgpu::Device, cfg: &KernelConfig) -> Kernel {
+    use Slot::*;
+    let layout = layout(
+        device,
+        "dense_forward",
+        &[Read, Read, ReadWrite, Uniform(size::<DenseInfo>())],
+    );
+    let m = module(device, Shader::DenseForward);
+    let pipeline = build(device, cfg, &layout, &m, "dense_forward");
+    Kernel { layout, pipeline }
+}
+
+/// `shaders/dense_backward.wgsl`, both modes, in the configured variant.
+pub fn dense_backward(device: &wgpu::Device, cfg: &KernelConfig) -> DenseBackwardKernel {
+    use Slot::*;
+    let layout = layout(
+        device,
+        "dense_backward",
+        &[
+            Read,
+            Read,
+            Read,
+            ReadWrite,
+            ReadWrite,
+            Uniform(size::<DenseInfo>()),
+        ],
+    );
+    let m = module(device, Shader::DenseBackward);
+    DenseBackwardKernel {
+        weight: build(device, cfg, &layout, &m, "dense_backward weight"),
+        input: build(device, cfg, &layout, &m, "dense_backward input"),
+        layout,
+    }
+}
+
+fn head_kernel(device: &wgpu::Device, cfg: &KernelConfig, shader: Shader) -> Kernel {
+    use Slot::*;
+    let layout = layout(
+        device,
+        shader.name(),
+        &[
+            Read,
+            Read,
+            ReadWrite,
+            ReadWrite,
+            Uniform(size::<HeadInfo>()),
+        ],
+    );
+    let m = module(device, shader);
+    let pipeline = build(device, cfg, &layout, &m, shader.name());
+    Kernel { layout, pipeline }
+}
+
+/// `shaders/mixture_head.wgsl`.
+pub fn mixture_head(device: &wgpu::Device, cfg: &KernelConfig) -> Kernel {
+    head_kernel(device, cfg, Shader::MixtureHead)
+}
+
+/// `shaders/mse_head.wgsl`.
+pub fn mse_head(device: &wgpu::Device, cfg: &KernelConfig) -> Kernel {
+    head_kernel(device, cfg, Shader::MseHead)
+}
+
+/// `shaders/reduce.wgsl`.
+pub fn reduce(device: &wgpu::Device, cfg: &KernelConfig) -> Kernel {
+    use Slot::*;
+    let layout = layout(
+        device,
+        "reduce",
+        &[Read, ReadWrite, Uniform(size::<ReduceInfo>())],
+    );
+    let m = module(device, Shader::Reduce);
+    let pipeline = build(device, cfg, &layout, &m, "reduce");
+    Kernel { layout, pipeline }
+}
+
+/// `shaders/adam.wgsl`.
+pub fn adam(device: &wgpu::Device, cfg: &KernelConfig) -> AdamKernel {
+    use Slot::*;
+    let layout = layout(
+        device,
+        "adam",
+        &[
+            ReadWrite,
+            Read,
+            ReadWrite,
+            ReadWrite,
+            ReadWrite,
+            Uniform(size::<AdamInfo>()),
+            DynamicUniform(size::<StepInfo>()),
+        ],
+    );
+    let m = module(device, Shader::Adam);
+    AdamKernel {
+        adam: build(device, cfg, &layout, &m, "adam"),
+        sum_partials: build(device, cfg, &layout, &m, "sum_partials"),
+        layout,
+    }
+}
+
+/// `shaders/sample.wgsl`.
+pub fn sample(device: &wgpu::Device, cfg: &KernelConfig) -> Kernel {
+    use Slot::*;
+    let layout = layout(
+        device,
+        "sample",
+        &[Read, ReadWrite, Uniform(size::<SampleInfo>())],
+    );
+    let m = module(device, Shader::Sample);
+    let pipeline = build(device, cfg, &layout, &m, "sample");
+    Kernel { layout, pipeline }
+}
+
+/// The `AdamInfo` entries of a network, given each layer's split count and
+/// where its partial slices start.
+pub fn adam_info(len: usize, layers: &[super::layouts::AdamLayer]) -> AdamInfo {
+    assert!(
+        layers.len() <= MAX_LAYERS,
+        "ModelSpec::validate caps the depth"
+    );
+    let mut info = AdamInfo {
+        len: len as u32,
+        layer_count: layers.len() as u32,
+        ..Default::default()
+    };
+    info.layers[..layers.len()].copy_from_slice(layers);
+    info
+}

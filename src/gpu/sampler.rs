@@ -1,0 +1,244 @@
+//! Sampling on the GPU: the forward pass on a set of inputs, then
+//! `sample.wgsl`. The samples stay in a `STORAGE | VERTEX` buffer that the
+//! visualizer can draw as instances; [`GpuSampler::read_samples`] reads
+//! them back for files and tests.
+
+use std::sync::Arc;
+
+use super::buffers::{
+    STORAGE, UniformArena, UniformSlot, bind_group, grid, read_f32, slot, storage,
+    storage_with_usage, whole,
+};
+use super::context::GpuContext;
+use super::kernels::Kernels;
+use super::layouts::{DenseInfo, SampleInfo};
+use crate::error::{MdnError, Result};
+use crate::model::{Head, ModelSpec};
+
+pub struct GpuSampler {
+    ctx: Arc<GpuContext>,
+    kernels: Arc<Kernels>,
+    spec: ModelSpec,
+    rows: usize,
+    per_input: usize,
+    /// `[rows, in]` z-scored inputs, written by [`GpuSampler::set_inputs`].
+    pub inputs: wgpu::Buffer,
+    /// `[rows · per_input, D]` z-scored samples; `STORAGE | VERTEX`.
+    pub samples: wgpu::Buffer,
+    /// The head outputs `[rows, K + 2KD]` of the last run.
+    pub head: wgpu::Buffer,
+    uniforms: wgpu::Buffer,
+    sample_slot: UniformSlot,
+    forward: Vec<(wgpu::BindGroup, (u32, u32))>,
+    sample: (wgpu::BindGroup, (u32, u32)),
+    _acts: Vec<wgpu::Buffer>,
+}
+
+impl GpuSampler {
+    /// A sampler for `rows` inputs, `per_input` samples each, reading the
+    /// parameters from `params` (a trainer's live buffer, or one uploaded
+    /// from a model file).
+    pub fn new(
+        ctx: Arc<GpuContext>,
+        kernels: Arc<Kernels>,
+        spec: &ModelSpec,
+        params: &wgpu::Buffer,
+        rows: usize,
+        per_input: usize,
+    ) -> Result<Self> {
+        let Head::Mixture { k } = spec.head else {
+            return Err(MdnError::Config(
+                "sampling needs a mixture model; an MLP has no distribution to draw from".into(),
+            ));
+        };
+        if rows == 0 || per_input == 0 {
+            return Err(MdnError::Config(
+                "nothing to sample: no inputs or --per-input 0".into(),
+            ));
+        }
+        if (rows as u64) * (per_input as u64) > u32::MAX as u64 {
+            return Err(MdnError::Config(
+                "too many samples for one pass (rows × --per-input ≥ 2³²)".into(),
+            ));
+        }
+        let c = &*ctx;
+        ctx.check()?;
+        let cfg = kernels.config;
+        let layout = spec.layout();
+        let widths = spec.widths();
+        let acts = widths
+            .iter()
+            .enumerate()
+            .map(|(i, &w)| storage(c, &format!("sampler activation {i}"), rows * w))
+            .collect::<Result<Vec<_>>>()?;
+        let samples = storage_with_usage(
+            c,
+            "samples",
+            rows * per_input * spec.out_dim,
+            STORAGE | wgpu::BufferUsages::VERTEX,
+        )?;
+        let mut arena = UniformArena::new(c);
+        let dense_slots: Vec<UniformSlot> = layout
+            .layers
+            .iter()
+            .map(|l| {
+                arena.push(&DenseInfo {
+                    rows: rows as u32,
+                    in_dim: l.in_dim as u32,
+                    out_dim: l.out_dim as u32,
+                    weight: l.weight as u32,
+                    bias: l.bias as u32,
+                    tanh: l.tanh as u32,
+                    splits: 1,
+                    split_rows: rows as u32,
+                    ..Default::default()
+                })
+            })
+            .collect();
+        let sample_slot = arena.push(&SampleInfo {
+            rows: rows as u32,
+            k: k as u32,
+            d: spec.out_dim as u32,
+            per_input: per_input as u32,
+            seed: 0,
+            temperature: 1.0,
+            ..Default::default()
+        });
+        let uniforms = arena.finish(c, "sampler uniforms");
+        let mut forward = Vec::new();
+        for (i, l) in layout.layers.iter().enumerate() {
+            let bg = bind_group(
+                c,
+                "sampler forward",
+                &kernels.dense_forward.layout,
+                &[
+                    whole(params),
+                    whole(&acts[i]),
+                    whole(&acts[i + 1]),
+                    slot(&uniforms, dense_slots[i]),
+                ],
+            );
+            forward.push((bg, grid(cfg.matmul_groups(rows as u32, l.out_dim as u32))?));
+        }
+        let head = acts[acts.len() - 1].clone();
+        let sample_bg = bind_group(
+            c,
+            "sample",
+            &kernels.sample.layout,
+            &[whole(&head), whole(&samples), slot(&uniforms, sample_slot)],
+        );
+        let sample_groups = grid(((rows * per_input) as u64).div_ceil(cfg.rows_wg as u64))?;
+        ctx.check()?;
+        Ok(GpuSampler {
+            inputs: acts[0].clone(),
+            head,
+            ctx,
+            kernels,
+            spec: spec.clone(),
+            rows,
+            per_input,
+            samples,
+            uniforms,
+            sample_slot,
+            forward,
+            sample: (sample_bg, sample_groups),
+            _acts: acts,
+        })
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn per_input(&self) -> usize {
+        self.per_input
+    }
+
+    /// Uploads `[rows, in]` z-scored inputs.
+    pub fn set_inputs(&self, inputs: &[f32]) -> Result<()> {
+        if inputs.len() != self.rows * self.spec.in_dim {
+            return Err(MdnError::Data(format!(
+                "sampler expects {} input values ({} rows × {}), got {}",
+                self.rows * self.spec.in_dim,
+                self.rows,
+                self.spec.in_dim,
+                inputs.len()
+            )));
+        }
+        self.ctx
+            .queue
+            .write_buffer(&self.inputs, 0, bytemuck::cast_slice(inputs));
+        Ok(())
+    }
+
+    /// The seed and temperature of the next runs (`SampleParams`' meaning).
+    pub fn set_options(&self, seed: u32, temperature: f32) -> Result<()> {
+        if !(temperature.is_finite() && temperature > 0.0) {
+            return Err(MdnError::Config(format!(
+                "--temperature must be a positive number, got {temperature}"
+            )));
+        }
+        let info = SampleInfo {
+            rows: self.rows as u32,
+            k: self.spec.k() as u32,
+            d: self.spec.out_dim as u32,
+            per_input: self.per_input as u32,
+            seed,
+            temperature,
+            ..Default::default()
+        };
+        self.ctx.queue.write_buffer(
+            &self.uniforms,
+            self.sample_slot.offset,
+            bytemuck::bytes_of(&info),
+        );
+        Ok(())
+    }
+
+    /// Records the forward pass and the draw into `pass`.
+    pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {
+        pass.set_pipeline(&self.kernels.dense_forward.pipeline);
+        for (bg, (x, y)) in &self.forward {
+            pass.set_bind_group(0, bg, &[]);
+            pass.dispatch_workgroups(*x, *y, 1);
+        }
+        pass.set_pipeline(&self.kernels.sample.pipeline);
+        let (bg, (x, y)) = &self.sample;
+        pass.set_bind_group(0, bg, &[]);
+        pass.dispatch_workgroups(*x, *y, 1);
+    }
+
+    /// Records and submits one sampling pass, without waiting.
+    pub fn run(&self) -> Result<()> {
+        let mut encoder = self
+            .ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("sample"),
+            });
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("sample"),
+                timestamp_writes: None,
+            });
+            self.encode(&mut pass);
+        }
+        self.ctx.queue.submit([encoder.finish()]);
+        self.ctx.check()?;
+        Ok(())
+    }
+
+    /// Reads the samples of the last run back.
+    pub fn read_samples(&self) -> Result<Vec<f32>> {
+        read_f32(
+            &self.ctx,
+            &self.samples,
+            self.rows * self.per_input * self.spec.out_dim,
+        )
+    }
+
+    /// Reads the head outputs of the last run back.
+    pub fn read_head(&self) -> Result<Vec<f32>> {
+        read_f32(&self.ctx, &self.head, self.rows * self.spec.head_width())
+    }
+}

@@ -1,0 +1,477 @@
+//! Each shader stage run once on host data, with the same argument order
+//! as its CPU twin in `src/cpu/`: the parity tests compare the two stage by
+//! stage, and a wrong stage can be found by running the others on the CPU.
+//! Every call uploads, dispatches and reads back, so these are for tests and
+//! debugging, not for training.
+
+use super::buffers::{
+    UniformArena, UniformSlot, bind_group, grid, read_back, read_f32, slot, storage, storage_init,
+    whole,
+};
+use super::context::GpuContext;
+use super::kernels::{Kernels, adam_info};
+use super::layouts::{
+    AdamLayer, DenseInfo, GatherInfo, HeadInfo, LossState, ReduceInfo, SampleInfo, StepInfo,
+};
+use crate::cpu::adam::AdamStep;
+use crate::cpu::reduce::LossAccumulator;
+use crate::cpu::sample::SampleParams;
+use crate::error::Result;
+use crate::model::LayerLayout;
+
+pub struct Stages<'a> {
+    pub ctx: &'a GpuContext,
+    pub kernels: &'a Kernels,
+}
+
+impl<'a> Stages<'a> {
+    pub fn new(ctx: &'a GpuContext, kernels: &'a Kernels) -> Self {
+        Stages { ctx, kernels }
+    }
+
+    fn submit(&self, record: impl FnOnce(&mut wgpu::ComputePass<'_>)) -> Result<()> {
+        let mut encoder = self
+            .ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("stage"),
+            });
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("stage"),
+                timestamp_writes: None,
+            });
+            record(&mut pass);
+        }
+        self.ctx.queue.submit([encoder.finish()]);
+        self.ctx.check()?;
+        Ok(())
+    }
+
+    /// One `StepInfo` record at offset 0 of its own buffer.
+    fn step_buffer(&self, info: &StepInfo) -> wgpu::Buffer {
+        let mut arena = UniformArena::new(self.ctx);
+        arena.push(info);
+        arena.finish(self.ctx, "stage step info")
+    }
+
+    /// `cpu::gather::gather` of the inputs and the targets at once: rows
+    /// `perm[start..start + rows]`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn gather(
+        &self,
+        inputs: &[f32],
+        in_dim: usize,
+        targets: &[f32],
+        out_dim: usize,
+        perm: &[u32],
+        start: usize,
+        rows: usize,
+    ) -> Result<(Vec<f32>, Vec<f32>)> {
+        let c = self.ctx;
+        let perm_buf = storage_init(c, "perm", perm)?;
+        let in_buf = storage_init(c, "inputs", inputs)?;
+        let tgt_buf = storage_init(c, "targets", targets)?;
+        let batch_in = storage(c, "batch input", rows * in_dim)?;
+        let batch_tgt = storage(c, "batch target", rows * out_dim)?;
+        let mut arena = UniformArena::new(c);
+        let info = arena.push(&GatherInfo {
+            rows: rows as u32,
+            in_dim: in_dim as u32,
+            out_dim: out_dim as u32,
+            ..Default::default()
+        });
+        let uniforms = arena.finish(c, "gather info");
+        let step = self.step_buffer(&StepInfo {
+            batch_start: start as u32,
+            ..Default::default()
+        });
+        let k = &self.kernels.gather;
+        let bg = bind_group(
+            c,
+            "gather",
+            &k.layout,
+            &[
+                whole(&perm_buf),
+                whole(&in_buf),
+                whole(&tgt_buf),
+                whole(&batch_in),
+                whole(&batch_tgt),
+                slot(&uniforms, info),
+                step_binding(&step),
+            ],
+        );
+        let (x, y) = grid((rows as u64).div_ceil(self.kernels.config.rows_wg as u64))?;
+        self.submit(|p| {
+            p.set_pipeline(&k.pipeline);
+            p.set_bind_group(0, &bg, &[0]);
+            p.dispatch_workgroups(x, y, 1);
+        })?;
+        Ok((
+            read_f32(c, &batch_in, rows * in_dim)?,
+            read_f32(c, &batch_tgt, rows * out_dim)?,
+        ))
+    }
+
+    /// `cpu::dense_forward::dense_forward`: `input` `[rows, in]` → `[rows, out]`.
+    pub fn dense_forward(
+        &self,
+        params: &[f32],
+        layer: &LayerLayout,
+        input: &[f32],
+    ) -> Result<Vec<f32>> {
+        let c = self.ctx;
+        let rows = input.len() / layer.in_dim;
+        let p = storage_init(c, "params", params)?;
+        let x = storage_init(c, "input", input)?;
+        let out = storage(c, "output", rows * layer.out_dim)?;
+        let mut arena = UniformArena::new(c);
+        let info = arena.push(&dense_info(layer, rows, 1));
+        let uniforms = arena.finish(c, "dense info");
+        let k = &self.kernels.dense_forward;
+        let bg = bind_group(
+            c,
+            "dense_forward",
+            &k.layout,
+            &[whole(&p), whole(&x), whole(&out), slot(&uniforms, info)],
+        );
+        let (gx, gy) = grid(
+            self.kernels
+                .config
+                .matmul_groups(rows as u32, layer.out_dim as u32),
+        )?;
+        self.submit(|pass| {
+            pass.set_pipeline(&k.pipeline);
+            pass.set_bind_group(0, &bg, &[]);
+            pass.dispatch_workgroups(gx, gy, 1);
+        })?;
+        read_f32(c, &out, rows * layer.out_dim)
+    }
+
+    /// `cpu::dense_backward::dense_backward` with the batch cut into
+    /// `splits` runs. Returns the layer's gradient slice (weight `[out, in]`
+    /// then bias `[out]`, i.e. `grads[layer.weight..layer.bias + out]`),
+    /// summed over the splits by the same code as Adam, and, when asked,
+    /// the gradient of the layer below.
+    pub fn dense_backward(
+        &self,
+        params: &[f32],
+        layer: &LayerLayout,
+        input: &[f32],
+        grad_out: &[f32],
+        splits: u32,
+        want_grad_in: bool,
+    ) -> Result<(Vec<f32>, Option<Vec<f32>>)> {
+        let c = self.ctx;
+        let rows = grad_out.len() / layer.out_dim;
+        let len = layer.out_dim * (layer.in_dim + 1);
+        let splits = splits.max(1);
+        let p = storage_init(c, "params", params)?;
+        let x = storage_init(c, "input", input)?;
+        let g = storage_init(c, "grad out", grad_out)?;
+        let gi = storage(c, "grad in", rows * layer.in_dim)?;
+        let partials = storage(c, "partials", splits as usize * len)?;
+        let grads = storage(c, "grads", len)?;
+        // The gradient sum shares Adam's layout; it touches none of these.
+        let unused: Vec<wgpu::Buffer> = (0..3)
+            .map(|_| storage(c, "unused", 1))
+            .collect::<Result<_>>()?;
+        let mut arena = UniformArena::new(c);
+        let info = arena.push(&dense_info(layer, rows, splits));
+        let adam = arena.push(&adam_info(
+            len,
+            &[AdamLayer {
+                start: 0,
+                len: len as u32,
+                splits,
+                partial_offset: 0,
+            }],
+        ));
+        let uniforms = arena.finish(c, "dense info");
+        let step = self.step_buffer(&StepInfo::default());
+        let k = &self.kernels.dense_backward;
+        let bg = bind_group(
+            c,
+            "dense_backward",
+            &k.layout,
+            &[
+                whole(&p),
+                whole(&x),
+                whole(&g),
+                whole(&gi),
+                whole(&partials),
+                slot(&uniforms, info),
+            ],
+        );
+        let a = &self.kernels.adam;
+        let sum_bg = bind_group(
+            c,
+            "sum partials",
+            &a.layout,
+            &[
+                whole(&unused[0]),
+                whole(&partials),
+                whole(&unused[1]),
+                whole(&unused[2]),
+                whole(&grads),
+                slot(&uniforms, adam),
+                step_binding(&step),
+            ],
+        );
+        let cfg = &self.kernels.config;
+        let (wx, wy) = grid(cfg.matmul_groups(layer.out_dim as u32, layer.in_dim as u32 + 1))?;
+        let (ix, iy) = grid(cfg.matmul_groups(rows as u32, layer.in_dim as u32))?;
+        let (sx, sy) = grid((len as u64).div_ceil(cfg.adam_wg as u64))?;
+        self.submit(|pass| {
+            pass.set_bind_group(0, &bg, &[]);
+            pass.set_pipeline(&k.weight);
+            pass.dispatch_workgroups(wx, wy, splits);
+            if want_grad_in {
+                pass.set_pipeline(&k.input);
+                pass.dispatch_workgroups(ix, iy, 1);
+            }
+            pass.set_pipeline(&a.sum_partials);
+            pass.set_bind_group(0, &sum_bg, &[0]);
+            pass.dispatch_workgroups(sx, sy, 1);
+        })?;
+        let grad_in = if want_grad_in {
+            Some(read_f32(c, &gi, rows * layer.in_dim)?)
+        } else {
+            None
+        };
+        Ok((read_f32(c, &grads, len)?, grad_in))
+    }
+
+    fn head(
+        &self,
+        mixture: bool,
+        head: &[f32],
+        target: &[f32],
+        k_count: usize,
+        d: usize,
+        grad_scale: f32,
+    ) -> Result<(Vec<f32>, Vec<f32>)> {
+        let c = self.ctx;
+        let rows = target.len() / d;
+        let width = head.len() / rows.max(1);
+        let h = storage_init(c, "head", head)?;
+        let t = storage_init(c, "target", target)?;
+        let g = storage(c, "grad head", head.len())?;
+        let l = storage(c, "row loss", rows)?;
+        let mut arena = UniformArena::new(c);
+        let info = arena.push(&HeadInfo {
+            rows: rows as u32,
+            k: k_count as u32,
+            d: d as u32,
+            width: width as u32,
+            grad_scale,
+            ..Default::default()
+        });
+        let uniforms = arena.finish(c, "head info");
+        let k = if mixture {
+            &self.kernels.mixture_head
+        } else {
+            &self.kernels.mse_head
+        };
+        let bg = bind_group(
+            c,
+            "head",
+            &k.layout,
+            &[
+                whole(&h),
+                whole(&t),
+                whole(&g),
+                whole(&l),
+                slot(&uniforms, info),
+            ],
+        );
+        let (x, y) = grid((rows as u64).div_ceil(self.kernels.config.rows_wg as u64))?;
+        self.submit(|p| {
+            p.set_pipeline(&k.pipeline);
+            p.set_bind_group(0, &bg, &[]);
+            p.dispatch_workgroups(x, y, 1);
+        })?;
+        Ok((read_f32(c, &g, head.len())?, read_f32(c, &l, rows)?))
+    }
+
+    /// `cpu::mixture_head::mixture_head`; returns `(grad_head, row_loss)`.
+    pub fn mixture_head(
+        &self,
+        head: &[f32],
+        target: &[f32],
+        k_count: usize,
+        d: usize,
+        grad_scale: f32,
+    ) -> Result<(Vec<f32>, Vec<f32>)> {
+        self.head(true, head, target, k_count, d, grad_scale)
+    }
+
+    /// `cpu::mse_head::mse_head`; returns `(grad, row_loss)`.
+    pub fn mse_head(
+        &self,
+        pred: &[f32],
+        target: &[f32],
+        d: usize,
+        grad_scale: f32,
+    ) -> Result<(Vec<f32>, Vec<f32>)> {
+        self.head(false, pred, target, 0, d, grad_scale)
+    }
+
+    /// `cpu::reduce::reduce` of each batch in turn into one fresh loss state.
+    pub fn reduce(&self, batches: &[Vec<f32>]) -> Result<LossAccumulator> {
+        let c = self.ctx;
+        let state = storage(c, "loss state", size_of::<LossState>() / 4)?;
+        let mut arena = UniformArena::new(c);
+        let mut bufs = Vec::new();
+        let mut slots = Vec::new();
+        for b in batches {
+            bufs.push(storage_init(c, "row loss", b)?);
+            slots.push(arena.push(&ReduceInfo {
+                rows: b.len() as u32,
+                ..Default::default()
+            }));
+        }
+        let uniforms = arena.finish(c, "reduce info");
+        let k = &self.kernels.reduce;
+        let groups: Vec<wgpu::BindGroup> = bufs
+            .iter()
+            .zip(&slots)
+            .map(|(b, s)| {
+                bind_group(
+                    c,
+                    "reduce",
+                    &k.layout,
+                    &[whole(b), whole(&state), slot(&uniforms, *s)],
+                )
+            })
+            .collect();
+        self.submit(|p| {
+            p.set_pipeline(&k.pipeline);
+            for bg in &groups {
+                p.set_bind_group(0, bg, &[]);
+                p.dispatch_workgroups(1, 1, 1);
+            }
+        })?;
+        let bytes = read_back(c, &state, 0, size_of::<LossState>() as u64, |_| {})?;
+        Ok(bytemuck::pod_read_unaligned::<LossState>(&bytes).accumulator())
+    }
+
+    /// `cpu::adam::adam`, with the gradient given as `splits` partial
+    /// slices of `params.len()` values each (summed first, as in training).
+    /// Returns `(params, m, v)`.
+    pub fn adam(
+        &self,
+        params: &[f32],
+        partials: &[f32],
+        splits: u32,
+        m: &[f32],
+        v: &[f32],
+        step: &AdamStep,
+    ) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+        let c = self.ctx;
+        let n = params.len();
+        let p = storage_init(c, "params", params)?;
+        let g = storage_init(c, "partials", partials)?;
+        let mb = storage_init(c, "m", m)?;
+        let vb = storage_init(c, "v", v)?;
+        let grads = storage(c, "grads", n)?;
+        let mut arena = UniformArena::new(c);
+        let info = arena.push(&adam_info(
+            n,
+            &[AdamLayer {
+                start: 0,
+                len: n as u32,
+                splits,
+                partial_offset: 0,
+            }],
+        ));
+        let uniforms = arena.finish(c, "adam info");
+        let step_buf = self.step_buffer(&StepInfo::new(0, step));
+        let k = &self.kernels.adam;
+        let bg = bind_group(
+            c,
+            "adam",
+            &k.layout,
+            &[
+                whole(&p),
+                whole(&g),
+                whole(&mb),
+                whole(&vb),
+                whole(&grads),
+                slot(&uniforms, info),
+                step_binding(&step_buf),
+            ],
+        );
+        let (x, y) = grid((n as u64).div_ceil(self.kernels.config.adam_wg as u64))?;
+        self.submit(|pass| {
+            pass.set_pipeline(&k.adam);
+            pass.set_bind_group(0, &bg, &[0]);
+            pass.dispatch_workgroups(x, y, 1);
+        })?;
+        Ok((
+            read_f32(c, &p, n)?,
+            read_f32(c, &mb, n)?,
+            read_f32(c, &vb, n)?,
+        ))
+    }
+
+    /// `cpu::sample::sample`: `head` `[rows, K + 2KD]` → `[rows · per_input, D]`.
+    pub fn sample(&self, head: &[f32], p: &SampleParams) -> Result<Vec<f32>> {
+        let c = self.ctx;
+        let width = p.k + 2 * p.k * p.d;
+        let rows = head.len() / width;
+        let n = rows * p.per_input;
+        let h = storage_init(c, "head", head)?;
+        let out = storage(c, "samples", n * p.d)?;
+        let mut arena = UniformArena::new(c);
+        let info = arena.push(&SampleInfo {
+            rows: rows as u32,
+            k: p.k as u32,
+            d: p.d as u32,
+            per_input: p.per_input as u32,
+            seed: p.seed,
+            temperature: p.temperature,
+            ..Default::default()
+        });
+        let uniforms = arena.finish(c, "sample info");
+        let k = &self.kernels.sample;
+        let bg = bind_group(
+            c,
+            "sample",
+            &k.layout,
+            &[whole(&h), whole(&out), slot(&uniforms, info)],
+        );
+        let (x, y) = grid((n as u64).div_ceil(self.kernels.config.rows_wg as u64))?;
+        self.submit(|pass| {
+            pass.set_pipeline(&k.pipeline);
+            pass.set_bind_group(0, &bg, &[]);
+            pass.dispatch_workgroups(x, y, 1);
+        })?;
+        read_f32(c, &out, n * p.d)
+    }
+}
+
+/// The whole `StepInfo` record at offset 0 (bound with dynamic offset 0).
+fn step_binding(buffer: &wgpu::Buffer) -> wgpu::BindingResource<'_> {
+    slot(
+        buffer,
+        UniformSlot {
+            offset: 0,
+            size: size_of::<StepInfo>() as u64,
+        },
+    )
+}
+
+fn dense_info(layer: &LayerLayout, rows: usize, splits: u32) -> DenseInfo {
+    DenseInfo {
+        rows: rows as u32,
+        in_dim: layer.in_dim as u32,
+        out_dim: layer.out_dim as u32,
+        weight: layer.weight as u32,
+        bias: layer.bias as u32,
+        tanh: layer.tanh as u32,
+        splits,
+        split_rows: rows.div_ceil(splits as usize) as u32,
+        ..Default::default()
+    }
+}

@@ -1,0 +1,720 @@
+//! The GPU trainer: the CPU trainer's stages (src/cpu/trainer.rs) as
+//! compute dispatches, with data, parameters, gradients and Adam state
+//! resident on the device.
+//!
+//! One step is `3·L + 3` dispatches for L layers: gather, L forward, the
+//! head, the loss reduction, L weight-gradient and L − 1 input-gradient
+//! passes, Adam. Per-step values (where the batch starts in the permutation
+//! ring, the Adam constants) are `StepInfo` records in a uniform buffer,
+//! written before the submission and picked per dispatch by a dynamic
+//! offset, so `run(n)` records up to [`STEP_CAPACITY`] steps into one command
+//! buffer and never waits. Epoch permutations come from the same
+//! [`BatchOrder`] as the CPU's and go into a ring of slots, so both trainers
+//! see the same minibatches. The loss stays in a `LossState` buffer until
+//! [`Trainer::take_loss`] reads and clears it: the only readback of
+//! training.
+
+use std::sync::Arc;
+
+use super::buffers::{
+    UniformArena, UniformSlot, bind_group, grid, read_back, read_f32, slot, storage, storage_init,
+    whole,
+};
+use super::context::GpuContext;
+use super::kernels::{KernelConfig, Kernels, adam_info};
+use super::layouts::{AdamLayer, DenseInfo, GatherInfo, HeadInfo, LossState, ReduceInfo, StepInfo};
+use super::sampler::GpuSampler;
+use crate::cpu::reduce::LossAccumulator;
+use crate::cpu::sample::SampleParams;
+use crate::data::Dataset;
+use crate::error::{MdnError, Result};
+use crate::model::{Head, LayerLayout, ModelSpec, ParamLayout};
+use crate::train::{BatchOrder, TrainConfig, Trainer};
+
+/// Steps recorded into one submission at most (the size of the step-info
+/// buffer, in records).
+pub const STEP_CAPACITY: usize = 1024;
+/// Most epoch permutations resident at once, and their memory budget.
+const MAX_RING_SLOTS: usize = 64;
+const RING_BYTES: u64 = 64 << 20;
+/// Budget for the weight-gradient partials of split batches.
+const PARTIAL_BYTES: u64 = 256 << 20;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pipe {
+    Gather,
+    Forward,
+    Head,
+    Reduce,
+    BackwardWeight,
+    BackwardInput,
+    Adam,
+    SumPartials,
+}
+
+/// One recorded dispatch of a step.
+#[derive(Clone, Copy, Debug)]
+struct Dispatch {
+    pipe: Pipe,
+    bind_group: usize,
+    /// Whether the bind group takes the step's `StepInfo` dynamic offset.
+    per_step: bool,
+    groups: (u32, u32, u32),
+}
+
+pub struct GpuTrainer {
+    ctx: Arc<GpuContext>,
+    kernels: Arc<Kernels>,
+    spec: ModelSpec,
+    layout: ParamLayout,
+    config: TrainConfig,
+    order: BatchOrder,
+    perm: wgpu::Buffer,
+    params: wgpu::Buffer,
+    saved: wgpu::Buffer,
+    grads: wgpu::Buffer,
+    loss_state: wgpu::Buffer,
+    step_info: wgpu::Buffer,
+    step_stride: u64,
+    bind_groups: Vec<wgpu::BindGroup>,
+    /// One step's dispatches, in order.
+    plan: Vec<Dispatch>,
+    /// The gradient-only variant of `plan`: Adam replaced by the gradient sum.
+    gradient_plan: Vec<Dispatch>,
+    ring_slots: usize,
+    slot_epoch: Vec<Option<usize>>,
+    splits: Vec<u32>,
+    step: usize,
+    // Kept alive for the bind groups; never touched again by the host.
+    _resident: Vec<wgpu::Buffer>,
+}
+
+impl GpuTrainer {
+    /// `data` must already be z-scored; `params` is the initial parameter
+    /// vector. Builds the kernels for the adapter; use
+    /// [`GpuTrainer::with_kernels`] to share them between trainers.
+    pub fn new(
+        ctx: Arc<GpuContext>,
+        spec: &ModelSpec,
+        data: &Dataset,
+        params: Vec<f32>,
+        config: &TrainConfig,
+    ) -> Result<Self> {
+        let kernels = Arc::new(Kernels::new(&ctx)?);
+        Self::with_kernels(ctx, kernels, spec, data, params, config)
+    }
+
+    pub fn with_kernels(
+        ctx: Arc<GpuContext>,
+        kernels: Arc<Kernels>,
+        spec: &ModelSpec,
+        data: &Dataset,
+        params: Vec<f32>,
+        config: &TrainConfig,
+    ) -> Result<Self> {
+        config.validate()?;
+        spec.validate()?;
+        let layout = spec.layout();
+        if params.len() != layout.len {
+            return Err(MdnError::Spec(format!(
+                "parameter vector has {} values, the spec needs {}",
+                params.len(),
+                layout.len
+            )));
+        }
+        if data.in_dim != spec.in_dim || data.out_dim != spec.out_dim {
+            return Err(MdnError::Data(format!(
+                "data has {} input and {} target columns, the model expects {} and {}",
+                data.in_dim, data.out_dim, spec.in_dim, spec.out_dim
+            )));
+        }
+        let order = BatchOrder::new(data.len(), config.batch, config.seed)?;
+        let cfg = kernels.config;
+        let b = order.batch;
+        let rows = order.rows;
+        let n = layout.len;
+        let widths = spec.widths();
+        let layers = layout.layers.len();
+        let c = &*ctx;
+        ctx.check()?;
+
+        let inputs = storage_init(c, "training inputs", &data.inputs)?;
+        let targets = storage_init(c, "training targets", &data.targets)?;
+        let slot_bytes = rows as u64 * 4;
+        let binding_limit = c.device.limits().max_storage_buffer_binding_size;
+        let ring_slots =
+            (RING_BYTES.min(binding_limit) / slot_bytes).clamp(1, MAX_RING_SLOTS as u64) as usize;
+        let perm = storage(c, "epoch permutations", rows * ring_slots)?;
+        let params_buf = storage_init(c, "parameters", &params)?;
+        let saved = storage_init(c, "checkpoint", &params)?;
+        let grads = storage(c, "gradient", n)?;
+        let adam_m = storage(c, "adam m", n)?;
+        let adam_v = storage(c, "adam v", n)?;
+        let acts = widths
+            .iter()
+            .enumerate()
+            .map(|(i, &w)| storage(c, &format!("activation {i}"), b * w))
+            .collect::<Result<Vec<_>>>()?;
+        let deltas = widths[1..]
+            .iter()
+            .enumerate()
+            .map(|(i, &w)| storage(c, &format!("delta {i}"), b * w))
+            .collect::<Result<Vec<_>>>()?;
+        let batch_targets = storage(c, "batch targets", b * spec.out_dim)?;
+        let row_loss = storage(c, "row loss", b)?;
+        let loss_state = storage(c, "loss state", size_of::<LossState>() / 4)?;
+        // Layer 0 has no layer below to send a gradient to; its binding
+        // still needs a buffer of its own.
+        let no_grad_in = storage(c, "no input gradient", 1)?;
+
+        let splits = choose_splits(&cfg, &layout, b, binding_limit);
+        let mut partial_offset = 0usize;
+        let mut dense = Vec::with_capacity(layers);
+        let mut adam_layers = Vec::with_capacity(layers);
+        for (l, &s) in layout.layers.iter().zip(&splits) {
+            let len = l.out_dim * (l.in_dim + 1);
+            dense.push(dense_info(l, b, s, partial_offset));
+            adam_layers.push(AdamLayer {
+                start: l.weight as u32,
+                len: len as u32,
+                splits: s,
+                partial_offset: partial_offset as u32,
+            });
+            partial_offset += s as usize * len;
+        }
+        let partials = storage(c, "gradient partials", partial_offset)?;
+
+        let mut arena = UniformArena::new(c);
+        let gather_slot = arena.push(&GatherInfo {
+            rows: b as u32,
+            in_dim: spec.in_dim as u32,
+            out_dim: spec.out_dim as u32,
+            ..Default::default()
+        });
+        let dense_slots: Vec<UniformSlot> = dense.iter().map(|d| arena.push(d)).collect();
+        let head_slot = arena.push(&HeadInfo {
+            rows: b as u32,
+            k: spec.k() as u32,
+            d: spec.out_dim as u32,
+            width: spec.head_width() as u32,
+            grad_scale: 1.0 / b as f32,
+            ..Default::default()
+        });
+        let reduce_slot = arena.push(&ReduceInfo {
+            rows: b as u32,
+            ..Default::default()
+        });
+        let adam_slot = arena.push(&adam_info(n, &adam_layers));
+        let uniforms = arena.finish(c, "trainer uniforms");
+
+        let limits = c.device.limits();
+        let step_stride = (size_of::<StepInfo>() as u64)
+            .max(256)
+            .next_multiple_of(limits.min_uniform_buffer_offset_alignment as u64);
+        let step_info = c.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("step info"),
+            size: step_stride * STEP_CAPACITY as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let step_binding = slot(
+            &step_info,
+            UniformSlot {
+                offset: 0,
+                size: size_of::<StepInfo>() as u64,
+            },
+        );
+
+        let k = &kernels;
+        let mut plan = Plan::default();
+        let rows_groups = (b as u64).div_ceil(cfg.rows_wg as u64);
+        plan.add(
+            bind_group(
+                c,
+                "gather",
+                &k.gather.layout,
+                &[
+                    whole(&perm),
+                    whole(&inputs),
+                    whole(&targets),
+                    whole(&acts[0]),
+                    whole(&batch_targets),
+                    slot(&uniforms, gather_slot),
+                    step_binding.clone(),
+                ],
+            ),
+            Pipe::Gather,
+            true,
+            rows_groups,
+            1,
+        )?;
+        for (i, l) in layout.layers.iter().enumerate() {
+            plan.add(
+                bind_group(
+                    c,
+                    "dense_forward",
+                    &k.dense_forward.layout,
+                    &[
+                        whole(&params_buf),
+                        whole(&acts[i]),
+                        whole(&acts[i + 1]),
+                        slot(&uniforms, dense_slots[i]),
+                    ],
+                ),
+                Pipe::Forward,
+                false,
+                cfg.matmul_groups(b as u32, l.out_dim as u32),
+                1,
+            )?;
+        }
+        let head_kernel = match spec.head {
+            Head::Mixture { .. } => &k.mixture_head,
+            Head::Mse => &k.mse_head,
+        };
+        plan.add(
+            bind_group(
+                c,
+                "head",
+                &head_kernel.layout,
+                &[
+                    whole(&acts[layers]),
+                    whole(&batch_targets),
+                    whole(&deltas[layers - 1]),
+                    whole(&row_loss),
+                    slot(&uniforms, head_slot),
+                ],
+            ),
+            Pipe::Head,
+            false,
+            rows_groups,
+            1,
+        )?;
+        plan.add(
+            bind_group(
+                c,
+                "reduce",
+                &k.reduce.layout,
+                &[
+                    whole(&row_loss),
+                    whole(&loss_state),
+                    slot(&uniforms, reduce_slot),
+                ],
+            ),
+            Pipe::Reduce,
+            false,
+            1,
+            1,
+        )?;
+        for (i, l) in layout.layers.iter().enumerate().rev() {
+            let grad_in = if i > 0 { &deltas[i - 1] } else { &no_grad_in };
+            let bg = bind_group(
+                c,
+                "dense_backward",
+                &k.dense_backward.layout,
+                &[
+                    whole(&params_buf),
+                    whole(&acts[i]),
+                    whole(&deltas[i]),
+                    whole(grad_in),
+                    whole(&partials),
+                    slot(&uniforms, dense_slots[i]),
+                ],
+            );
+            let g = plan.bind(bg);
+            let weight_groups = cfg.matmul_groups(l.out_dim as u32, l.in_dim as u32 + 1);
+            plan.dispatch(Pipe::BackwardWeight, g, false, weight_groups, splits[i])?;
+            if i > 0 {
+                let input_groups = cfg.matmul_groups(b as u32, l.in_dim as u32);
+                plan.dispatch(Pipe::BackwardInput, g, false, input_groups, 1)?;
+            }
+        }
+        plan.add(
+            bind_group(
+                c,
+                "adam",
+                &k.adam.layout,
+                &[
+                    whole(&params_buf),
+                    whole(&partials),
+                    whole(&adam_m),
+                    whole(&adam_v),
+                    whole(&grads),
+                    slot(&uniforms, adam_slot),
+                    step_binding.clone(),
+                ],
+            ),
+            Pipe::Adam,
+            true,
+            (n as u64).div_ceil(cfg.adam_wg as u64),
+            1,
+        )?;
+        let Plan {
+            bind_groups,
+            dispatches: plan,
+        } = plan;
+        let mut gradient_plan = plan.clone();
+        if let Some(last) = gradient_plan.last_mut() {
+            last.pipe = Pipe::SumPartials;
+        }
+        ctx.check()?;
+        let resident = vec![
+            inputs,
+            targets,
+            adam_m,
+            adam_v,
+            batch_targets,
+            row_loss,
+            no_grad_in,
+            partials,
+            uniforms,
+        ]
+        .into_iter()
+        .chain(acts)
+        .chain(deltas)
+        .collect();
+        Ok(GpuTrainer {
+            ctx,
+            kernels,
+            spec: spec.clone(),
+            layout,
+            config: config.clone(),
+            order,
+            perm,
+            params: params_buf,
+            saved,
+            grads,
+            loss_state,
+            step_info,
+            step_stride,
+            bind_groups,
+            plan,
+            gradient_plan,
+            ring_slots,
+            slot_epoch: vec![None; ring_slots],
+            splits,
+            step: 0,
+            _resident: resident,
+        })
+    }
+
+    pub fn context(&self) -> &Arc<GpuContext> {
+        &self.ctx
+    }
+
+    pub fn kernels(&self) -> &Arc<Kernels> {
+        &self.kernels
+    }
+
+    pub fn spec(&self) -> &ModelSpec {
+        &self.spec
+    }
+
+    pub fn batch_order(&self) -> &BatchOrder {
+        &self.order
+    }
+
+    /// The live parameter buffer (flat, in `spec.layout()` order), for
+    /// sampling or drawing without a readback.
+    pub fn params_buffer(&self) -> &wgpu::Buffer {
+        &self.params
+    }
+
+    /// Batch splits of each layer's weight-gradient pass.
+    pub fn splits(&self) -> &[u32] {
+        &self.splits
+    }
+
+    /// Dispatches recorded per training step.
+    pub fn dispatches_per_step(&self) -> usize {
+        self.plan.len()
+    }
+
+    /// Makes sure the permutation of `epoch` is in its ring slot; returns
+    /// the slot. The write lands before the next submission, after every
+    /// earlier one, so a slot can be reused as soon as the submission that
+    /// read it was recorded.
+    fn ensure_epoch(&mut self, epoch: usize) -> usize {
+        let slot = epoch % self.ring_slots;
+        if self.slot_epoch[slot] != Some(epoch) {
+            let perm = self.order.permutation(epoch);
+            let offset = (slot * self.order.rows * 4) as u64;
+            self.ctx
+                .queue
+                .write_buffer(&self.perm, offset, bytemuck::cast_slice(&perm));
+            self.slot_epoch[slot] = Some(epoch);
+        }
+        slot
+    }
+
+    /// Records and submits `count` steps from the current one (at most
+    /// [`STEP_CAPACITY`], spanning at most `ring_slots` epochs), with
+    /// `plan` as the step's dispatches.
+    fn submit_steps(&mut self, count: usize, gradient_only: bool) -> Result<()> {
+        let mut records = vec![0u8; count * self.step_stride as usize];
+        for i in 0..count {
+            let step = self.step + i;
+            let (epoch, index) = self.order.locate(step);
+            let slot = self.ensure_epoch(epoch);
+            let start = slot * self.order.rows + index * self.order.batch;
+            let info = StepInfo::new(start as u32, &self.config.adam_step(step));
+            let at = i * self.step_stride as usize;
+            records[at..at + size_of::<StepInfo>()].copy_from_slice(bytemuck::bytes_of(&info));
+        }
+        self.ctx.queue.write_buffer(&self.step_info, 0, &records);
+        let mut encoder = self
+            .ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("training steps"),
+            });
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("training steps"),
+                timestamp_writes: None,
+            });
+            let plan = if gradient_only {
+                &self.gradient_plan
+            } else {
+                &self.plan
+            };
+            let k = &*self.kernels;
+            for i in 0..count {
+                let offset = [(i as u64 * self.step_stride) as u32];
+                for d in plan {
+                    let pipeline = match d.pipe {
+                        Pipe::Gather => &k.gather.pipeline,
+                        Pipe::Forward => &k.dense_forward.pipeline,
+                        Pipe::Head => match self.spec.head {
+                            Head::Mixture { .. } => &k.mixture_head.pipeline,
+                            Head::Mse => &k.mse_head.pipeline,
+                        },
+                        Pipe::Reduce => &k.reduce.pipeline,
+                        Pipe::BackwardWeight => &k.dense_backward.weight,
+                        Pipe::BackwardInput => &k.dense_backward.input,
+                        Pipe::Adam => &k.adam.adam,
+                        Pipe::SumPartials => &k.adam.sum_partials,
+                    };
+                    pass.set_pipeline(pipeline);
+                    let offsets: &[u32] = if d.per_step { &offset } else { &[] };
+                    pass.set_bind_group(0, &self.bind_groups[d.bind_group], offsets);
+                    let (x, y, z) = d.groups;
+                    pass.dispatch_workgroups(x, y, z);
+                }
+            }
+        }
+        self.ctx.queue.submit([encoder.finish()]);
+        // Frees finished submissions' staging memory without blocking.
+        let _ = self.ctx.device.poll(wgpu::PollType::Poll);
+        self.ctx.check()?;
+        Ok(())
+    }
+
+    /// How many of the next `wanted` steps one submission can take.
+    fn chunk_len(&self, wanted: usize) -> usize {
+        let (epoch, _) = self.order.locate(self.step);
+        let ring_end = (epoch + self.ring_slots) * self.order.steps_per_epoch();
+        wanted.min(STEP_CAPACITY).min(ring_end - self.step).max(1)
+    }
+
+    /// Forward and backward for the current minibatch, without the update
+    /// or advancing the step (like `CpuTrainer::compute_gradients`, and like
+    /// it adding the batch loss to the accumulator); returns the gradient.
+    pub fn compute_gradients(&mut self) -> Result<Vec<f32>> {
+        self.submit_steps(1, true)?;
+        read_f32(&self.ctx, &self.grads, self.layout.len)
+    }
+
+    /// Samples the model at the current parameters: `inputs` `[rows, in]`
+    /// z-scored, result `[rows · per_input, D]` z-scored, as
+    /// `cpu::sample::sample` on the head outputs.
+    pub fn sample(&mut self, inputs: &[f32], p: &SampleParams) -> Result<Vec<f32>> {
+        let rows = inputs.len() / self.spec.in_dim.max(1);
+        let sampler = GpuSampler::new(
+            Arc::clone(&self.ctx),
+            Arc::clone(&self.kernels),
+            &self.spec,
+            &self.params,
+            rows,
+            p.per_input,
+        )?;
+        sampler.set_inputs(inputs)?;
+        sampler.set_options(p.seed, p.temperature)?;
+        sampler.run()?;
+        sampler.read_samples()
+    }
+
+    /// Layer layout the buffers follow.
+    pub fn layout(&self) -> &ParamLayout {
+        &self.layout
+    }
+}
+
+impl Trainer for GpuTrainer {
+    fn step(&self) -> usize {
+        self.step
+    }
+
+    fn run(&mut self, n: usize) -> Result<()> {
+        let mut left = n;
+        while left > 0 {
+            let count = self.chunk_len(left);
+            self.submit_steps(count, false)?;
+            self.step += count;
+            left -= count;
+        }
+        Ok(())
+    }
+
+    fn take_loss(&mut self) -> Result<LossAccumulator> {
+        let state = &self.loss_state;
+        let bytes = read_back(&self.ctx, state, 0, size_of::<LossState>() as u64, |enc| {
+            enc.clear_buffer(state, 0, None);
+        })?;
+        let state: LossState = bytemuck::pod_read_unaligned(&bytes);
+        Ok(state.accumulator())
+    }
+
+    fn checkpoint(&mut self) -> Result<()> {
+        self.copy_params(true)
+    }
+
+    fn restore_checkpoint(&mut self) -> Result<()> {
+        self.copy_params(false)
+    }
+
+    fn params(&mut self) -> Result<Vec<f32>> {
+        read_f32(&self.ctx, &self.params, self.layout.len)
+    }
+
+    fn device_name(&self) -> String {
+        format!("gpu: {} ({})", self.ctx.info.name, self.ctx.backend_name())
+    }
+}
+
+impl GpuTrainer {
+    /// Copies parameters to (`save`) or from the checkpoint buffer, on the
+    /// GPU and without waiting.
+    fn copy_params(&mut self, save: bool) -> Result<()> {
+        let (src, dst) = if save {
+            (&self.params, &self.saved)
+        } else {
+            (&self.saved, &self.params)
+        };
+        let mut encoder = self
+            .ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("checkpoint"),
+            });
+        encoder.copy_buffer_to_buffer(src, 0, dst, 0, self.layout.len as u64 * 4);
+        self.ctx.queue.submit([encoder.finish()]);
+        self.ctx.check()?;
+        Ok(())
+    }
+}
+
+/// A step's bind groups and dispatches, in recording order.
+#[derive(Default)]
+struct Plan {
+    bind_groups: Vec<wgpu::BindGroup>,
+    dispatches: Vec<Dispatch>,
+}
+
+impl Plan {
+    fn bind(&mut self, bg: wgpu::BindGroup) -> usize {
+        self.bind_groups.push(bg);
+        self.bind_groups.len() - 1
+    }
+
+    fn dispatch(
+        &mut self,
+        pipe: Pipe,
+        bind_group: usize,
+        per_step: bool,
+        groups: u64,
+        z: u32,
+    ) -> Result<()> {
+        let (x, y) = grid(groups)?;
+        self.dispatches.push(Dispatch {
+            pipe,
+            bind_group,
+            per_step,
+            groups: (x, y, z),
+        });
+        Ok(())
+    }
+
+    /// A bind group used by a single dispatch.
+    fn add(
+        &mut self,
+        bg: wgpu::BindGroup,
+        pipe: Pipe,
+        per_step: bool,
+        groups: u64,
+        z: u32,
+    ) -> Result<()> {
+        let g = self.bind(bg);
+        self.dispatch(pipe, g, per_step, groups, z)
+    }
+}
+
+fn dense_info(l: &LayerLayout, rows: usize, splits: u32, partial_offset: usize) -> DenseInfo {
+    DenseInfo {
+        rows: rows as u32,
+        in_dim: l.in_dim as u32,
+        out_dim: l.out_dim as u32,
+        weight: l.weight as u32,
+        bias: l.bias as u32,
+        tanh: l.tanh as u32,
+        splits,
+        split_rows: rows.div_ceil(splits as usize) as u32,
+        partial_offset: partial_offset as u32,
+        ..Default::default()
+    }
+}
+
+/// Splits of the batch for each layer's weight-gradient pass: enough that
+/// about `target_invocations` run at once (a 1→64 layer alone is a handful
+/// of tiles, however big the batch), each split at least `min_split_rows`
+/// rows, and all partials within budget. Every split gets rows: the count
+/// is recomputed from the rows per split.
+pub fn choose_splits(
+    cfg: &KernelConfig,
+    layout: &ParamLayout,
+    batch: usize,
+    binding_limit: u64,
+) -> Vec<u32> {
+    let max_splits = (batch / cfg.min_split_rows as usize).max(1);
+    let mut splits: Vec<usize> = layout
+        .layers
+        .iter()
+        .map(|l| {
+            let busy = cfg
+                .matmul_invocations(l.out_dim as u32, l.in_dim as u32 + 1)
+                .max(1);
+            (cfg.target_invocations as u64)
+                .div_ceil(busy)
+                .min(max_splits as u64)
+                .max(1) as usize
+        })
+        .collect();
+    let budget = PARTIAL_BYTES.min(binding_limit) / 4;
+    let total = |s: &[usize]| -> u64 {
+        s.iter()
+            .zip(&layout.layers)
+            .map(|(&s, l)| (s * l.out_dim * (l.in_dim + 1)) as u64)
+            .sum()
+    };
+    while total(&splits) > budget && splits.iter().any(|&s| s > 1) {
+        for s in &mut splits {
+            *s = (*s / 2).max(1);
+        }
+    }
+    splits
+        .into_iter()
+        .map(|s| {
+            let rows = batch.div_ceil(s);
+            batch.div_ceil(rows) as u32
+        })
+        .collect()
+}

@@ -1,0 +1,261 @@
+//! Every shader parses and validates with naga (no GPU needed), every
+//! pipeline's override constants resolve, and every `#[repr(C)]` twin in
+//! `src/gpu/layouts.rs` has exactly the layout naga gives its WGSL struct.
+
+use std::mem::{offset_of, size_of};
+
+use mdn::gpu::KernelConfig;
+use mdn::gpu::kernels::{MAX_TILE, MatmulVariant, Shader};
+use mdn::gpu::layouts::*;
+use naga::valid::{Capabilities, ValidationFlags, Validator};
+
+fn parse(shader: Shader) -> naga::Module {
+    let source = shader.source();
+    naga::front::wgsl::parse_str(&source).unwrap_or_else(|e| {
+        panic!(
+            "{}.wgsl does not parse:\n{}",
+            shader.name(),
+            e.emit_to_string(&source)
+        )
+    })
+}
+
+fn validate(shader: Shader, module: &naga::Module) -> naga::valid::ModuleInfo {
+    Validator::new(ValidationFlags::all(), Capabilities::default())
+        .validate(module)
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}.wgsl does not validate:\n{}",
+                shader.name(),
+                e.emit_to_string(&shader.source())
+            )
+        })
+}
+
+#[test]
+fn every_shader_parses_and_validates() {
+    for shader in Shader::ALL {
+        let module = parse(shader);
+        validate(shader, &module);
+        assert!(
+            !module.entry_points.is_empty(),
+            "{} has no entry point",
+            shader.name()
+        );
+    }
+}
+
+/// What wgpu does at pipeline creation: substitute the override constants
+/// for one entry point and validate the result. Catches a misspelt or
+/// missing constant and a workgroup memory size that does not resolve.
+#[test]
+fn every_pipeline_resolves_its_override_constants() {
+    let configs = [
+        KernelConfig::software(),
+        KernelConfig::hardware(),
+        KernelConfig::software().with_matmul(MatmulVariant::Tiled),
+        KernelConfig::hardware().with_matmul(MatmulVariant::Blocked),
+    ];
+    let mut checked = 0;
+    for cfg in configs {
+        cfg.validate(&wgpu::Limits::default()).unwrap();
+        for spec in cfg.pipelines() {
+            let module = parse(spec.shader);
+            let info = validate(spec.shader, &module);
+            for (name, _) in &spec.constants {
+                assert!(
+                    module
+                        .overrides
+                        .iter()
+                        .any(|(_, o)| o.name.as_deref() == Some(*name)),
+                    "{}: `{name}` is not an override of {}.wgsl",
+                    spec.label,
+                    spec.shader.name()
+                );
+            }
+            let mut constants = naga::back::PipelineConstants::default();
+            for (name, value) in &spec.constants {
+                constants.insert(name.to_string(), *value);
+            }
+            let (resolved, _) = naga::back::pipeline_constants::process_overrides(
+                &module,
+                &info,
+                Some((naga::ShaderStage::Compute, spec.entry)),
+                &constants,
+            )
+            .unwrap_or_else(|e| panic!("{}: {e}", spec.label));
+            let ep = resolved
+                .entry_points
+                .iter()
+                .find(|ep| ep.name == spec.entry)
+                .unwrap_or_else(|| panic!("{}: no entry point {}", spec.label, spec.entry));
+            assert!(
+                ep.workgroup_size.iter().product::<u32>() > 0,
+                "{}",
+                spec.label
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 40, "only {checked} pipelines checked");
+}
+
+#[test]
+fn tile_bound_and_layer_bound_match_the_shaders() {
+    let module = parse(Shader::DenseForward);
+    let constant = |name: &str| -> u32 {
+        let (_, c) = module
+            .constants
+            .iter()
+            .find(|(_, c)| c.name.as_deref() == Some(name))
+            .unwrap_or_else(|| panic!("no const {name}"));
+        match module.global_expressions[c.init] {
+            naga::Expression::Literal(naga::Literal::U32(v)) => v,
+            ref other => panic!("{name} = {other:?}"),
+        }
+    };
+    assert_eq!(constant("MAX_TILE"), MAX_TILE);
+    assert_eq!(constant("MAX_LAYERS") as usize, MAX_LAYERS);
+}
+
+/// (name, size, [(member, offset)]) of a Rust struct; the member list must
+/// name every field, which the comparison with naga enforces (it has them
+/// all).
+macro_rules! rust_layout {
+    ($t:ident { $($f:ident),* $(,)? }) => {
+        (
+            stringify!($t),
+            size_of::<$t>(),
+            vec![$((stringify!($f), offset_of!($t, $f))),*],
+        )
+    };
+}
+
+#[test]
+fn rust_twins_match_the_wgsl_structs() {
+    let twins = [
+        rust_layout!(StepInfo {
+            batch_start,
+            _pad0,
+            _pad1,
+            _pad2,
+            lr,
+            beta1,
+            beta2,
+            eps,
+            bias1,
+            bias2,
+            _pad3,
+            _pad4
+        }),
+        rust_layout!(LossState {
+            sum,
+            compensation,
+            count,
+            last,
+            nonfinite,
+            _pad0,
+            _pad1,
+            _pad2
+        }),
+        rust_layout!(GatherInfo {
+            rows,
+            in_dim,
+            out_dim,
+            _pad0
+        }),
+        rust_layout!(DenseInfo {
+            rows,
+            in_dim,
+            out_dim,
+            weight,
+            bias,
+            tanh,
+            splits,
+            split_rows,
+            partial_offset,
+            _pad0,
+            _pad1,
+            _pad2
+        }),
+        rust_layout!(HeadInfo {
+            rows,
+            k,
+            d,
+            width,
+            grad_scale,
+            _pad0,
+            _pad1,
+            _pad2
+        }),
+        rust_layout!(ReduceInfo {
+            rows,
+            _pad0,
+            _pad1,
+            _pad2
+        }),
+        rust_layout!(AdamLayer {
+            start,
+            len,
+            splits,
+            partial_offset
+        }),
+        rust_layout!(AdamInfo {
+            len,
+            layer_count,
+            _pad0,
+            _pad1,
+            layers
+        }),
+        rust_layout!(SampleInfo {
+            rows,
+            k,
+            d,
+            per_input,
+            seed,
+            temperature,
+            _pad0,
+            _pad1
+        }),
+    ];
+    // The structs live in common.wgsl, which every stage starts with; any
+    // stage's module has them all.
+    let module = parse(Shader::Adam);
+    let mut layouter = naga::proc::Layouter::default();
+    layouter.update(module.to_ctx()).unwrap();
+    let wgsl_structs: Vec<&str> = module
+        .types
+        .iter()
+        .filter(|(_, ty)| matches!(ty.inner, naga::TypeInner::Struct { .. }))
+        .filter_map(|(_, ty)| ty.name.as_deref())
+        .collect();
+    for name in &wgsl_structs {
+        assert!(
+            twins.iter().any(|(n, _, _)| n == name),
+            "WGSL struct {name} has no Rust twin in this test"
+        );
+    }
+    for (name, size, fields) in &twins {
+        let (handle, ty) = module
+            .types
+            .iter()
+            .find(|(_, ty)| ty.name.as_deref() == Some(*name))
+            .unwrap_or_else(|| panic!("no WGSL struct {name} in common.wgsl"));
+        let naga::TypeInner::Struct { members, span } = &ty.inner else {
+            panic!("{name} is not a struct in WGSL");
+        };
+        assert_eq!(*span as usize, *size, "{name}: size (WGSL vs Rust)");
+        assert_eq!(
+            layouter[handle].size as usize, *size,
+            "{name}: layouter size"
+        );
+        let wgsl: Vec<(&str, usize)> = members
+            .iter()
+            .map(|m| (m.name.as_deref().unwrap_or("?"), m.offset as usize))
+            .collect();
+        assert_eq!(&wgsl, fields, "{name}: members and offsets (WGSL vs Rust)");
+        // Uniform buffers need 16-byte multiples; storage structs are fine
+        // with them too.
+        assert_eq!(size % 16, 0, "{name}: size {size} is not a multiple of 16");
+    }
+}
