@@ -7,6 +7,7 @@
 //! kernels, GPU trainer), [`train`] (the loop both trainers share) and
 //! [`fit`] (data + spec + device → trained model), which the CLI calls.
 
+pub mod bench;
 pub mod cpu;
 pub mod data;
 pub mod defaults;
@@ -16,6 +17,7 @@ pub mod fsutil;
 pub mod gpu;
 pub mod model;
 pub mod train;
+pub mod viz;
 
 pub use data::Dataset;
 pub use error::{MdnError, Result};

@@ -14,7 +14,10 @@ use mdn::model::{Head, Model, ModelSpec, load_model, save_model};
 use mdn::train::BatchOrder;
 use mdn::{Dataset, TrainConfig, fit};
 
-use super::{AdaptersArgs, DataArgs, EvalArgs, ModelKind, PredictArgs, SampleArgs, TrainArgs};
+use super::{
+    AdaptersArgs, DataArgs, EvalArgs, ModelKind, PredictArgs, RenderArgs, SampleArgs, TrainArgs,
+    ViewArgs,
+};
 
 use mdn::defaults;
 /// Seed offset for the held-out toy set, so it never equals the training set.
@@ -314,4 +317,99 @@ pub fn adapters(a: AdaptersArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+fn viz_settings(k: u64, samples: usize) -> anyhow::Result<mdn::viz::Settings> {
+    if samples == 0 || samples > 1_000_000 {
+        bail!("--samples must be 1..=1000000, got {samples}");
+    }
+    Ok(mdn::viz::Settings {
+        k: k as usize,
+        samples,
+        ..Default::default()
+    })
+}
+
+pub fn view(a: ViewArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
+    let mut opts = mdn::viz::ViewOptions::new(a.scene);
+    opts.settings = viz_settings(a.k, a.samples)?;
+    opts.settings.layers = parse_layers(&a.layers)?;
+    opts.gpu = gpu.clone();
+    opts.max_frames = a.frames;
+    opts.autoplay = a.play;
+    opts.size = parse_size(&a.size)?;
+    let report = mdn::viz::app::run(opts)?;
+    if a.frames.is_some() {
+        println!(
+            "frames {} fps {:.1} steps {} adapter {} surface {}",
+            report.frames, report.fps, report.steps, report.adapter, report.surface_format
+        );
+    }
+    Ok(())
+}
+
+pub fn render(a: RenderArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
+    let mut settings = viz_settings(a.k, a.samples)?;
+    settings.seed = a.seed;
+    settings.layers = parse_layers(&a.layers)?;
+    let points = match &a.points {
+        Some(path) => Some(load_dataset(path, &ColumnChoice::from_flags(None, None))?),
+        None => None,
+    };
+    let opts = mdn::viz::RenderOptions {
+        settings,
+        steps: a.steps,
+        width: a.width,
+        height: a.height,
+        points,
+        ..mdn::viz::RenderOptions::new(a.scene)
+    };
+    let ctx = std::sync::Arc::new(mdn::gpu::context::GpuContext::new(gpu)?);
+    let viz = mdn::viz::VizGpu::new(ctx)?;
+    let rendered = mdn::viz::render(&viz, &opts)?;
+    rendered.write_png(&a.out)?;
+    eprintln!(
+        "rendered the {} scene after {} epochs ({}, {}) on {} to {}",
+        a.scene.name(),
+        rendered.epoch,
+        rendered.loss,
+        rendered.status.label(),
+        viz.ctx.describe(),
+        a.out.display()
+    );
+    Ok(())
+}
+
+fn parse_size(text: &str) -> anyhow::Result<(u32, u32)> {
+    let bad = || anyhow::anyhow!("--size `{text}`: expected WIDTHxHEIGHT, e.g. 1200x760");
+    let (w, h) = text.split_once(['x', 'X']).ok_or_else(bad)?;
+    let w: u32 = w.trim().parse().map_err(|_| bad())?;
+    let h: u32 = h.trim().parse().map_err(|_| bad())?;
+    if !(200..=8192).contains(&w) || !(150..=8192).contains(&h) {
+        bail!("--size `{text}`: width must be 200..=8192 and height 150..=8192");
+    }
+    Ok((w, h))
+}
+
+fn parse_layers(text: &str) -> anyhow::Result<mdn::viz::Layers> {
+    let mut l = mdn::viz::Layers {
+        data: false,
+        samples: false,
+        density: false,
+        means: false,
+        pi_panel: false,
+    };
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part {
+            "data" => l.data = true,
+            "samples" => l.samples = true,
+            "density" => l.density = true,
+            "means" => l.means = true,
+            "pi" => l.pi_panel = true,
+            other => bail!(
+                "--layers: unknown layer `{other}`; choose from data, samples, density, means, pi"
+            ),
+        }
+    }
+    Ok(l)
 }

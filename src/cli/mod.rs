@@ -1,5 +1,6 @@
 //! Argument definitions (DESIGN.md §2) and the dispatch to each command.
 
+mod bench;
 mod commands;
 
 use std::path::PathBuf;
@@ -7,6 +8,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use mdn::data::toy::ToyProblem;
 use mdn::gpu::context::{BackendChoice, GpuOptions};
+use mdn::viz::Scene;
 use mdn::{DeviceChoice, LrSchedule};
 
 #[derive(Parser, Debug)]
@@ -49,6 +51,81 @@ pub enum Command {
     Sample(SampleArgs),
     /// Every GPU adapter of every backend on this machine, with driver info.
     Adapters(AdaptersArgs),
+    /// GPU vs CPU training throughput on the toy inverse problem.
+    Bench(bench::BenchArgs),
+    /// Open the desktop visualizer (what `mdn` alone does).
+    View(ViewArgs),
+    /// Train a visualizer scene and render it to a PNG, offscreen: no window or X server needed.
+    Render(RenderArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ViewArgs {
+    #[arg(long, value_enum, default_value = "forward")]
+    pub scene: Scene,
+    /// Mixture components of the MDN (1–10).
+    #[arg(long, default_value_t = mdn::viz::Settings::default().k as u64, value_parser = clap::value_parser!(u64).range(1..=mdn::viz::scene::MAX_K as u64))]
+    pub k: u64,
+    /// Points sampled from the mixture each frame.
+    #[arg(long, default_value_t = mdn::viz::Settings::default().samples)]
+    pub samples: usize,
+    /// Start training at once.
+    #[arg(long)]
+    pub play: bool,
+    /// Close after this many frames and print the frame rate.
+    #[arg(long, hide = true)]
+    pub frames: Option<u64>,
+    /// Window size in logical pixels, WxH.
+    #[arg(long, value_name = "WxH", default_value = "1200x760")]
+    pub size: String,
+    /// What to draw at first, comma-separated: data, samples, density, means, pi.
+    #[arg(long, value_name = "LIST", default_value = "data,samples")]
+    pub layers: String,
+}
+
+impl Default for ViewArgs {
+    fn default() -> Self {
+        let s = mdn::viz::Settings::default();
+        ViewArgs {
+            scene: Scene::Forward,
+            k: s.k as u64,
+            samples: s.samples,
+            play: false,
+            frames: None,
+            size: "1200x760".into(),
+            layers: "data,samples".into(),
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct RenderArgs {
+    #[arg(long, value_enum)]
+    pub scene: Scene,
+    /// Where to write the PNG.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Training steps before the picture is taken.
+    #[arg(long, default_value_t = 3000)]
+    pub steps: usize,
+    #[arg(long, default_value_t = 960)]
+    pub width: u32,
+    #[arg(long, default_value_t = 600)]
+    pub height: u32,
+    /// Points to train on instead of the toy data (CSV with a header: input column, then target column).
+    #[arg(long, value_name = "F.csv")]
+    pub points: Option<PathBuf>,
+    /// Mixture components of the MDN (1–10).
+    #[arg(long, default_value_t = mdn::viz::Settings::default().k as u64, value_parser = clap::value_parser!(u64).range(1..=mdn::viz::scene::MAX_K as u64))]
+    pub k: u64,
+    /// Points sampled from the mixture.
+    #[arg(long, default_value_t = mdn::viz::Settings::default().samples)]
+    pub samples: usize,
+    /// What to draw, comma-separated: data, samples, density, means, pi.
+    #[arg(long, value_name = "LIST", default_value = "data,samples")]
+    pub layers: String,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
 }
 
 #[derive(Args, Debug)]
@@ -185,8 +262,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Predict(a)) => commands::predict(a),
         Some(Command::Sample(a)) => commands::sample(a),
         Some(Command::Adapters(a)) => commands::adapters(a),
-        None => anyhow::bail!(
-            "the desktop visualizer is not built yet; try `mdn train --toy inverse --out model.safetensors` (see `mdn --help`)"
-        ),
+        Some(Command::Bench(a)) => bench::run(a, &gpu),
+        Some(Command::View(a)) => commands::view(a, &gpu),
+        Some(Command::Render(a)) => commands::render(a, &gpu),
+        None => commands::view(ViewArgs::default(), &gpu),
     }
 }

@@ -1,0 +1,298 @@
+//! The window's egui HUD: scene tabs, the numbers (Epoch, Loss, Status,
+//! points, fps, adapter), the controls, the loss curve, and the plot area
+//! with the playground's drawing. It only describes what the user asked
+//! for as [`Action`]s; the app applies them after the frame's UI pass.
+
+use egui::{Color32, PointerButton, Sense, Ui, vec2};
+
+use super::overlay;
+use super::plot::PixelRect;
+use super::scene::{MAX_K, Scene, SceneLayout, SceneState, Settings, Status};
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    SetScene(Scene),
+    TogglePlay,
+    Step,
+    Reset,
+    Apply(Settings),
+    ClearPoints,
+    /// Canvas points to add (data units, jitter already applied).
+    AddPoints(Vec<(f32, f32)>),
+    /// Erase around (x, y) in data units, radius in units of the plot's
+    /// height, with the plot's width/height ratio.
+    Erase {
+        x: f32,
+        y: f32,
+        radius: f32,
+        aspect: f32,
+    },
+    Quit,
+}
+
+pub struct HudInput<'a> {
+    pub scene: &'a SceneState,
+    pub fps: f32,
+    pub adapter: &'a str,
+    pub steps_per_frame: f32,
+}
+
+/// Steps one press of "Step" runs.
+pub const STEP_BUTTON_STEPS: usize = 100;
+
+/// Builds the whole window UI; returns where the plots go.
+pub fn ui(
+    ui: &mut Ui,
+    input: &HudInput<'_>,
+    settings: &mut Settings,
+    rng: &mut impl FnMut() -> f32,
+    actions: &mut Vec<Action>,
+) -> SceneLayout {
+    let scene = input.scene;
+    // Panels without a fill: the renderer's clear already paints the
+    // background, and every pixel egui shades costs time on a software
+    // rasteriser (the panel fills alone halved the frame rate on llvmpipe).
+    let bare = egui::Frame::NONE.inner_margin(egui::Margin::symmetric(8, 4));
+    egui::Panel::top("scenes").frame(bare).show(ui, |ui| {
+        ui.horizontal(|ui| {
+            for (i, s) in Scene::ALL.into_iter().enumerate() {
+                let label = format!("{} {}", i + 1, tab_name(s));
+                if ui.selectable_label(s == scene.scene, label).clicked() && s != scene.scene {
+                    actions.push(Action::SetScene(s));
+                }
+            }
+            ui.separator();
+            ui.label(egui::RichText::new(scene.scene.title()).strong());
+        });
+    });
+    egui::Panel::left("hud")
+        .frame(bare)
+        .exact_size(250.0)
+        .show(ui, |ui| {
+            side_panel(ui, input, settings, actions);
+        });
+    let mut layout = None;
+    egui::CentralPanel::no_frame().show(ui, |ui| {
+        let ppp = ui.ctx().pixels_per_point();
+        let rect = ui.max_rect();
+        let area = PixelRect::new(
+            rect.left() * ppp,
+            rect.top() * ppp,
+            rect.right() * ppp,
+            rect.bottom() * ppp,
+        );
+        let screen = ui.ctx().content_rect();
+        let target = (
+            (screen.width() * ppp).round() as u32,
+            (screen.height() * ppp).round() as u32,
+        );
+        let l = scene.layout(area, target, ppp);
+        overlay::paint_scene(ui.painter(), scene, &l, ppp, true);
+        if scene.scene == Scene::Playground {
+            canvas(ui, scene, &l, ppp, rng, actions);
+        }
+        layout = Some(l);
+    });
+    layout.expect("the central panel always runs")
+}
+
+fn tab_name(s: Scene) -> &'static str {
+    match s {
+        Scene::Forward => "Forward",
+        Scene::Inverse => "Inverse",
+        Scene::Mdn => "MDN",
+        Scene::Playground => "Playground",
+    }
+}
+
+fn row(ui: &mut Ui, name: &str, value: impl Into<egui::WidgetText>) {
+    ui.horizontal(|ui| {
+        ui.add_sized(
+            vec2(70.0, 16.0),
+            egui::Label::new(egui::RichText::new(name).weak()),
+        );
+        ui.label(value);
+    });
+}
+
+fn side_panel(
+    ui: &mut Ui,
+    input: &HudInput<'_>,
+    settings: &mut Settings,
+    actions: &mut Vec<Action>,
+) {
+    let scene = input.scene;
+    ui.add_space(6.0);
+    row(
+        ui,
+        "Epoch",
+        egui::RichText::new(scene.epoch().to_string()).monospace(),
+    );
+    row(
+        ui,
+        "Loss",
+        egui::RichText::new(scene.loss_text()).monospace(),
+    );
+    let status_color = match scene.status {
+        Status::Training => Color32::from_rgb(120, 200, 255),
+        Status::Converged => Color32::from_rgb(110, 220, 130),
+        Status::Diverged => Color32::from_rgb(255, 110, 110),
+        Status::Ready | Status::DrawPoints => Color32::from_gray(220),
+    };
+    row(
+        ui,
+        "Status",
+        egui::RichText::new(scene.status.label())
+            .color(status_color)
+            .strong(),
+    );
+    row(ui, "Points", scene.point_count().to_string());
+    row(
+        ui,
+        "fps",
+        format!(
+            "{:.0}   ({:.1} steps/frame)",
+            input.fps, input.steps_per_frame
+        ),
+    );
+    row(ui, "Adapter", egui::RichText::new(input.adapter).small());
+    ui.separator();
+
+    ui.horizontal(|ui| {
+        let play = if scene.playing { "Pause" } else { "Play" };
+        if ui.button(play).on_hover_text("Space").clicked() {
+            actions.push(Action::TogglePlay);
+        }
+        if ui
+            .button("Step")
+            .on_hover_text(format!("{STEP_BUTTON_STEPS} steps"))
+            .clicked()
+        {
+            actions.push(Action::Step);
+        }
+        if ui.button("Reset").on_hover_text("R").clicked() {
+            actions.push(Action::Reset);
+        }
+    });
+    ui.add_space(4.0);
+    let before = settings.clone();
+    let mut commit = false;
+    if scene.scene.has_mdn() {
+        let r = ui.add(egui::Slider::new(&mut settings.k, 1..=MAX_K).text("K"));
+        commit |= settled(&r);
+    }
+    let r = ui.add(
+        egui::Slider::new(&mut settings.lr, 1e-4..=5e-2)
+            .logarithmic(true)
+            .text("lr"),
+    );
+    commit |= settled(&r);
+    if scene.scene.has_mdn() {
+        let r = ui.add(
+            egui::Slider::new(&mut settings.samples, 100..=50_000)
+                .logarithmic(true)
+                .text("samples"),
+        );
+        commit |= settled(&r);
+        ui.separator();
+        ui.label(egui::RichText::new("Layers").weak());
+        let l = &mut settings.layers;
+        commit |= ui.checkbox(&mut l.samples, "samples").changed();
+        commit |= ui
+            .checkbox(&mut l.density, "density p(t|x) heatmap")
+            .changed();
+        commit |= ui.checkbox(&mut l.means, "component means μ_k").changed();
+        commit |= ui.checkbox(&mut l.pi_panel, "π_k panel").changed();
+    }
+    commit |= ui.checkbox(&mut settings.layers.data, "data").changed();
+    if commit && *settings != before {
+        actions.push(Action::Apply(settings.clone()));
+    }
+    if scene.scene == Scene::Playground {
+        ui.separator();
+        ui.label(egui::RichText::new("Left-drag: add points · right-drag: erase").weak());
+        if ui.button("Clear points").clicked() {
+            actions.push(Action::ClearPoints);
+        }
+    }
+    ui.separator();
+    ui.label(egui::RichText::new("Loss").weak());
+    let (rect, _) = ui.allocate_exact_size(vec2(ui.available_width(), 90.0), Sense::hover());
+    overlay::paint_loss_curve(ui.painter(), rect, scene);
+    ui.add_space(6.0);
+    ui.label(
+        egui::RichText::new("Space play/pause · R reset · 1–4 scenes · Esc quit")
+            .small()
+            .weak(),
+    );
+    if scene.status == Status::Diverged {
+        ui.colored_label(
+            Color32::from_rgb(255, 140, 140),
+            "The loss became non-finite; the last good parameters were kept. Lower the learning rate.",
+        );
+    }
+}
+
+/// A slider's value is applied once the user lets go (rebuilding a trainer
+/// on every drag event would read the parameters back each frame).
+fn settled(r: &egui::Response) -> bool {
+    r.drag_stopped() || (r.changed() && !r.dragged())
+}
+
+/// The playground: left-drag sprays points with a little jitter,
+/// right-drag erases.
+fn canvas(
+    ui: &mut Ui,
+    scene: &SceneState,
+    layout: &SceneLayout,
+    ppp: f32,
+    rng: &mut impl FnMut() -> f32,
+    actions: &mut Vec<Action>,
+) {
+    let v = &layout.main;
+    let rect = egui::Rect::from_min_max(
+        egui::pos2(v.rect.x0 / ppp, v.rect.y0 / ppp),
+        egui::pos2(v.rect.x1 / ppp, v.rect.y1 / ppp),
+    );
+    let resp = ui.allocate_rect(rect, Sense::click_and_drag());
+    let Some(pos) = resp.interact_pointer_pos().or(resp.hover_pos()) else {
+        return;
+    };
+    let (x, y) = v.from_pixel(pos.x * ppp, pos.y * ppp);
+    let (primary, secondary) = ui.input(|i| {
+        (
+            i.pointer.button_down(PointerButton::Primary),
+            i.pointer.button_down(PointerButton::Secondary),
+        )
+    });
+    let active = resp.is_pointer_button_down_on() || resp.dragged();
+    if active && primary {
+        let jitter = 0.015;
+        let pts = (0..2)
+            .map(|_| (x + jitter * gauss(rng), y + jitter * gauss(rng)))
+            .collect();
+        actions.push(Action::AddPoints(pts));
+    } else if active && secondary {
+        actions.push(Action::Erase {
+            x,
+            y,
+            radius: 0.04,
+            aspect: v.rect.width() / v.rect.height(),
+        });
+    }
+    if secondary && resp.hovered() {
+        ui.painter().circle_stroke(
+            pos,
+            0.04 * rect.height(),
+            egui::Stroke::new(1.0, Color32::from_gray(180)),
+        );
+    }
+    let _ = scene;
+}
+
+/// A standard normal draw from uniform ones (Box–Muller).
+fn gauss(rng: &mut impl FnMut() -> f32) -> f32 {
+    let u1 = rng().max(1e-7);
+    let u2 = rng();
+    (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
+}

@@ -1,0 +1,480 @@
+//! Offscreen renders of the visualizer's scenes on a real (software)
+//! adapter, judged by their pixels: each test trains a small network for a
+//! few hundred steps, renders through the same renderer the window uses,
+//! and looks for the colours of data, MLP and MDN where Bishop's toy
+//! problem says they belong. Without an adapter each test skips loudly
+//! (fails under `MDN_REQUIRE_GPU=1`).
+
+use std::sync::Arc;
+
+use mdn::data::toy::{bishop_f, inverse_branches};
+use mdn::viz::curves::density_source;
+use mdn::viz::renderer::points_source;
+use mdn::viz::{Layers, RenderOptions, Rendered, Scene, SceneState, Settings, Status, VizGpu};
+
+fn gpu() -> Option<VizGpu> {
+    let ctx = mdn::gpu::context::test_context()?;
+    Some(VizGpu::new(Arc::new(ctx)).expect("visualizer kernels build"))
+}
+
+/// Small and quick: a few hundred full-batch steps on 600 points.
+fn options(scene: Scene, steps: usize) -> RenderOptions {
+    RenderOptions {
+        settings: Settings {
+            hidden: vec![16, 16],
+            toy_points: 500,
+            batch: 250,
+            samples: 6000,
+            k: 4,
+            lr: 2e-2,
+            ..Settings::default()
+        },
+        steps,
+        width: 420,
+        height: 300,
+        legend: false,
+        caption: false,
+        ..RenderOptions::new(scene)
+    }
+}
+
+/// Like `assert!`, but first saves the render beside the build output so a
+/// failure can be looked at.
+fn check(ok: bool, img: &Rendered, name: &str, msg: impl FnOnce() -> String) {
+    if !ok {
+        let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.png"));
+        let saved = img.write_png(&path).map(|_| path.display().to_string());
+        panic!("{} (render: {saved:?})", msg());
+    }
+}
+
+fn is_mlp(p: [u8; 4]) -> bool {
+    let [r, g, b, _] = p.map(i32::from);
+    r > 170 && r - g > 50 && r - b > 110
+}
+
+fn is_sample(p: [u8; 4]) -> bool {
+    let [r, g, b, _] = p.map(i32::from);
+    g - r > 40 && g - b > 20
+}
+
+/// The rows of column `px` (inside the main plot) whose colour matches,
+/// mapped back to data (input, target).
+fn hits(img: &Rendered, px: u32, keep: fn([u8; 4]) -> bool) -> Vec<(f32, f32)> {
+    let v = &img.layout.main;
+    let (y0, y1) = (v.rect.y0.ceil() as u32 + 1, v.rect.y1.floor() as u32 - 1);
+    (y0..y1)
+        .filter(|&py| keep(img.pixel(px, py)))
+        .map(|py| v.from_pixel(px as f32 + 0.5, py as f32 + 0.5))
+        .collect()
+}
+
+/// Every pixel column of the main plot whose input lies in `lo..hi`.
+fn columns(img: &Rendered, lo: f32, hi: f32) -> Vec<u32> {
+    let v = &img.layout.main;
+    (v.rect.x0.ceil() as u32..v.rect.x1.floor() as u32)
+        .filter(|&px| {
+            let (x, _) = v.from_pixel(px as f32 + 0.5, v.rect.y0);
+            (lo..hi).contains(&x)
+        })
+        .collect()
+}
+
+#[test]
+fn forward_scene_curve_follows_the_data() {
+    let Some(gpu) = gpu() else { return };
+    let img = mdn::viz::render(&gpu, &options(Scene::Forward, 800)).unwrap();
+    let cols = columns(&img, 0.05, 0.95);
+    let mut drawn = 0;
+    let mut worst = 0.0f32;
+    for &px in &cols {
+        let h = hits(&img, px, is_mlp);
+        if h.is_empty() {
+            continue;
+        }
+        drawn += 1;
+        // The middle of the stroke, against the noise-free function.
+        let (x, t) = h[h.len() / 2];
+        worst = worst.max((t - bishop_f(x)).abs());
+    }
+    check(
+        drawn as f32 > 0.95 * cols.len() as f32,
+        &img,
+        "forward",
+        || {
+            format!(
+                "the MLP curve is missing in {} of {} columns",
+                cols.len() - drawn,
+                cols.len()
+            )
+        },
+    );
+    check(worst < 0.08, &img, "forward", || {
+        format!("the MLP curve strays {worst} from y = f(x)")
+    });
+}
+
+#[test]
+fn inverse_scene_mlp_curve_crosses_empty_space() {
+    let Some(gpu) = gpu() else { return };
+    let img = mdn::viz::render(&gpu, &options(Scene::Inverse, 800)).unwrap();
+    // Beside the S, the data sit on two separate branches (x near 0.1 and
+    // 0.7 around y = 0.3, mirrored around y = 0.7) and their mean falls in
+    // the gap between them. Data lie within 0.1 of y = f(x), so a curve
+    // pixel with |f(x) − y| > 0.12 is in empty space.
+    let mut cols = columns(&img, 0.27, 0.37);
+    cols.extend(columns(&img, 0.63, 0.73));
+    let mut off = 0;
+    let mut drawn = 0;
+    for &px in &cols {
+        let h = hits(&img, px, is_mlp);
+        let Some(&(y, x)) = h.get(h.len() / 2) else {
+            continue;
+        };
+        drawn += 1;
+        if (bishop_f(x) - y).abs() > 0.12 {
+            off += 1;
+        }
+    }
+    check(
+        drawn as f32 > 0.95 * cols.len() as f32,
+        &img,
+        "inverse",
+        || format!("curve drawn in {drawn} of {} columns", cols.len()),
+    );
+    check(off as f32 > 0.5 * drawn as f32, &img, "inverse", || {
+        format!("the MLP curve runs through empty space in only {off} of {drawn} columns")
+    });
+}
+
+#[test]
+fn mdn_scene_samples_cover_every_branch_and_stay_on_the_data() {
+    let Some(gpu) = gpu() else { return };
+    let img = mdn::viz::render(&gpu, &options(Scene::Mdn, 2000)).unwrap();
+    let v = img.layout.main;
+    // Near each of the three branches at y = 0.5 there are samples.
+    let (px, _) = v.to_pixel(0.5, 0.0);
+    for x in inverse_branches(0.5) {
+        let (_, py) = v.to_pixel(0.5, x);
+        let near = (px as u32 - 4..=px as u32 + 4)
+            .flat_map(|cx| (py as u32 - 6..=py as u32 + 6).map(move |cy| (cx, cy)))
+            .filter(|&(cx, cy)| is_sample(img.pixel(cx, cy)))
+            .count();
+        check(near >= 3, &img, "mdn", || {
+            format!("no samples near the branch x = {x} at y = 0.5 ({near} pixels)")
+        });
+    }
+    // And hardly any sample pixel away from the data: 0.2 is twice the
+    // noise, so only the tails of badly placed components land there.
+    let mut on = 0;
+    let mut off = 0;
+    for px in columns(&img, 0.0, 1.0) {
+        for (y, x) in hits(&img, px, is_sample) {
+            if (bishop_f(x) - y).abs() <= 0.2 && (-0.05..1.05).contains(&x) {
+                on += 1;
+            } else {
+                off += 1;
+            }
+        }
+    }
+    check(on > 2000, &img, "mdn", || {
+        format!("too few sample pixels: {on}")
+    });
+    check((off as f32) < 0.03 * on as f32, &img, "mdn", || {
+        format!("{off} sample pixels off the data against {on} on it")
+    });
+}
+
+#[test]
+fn density_and_means_match_the_cpu_mixture() {
+    let Some(gpu) = gpu() else { return };
+    let mut settings = options(Scene::Mdn, 0).settings;
+    settings.layers = Layers {
+        density: true,
+        means: true,
+        pi_panel: true,
+        ..Layers::default()
+    };
+    let mut scene = SceneState::new(&gpu, Scene::Mdn, settings, None).unwrap();
+    scene.set_playing(true);
+    scene.train(300).unwrap();
+    scene.read_loss().unwrap();
+    let mut enc = gpu
+        .ctx
+        .device
+        .create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
+    scene.encode(&mut enc).unwrap();
+    gpu.ctx.queue.submit([enc.finish()]);
+    let (input_norm, target_norm) = scene.normalizers();
+    let (input_norm, target_norm) = (input_norm.clone(), target_norm.clone());
+    let net = scene.mdn.as_mut().unwrap();
+    let model = mdn::Model {
+        spec: net.spec.clone(),
+        params: net.params().unwrap(),
+        input_norm,
+        target_norm,
+        input_names: vec!["y".into()],
+        target_names: vec!["x".into()],
+    };
+    let verts = net.read_curve().unwrap();
+    let heat = net.read_heat().unwrap();
+    let info = *net.curve_info();
+    let (cols, k, rows) = (info.cols as usize, info.k as usize, info.heat_rows as usize);
+    let inputs: Vec<f32> = (0..cols).map(|c| verts[c][0]).collect();
+    let m = model.mixture(&inputs).unwrap();
+    for c in 0..cols {
+        let mut pi_sum = 0.0;
+        for j in 0..k {
+            let [x, mu, pi, sigma] = verts[j * cols + c];
+            assert_eq!(x, inputs[c]);
+            assert!((pi - m.pi[c * k + j]).abs() < 1e-4, "π col {c} comp {j}");
+            assert!((mu - m.mu[c * k + j]).abs() < 1e-3, "μ col {c} comp {j}");
+            assert!(
+                (sigma / m.sigma[c * k + j] - 1.0).abs() < 1e-3,
+                "σ col {c} comp {j}"
+            );
+            pi_sum += pi;
+        }
+        assert!((pi_sum - 1.0).abs() < 1e-4);
+        // The heat column is the mixture density over the target span,
+        // scaled so its peak is 1.
+        let pdf = |t: f32| -> f32 {
+            (0..k)
+                .map(|j| {
+                    let (p, mu, s) = (m.pi[c * k + j], m.mu[c * k + j], m.sigma[c * k + j]);
+                    p * (-0.5 * ((t - mu) / s).powi(2)).exp() / (s * (std::f32::consts::TAU).sqrt())
+                })
+                .sum()
+        };
+        let dt = (info.t_hi - info.t_lo) / rows as f32;
+        let col: Vec<f32> = (0..rows)
+            .map(|r| pdf(info.t_lo + (r as f32 + 0.5) * dt))
+            .collect();
+        let peak = col.iter().copied().fold(0.0, f32::max);
+        for r in 0..rows {
+            let want = col[r] / peak;
+            let got = heat[r * cols + c];
+            assert!(
+                (got - want).abs() < 2e-3,
+                "heat col {c} row {r}: {got} vs {want}"
+            );
+        }
+    }
+}
+
+fn parse_and_validate(name: &str, src: &str) -> naga::Module {
+    let module = naga::front::wgsl::parse_str(src)
+        .unwrap_or_else(|e| panic!("{name}.wgsl: {}", e.emit_to_string(src)));
+    naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::default(),
+    )
+    .validate(&module)
+    .unwrap_or_else(|e| panic!("{name}.wgsl: {}", e.emit_to_string(src)));
+    module
+}
+
+/// Size and member offsets of the WGSL struct `name`.
+fn wgsl_layout(module: &naga::Module, name: &str) -> (usize, Vec<usize>) {
+    let ty = module
+        .types
+        .iter()
+        .find(|(_, ty)| ty.name.as_deref() == Some(name))
+        .unwrap_or_else(|| panic!("no WGSL struct {name}"))
+        .1;
+    let naga::TypeInner::Struct { members, span } = &ty.inner else {
+        panic!("{name} is not a struct");
+    };
+    (
+        *span as usize,
+        members.iter().map(|m| m.offset as usize).collect(),
+    )
+}
+
+#[test]
+fn the_visualizer_shaders_validate_and_match_their_rust_twins() {
+    use mdn::viz::curves::CurveInfo;
+    use mdn::viz::renderer::DrawInfo;
+    use std::mem::{offset_of, size_of};
+
+    let points = parse_and_validate("points", points_source());
+    assert_eq!(
+        wgsl_layout(&points, "DrawInfo"),
+        (
+            size_of::<DrawInfo>(),
+            vec![
+                offset_of!(DrawInfo, transform),
+                offset_of!(DrawInfo, color),
+                offset_of!(DrawInfo, size),
+                offset_of!(DrawInfo, extra),
+                offset_of!(DrawInfo, index),
+            ]
+        )
+    );
+    let density = parse_and_validate("density", density_source());
+    let (size, offsets) = wgsl_layout(&density, "CurveInfo");
+    assert_eq!(size, size_of::<CurveInfo>());
+    // Twelve 4-byte scalars in declaration order.
+    assert_eq!(offsets, (0..12).map(|i| i * 4).collect::<Vec<_>>());
+    assert_eq!(offset_of!(CurveInfo, t_std), 36);
+}
+
+#[test]
+fn playground_trains_an_mlp_and_an_mdn_side_by_side() {
+    let Some(gpu) = gpu() else { return };
+    // Two horizontal strokes: the MLP settles between them, the MDN's
+    // samples stay on them.
+    let mut xs = Vec::new();
+    let mut ys = Vec::new();
+    for i in 0..300 {
+        let x = 0.1 + 0.8 * (i as f32 + 0.5) / 300.0;
+        xs.extend([x, x]);
+        ys.extend([0.25 + 0.01 * ((i * 7 % 5) as f32 - 2.0), 0.75]);
+    }
+    let points = mdn::Dataset::new(xs, ys, vec!["x".into()], vec!["y".into()]).unwrap();
+    let mut opts = options(Scene::Playground, 1200);
+    opts.points = Some(points);
+    opts.settings.k = 3;
+    let img = mdn::viz::render(&gpu, &opts).unwrap();
+    let cols = columns(&img, 0.3, 0.7);
+    let mut mlp_mid = 0;
+    let mut samples_on = 0;
+    let mut samples_off = 0;
+    for &px in &cols {
+        let h = hits(&img, px, is_mlp);
+        if let Some(&(_, y)) = h.get(h.len() / 2)
+            && (y - 0.5).abs() < 0.1
+        {
+            mlp_mid += 1;
+        }
+        for (_, y) in hits(&img, px, is_sample) {
+            if (y - 0.25).abs() < 0.08 || (y - 0.75).abs() < 0.08 {
+                samples_on += 1;
+            } else {
+                samples_off += 1;
+            }
+        }
+    }
+    check(
+        mlp_mid as f32 > 0.9 * cols.len() as f32,
+        &img,
+        "playground",
+        || {
+            format!(
+                "the MLP sits near the mean in {mlp_mid} of {} columns",
+                cols.len()
+            )
+        },
+    );
+    check(
+        samples_on > 500 && (samples_off as f32) < 0.05 * samples_on as f32,
+        &img,
+        "playground",
+        || format!("MDN samples: {samples_on} on the strokes, {samples_off} off"),
+    );
+}
+
+fn mdn_cmd() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mdn"));
+    cmd.env("NODEVICE_SELECT", "1");
+    cmd
+}
+
+#[test]
+fn render_command_writes_a_png_of_the_asked_size() {
+    if gpu().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("mdn.png");
+    let run = mdn_cmd()
+        .args([
+            "render", "--scene", "mdn", "--steps", "50", "--width", "200",
+        ])
+        .args([
+            "--height",
+            "150",
+            "--samples",
+            "500",
+            "--layers",
+            "data,samples,density,means,pi",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let img = image::open(&out).unwrap();
+    assert_eq!((img.width(), img.height()), (200, 150));
+    // Not a blank image: the background, text and points differ.
+    let rgb = img.to_rgb8();
+    let first = rgb.get_pixel(0, 0);
+    assert!(rgb.pixels().filter(|p| *p != first).count() > 1000);
+    let bad = mdn_cmd()
+        .args(["render", "--scene", "mdn", "--layers", "heat", "--out"])
+        .arg(dir.path().join("x.png"))
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown layer"));
+}
+
+#[test]
+fn view_without_a_display_points_at_render() {
+    for args in [&["view", "--scene", "mdn"][..], &[][..]] {
+        let run = mdn_cmd()
+            .args(args)
+            .env_remove("DISPLAY")
+            .env_remove("WAYLAND_DISPLAY")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert!(!run.status.success(), "{args:?}");
+        assert!(err.contains("mdn render"), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
+fn playground_canvas_adds_erases_and_waits_for_points() {
+    let Some(gpu) = gpu() else { return };
+    let settings = options(Scene::Playground, 0).settings;
+    let mut s = SceneState::new(&gpu, Scene::Playground, settings, None).unwrap();
+    assert_eq!(s.status, Status::DrawPoints);
+    assert!(!s.can_train());
+    s.add_points(&[
+        (0.2, 0.2),
+        (0.21, 0.2),
+        (0.8, 0.8),
+        (0.5, 0.5),
+        (0.1, 0.9),
+        (2.0, -1.0),
+    ]);
+    assert_eq!(s.point_count(), 6);
+    let d = s.data();
+    assert!(
+        d.inputs
+            .iter()
+            .chain(&d.targets)
+            .all(|v| (0.0..=1.0).contains(v))
+    );
+    // Enough points: the playground starts training on its own.
+    s.sync_data().unwrap();
+    assert_eq!(s.status, Status::Training);
+    assert!(s.playing);
+    s.erase(0.2, 0.2, 0.05, 1.0);
+    assert_eq!(s.point_count(), 4);
+    s.sync_data().unwrap();
+    assert_eq!(s.status, Status::DrawPoints, "below the minimum again");
+    s.add_points(&[(0.3, 0.3), (0.6, 0.6)]);
+    s.sync_data().unwrap();
+    s.train(5).unwrap();
+    s.read_loss().unwrap();
+    assert!(s.nets().count() == 2 && s.nets().all(|n| n.loss.is_some()));
+    s.clear_points().unwrap();
+    assert_eq!((s.point_count(), s.status), (0, Status::DrawPoints));
+}

@@ -1,0 +1,94 @@
+//! Opens the visualizer's window, renders frames in every scene (training
+//! the MDN scene with all its layers), and closes. Its own test binary:
+//! winit allows one event loop per process, and tests run off the main
+//! thread, hence `with_any_thread`.
+//!
+//! When to run, skip or fail:
+//! - with a display (CI runs this under `xvfb-run -a`): run; a missing GPU
+//!   adapter fails under `MDN_REQUIRE_GPU=1` or `MDN_WINDOW_TEST=1`, else
+//!   skips loudly;
+//! - without a display and `MDN_WINDOW_TEST=1` (the xvfb step that lost its
+//!   X server): fail;
+//! - without a display otherwise (the plain `cargo test` run): skip loudly.
+
+use std::io::Write;
+
+use mdn::gpu::context::{GpuContext, GpuOptions, require_gpu};
+use mdn::viz::app::{ViewOptions, display_available, run_on};
+use mdn::viz::{Layers, Scene};
+use winit::event_loop::EventLoop;
+
+const WINDOW_TEST_ENV: &str = "MDN_WINDOW_TEST";
+
+fn skip(why: &str) {
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED (window smoke test): {why}; run under `xvfb-run -a` with {WINDOW_TEST_ENV}=1 to make this fail instead"
+    );
+}
+
+fn event_loop() -> Result<EventLoop<()>, String> {
+    let mut builder = EventLoop::builder();
+    #[cfg(all(unix, not(target_os = "macos")))]
+    {
+        use winit::platform::wayland::EventLoopBuilderExtWayland;
+        use winit::platform::x11::EventLoopBuilderExtX11;
+        EventLoopBuilderExtX11::with_any_thread(&mut builder, true);
+        EventLoopBuilderExtWayland::with_any_thread(&mut builder, true);
+    }
+    builder.build().map_err(|e| e.to_string())
+}
+
+#[test]
+fn window_opens_renders_every_scene_and_closes() {
+    let wanted = std::env::var_os(WINDOW_TEST_ENV).is_some_and(|v| v == "1");
+    if !display_available() {
+        assert!(
+            !wanted,
+            "{WINDOW_TEST_ENV}=1 but neither DISPLAY nor WAYLAND_DISPLAY is set (is xvfb-run installed?)"
+        );
+        skip("no DISPLAY or WAYLAND_DISPLAY");
+        return;
+    }
+    if let Err(e) = GpuContext::new(&GpuOptions::default()) {
+        assert!(
+            !(wanted || require_gpu()),
+            "a display is present but no GPU adapter: {e}"
+        );
+        skip(&format!("no GPU adapter: {e}"));
+        return;
+    }
+    let event_loop = match event_loop() {
+        Ok(l) => l,
+        Err(e) => {
+            assert!(!wanted, "{WINDOW_TEST_ENV}=1 but no event loop: {e}");
+            skip(&format!("no event loop: {e}"));
+            return;
+        }
+    };
+    let mut opts = ViewOptions::new(Scene::Mdn);
+    opts.settings.hidden = vec![16, 16];
+    opts.settings.samples = 10_000;
+    opts.settings.layers = Layers {
+        density: true,
+        means: true,
+        pi_panel: true,
+        ..Layers::default()
+    };
+    opts.autoplay = true;
+    opts.size = (800, 520);
+    // Mdn, then playground, forward and inverse, 6 frames each.
+    opts.tour = Some(6);
+    opts.max_frames = Some(24);
+    let report = run_on(event_loop, opts).expect("the window runs and closes cleanly");
+    eprintln!(
+        "window: {} frames at {:.1} fps on {} ({}), {} steps",
+        report.frames, report.fps, report.adapter, report.surface_format, report.steps
+    );
+    assert_eq!(report.frames, 24);
+    assert!(
+        report.steps > 0,
+        "the scene on screen at the end never trained"
+    );
+    assert!(report.fps > 0.0);
+}
