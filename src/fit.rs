@@ -9,6 +9,7 @@ use crate::data::normalize::Normalizer;
 use crate::error::{MdnError, Result};
 use crate::gpu::GpuTrainer;
 use crate::gpu::context::{GpuContext, GpuOptions};
+use crate::model::infer::Inference;
 use crate::model::init::init_params;
 use crate::model::{Model, ModelSpec};
 use crate::train::{TrainConfig, TrainReport, Trainer, run_training};
@@ -75,36 +76,61 @@ pub fn make_trainer(
             // they must not read as "no GPU".
             spec.validate()?;
             config.validate()?;
-            let attempt = GpuContext::new(gpu)
-                .map_err(MdnError::from)
-                .and_then(|ctx| {
-                    // A software rasteriser (lavapipe, llvmpipe, WARP) runs the
-                    // same kernels tens of times slower than the CPU trainer,
-                    // whose sgemm is built for the CPU; `--device gpu` still
-                    // picks it on purpose.
-                    if ctx.info.device_type == wgpu::DeviceType::Cpu {
-                        return Err(MdnError::Config(format!(
-                            "only the software rasteriser {}, slower than the CPU trainer; \
-                         --device gpu uses it anyway",
-                            ctx.describe()
-                        )));
-                    }
-                    gpu_trainer(ctx, params.clone())
-                });
-            match attempt {
+            match auto_gpu(gpu).and_then(|ctx| gpu_trainer(ctx, params.clone())) {
                 Ok(trainer) => Ok(trainer),
                 Err(e) => {
-                    let reason = match e {
-                        MdnError::Config(m) => m,
-                        other => other.to_string(),
-                    };
                     note(&format!(
-                        "no usable GPU adapter ({reason}); training on the CPU"
+                        "no usable GPU adapter ({}); training on the CPU",
+                        reason(e)
                     ));
                     Ok(Box::new(CpuTrainer::new(spec, data, params, config)?))
                 }
             }
         }
+    }
+}
+
+/// The GPU that `--device auto` uses: a hardware adapter. A software
+/// rasteriser (lavapipe, llvmpipe, WARP) runs the same kernels tens of times
+/// slower than the CPU code, whose sgemm is built for the CPU; `--device gpu`
+/// still picks it on purpose.
+fn auto_gpu(gpu: &GpuOptions) -> Result<GpuContext> {
+    let ctx = GpuContext::new(gpu)?;
+    if ctx.info.device_type == wgpu::DeviceType::Cpu {
+        return Err(MdnError::Config(format!(
+            "only the software rasteriser {}, slower than the CPU; --device gpu uses it anyway",
+            ctx.describe()
+        )));
+    }
+    Ok(ctx)
+}
+
+fn reason(e: MdnError) -> String {
+    match e {
+        MdnError::Config(m) => m,
+        other => other.to_string(),
+    }
+}
+
+/// Where `eval`, `predict` and `sample` run, by the same rules as training.
+pub fn inference_device(
+    device: DeviceChoice,
+    gpu: &GpuOptions,
+    note: &mut dyn FnMut(&str),
+) -> Result<Inference> {
+    match device {
+        DeviceChoice::Cpu => Ok(Inference::Cpu),
+        DeviceChoice::Gpu => Ok(Inference::Gpu(Arc::new(GpuContext::new(gpu)?))),
+        DeviceChoice::Auto => match auto_gpu(gpu) {
+            Ok(ctx) => Ok(Inference::Gpu(Arc::new(ctx))),
+            Err(e) => {
+                note(&format!(
+                    "no usable GPU adapter ({}); running on the CPU",
+                    reason(e)
+                ));
+                Ok(Inference::Cpu)
+            }
+        },
     }
 }
 

@@ -9,7 +9,7 @@ use mdn::data::csv::{ColumnChoice, load_dataset, load_inputs, to_csv_string};
 use mdn::data::toy::toy_dataset;
 use mdn::fsutil::write_atomic;
 use mdn::gpu::context::GpuOptions;
-use mdn::model::infer::Evaluation;
+use mdn::model::infer::{Evaluation, Inference};
 use mdn::model::{Head, Model, ModelSpec, load_model, save_model};
 use mdn::train::BatchOrder;
 use mdn::{Dataset, TrainConfig, fit};
@@ -166,14 +166,15 @@ fn model_dataset(model: &Model, path: &Path) -> anyhow::Result<Dataset> {
     Ok(load_dataset(path, &cols)?)
 }
 
-pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
+pub fn eval(a: EvalArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
     let model = load_model(&a.model)?;
     let data = model_dataset(&model, &a.data)?;
+    let (dev, note) = device(a.device, gpu)?;
     let Evaluation {
         metric,
         value,
         rows,
-    } = model.evaluate(&data)?;
+    } = model.evaluate_on(&data, &dev)?;
     if a.json {
         println!(
             "{}",
@@ -182,6 +183,7 @@ pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
     } else {
         println!("{} {value:.6}", metric.name());
     }
+    print_note(note);
     Ok(())
 }
 
@@ -199,10 +201,11 @@ fn write_output(out: Option<&Path>, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn predict(a: PredictArgs) -> anyhow::Result<()> {
+pub fn predict(a: PredictArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
     let model = load_model(&a.model)?;
     let inputs = load_inputs(&a.data, &model.input_names)?;
     let rows = model.input_rows(&inputs)?;
+    let (dev, note) = device(a.device, gpu)?;
     let din = model.spec.in_dim;
     let mut header = model.input_names.clone();
     let mut values = Vec::new();
@@ -216,7 +219,7 @@ pub fn predict(a: PredictArgs) -> anyhow::Result<()> {
                     format!("pred_{j}")
                 }
             }));
-            let pred = model.predict_mean(&inputs)?;
+            let pred = model.predict_mean_on(&inputs, &dev)?;
             for r in 0..rows {
                 values.extend_from_slice(&inputs[r * din..(r + 1) * din]);
                 values.extend_from_slice(&pred[r * d..(r + 1) * d]);
@@ -237,7 +240,7 @@ pub fn predict(a: PredictArgs) -> anyhow::Result<()> {
                     header.extend((0..d).map(|j| format!("{name}_{}", suffix(c, j))));
                 }
             }
-            let m = model.mixture(&inputs)?;
+            let m = model.mixture_on(&inputs, &dev)?;
             for r in 0..rows {
                 values.extend_from_slice(&inputs[r * din..(r + 1) * din]);
                 values.extend_from_slice(&m.pi[r * k..(r + 1) * k]);
@@ -246,7 +249,9 @@ pub fn predict(a: PredictArgs) -> anyhow::Result<()> {
             }
         }
     }
-    write_output(a.out.as_deref(), &to_csv_string(&header, &values))
+    write_output(a.out.as_deref(), &to_csv_string(&header, &values))?;
+    print_note(note);
+    Ok(())
 }
 
 /// Parses `LO:HI:N` into N evenly spaced values from LO to HI inclusive.
@@ -270,7 +275,7 @@ fn parse_grid(text: &str) -> anyhow::Result<Vec<f32>> {
         .collect())
 }
 
-pub fn sample(a: SampleArgs) -> anyhow::Result<()> {
+pub fn sample(a: SampleArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
     let model = load_model(&a.model)?;
     let inputs = match (&a.data, &a.grid) {
         (Some(path), _) => load_inputs(path, &model.input_names)?,
@@ -287,7 +292,8 @@ pub fn sample(a: SampleArgs) -> anyhow::Result<()> {
         (None, None) => bail!("give --data FILE.csv or --grid LO:HI:N"),
     };
     let rows = model.input_rows(&inputs)?;
-    let samples = model.sample(&inputs, a.per_input, a.temperature, a.seed)?;
+    let (dev, note) = device(a.device, gpu)?;
+    let samples = model.sample_on(&inputs, a.per_input, a.temperature, a.seed, &dev)?;
     let (din, d) = (model.spec.in_dim, model.spec.out_dim);
     let header = [model.input_names.clone(), model.target_names.clone()].concat();
     let mut values = Vec::with_capacity(rows * a.per_input * (din + d));
@@ -296,7 +302,9 @@ pub fn sample(a: SampleArgs) -> anyhow::Result<()> {
         values.extend_from_slice(&inputs[r * din..(r + 1) * din]);
         values.extend_from_slice(s);
     }
-    write_output(a.out.as_deref(), &to_csv_string(&header, &values))
+    write_output(a.out.as_deref(), &to_csv_string(&header, &values))?;
+    print_note(note);
+    Ok(())
 }
 
 pub fn adapters(a: AdaptersArgs) -> anyhow::Result<()> {
@@ -412,4 +420,22 @@ fn parse_layers(text: &str) -> anyhow::Result<mdn::viz::Layers> {
         }
     }
     Ok(l)
+}
+
+/// Where eval/predict/sample run, and the note saying so when `auto` falls
+/// back to the CPU. The note is printed only after the command succeeded,
+/// so a failing run's stderr is its one `error:` line.
+fn device(
+    choice: mdn::DeviceChoice,
+    gpu: &GpuOptions,
+) -> anyhow::Result<(Inference, Option<String>)> {
+    let mut note = None;
+    let dev = mdn::fit::inference_device(choice, gpu, &mut |m| note = Some(m.to_string()))?;
+    Ok((dev, note))
+}
+
+fn print_note(note: Option<String>) {
+    if let Some(n) = note {
+        eprintln!("note: {n}");
+    }
 }

@@ -210,6 +210,9 @@ pub struct TrainArgs {
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {
+    /// Where to run: the GPU when a hardware adapter exists, else the CPU.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub device: DeviceChoice,
     #[arg(long)]
     pub model: PathBuf,
     #[arg(long)]
@@ -221,6 +224,9 @@ pub struct EvalArgs {
 
 #[derive(Args, Debug)]
 pub struct PredictArgs {
+    /// Where to run: the GPU when a hardware adapter exists, else the CPU.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub device: DeviceChoice,
     #[arg(long)]
     pub model: PathBuf,
     #[arg(long)]
@@ -232,6 +238,9 @@ pub struct PredictArgs {
 
 #[derive(Args, Debug)]
 pub struct SampleArgs {
+    /// Where to run: the GPU when a hardware adapter exists, else the CPU.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub device: DeviceChoice,
     #[arg(long)]
     pub model: PathBuf,
     /// Inputs from a CSV file (its columns are picked by the model's input names).
@@ -258,9 +267,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Data(a)) => commands::data(a),
         Some(Command::Train(a)) => commands::train(a, &gpu),
-        Some(Command::Eval(a)) => commands::eval(a),
-        Some(Command::Predict(a)) => commands::predict(a),
-        Some(Command::Sample(a)) => commands::sample(a),
+        Some(Command::Eval(a)) => commands::eval(a, &gpu),
+        Some(Command::Predict(a)) => commands::predict(a, &gpu),
+        Some(Command::Sample(a)) => commands::sample(a, &gpu),
         Some(Command::Adapters(a)) => commands::adapters(a),
         Some(Command::Bench(a)) => bench::run(a, &gpu),
         Some(Command::View(a)) => commands::view(a, &gpu),

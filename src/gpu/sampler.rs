@@ -13,7 +13,7 @@ use super::context::GpuContext;
 use super::kernels::Kernels;
 use super::layouts::{DenseInfo, SampleInfo};
 use crate::error::{MdnError, Result};
-use crate::model::{Head, ModelSpec};
+use crate::model::ModelSpec;
 
 pub struct GpuSampler {
     ctx: Arc<GpuContext>,
@@ -46,11 +46,9 @@ impl GpuSampler {
         rows: usize,
         per_input: usize,
     ) -> Result<Self> {
-        let Head::Mixture { k } = spec.head else {
-            return Err(MdnError::Config(
-                "sampling needs a mixture model; an MLP has no distribution to draw from".into(),
-            ));
-        };
+        // An MLP runs the forward pass only (its head outputs are the
+        // predictions); there is no distribution to draw from.
+        let k = spec.k();
         if rows == 0 || per_input == 0 {
             return Err(MdnError::Config(
                 "nothing to sample: no inputs or --per-input 0".into(),
@@ -202,6 +200,9 @@ impl GpuSampler {
             pass.set_bind_group(0, bg, &[]);
             pass.dispatch_workgroups(*x, *y, 1);
         }
+        if !self.spec.is_mixture() {
+            return;
+        }
         pass.set_pipeline(&self.kernels.sample.pipeline);
         let (bg, (x, y)) = &self.sample;
         pass.set_bind_group(0, bg, &[]);
@@ -230,6 +231,11 @@ impl GpuSampler {
 
     /// Reads the samples of the last run back.
     pub fn read_samples(&self) -> Result<Vec<f32>> {
+        if !self.spec.is_mixture() {
+            return Err(MdnError::Config(
+                "sampling needs a mixture model; an MLP has no distribution to draw from".into(),
+            ));
+        }
         read_f32(
             &self.ctx,
             &self.samples,

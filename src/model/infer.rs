@@ -2,14 +2,31 @@
 //! parameters, point predictions, held-out loss and samples. Runs the CPU
 //! reference stages in fixed-size chunks so memory stays bounded.
 
+use std::sync::Arc;
+
 use super::{Head, Model};
 use crate::cpu::dense_forward::dense_forward;
 use crate::cpu::mixture_head::row_nll;
 use crate::cpu::sample::{SampleParams, sample};
 use crate::data::Dataset;
 use crate::error::{MdnError, Result};
+use crate::gpu::Kernels;
+use crate::gpu::buffers::storage_init;
+use crate::gpu::context::GpuContext;
+use crate::gpu::sampler::GpuSampler;
 
 const CHUNK_ROWS: usize = 8192;
+/// Rows per GPU inference pass: keeps every activation buffer far below
+/// the smallest storage-binding limit (128 MiB) for any allowed width.
+const GPU_PASS_ROWS: usize = 2048;
+
+/// Where inference runs.
+pub enum Inference {
+    /// The CPU reference stages.
+    Cpu,
+    /// The GPU's forward and sampling kernels.
+    Gpu(Arc<GpuContext>),
+}
 /// Most samples one `sample` call produces (rows × per-input): a typo such as
 /// `--per-input 1000000000` becomes an error, not a failed allocation.
 pub const MAX_SAMPLES: usize = 100_000_000;
@@ -99,15 +116,54 @@ impl Model {
         Ok(self.head_outputs_normalized(&self.input_norm.apply(inputs)))
     }
 
+    /// [`Model::head_outputs`] on a device; the GPU runs the forward pass
+    /// with the training kernels, in passes of at most `GPU_PASS_ROWS` rows.
+    pub fn head_outputs_on(&self, inputs: &[f32], dev: &Inference) -> Result<Vec<f32>> {
+        let Inference::Gpu(ctx) = dev else {
+            return self.head_outputs(inputs);
+        };
+        self.input_rows(inputs)?;
+        let z = self.input_norm.apply(inputs);
+        let mut out = Vec::with_capacity(z.len() / self.spec.in_dim * self.spec.head_width());
+        for chunk in z.chunks(GPU_PASS_ROWS * self.spec.in_dim) {
+            out.extend(self.gpu_pass(ctx, chunk, 1, 0, 1.0)?.read_head()?);
+        }
+        Ok(out)
+    }
+
+    /// Uploads the parameters and runs one forward (and, for a mixture,
+    /// sampling) pass over z-scored `inputs` on the GPU.
+    fn gpu_pass(
+        &self,
+        ctx: &Arc<GpuContext>,
+        inputs: &[f32],
+        per_input: usize,
+        seed: u32,
+        temperature: f32,
+    ) -> Result<GpuSampler> {
+        let kernels = Arc::new(Kernels::new(ctx)?);
+        let params = storage_init(ctx, "model parameters", &self.params)?;
+        let rows = inputs.len() / self.spec.in_dim;
+        let sampler = GpuSampler::new(ctx.clone(), kernels, &self.spec, &params, rows, per_input)?;
+        sampler.set_inputs(inputs)?;
+        sampler.set_options(seed, temperature)?;
+        sampler.run()?;
+        Ok(sampler)
+    }
+
     /// Mixture parameters in original units.
     pub fn mixture(&self, inputs: &[f32]) -> Result<Mixture> {
+        self.mixture_on(inputs, &Inference::Cpu)
+    }
+
+    pub fn mixture_on(&self, inputs: &[f32], dev: &Inference) -> Result<Mixture> {
         let Head::Mixture { k } = self.spec.head else {
             return Err(MdnError::Config(
                 "this is an MLP model, not a mixture".into(),
             ));
         };
         let d = self.spec.out_dim;
-        let head = self.head_outputs(inputs)?;
+        let head = self.head_outputs_on(inputs, dev)?;
         let width = self.spec.head_width();
         let rows = head.len() / width;
         let (mut pi, mut mu, mut sigma) = (
@@ -141,14 +197,18 @@ impl Model {
     /// Point predictions in original units: the MLP's output, or for a
     /// mixture its mean Σ π_k μ_k (the conditional mean).
     pub fn predict_mean(&self, inputs: &[f32]) -> Result<Vec<f32>> {
+        self.predict_mean_on(inputs, &Inference::Cpu)
+    }
+
+    pub fn predict_mean_on(&self, inputs: &[f32], dev: &Inference) -> Result<Vec<f32>> {
         match self.spec.head {
             Head::Mse => {
-                let out = self.target_norm.invert(&self.head_outputs(inputs)?);
+                let out = self.target_norm.invert(&self.head_outputs_on(inputs, dev)?);
                 check_finite(&out, self.spec.out_dim, "predictions")?;
                 Ok(out)
             }
             Head::Mixture { k } => {
-                let m = self.mixture(inputs)?;
+                let m = self.mixture_on(inputs, dev)?;
                 let d = m.d;
                 let rows = m.pi.len() / k;
                 let mut out = vec![0.0; rows * d];
@@ -166,13 +226,17 @@ impl Model {
 
     /// Held-out loss in original units: NLL for a mixture, MSE for an MLP.
     pub fn evaluate(&self, data: &Dataset) -> Result<Evaluation> {
+        self.evaluate_on(data, &Inference::Cpu)
+    }
+
+    pub fn evaluate_on(&self, data: &Dataset, dev: &Inference) -> Result<Evaluation> {
         if data.in_dim != self.spec.in_dim || data.out_dim != self.spec.out_dim {
             return Err(MdnError::Data(format!(
                 "data has {} input and {} target column(s), the model expects {} and {}",
                 data.in_dim, data.out_dim, self.spec.in_dim, self.spec.out_dim
             )));
         }
-        let head = self.head_outputs(&data.inputs)?;
+        let head = self.head_outputs_on(&data.inputs, dev)?;
         let targets = self.target_norm.apply(&data.targets);
         let width = self.spec.head_width();
         let d = self.spec.out_dim;
@@ -220,6 +284,19 @@ impl Model {
         temperature: f32,
         seed: u32,
     ) -> Result<Vec<f32>> {
+        self.sample_on(inputs, per_input, temperature, seed, &Inference::Cpu)
+    }
+
+    /// [`Model::sample`] on a device: on the GPU the draws come from
+    /// `sample.wgsl`, the same counter-based RNG as the CPU twin.
+    pub fn sample_on(
+        &self,
+        inputs: &[f32],
+        per_input: usize,
+        temperature: f32,
+        seed: u32,
+        dev: &Inference,
+    ) -> Result<Vec<f32>> {
         let Head::Mixture { k } = self.spec.head else {
             return Err(MdnError::Config(
                 "sampling needs a mixture model (--model mdn); an MLP gives one point per input"
@@ -240,18 +317,34 @@ impl Model {
                 "{rows} input rows × --per-input {per_input} is more than {MAX_SAMPLES} samples"
             )));
         }
-        let head = self.head_outputs(inputs)?;
-        let p = SampleParams {
-            k,
-            d: self.spec.out_dim,
-            per_input,
-            seed,
-            temperature,
+        let d = self.spec.out_dim;
+        let out = match dev {
+            Inference::Cpu => {
+                let head = self.head_outputs(inputs)?;
+                let p = SampleParams {
+                    k,
+                    d,
+                    per_input,
+                    seed,
+                    temperature,
+                };
+                let mut out = vec![0.0; rows * per_input * d];
+                sample(&head, &p, &mut out);
+                out
+            }
+            // One pass, so sample indices (and so the draws) match the CPU's.
+            Inference::Gpu(ctx) => self
+                .gpu_pass(
+                    ctx,
+                    &self.input_norm.apply(inputs),
+                    per_input,
+                    seed,
+                    temperature,
+                )?
+                .read_samples()?,
         };
-        let mut out = vec![0.0; rows * per_input * p.d];
-        sample(&head, &p, &mut out);
         let out = self.target_norm.invert(&out);
-        check_finite(&out, per_input * p.d, "samples")?;
+        check_finite(&out, per_input * d, "samples")?;
         Ok(out)
     }
 }
