@@ -10,7 +10,9 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::cpu::adam::AdamStep;
 use crate::cpu::reduce::LossAccumulator;
+use crate::data::Dataset;
 use crate::error::{MdnError, Result};
+use crate::model::{ModelSpec, ParamLayout};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum LrSchedule {
@@ -104,6 +106,34 @@ impl BatchOrder {
         perm.shuffle(&mut rng);
         perm
     }
+}
+
+/// The checks both trainers make before allocating anything: settings,
+/// spec, parameter count and data width. Returns the layout and the
+/// minibatch order they are built from.
+pub fn check_trainer_inputs(
+    spec: &ModelSpec,
+    data: &Dataset,
+    params_len: usize,
+    config: &TrainConfig,
+) -> Result<(ParamLayout, BatchOrder)> {
+    config.validate()?;
+    spec.validate()?;
+    let layout = spec.layout();
+    if params_len != layout.len {
+        return Err(MdnError::Spec(format!(
+            "parameter vector has {params_len} values, the spec needs {}",
+            layout.len
+        )));
+    }
+    if data.in_dim != spec.in_dim || data.out_dim != spec.out_dim {
+        return Err(MdnError::Data(format!(
+            "data has {} input and {} target columns, the model expects {} and {}",
+            data.in_dim, data.out_dim, spec.in_dim, spec.out_dim
+        )));
+    }
+    let order = BatchOrder::new(data.len(), config.batch, config.seed)?;
+    Ok((layout, order))
 }
 
 /// What both trainers implement. `run` must not read anything back from the

@@ -11,9 +11,9 @@ use super::mixture_head::mixture_head_rows;
 use super::mse_head::mse_head;
 use super::reduce::{LossAccumulator, reduce};
 use crate::data::Dataset;
-use crate::error::{MdnError, Result};
+use crate::error::Result;
 use crate::model::{Head, ModelSpec, ParamLayout};
-use crate::train::{BatchOrder, TrainConfig, Trainer};
+use crate::train::{BatchOrder, TrainConfig, Trainer, check_trainer_inputs};
 
 /// Rows per block: each block runs the whole forward and backward pass on
 /// one thread while its activations stay in cache, so a step has one
@@ -67,23 +67,7 @@ impl CpuTrainer {
         params: Vec<f32>,
         config: &TrainConfig,
     ) -> Result<Self> {
-        config.validate()?;
-        spec.validate()?;
-        let layout = spec.layout();
-        if params.len() != layout.len {
-            return Err(MdnError::Spec(format!(
-                "parameter vector has {} values, the spec needs {}",
-                params.len(),
-                layout.len
-            )));
-        }
-        if data.in_dim != spec.in_dim || data.out_dim != spec.out_dim {
-            return Err(MdnError::Data(format!(
-                "data has {} input and {} target columns, the model expects {} and {}",
-                data.in_dim, data.out_dim, spec.in_dim, spec.out_dim
-            )));
-        }
-        let order = BatchOrder::new(data.len(), config.batch, config.seed)?;
+        let (layout, order) = check_trainer_inputs(spec, data, params.len(), config)?;
         let b = order.batch;
         let n_blocks = (b / BLOCK_ROWS).clamp(1, MAX_BLOCKS);
         let block_rows = b.div_ceil(n_blocks);

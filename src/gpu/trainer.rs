@@ -27,9 +27,9 @@ use super::sampler::GpuSampler;
 use crate::cpu::reduce::LossAccumulator;
 use crate::cpu::sample::SampleParams;
 use crate::data::Dataset;
-use crate::error::{MdnError, Result};
+use crate::error::Result;
 use crate::model::{Head, LayerLayout, ModelSpec, ParamLayout};
-use crate::train::{BatchOrder, TrainConfig, Trainer};
+use crate::train::{BatchOrder, TrainConfig, Trainer, check_trainer_inputs};
 
 /// Steps recorded into one submission at most (the size of the step-info
 /// buffer, in records).
@@ -112,23 +112,7 @@ impl GpuTrainer {
         params: Vec<f32>,
         config: &TrainConfig,
     ) -> Result<Self> {
-        config.validate()?;
-        spec.validate()?;
-        let layout = spec.layout();
-        if params.len() != layout.len {
-            return Err(MdnError::Spec(format!(
-                "parameter vector has {} values, the spec needs {}",
-                params.len(),
-                layout.len
-            )));
-        }
-        if data.in_dim != spec.in_dim || data.out_dim != spec.out_dim {
-            return Err(MdnError::Data(format!(
-                "data has {} input and {} target columns, the model expects {} and {}",
-                data.in_dim, data.out_dim, spec.in_dim, spec.out_dim
-            )));
-        }
-        let order = BatchOrder::new(data.len(), config.batch, config.seed)?;
+        let (layout, order) = check_trainer_inputs(spec, data, params.len(), config)?;
         let cfg = kernels.config;
         let b = order.batch;
         let rows = order.rows;
