@@ -265,8 +265,11 @@ impl Machine {
              [min-max] of the repeats"
                 .to_string(),
             format!(
-                "cpu: {} ({} logical CPUs, {} rayon threads)",
-                self.cpu, self.logical_cpus, self.threads
+                "cpu: {} ({} logical CPUs, {} rayon threads, {} kernels)",
+                self.cpu,
+                self.logical_cpus,
+                self.threads,
+                crate::cpu::simd::kernel_name()
             ),
         ];
         lines.push(match &self.gpu {
@@ -359,6 +362,8 @@ pub struct BenchRow {
     pub adapter: String,
     /// The GPU's graphics API on GPU rows, `cpu` on CPU rows.
     pub backend: String,
+    /// The GPU driver on GPU rows; on CPU rows `rayon, <set> kernels`
+    /// (`avx2+fma` or `portable`, see `cpu::simd`).
     pub driver: String,
     pub cpu: String,
     /// rayon threads of the CPU trainer.
@@ -678,7 +683,11 @@ impl Bench {
         let flops = flops_per_step(spec, batch);
         let (adapter, backend, driver) = match (device, &self.machine.gpu) {
             (BenchDevice::Gpu, Some(g)) => (g.adapter.clone(), g.backend.clone(), g.driver.clone()),
-            _ => (self.machine.cpu.clone(), "cpu".into(), "rayon".into()),
+            _ => (
+                self.machine.cpu.clone(),
+                "cpu".into(),
+                format!("rayon, {} kernels", crate::cpu::simd::kernel_name()),
+            ),
         };
         BenchRow {
             config,

@@ -70,8 +70,113 @@ pub fn dense_backward_rows(
     layer_grads: &mut [f32],
     grad_in: Option<&mut [f32]>,
 ) {
+    #[cfg(target_arch = "x86_64")]
+    if super::simd::available() {
+        // SAFETY: available() checked AVX2 and FMA.
+        unsafe { dense_backward_rows_avx2(params, layer, input, grad_out, layer_grads, grad_in) };
+        return;
+    }
+    dense_backward_rows_portable(params, layer, input, grad_out, layer_grads, grad_in);
+}
+
+/// `dense_backward_rows` with the AVX2 kernel; the tanh derivative is fused
+/// into the input-gradient product.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+pub(crate) unsafe fn dense_backward_rows_avx2(
+    params: &[f32],
+    layer: &LayerLayout,
+    input: &[f32],
+    grad_out: &[f32],
+    layer_grads: &mut [f32],
+    grad_in: Option<&mut [f32]>,
+) {
+    use super::simd::gemm::{Epilogue, Init, Strided, column_sums, gemm};
     let (n_in, n_out) = (layer.in_dim, layer.out_dim);
     let rows = grad_out.len() / n_out;
+    let weight = &params[layer.weight..layer.bias];
+    let (dw, db) = layer_grads.split_at_mut(n_in * n_out);
+    {
+        // dW [out, in] = gᵀ · a: A is g read down its columns.
+        let g_t = Strided {
+            data: grad_out,
+            rs: 1,
+            cs: n_out,
+        };
+        let g = Strided {
+            data: grad_out,
+            rs: n_out,
+            cs: 1,
+        };
+        // SAFETY: guaranteed by the caller.
+        unsafe {
+            if n_in == 1 {
+                // dW is a column; as the row dWᵀ = aᵀ·g (same memory) it
+                // fills whole vectors instead of one lane in eight.
+                let a_t = Strided {
+                    data: input,
+                    rs: 0,
+                    cs: 1,
+                };
+                gemm(
+                    1,
+                    rows,
+                    n_out,
+                    a_t,
+                    grad_out,
+                    n_out,
+                    dw,
+                    n_out,
+                    Init::Zero,
+                    Epilogue::None,
+                );
+            } else {
+                gemm(
+                    n_out,
+                    rows,
+                    n_in,
+                    g_t,
+                    input,
+                    n_in,
+                    dw,
+                    n_in,
+                    Init::Zero,
+                    Epilogue::None,
+                );
+            }
+            column_sums(grad_out, db);
+            if let Some(gi) = grad_in {
+                gemm(
+                    rows,
+                    n_out,
+                    n_in,
+                    g,
+                    weight,
+                    n_in,
+                    gi,
+                    n_in,
+                    Init::Zero,
+                    Epilogue::TanhGrad(input, n_in),
+                );
+            }
+        }
+    }
+}
+
+/// `dense_backward_rows` with matrixmultiply's sgemm.
+pub(crate) fn dense_backward_rows_portable(
+    params: &[f32],
+    layer: &LayerLayout,
+    input: &[f32],
+    grad_out: &[f32],
+    layer_grads: &mut [f32],
+    grad_in: Option<&mut [f32]>,
+) {
+    let (n_in, n_out) = (layer.in_dim, layer.out_dim);
+    let rows = grad_out.len() / n_out;
+    let weight = &params[layer.weight..layer.bias];
     let (dw, db) = layer_grads.split_at_mut(n_in * n_out);
     // dW [out, in] = gᵀ [out, r] · a [r, in]
     gemm(
@@ -93,7 +198,6 @@ pub fn dense_backward_rows(
         }
     }
     if let Some(gi) = grad_in {
-        let weight = &params[layer.weight..layer.bias];
         // g [r, out] · W [out, in], then through the tanh below.
         gemm(
             rows,

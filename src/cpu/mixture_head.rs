@@ -85,8 +85,34 @@ fn exp_or_zero(x: f32) -> f32 {
 
 /// The same for a block of rows on the calling thread. `scratch` (any
 /// length; resized here) keeps per-component values between the two passes,
-/// so each exponential is taken once per row.
+/// so each exponential is taken once per row. Runs the eight-lane version
+/// in `simd::mixture` where the CPU has AVX2 and FMA.
 pub fn mixture_head_rows(
+    head: &[f32],
+    target: &[f32],
+    k_count: usize,
+    grad_scale: f32,
+    grad_head: &mut [f32],
+    row_loss: &mut [f32],
+    scratch: &mut Vec<f32>,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if super::simd::available() {
+        // SAFETY: available() checked AVX2 and FMA.
+        unsafe {
+            super::simd::mixture::mixture_head_rows(
+                head, target, k_count, grad_scale, grad_head, row_loss, scratch,
+            )
+        };
+        return;
+    }
+    mixture_head_rows_portable(
+        head, target, k_count, grad_scale, grad_head, row_loss, scratch,
+    );
+}
+
+/// `mixture_head_rows` in scalar Rust, one row at a time.
+pub(crate) fn mixture_head_rows_portable(
     head: &[f32],
     target: &[f32],
     k_count: usize,

@@ -17,6 +17,7 @@ pub mod mixture_head;
 pub mod mse_head;
 pub mod reduce;
 pub mod sample;
+pub mod simd;
 pub mod trainer;
 
 pub use trainer::CpuTrainer;

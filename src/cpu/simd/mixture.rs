@@ -1,0 +1,218 @@
+//! The mixture head eight rows at a time: lane `l` holds row `r0 + l`, so
+//! every exp and log is one vector instruction sequence for eight rows, for
+//! any K and D. Same passes and formulas as `cpu::mixture_head`.
+
+use std::arch::x86_64::*;
+
+use super::math::{exp, ln};
+use crate::cpu::mixture_head::{HALF_LOG_2PI, mixture_head_rows_portable};
+
+/// `mixture_head_rows` for rows in groups of eight; the last `rows % 8`
+/// rows go through the portable code.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA (`simd::available()`).
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn mixture_head_rows(
+    head: &[f32],
+    target: &[f32],
+    k_count: usize,
+    grad_scale: f32,
+    grad_head: &mut [f32],
+    row_loss: &mut [f32],
+    scratch: &mut Vec<f32>,
+) {
+    let rows = row_loss.len();
+    let d_count = target.len() / rows.max(1);
+    let kd = k_count * d_count;
+    let width = k_count + 2 * kd;
+    assert!(head.len() >= rows * width && grad_head.len() >= rows * width);
+    assert!(target.len() >= rows * d_count);
+    let (mu_off, ls_off) = (k_count, k_count + kd);
+    // Per group, in vectors of eight lanes: the head columns, the gradient
+    // rows (plus eight spare floats), the gradient columns, the targets, 1/σ, the per-component log joint (then its
+    // exp) and the softmax numerators.
+    scratch.resize((3 * width + kd + 2 * k_count + d_count) * 8 + 8, 0.0);
+    let (h, rest) = scratch.split_at_mut(width * 8);
+    let (out, rest) = rest.split_at_mut(width * 8 + 8);
+    let (tg, rest) = rest.split_at_mut(d_count * 8);
+    let (g, rest) = rest.split_at_mut(width * 8);
+    let (inv, rest) = rest.split_at_mut(kd * 8);
+    let (lp, pi) = rest.split_at_mut(k_count * 8);
+    let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    let target_index = _mm256_mullo_epi32(lanes, _mm256_set1_epi32(d_count as i32));
+    let scale = _mm256_set1_ps(grad_scale);
+    let one = _mm256_set1_ps(1.0);
+    let half = _mm256_set1_ps(0.5);
+    let groups = rows / 8;
+    for grp in 0..groups {
+        let r0 = grp * 8;
+        // Rows → lanes, eight columns at a time.
+        for c0 in (0..width).step_by(8) {
+            let w = (width - c0).min(8);
+            let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(w as i32), lanes);
+            let mut v = [_mm256_setzero_ps(); 8];
+            for (l, x) in v.iter_mut().enumerate() {
+                // SAFETY: columns c0..c0 + w of rows r0..r0 + 8 lie inside
+                // `head` (asserted above); masked lanes are not read.
+                *x = unsafe { _mm256_maskload_ps(head.as_ptr().add((r0 + l) * width + c0), mask) };
+            }
+            let v = transpose8(v);
+            for (q, x) in v.iter().take(w).enumerate() {
+                st(h, c0 + q, *x);
+            }
+        }
+        for d in 0..d_count {
+            // SAFETY: rows r0..r0 + 8 lie inside `target` (asserted above).
+            st(tg, d, unsafe {
+                gather(target, r0 * d_count + d, target_index)
+            });
+        }
+        // log π by log-sum-exp over the logits.
+        let mut m_l = _mm256_set1_ps(f32::NEG_INFINITY);
+        for k in 0..k_count {
+            m_l = _mm256_max_ps(m_l, ld(h, k));
+        }
+        let mut sum_l = _mm256_setzero_ps();
+        for k in 0..k_count {
+            let e = exp(_mm256_sub_ps(ld(h, k), m_l));
+            st(pi, k, e);
+            sum_l = _mm256_add_ps(sum_l, e);
+        }
+        let lse_l = _mm256_add_ps(m_l, ln(sum_l));
+        // Pass 1: log π_k + Σ_d log N(t_d | μ_kd, σ_kd).
+        let mut m = _mm256_set1_ps(f32::NEG_INFINITY);
+        for k in 0..k_count {
+            let mut acc = _mm256_sub_ps(ld(h, k), lse_l);
+            for d in 0..d_count {
+                let i = k * d_count + d;
+                let ls = ld(h, ls_off + i);
+                let iv = exp(_mm256_sub_ps(_mm256_setzero_ps(), ls));
+                st(inv, i, iv);
+                let z = _mm256_mul_ps(_mm256_sub_ps(ld(tg, d), ld(h, mu_off + i)), iv);
+                let c = _mm256_add_ps(ls, _mm256_set1_ps(HALF_LOG_2PI));
+                acc = _mm256_sub_ps(acc, _mm256_fmadd_ps(_mm256_mul_ps(half, z), z, c));
+            }
+            st(lp, k, acc);
+            m = _mm256_max_ps(m, acc);
+        }
+        let mut s = _mm256_setzero_ps();
+        for k in 0..k_count {
+            let e = exp(_mm256_sub_ps(ld(lp, k), m));
+            st(lp, k, e);
+            s = _mm256_add_ps(s, e);
+        }
+        let loss = _mm256_sub_ps(_mm256_setzero_ps(), _mm256_add_ps(m, ln(s)));
+        // SAFETY: rows r0..r0 + 8 of row_loss exist.
+        unsafe { _mm256_storeu_ps(row_loss[r0..r0 + 8].as_mut_ptr(), loss) };
+        // Pass 2: γ_k = posterior responsibility; DESIGN.md §1 gradients.
+        let inv_s = _mm256_div_ps(one, s);
+        let inv_sum_l = _mm256_div_ps(one, sum_l);
+        for k in 0..k_count {
+            let gamma = _mm256_mul_ps(ld(lp, k), inv_s);
+            let pk = _mm256_mul_ps(ld(pi, k), inv_sum_l);
+            st(g, k, _mm256_mul_ps(_mm256_sub_ps(pk, gamma), scale));
+            let gs = _mm256_mul_ps(gamma, scale);
+            for d in 0..d_count {
+                let i = k * d_count + d;
+                let iv = ld(inv, i);
+                let z = _mm256_mul_ps(_mm256_sub_ps(ld(tg, d), ld(h, mu_off + i)), iv);
+                let neg = _mm256_sub_ps(_mm256_setzero_ps(), gs);
+                st(g, mu_off + i, _mm256_mul_ps(_mm256_mul_ps(neg, z), iv));
+                st(
+                    g,
+                    ls_off + i,
+                    _mm256_mul_ps(gs, _mm256_fnmadd_ps(z, z, one)),
+                );
+            }
+        }
+        // Lanes → rows, eight columns at a time, into `out` (masked stores
+        // are slow on AMD): full-width stores, last chunk first, so a
+        // chunk's spill into the next row is overwritten by that row's
+        // earlier chunk; the last row spills into `out`'s spare eight.
+        for c0 in (0..width).step_by(8).rev() {
+            let w = (width - c0).min(8);
+            let mut v = [_mm256_setzero_ps(); 8];
+            for (q, x) in v.iter_mut().take(w).enumerate() {
+                *x = ld(g, c0 + q);
+            }
+            for (l, x) in transpose8(v).iter().enumerate() {
+                let at = l * width + c0;
+                // SAFETY: at + 8 ≤ 7·width + width + 8 = out.len().
+                unsafe { _mm256_storeu_ps(out[at..at + 8].as_mut_ptr(), *x) };
+            }
+        }
+        grad_head[r0 * width..(r0 + 8) * width].copy_from_slice(&out[..8 * width]);
+    }
+    let done = groups * 8;
+    mixture_head_rows_portable(
+        &head[done * width..rows * width],
+        &target[done * d_count..rows * d_count],
+        k_count,
+        grad_scale,
+        &mut grad_head[done * width..rows * width],
+        &mut row_loss[done..],
+        scratch,
+    );
+}
+
+/// The 8×8 transpose: lane `j` of `r[i]` goes to lane `i` of the result's
+/// `j`.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
+    let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+    let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+    let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+    let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+    let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+    let u1 = _mm256_shuffle_ps::<0xee>(t0, t2);
+    let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+    let u3 = _mm256_shuffle_ps::<0xee>(t1, t3);
+    let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+    let u5 = _mm256_shuffle_ps::<0xee>(t4, t6);
+    let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+    let u7 = _mm256_shuffle_ps::<0xee>(t5, t7);
+    [
+        _mm256_permute2f128_ps::<0x20>(u0, u4),
+        _mm256_permute2f128_ps::<0x20>(u1, u5),
+        _mm256_permute2f128_ps::<0x20>(u2, u6),
+        _mm256_permute2f128_ps::<0x20>(u3, u7),
+        _mm256_permute2f128_ps::<0x31>(u0, u4),
+        _mm256_permute2f128_ps::<0x31>(u1, u5),
+        _mm256_permute2f128_ps::<0x31>(u2, u6),
+        _mm256_permute2f128_ps::<0x31>(u3, u7),
+    ]
+}
+
+/// Vector `i` (eight floats) of a scratch slice.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn ld(s: &[f32], i: usize) -> __m256 {
+    let v = &s[i * 8..i * 8 + 8];
+    // SAFETY: `v` holds eight floats.
+    unsafe { _mm256_loadu_ps(v.as_ptr()) }
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn st(s: &mut [f32], i: usize, x: __m256) {
+    let v = &mut s[i * 8..i * 8 + 8];
+    // SAFETY: `v` holds eight floats.
+    unsafe { _mm256_storeu_ps(v.as_mut_ptr(), x) }
+}
+
+/// `src[at + index[l]]` for the eight lanes.
+///
+/// # Safety
+/// Every `at + index[l]` must be inside `src`.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gather(src: &[f32], at: usize, index: __m256i) -> __m256 {
+    // SAFETY: guaranteed by the caller.
+    unsafe { _mm256_i32gather_ps::<4>(src.as_ptr().add(at), index) }
+}

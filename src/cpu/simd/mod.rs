@@ -1,0 +1,164 @@
+//! x86-64 AVX2 + FMA versions of the CPU stages' inner loops, chosen at run
+//! time. The trainer's products are small (a block of 128 rows times a 32×32
+//! weight at the small benchmark size), where a general sgemm spends more
+//! time packing and allocating than multiplying; these kernels read their
+//! operands in place, fuse the bias and tanh into the product, and take the
+//! mixture head's exponentials eight rows at a time.
+//!
+//! Everything here has a portable twin in the stage modules (matrixmultiply
+//! and scalar Rust), which runs where AVX2 or FMA is missing; tests check the
+//! two against each other.
+
+#[cfg(target_arch = "x86_64")]
+pub mod gemm;
+#[cfg(target_arch = "x86_64")]
+pub mod math;
+#[cfg(target_arch = "x86_64")]
+pub mod mixture;
+
+/// Whether this CPU runs the AVX2 + FMA kernels (checked once, cached by
+/// std). `MDN_CPU_KERNELS=portable` forces the portable ones, for comparing
+/// the two on one machine.
+pub fn available() -> bool {
+    use std::sync::OnceLock;
+    static AVAILABLE: OnceLock<bool> = OnceLock::new();
+    *AVAILABLE.get_or_init(|| {
+        if std::env::var("MDN_CPU_KERNELS").is_ok_and(|v| v == "portable") {
+            return false;
+        }
+        detected()
+    })
+}
+
+#[cfg(target_arch = "x86_64")]
+fn detected() -> bool {
+    is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn detected() -> bool {
+    false
+}
+
+/// Name of the kernel set in use, for benchmark headers.
+pub fn kernel_name() -> &'static str {
+    if available() { "avx2+fma" } else { "portable" }
+}
+
+/// The AVX2 stages against their portable twins on awkward sizes: ragged
+/// column edges, row counts that are not multiples of the tile or of eight.
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use crate::cpu::dense_backward::{dense_backward_rows_avx2, dense_backward_rows_portable};
+    use crate::cpu::dense_forward::{
+        dense_forward_rows_avx2, dense_forward_rows_portable, transpose_weight,
+    };
+    use crate::cpu::mixture_head::mixture_head_rows_portable;
+    use crate::cpu::sample::pcg_hash;
+    use crate::model::LayerLayout;
+
+    fn values(len: usize, seed: u32, scale: f32) -> Vec<f32> {
+        (0..len)
+            .map(|i| {
+                let h = pcg_hash(i as u32 ^ seed.wrapping_mul(0x9e37_79b9));
+                ((h as f32 / u32::MAX as f32) * 2.0 - 1.0) * scale
+            })
+            .collect()
+    }
+
+    fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) {
+        assert_eq!(got.len(), want.len());
+        for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+            assert!(
+                (g - w).abs() <= tol * (1.0 + w.abs()),
+                "{what}[{i}]: avx2 {g} vs portable {w}"
+            );
+        }
+    }
+
+    #[test]
+    fn dense_stages_match_the_portable_ones() {
+        if !super::detected() {
+            eprintln!("no AVX2+FMA on this CPU: only the portable kernels exist here");
+            return;
+        }
+        for &(rows, n_in, n_out, tanh) in &[
+            (1, 1, 1, true),
+            (37, 1, 32, true),
+            (128, 32, 32, true),
+            (77, 32, 15, false),
+            (13, 20, 9, true),
+            (300, 64, 40, false),
+        ] {
+            let layer = LayerLayout {
+                in_dim: n_in,
+                out_dim: n_out,
+                weight: 3,
+                bias: 3 + n_in * n_out,
+                tanh,
+            };
+            let params = values(3 + n_in * n_out + n_out, 1, 0.5);
+            let input = values(rows * n_in, 2, 1.0);
+            let mut wt = Vec::new();
+            transpose_weight(&params, &layer, &mut wt);
+            let (mut fast, mut slow) = (vec![0.0; rows * n_out], vec![0.0; rows * n_out]);
+            unsafe { dense_forward_rows_avx2(&params, &layer, &wt, &input, &mut fast) };
+            dense_forward_rows_portable(&params, &layer, &wt, &input, &mut slow);
+            assert_close("forward", &fast, &slow, 1e-5);
+
+            let grad_out = values(rows * n_out, 3, 0.1);
+            let n = n_in * n_out + n_out;
+            let (mut gf, mut gs) = (vec![0.0; n], vec![0.0; n]);
+            let (mut xf, mut xs) = (vec![0.0; rows * n_in], vec![0.0; rows * n_in]);
+            unsafe {
+                dense_backward_rows_avx2(&params, &layer, &input, &grad_out, &mut gf, Some(&mut xf))
+            };
+            dense_backward_rows_portable(
+                &params,
+                &layer,
+                &input,
+                &grad_out,
+                &mut gs,
+                Some(&mut xs),
+            );
+            assert_close("weight and bias gradient", &gf, &gs, 1e-5);
+            assert_close("input gradient", &xf, &xs, 1e-5);
+        }
+    }
+
+    #[test]
+    fn mixture_head_matches_the_portable_one() {
+        if !super::detected() {
+            eprintln!("no AVX2+FMA on this CPU: only the portable kernels exist here");
+            return;
+        }
+        for &(rows, k, d) in &[(1, 1, 1), (8, 5, 1), (29, 3, 2), (64, 8, 1), (19, 10, 3)] {
+            let width = k + 2 * k * d;
+            let mut head = values(rows * width, 4, 2.0);
+            // Extreme rows among ordinary ones: a dominant logit, a tiny σ,
+            // a target far from every mean.
+            head[0] = 90.0;
+            if rows > 8 {
+                head[width + k + k * d] = -30.0;
+            }
+            let mut target = values(rows * d, 5, 1.5);
+            target[rows * d - 1] = 1e3;
+            let (mut gf, mut gs) = (vec![0.0; rows * width], vec![0.0; rows * width]);
+            let (mut lf, mut ls) = (vec![0.0; rows], vec![0.0; rows]);
+            unsafe {
+                super::mixture::mixture_head_rows(
+                    &head,
+                    &target,
+                    k,
+                    0.25,
+                    &mut gf,
+                    &mut lf,
+                    &mut Vec::new(),
+                )
+            };
+            mixture_head_rows_portable(&head, &target, k, 0.25, &mut gs, &mut ls, &mut Vec::new());
+            assert_close("row loss", &lf, &ls, 2e-5);
+            assert_close("head gradient", &gf, &gs, 2e-5);
+        }
+    }
+}
