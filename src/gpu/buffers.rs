@@ -188,22 +188,41 @@ pub fn read_back(
     size: u64,
     after_copy: impl FnOnce(&mut wgpu::CommandEncoder),
 ) -> Result<Vec<u8>> {
-    let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("mdn readback"),
+    let buffer = staging(ctx, "mdn readback", size);
+    read_back_with(ctx, src, offset, size, &buffer, after_copy)
+}
+
+/// A mappable buffer of `size` bytes (at least 4) for [`read_back_with`].
+pub fn staging(ctx: &GpuContext, label: &str, size: u64) -> wgpu::Buffer {
+    ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
         size: size.max(4),
         usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
         mapped_at_creation: false,
-    });
+    })
+}
+
+/// [`read_back`] through a staging buffer the caller keeps ([`staging`],
+/// at least `size` bytes, unmapped), so frequent readers allocate nothing.
+pub fn read_back_with(
+    ctx: &GpuContext,
+    src: &wgpu::Buffer,
+    offset: u64,
+    size: u64,
+    staging: &wgpu::Buffer,
+    after_copy: impl FnOnce(&mut wgpu::CommandEncoder),
+) -> Result<Vec<u8>> {
     let mut encoder = ctx
         .device
         .create_command_encoder(&wgpu::CommandEncoderDescriptor {
             label: Some("mdn readback"),
         });
-    encoder.copy_buffer_to_buffer(src, offset, &staging, 0, size);
+    encoder.copy_buffer_to_buffer(src, offset, staging, 0, size);
     after_copy(&mut encoder);
     ctx.queue.submit([encoder.finish()]);
     let (tx, rx) = mpsc::channel();
-    staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+    let slice = staging.slice(..);
+    slice.map_async(wgpu::MapMode::Read, move |r| {
         let _ = tx.send(r);
     });
     let polled = ctx.device.poll(wgpu::PollType::wait_indefinitely());
@@ -215,8 +234,7 @@ pub fn read_back(
     }
     await_map(ctx, &rx, "reading back a buffer")?;
     let bytes = {
-        let view = staging
-            .slice(..)
+        let view = slice
             .get_mapped_range()
             .map_err(|e| GpuError::Internal(format!("reading back a buffer: {e}")))?;
         view[..size as usize].to_vec()

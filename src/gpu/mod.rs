@@ -4,6 +4,7 @@ pub mod buffers;
 pub mod context;
 pub mod kernels;
 pub mod layouts;
+pub mod prefetch;
 pub mod sampler;
 pub mod stages;
 pub mod trainer;

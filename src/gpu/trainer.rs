@@ -17,12 +17,13 @@
 use std::sync::Arc;
 
 use super::buffers::{
-    UniformArena, UniformSlot, bind_group, grid, read_back, read_f32, slot, storage, storage_init,
-    whole,
+    UniformArena, UniformSlot, bind_group, grid, read_back_with, read_f32, slot, staging, storage,
+    storage_init, whole,
 };
 use super::context::GpuContext;
 use super::kernels::{KernelConfig, Kernels, adam_info};
 use super::layouts::{AdamLayer, DenseInfo, GatherInfo, HeadInfo, LossState, ReduceInfo, StepInfo};
+use super::prefetch::PermutationPrefetch;
 use super::sampler::GpuSampler;
 use crate::cpu::reduce::LossAccumulator;
 use crate::cpu::sample::SampleParams;
@@ -83,6 +84,10 @@ pub struct GpuTrainer {
     gradient_plan: Vec<Dispatch>,
     ring_slots: usize,
     slot_epoch: Vec<Option<usize>>,
+    prefetch: PermutationPrefetch,
+    /// Where `take_loss` copies the loss state to read it (kept, so frequent
+    /// readers such as the visualizer allocate nothing per read).
+    loss_staging: wgpu::Buffer,
     splits: Vec<u32>,
     step: usize,
     // Kept alive for the bind groups; never touched again by the host.
@@ -147,6 +152,7 @@ impl GpuTrainer {
         let batch_targets = storage(c, "batch targets", b * spec.out_dim)?;
         let row_loss = storage(c, "row loss", b)?;
         let loss_state = storage(c, "loss state", size_of::<LossState>() / 4)?;
+        let loss_staging = staging(c, "loss readback", size_of::<LossState>() as u64);
         // Layer 0 has no layer below to send a gradient to; its binding
         // still needs a buffer of its own.
         let no_grad_in = storage(c, "no input gradient", 1)?;
@@ -362,7 +368,7 @@ impl GpuTrainer {
             spec: spec.clone(),
             layout,
             config: config.clone(),
-            order,
+            order: order.clone(),
             perm,
             params: params_buf,
             saved,
@@ -375,6 +381,10 @@ impl GpuTrainer {
             gradient_plan,
             ring_slots,
             slot_epoch: vec![None; ring_slots],
+            // As far ahead as the ring reaches: one submission may span
+            // that many epochs.
+            prefetch: PermutationPrefetch::new(order, ring_slots),
+            loss_staging,
             splits,
             step: 0,
             _resident: resident,
@@ -420,7 +430,7 @@ impl GpuTrainer {
     fn ensure_epoch(&mut self, epoch: usize) -> usize {
         let slot = epoch % self.ring_slots;
         if self.slot_epoch[slot] != Some(epoch) {
-            let perm = self.order.permutation(epoch);
+            let perm = self.prefetch.take(epoch);
             let offset = (slot * self.order.rows * 4) as u64;
             self.ctx
                 .queue
@@ -551,7 +561,8 @@ impl Trainer for GpuTrainer {
 
     fn take_loss(&mut self) -> Result<LossAccumulator> {
         let state = &self.loss_state;
-        let bytes = read_back(&self.ctx, state, 0, size_of::<LossState>() as u64, |enc| {
+        let size = size_of::<LossState>() as u64;
+        let bytes = read_back_with(&self.ctx, state, 0, size, &self.loss_staging, |enc| {
             enc.clear_buffer(state, 0, None);
         })?;
         let state: LossState = bytemuck::pod_read_unaligned(&bytes);
