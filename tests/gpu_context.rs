@@ -402,3 +402,43 @@ fn environment_selects_backend_and_adapter() {
         );
     }
 }
+
+/// `mdn --backend gl adapters` lists only that backend's adapters, and a
+/// backend without adapters is an error that names what other backends have.
+#[test]
+fn adapters_command_honours_the_backend_flag() {
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_mdn"))
+            .args(args)
+            .env_remove("WGPU_BACKEND")
+            .output()
+            .expect("spawn mdn")
+    };
+    for choice in [BackendChoice::Vulkan, BackendChoice::Gl] {
+        if context_on(choice).is_none() {
+            continue;
+        }
+        let name = choice.to_string();
+        let out = run(&["--backend", &name, "adapters"]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{name}: {stdout}");
+        let rows: Vec<&str> = stdout.lines().skip(1).collect();
+        assert!(!rows.is_empty(), "{name}: no rows in {stdout}");
+        for row in rows {
+            assert!(row.starts_with(&format!("{name} ")), "{name}: {row}");
+        }
+    }
+    // No Metal on Linux or Windows, no DX12 elsewhere than Windows.
+    let absent = if cfg!(target_os = "windows") {
+        "metal"
+    } else {
+        "dx12"
+    };
+    let out = run(&["--backend", absent, "adapters"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains(&format!("no GPU adapter on the {absent} backend")),
+        "{stderr}"
+    );
+}

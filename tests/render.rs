@@ -84,6 +84,8 @@ fn columns(img: &Rendered, lo: f32, hi: f32) -> Vec<u32> {
 fn forward_scene_curve_follows_the_data() {
     let Some(gpu) = gpu() else { return };
     let img = mdn::viz::render(&gpu, &options(Scene::Forward, 800)).unwrap();
+    // The picture is of a paused scene, and its caption says so.
+    assert_ne!(img.status, Status::Training);
     let cols = columns(&img, 0.05, 0.95);
     let mut drawn = 0;
     let mut worst = 0.0f32;

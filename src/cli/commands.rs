@@ -307,8 +307,32 @@ pub fn sample(a: SampleArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn adapters(a: AdaptersArgs) -> anyhow::Result<()> {
-    let list = mdn::gpu::context::list_adapters();
+/// Every adapter of every backend, or with `--backend` only that backend's
+/// (`WGPU_BACKEND` is not applied: the list shows what one could choose).
+pub fn adapters(a: AdaptersArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
+    use mdn::gpu::context::{list_adapters, list_adapters_on};
+    let list = match gpu.backend {
+        Some(choice) => {
+            let list = list_adapters_on(choice.backends());
+            if list.is_empty() {
+                let others: Vec<String> = list_adapters()
+                    .iter()
+                    .map(|ad| format!("{} ({})", ad.name, ad.backend))
+                    .collect();
+                bail!(
+                    "no GPU adapter on the {} backend{}",
+                    choice.name(),
+                    if others.is_empty() {
+                        "; none on any other backend either (on Debian/Ubuntu without a GPU: apt-get install mesa-vulkan-drivers libvulkan1)".to_string()
+                    } else {
+                        format!("; other backends have: {}", others.join(", "))
+                    }
+                );
+            }
+            list
+        }
+        None => list_adapters(),
+    };
     if a.json {
         for ad in &list {
             println!("{}", serde_json::to_string(ad)?);

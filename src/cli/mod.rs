@@ -270,7 +270,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Eval(a)) => commands::eval(a, &gpu),
         Some(Command::Predict(a)) => commands::predict(a, &gpu),
         Some(Command::Sample(a)) => commands::sample(a, &gpu),
-        Some(Command::Adapters(a)) => commands::adapters(a),
+        Some(Command::Adapters(a)) => commands::adapters(a, &gpu),
         Some(Command::Bench(a)) => bench::run(a, &gpu),
         Some(Command::View(a)) => commands::view(a, &gpu),
         Some(Command::Render(a)) => commands::render(a, &gpu),

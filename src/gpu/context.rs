@@ -614,6 +614,11 @@ impl fmt::Display for AdapterSummary {
 /// Every adapter of every backend compiled in, whatever `WGPU_BACKEND` says,
 /// so users can see what they could choose.
 pub fn list_adapters() -> Vec<AdapterSummary> {
+    list_adapters_on(wgpu::Backends::all())
+}
+
+/// The adapters of the given backends only (`mdn --backend gl adapters`).
+pub fn list_adapters_on(backends: wgpu::Backends) -> Vec<AdapterSummary> {
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
         backends: wgpu::Backends::all(),
         flags: wgpu::InstanceFlags::from_build_config().with_env(),
@@ -621,7 +626,7 @@ pub fn list_adapters() -> Vec<AdapterSummary> {
         backend_options: wgpu::BackendOptions::from_env_or_default(),
         display: None,
     });
-    pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
+    pollster::block_on(instance.enumerate_adapters(backends))
         .iter()
         .map(|a| AdapterSummary::from_info(&a.get_info()))
         .collect()

@@ -118,7 +118,9 @@ pub fn render(gpu: &VizGpu, opts: &RenderOptions) -> Result<Rendered> {
         scene.read_loss()?;
         done += n;
     }
-    scene.playing = false;
+    // Paused for the picture: the caption says Ready (or Converged,
+    // Diverged), not Training.
+    scene.set_playing(false);
     render_state(gpu, &mut scene, opts)
 }
 
