@@ -244,6 +244,8 @@ pub struct GpuInfo {
     pub backend: String,
     pub device_type: String,
     pub driver: String,
+    /// The kernel configuration, in `MDN_GPU_KERNELS` syntax.
+    pub kernels: String,
 }
 
 /// The machine: CPU, thread count and (when one opened) the GPU.
@@ -272,13 +274,16 @@ impl Machine {
                 crate::cpu::simd::kernel_name()
             ),
         ];
-        lines.push(match &self.gpu {
-            Some(g) => format!(
-                "gpu: {} ({}, {}), driver {}",
-                g.adapter, g.backend, g.device_type, g.driver
-            ),
-            None => "gpu: none".to_string(),
-        });
+        match &self.gpu {
+            Some(g) => {
+                lines.push(format!(
+                    "gpu: {} ({}, {}), driver {}",
+                    g.adapter, g.backend, g.device_type, g.driver
+                ));
+                lines.push(format!("gpu kernels (MDN_GPU_KERNELS): {}", g.kernels));
+            }
+            None => lines.push("gpu: none".to_string()),
+        }
         lines.push(format!(
             "GFLOP/s: nominal 6*batch*sum(in*out) + {HEAD_FLOPS_PER_OUTPUT}*batch*head_width \
              FLOPs per step; gpu modes: chunked = many steps per submission, loss read once \
@@ -303,7 +308,7 @@ pub fn cpu_model() -> String {
         .unwrap_or_else(|| format!("unknown {} CPU", std::env::consts::ARCH))
 }
 
-fn gpu_info(ctx: &GpuContext) -> GpuInfo {
+fn gpu_info(ctx: &GpuContext, kernels: &Kernels) -> GpuInfo {
     let info = &ctx.info;
     let driver = [info.driver.trim(), info.driver_info.trim()]
         .iter()
@@ -327,6 +332,7 @@ fn gpu_info(ctx: &GpuContext) -> GpuInfo {
         } else {
             driver
         },
+        kernels: kernels.config.to_string(),
     }
 }
 
@@ -543,7 +549,7 @@ impl Bench {
             cpu: cpu_model(),
             logical_cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
             threads: rayon::current_num_threads(),
-            gpu: gpu.as_ref().map(|(ctx, _)| gpu_info(ctx)),
+            gpu: gpu.as_ref().map(|(ctx, k)| gpu_info(ctx, k)),
         };
         Ok(Bench {
             opts,

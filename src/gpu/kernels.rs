@@ -116,6 +116,37 @@ pub struct KernelConfig {
 /// `MAX_TILE` in `shaders/matmul.wgsl`.
 pub const MAX_TILE: u32 = 8;
 
+/// Environment variable with kernel overrides, e.g. `tile=8x8,k=8`.
+pub const GPU_KERNELS_ENV: &str = "MDN_GPU_KERNELS";
+
+impl std::fmt::Display for KernelConfig {
+    /// In the override syntax, so a printed configuration can be pasted
+    /// back into `MDN_GPU_KERNELS`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.matmul {
+            MatmulVariant::Tiled => write!(
+                f,
+                "matmul=tiled,tile={}x{},wg={}x{},k={}",
+                self.tile_m, self.tile_n, self.tiled_wg_m, self.tiled_wg_n, self.tile_k
+            )?,
+            MatmulVariant::Blocked => write!(
+                f,
+                "matmul=blocked,tile={}x{},blocked_wg={}",
+                self.tile_m, self.tile_n, self.blocked_wg
+            )?,
+        }
+        write!(
+            f,
+            ",rows_wg={},reduce_wg={},adam_wg={},invocations={},split_rows={}",
+            self.rows_wg,
+            self.reduce_wg,
+            self.adam_wg,
+            self.target_invocations,
+            self.min_split_rows
+        )
+    }
+}
+
 impl KernelConfig {
     /// The variant and sizes for an adapter: CPU drivers (lavapipe,
     /// llvmpipe, WARP) get register blocking, everything else shared-memory
@@ -174,6 +205,68 @@ impl KernelConfig {
     }
 
     /// The same sizes with the other matmul variant (tests run both).
+    /// The adapter's configuration with the overrides of
+    /// `MDN_GPU_KERNELS` applied (see [`KernelConfig::with_overrides`]).
+    pub fn from_env(info: &wgpu::AdapterInfo) -> Result<Self> {
+        let base = Self::for_adapter(info);
+        match std::env::var(GPU_KERNELS_ENV) {
+            Ok(v) if !v.trim().is_empty() => base
+                .with_overrides(&v)
+                .map_err(|e| MdnError::Config(format!("{GPU_KERNELS_ENV}=`{v}`: {e}"))),
+            _ => Ok(base),
+        }
+    }
+
+    /// Applies `key=value` overrides, comma-separated, for tuning the kernels
+    /// on a device without rebuilding: `matmul=tiled|blocked`,
+    /// `tile=8x8` (outputs per invocation), `wg=16x16` (tiled workgroup
+    /// shape), `k=16` (tiled depth), `blocked_wg=64`, `rows_wg=64`,
+    /// `reduce_wg=256`, `adam_wg=256`, `invocations=65536` and
+    /// `split_rows=64` (weight-gradient row splits).
+    pub fn with_overrides(mut self, spec: &str) -> std::result::Result<Self, String> {
+        fn number(key: &str, v: &str) -> std::result::Result<u32, String> {
+            v.trim()
+                .parse()
+                .map_err(|_| format!("`{key}` wants a whole number, got `{v}`"))
+        }
+        fn pair(key: &str, v: &str) -> std::result::Result<(u32, u32), String> {
+            let (a, b) = v
+                .split_once(['x', 'X'])
+                .ok_or_else(|| format!("`{key}` wants MxN, got `{v}`"))?;
+            Ok((number(key, a)?, number(key, b)?))
+        }
+        for item in spec.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let (key, v) = item
+                .split_once('=')
+                .ok_or_else(|| format!("`{item}` is not key=value"))?;
+            match key.trim() {
+                "matmul" => {
+                    self.matmul = match v.trim() {
+                        "tiled" => MatmulVariant::Tiled,
+                        "blocked" => MatmulVariant::Blocked,
+                        other => return Err(format!("matmul is tiled or blocked, got `{other}`")),
+                    }
+                }
+                "tile" => (self.tile_m, self.tile_n) = pair(key, v)?,
+                "wg" => (self.tiled_wg_m, self.tiled_wg_n) = pair(key, v)?,
+                "k" => self.tile_k = number(key, v)?,
+                "blocked_wg" => self.blocked_wg = number(key, v)?,
+                "rows_wg" => self.rows_wg = number(key, v)?,
+                "reduce_wg" => self.reduce_wg = number(key, v)?,
+                "adam_wg" => self.adam_wg = number(key, v)?,
+                "invocations" => self.target_invocations = number(key, v)?,
+                "split_rows" => self.min_split_rows = number(key, v)?,
+                other => {
+                    return Err(format!(
+                        "unknown key `{other}`; keys: matmul, tile, wg, k, blocked_wg, rows_wg, \
+                         reduce_wg, adam_wg, invocations, split_rows"
+                    ));
+                }
+            }
+        }
+        Ok(self)
+    }
+
     pub fn with_matmul(self, matmul: MatmulVariant) -> Self {
         KernelConfig { matmul, ..self }
     }
@@ -406,9 +499,10 @@ pub struct Kernels {
 }
 
 impl Kernels {
-    /// Builds every kernel with the adapter's default configuration.
+    /// Builds every kernel with the adapter's default configuration and
+    /// the overrides of `MDN_GPU_KERNELS`, if set.
     pub fn new(ctx: &GpuContext) -> Result<Self> {
-        Self::with_config(ctx, KernelConfig::for_adapter(&ctx.info))
+        Self::with_config(ctx, KernelConfig::from_env(&ctx.info)?)
     }
 
     pub fn with_config(ctx: &GpuContext, config: KernelConfig) -> Result<Self> {
@@ -696,4 +790,67 @@ pub fn adam_info(len: usize, layers: &[super::layouts::AdamLayer]) -> AdamInfo {
     };
     info.layers[..layers.len()].copy_from_slice(layers);
     info
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_apply_and_print_back() {
+        let base = KernelConfig::hardware();
+        let tuned = base
+            .with_overrides(" tile=8x8, wg=8X32,k=8,matmul=tiled,split_rows=128")
+            .unwrap();
+        assert_eq!((tuned.tile_m, tuned.tile_n), (8, 8));
+        assert_eq!(
+            (tuned.tiled_wg_m, tuned.tiled_wg_n, tuned.tile_k),
+            (8, 32, 8)
+        );
+        assert_eq!(tuned.min_split_rows, 128);
+        assert_eq!(tuned.rows_wg, base.rows_wg);
+        // The printed form is itself a complete set of overrides.
+        for cfg in [tuned, KernelConfig::software()] {
+            let other = if cfg.matmul == MatmulVariant::Tiled {
+                KernelConfig::software()
+            } else {
+                KernelConfig::hardware()
+            };
+            let back = other.with_overrides(&cfg.to_string()).unwrap();
+            let same_matmul = match cfg.matmul {
+                MatmulVariant::Tiled => {
+                    (back.tiled_wg_m, back.tiled_wg_n, back.tile_k)
+                        == (cfg.tiled_wg_m, cfg.tiled_wg_n, cfg.tile_k)
+                }
+                MatmulVariant::Blocked => back.blocked_wg == cfg.blocked_wg,
+            };
+            assert!(
+                same_matmul && back.to_string() == cfg.to_string(),
+                "{cfg} vs {back}"
+            );
+        }
+        assert_eq!(base.with_overrides("").unwrap(), base);
+    }
+
+    #[test]
+    fn bad_overrides_say_what_is_wrong() {
+        let base = KernelConfig::hardware();
+        for (spec, want) in [
+            ("tile=8", "MxN"),
+            ("tile=8xq", "whole number"),
+            ("speed=11", "unknown key `speed`"),
+            ("matmul=fast", "tiled or blocked"),
+            ("k", "not key=value"),
+        ] {
+            let err = base.with_overrides(spec).unwrap_err();
+            assert!(err.contains(want), "{spec}: {err}");
+        }
+        // Out-of-range values parse, and validation refuses them.
+        let limits = wgpu::Limits::default();
+        let big = base.with_overrides("tile=9x9").unwrap();
+        assert!(big.validate(&limits).is_err());
+        let shared = base.with_overrides("tile=8x8,wg=16x16,k=64").unwrap();
+        let err = shared.validate(&limits).unwrap_err().to_string();
+        assert!(err.contains("workgroup memory"), "{err}");
+    }
 }
