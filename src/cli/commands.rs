@@ -366,6 +366,7 @@ pub fn view(a: ViewArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
     let mut opts = mdn::viz::ViewOptions::new(a.scene);
     opts.settings = viz_settings(a.k, a.samples)?;
     opts.settings.layers = parse_layers(&a.layers)?;
+    opts.settings.device = a.device;
     opts.gpu = gpu.clone();
     opts.max_frames = a.frames;
     opts.autoplay = a.play;
@@ -384,6 +385,7 @@ pub fn render(a: RenderArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
     let mut settings = viz_settings(a.k, a.samples)?;
     settings.seed = a.seed;
     settings.layers = parse_layers(&a.layers)?;
+    settings.device = a.device;
     let points = match &a.points {
         Some(path) => Some(load_dataset(path, &ColumnChoice::from_flags(None, None))?),
         None => None,
@@ -401,11 +403,12 @@ pub fn render(a: RenderArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
     let rendered = mdn::viz::render(&viz, &opts)?;
     rendered.write_png(&a.out)?;
     eprintln!(
-        "rendered the {} scene after {} epochs ({}, {}) on {} to {}",
+        "rendered the {} scene after {} epochs ({}, {}), trained on {}, drawn on {}, to {}",
         a.scene.name(),
         rendered.epoch,
         rendered.loss,
         rendered.status.label(),
+        rendered.trained_on.as_deref().unwrap_or("-"),
         viz.ctx.describe(),
         a.out.display()
     );

@@ -81,6 +81,9 @@ pub struct ViewArgs {
     /// What to draw at first, comma-separated: data, samples, density, means, pi.
     #[arg(long, value_name = "LIST", default_value = "data,samples")]
     pub layers: String,
+    /// Where the nets train: the GPU, or the CPU when the only adapter is a software rasteriser (drawing always uses the adapter).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub device: DeviceChoice,
 }
 
 impl Default for ViewArgs {
@@ -94,6 +97,7 @@ impl Default for ViewArgs {
             frames: None,
             size: "1200x760".into(),
             layers: "data,samples".into(),
+            device: DeviceChoice::Auto,
         }
     }
 }
@@ -126,6 +130,9 @@ pub struct RenderArgs {
     pub layers: String,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Where the nets train: the GPU, or the CPU when the only adapter is a software rasteriser (drawing always uses the adapter).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub device: DeviceChoice,
 }
 
 #[derive(Args, Debug)]

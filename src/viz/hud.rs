@@ -156,6 +156,9 @@ fn side_panel(
         ),
     );
     row(ui, "Adapter", egui::RichText::new(input.adapter).small());
+    if let Some(device) = scene.trainer_device() {
+        row(ui, "Training on", egui::RichText::new(device).small());
+    }
     ui.separator();
 
     ui.horizontal(|ui| {

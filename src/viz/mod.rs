@@ -7,11 +7,15 @@
 //! outputs into curve vertices and heat cells) and the mixture sampler,
 //! whose `STORAGE | VERTEX` output is the sampled points' instance buffer
 //! ([`renderer`]). The host reads back only the loss, a few times a second.
+//! Where the only adapter is a software rasteriser the nets train on the CPU
+//! instead ([`net_trainer`]), and their parameters are uploaded into that
+//! same GPU buffer after each frame's steps.
 
 pub mod app;
 pub mod curves;
 pub mod egui_pass;
 pub mod hud;
+pub mod net_trainer;
 pub mod offscreen;
 pub mod overlay;
 pub mod plot;

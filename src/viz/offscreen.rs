@@ -60,6 +60,8 @@ pub struct Rendered {
     pub status: Status,
     pub epoch: usize,
     pub loss: String,
+    /// Where the nets trained (`None` with no net, e.g. an empty playground).
+    pub trained_on: Option<String>,
 }
 
 impl Rendered {
@@ -244,5 +246,6 @@ pub fn render_state(
         status: scene.status,
         epoch: scene.epoch(),
         loss: scene.loss_text(),
+        trained_on: scene.trainer_device(),
     })
 }

@@ -10,13 +10,15 @@
 
 use std::sync::Arc;
 
+use super::net_trainer::{NetTrainer, trains_on_cpu};
 use crate::data::Dataset;
 use crate::data::normalize::Normalizer;
 use crate::data::toy::{ToyProblem, toy_dataset};
 use crate::error::{MdnError, Result};
+use crate::fit::DeviceChoice;
+use crate::gpu::Kernels;
 use crate::gpu::context::GpuContext;
 use crate::gpu::sampler::GpuSampler;
-use crate::gpu::{GpuTrainer, Kernels};
 use crate::model::init::init_params;
 use crate::model::{Head, ModelSpec};
 use crate::train::{LrSchedule, TrainConfig, Trainer};
@@ -113,6 +115,9 @@ pub struct Settings {
     /// Stop training once the loss stops improving.
     pub stop_when_converged: bool,
     pub layers: Layers,
+    /// Where the nets train: `auto` is the GPU unless the adapter is a
+    /// software rasteriser (then the CPU; drawing stays on the adapter).
+    pub device: DeviceChoice,
 }
 
 impl Default for Settings {
@@ -127,6 +132,7 @@ impl Default for Settings {
             toy_points: 1000,
             stop_when_converged: true,
             layers: Layers::default(),
+            device: DeviceChoice::Auto,
         }
     }
 }
@@ -185,7 +191,7 @@ impl VizGpu {
 /// One network training on the scene's data.
 pub struct Net {
     pub spec: ModelSpec,
-    trainer: GpuTrainer,
+    trainer: NetTrainer,
     curves: GridCurves,
     /// Steps of the trainers this net had before the current one (a
     /// trainer is rebuilt when the data or the learning rate changes).
@@ -361,6 +367,17 @@ impl SceneState {
         self.steps() * batch / rows
     }
 
+    /// Where the nets train ("cpu (2 threads)" or the adapter's name);
+    /// `None` before there is a net (an empty playground).
+    pub fn trainer_device(&self) -> Option<String> {
+        self.nets().next().map(|n| n.trainer.device_name())
+    }
+
+    /// Whether the nets train on the CPU (see [`Settings::device`]).
+    pub fn trains_on_cpu(&self) -> bool {
+        self.nets().any(|n| n.trainer.on_cpu())
+    }
+
     pub fn can_train(&self) -> bool {
         (self.mlp.is_some() || self.mdn.is_some())
             && !matches!(self.status, Status::Diverged | Status::DrawPoints)
@@ -481,9 +498,10 @@ impl SceneState {
             .filter(|(p, _)| p.len() == spec.layout().len)
             .unwrap_or_else(|| (init_params(&spec, s.seed), 0));
         let g = &self.gpu;
-        let trainer = GpuTrainer::with_kernels(
-            Arc::clone(&g.ctx),
-            Arc::clone(&g.kernels),
+        let trainer = NetTrainer::new(
+            &g.ctx,
+            &g.kernels,
+            trains_on_cpu(s.device, &g.ctx),
             &spec,
             &normalized,
             params,

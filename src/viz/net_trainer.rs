@@ -1,0 +1,141 @@
+//! A scene net's trainer: the GPU trainer, or the CPU trainer with its
+//! parameters copied into a GPU buffer after every batch of steps. Either
+//! way the curves and the sampler read a GPU parameter buffer, so drawing
+//! is the same; the copy is an upload of a few thousand floats per frame,
+//! no readback. On a machine whose only adapter is a software rasteriser the
+//! CPU trainer is ~100× faster (docs/benchmarks.md), which is the difference
+//! between a demo that converges in seconds and one that takes minutes.
+
+use std::sync::Arc;
+
+use crate::cpu::CpuTrainer;
+use crate::cpu::reduce::LossAccumulator;
+use crate::data::Dataset;
+use crate::error::Result;
+use crate::fit::DeviceChoice;
+use crate::gpu::buffers::storage_init;
+use crate::gpu::context::GpuContext;
+use crate::gpu::{GpuTrainer, Kernels};
+use crate::model::ModelSpec;
+use crate::train::{TrainConfig, Trainer};
+
+pub enum NetTrainer {
+    Gpu(GpuTrainer),
+    Cpu {
+        trainer: CpuTrainer,
+        /// The parameters as of the last `run`, for the GPU passes.
+        params: wgpu::Buffer,
+        ctx: Arc<GpuContext>,
+    },
+}
+
+/// Whether `device` trains on the CPU with this adapter: `auto` does when
+/// the adapter is a software rasteriser (the rule of `mdn train`).
+pub fn trains_on_cpu(device: DeviceChoice, ctx: &GpuContext) -> bool {
+    match device {
+        DeviceChoice::Cpu => true,
+        DeviceChoice::Gpu => false,
+        DeviceChoice::Auto => ctx.info.device_type == wgpu::DeviceType::Cpu,
+    }
+}
+
+impl NetTrainer {
+    pub fn new(
+        ctx: &Arc<GpuContext>,
+        kernels: &Arc<Kernels>,
+        on_cpu: bool,
+        spec: &ModelSpec,
+        data: &Dataset,
+        params: Vec<f32>,
+        config: &TrainConfig,
+    ) -> Result<Self> {
+        if on_cpu {
+            let trainer = CpuTrainer::new(spec, data, params, config)?;
+            let params = storage_init(ctx, "parameters (CPU-trained)", &trainer.params)?;
+            return Ok(NetTrainer::Cpu {
+                trainer,
+                params,
+                ctx: Arc::clone(ctx),
+            });
+        }
+        Ok(NetTrainer::Gpu(GpuTrainer::with_kernels(
+            Arc::clone(ctx),
+            Arc::clone(kernels),
+            spec,
+            data,
+            params,
+            config,
+        )?))
+    }
+
+    /// The live parameters on the GPU.
+    pub fn params_buffer(&self) -> &wgpu::Buffer {
+        match self {
+            NetTrainer::Gpu(t) => t.params_buffer(),
+            NetTrainer::Cpu { params, .. } => params,
+        }
+    }
+
+    pub fn on_cpu(&self) -> bool {
+        matches!(self, NetTrainer::Cpu { .. })
+    }
+
+    fn upload(&self) {
+        if let NetTrainer::Cpu {
+            trainer,
+            params,
+            ctx,
+        } = self
+        {
+            ctx.queue
+                .write_buffer(params, 0, bytemuck::cast_slice(&trainer.params));
+        }
+    }
+
+    fn inner(&mut self) -> &mut dyn Trainer {
+        match self {
+            NetTrainer::Gpu(t) => t,
+            NetTrainer::Cpu { trainer, .. } => trainer,
+        }
+    }
+}
+
+impl Trainer for NetTrainer {
+    fn step(&self) -> usize {
+        match self {
+            NetTrainer::Gpu(t) => t.step(),
+            NetTrainer::Cpu { trainer, .. } => trainer.step(),
+        }
+    }
+
+    fn run(&mut self, n: usize) -> Result<()> {
+        self.inner().run(n)?;
+        self.upload();
+        Ok(())
+    }
+
+    fn take_loss(&mut self) -> Result<LossAccumulator> {
+        self.inner().take_loss()
+    }
+
+    fn checkpoint(&mut self) -> Result<()> {
+        self.inner().checkpoint()
+    }
+
+    fn restore_checkpoint(&mut self) -> Result<()> {
+        self.inner().restore_checkpoint()?;
+        self.upload();
+        Ok(())
+    }
+
+    fn params(&mut self) -> Result<Vec<f32>> {
+        self.inner().params()
+    }
+
+    fn device_name(&self) -> String {
+        match self {
+            NetTrainer::Gpu(t) => t.device_name(),
+            NetTrainer::Cpu { trainer, .. } => trainer.device_name(),
+        }
+    }
+}
