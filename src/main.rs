@@ -10,6 +10,10 @@ use clap::Parser;
 fn main() -> ExitCode {
     quiet_mesa_device_select();
     let args = cli::Cli::parse();
+    if let Err(e) = mdn::cpu::simd::check_env() {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

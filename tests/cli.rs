@@ -1166,3 +1166,41 @@ fn same_seed_same_model_file() {
     assert!(a != c, "another seed gave the same model file");
     assert_eq!(a.len(), c.len());
 }
+
+/// `MDN_CPU_KERNELS` takes auto, portable or avx2; anything else is an error
+/// before any work, and each valid value trains to the same loss.
+#[test]
+fn cpu_kernel_choice_is_checked_and_each_choice_trains() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |value: &str| {
+        Command::new(env!("CARGO_BIN_EXE_mdn"))
+            .args([
+                "train", "--toy", "inverse", "--steps", "200", "--device", "cpu",
+            ])
+            .args(["--out", "m.safetensors"])
+            .current_dir(dir.path())
+            .env("MDN_CPU_KERNELS", value)
+            .output()
+            .expect("the mdn binary runs")
+    };
+    let bad = run("portible");
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("MDN_CPU_KERNELS=`portible`"), "{stderr}");
+    let train_nll = |out: &std::process::Output| -> f32 {
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{text}");
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("train nll"))
+            .expect(&text);
+        line["train nll".len()..].trim().parse().unwrap()
+    };
+    let portable = train_nll(&run("portable"));
+    let auto = train_nll(&run("auto"));
+    assert!(
+        (portable - auto).abs() < 1e-3,
+        "portable {portable} vs auto {auto}"
+    );
+}

@@ -6,8 +6,9 @@
 //! mixture head's exponentials eight rows at a time.
 //!
 //! Everything here has a portable twin in the stage modules (matrixmultiply
-//! and scalar Rust), which runs where AVX2 or FMA is missing; tests check the
-//! two against each other.
+//! and scalar Rust), which runs where AVX2 or FMA is missing or where
+//! `MDN_CPU_KERNELS=portable` asks for it; tests check the two against each
+//! other.
 
 #[cfg(target_arch = "x86_64")]
 pub mod gemm;
@@ -16,18 +17,39 @@ pub mod math;
 #[cfg(target_arch = "x86_64")]
 pub mod mixture;
 
-/// Whether this CPU runs the AVX2 + FMA kernels (checked once, cached by
-/// std). `MDN_CPU_KERNELS=portable` forces the portable ones, for comparing
-/// the two on one machine.
+/// Environment variable choosing the CPU kernels: `auto` (the default),
+/// `portable`, or `avx2` (an error where the CPU lacks AVX2 or FMA).
+pub const CPU_KERNELS_ENV: &str = "MDN_CPU_KERNELS";
+
+/// What `MDN_CPU_KERNELS` asks for, or why its value is wrong.
+fn requested() -> Result<bool, String> {
+    let value = std::env::var(CPU_KERNELS_ENV).unwrap_or_default();
+    match value.trim() {
+        "" | "auto" => Ok(detected()),
+        "portable" => Ok(false),
+        "avx2" if detected() => Ok(true),
+        "avx2" => Err(format!(
+            "{CPU_KERNELS_ENV}=avx2, but this CPU lacks AVX2 or FMA; use auto or portable"
+        )),
+        other => Err(format!(
+            "{CPU_KERNELS_ENV}=`{other}` is not a kernel set; use auto, portable or avx2"
+        )),
+    }
+}
+
+/// Checks `MDN_CPU_KERNELS` (the CLI calls this first, so a misspelt value
+/// is an error rather than silently the default).
+pub fn check_env() -> Result<(), String> {
+    requested().map(|_| ())
+}
+
+/// Whether the CPU stages run the AVX2 + FMA kernels (decided once). An
+/// invalid `MDN_CPU_KERNELS` falls back to detection here; [`check_env`]
+/// is where it is reported.
 pub fn available() -> bool {
     use std::sync::OnceLock;
     static AVAILABLE: OnceLock<bool> = OnceLock::new();
-    *AVAILABLE.get_or_init(|| {
-        if std::env::var("MDN_CPU_KERNELS").is_ok_and(|v| v == "portable") {
-            return false;
-        }
-        detected()
-    })
+    *AVAILABLE.get_or_init(|| requested().unwrap_or_else(|_| detected()))
 }
 
 #[cfg(target_arch = "x86_64")]
