@@ -20,7 +20,7 @@ use super::buffers::{
     UniformArena, UniformSlot, bind_group, grid, read_back_with, read_f32, slot, staging, storage,
     storage_init, whole,
 };
-use super::context::GpuContext;
+use super::context::{GpuContext, GpuError};
 use super::kernels::{KernelConfig, Kernels, adam_info};
 use super::layouts::{AdamLayer, DenseInfo, GatherInfo, HeadInfo, LossState, ReduceInfo, StepInfo};
 use super::prefetch::PermutationPrefetch;
@@ -51,6 +51,32 @@ enum Pipe {
     BackwardInput,
     Adam,
     SumPartials,
+}
+
+impl Pipe {
+    fn stage(self) -> StepStage {
+        match self {
+            Pipe::Gather => StepStage::Gather,
+            Pipe::Forward => StepStage::DenseForward,
+            Pipe::Head => StepStage::Head,
+            Pipe::Reduce => StepStage::Reduce,
+            Pipe::BackwardWeight | Pipe::BackwardInput => StepStage::DenseBackward,
+            Pipe::Adam | Pipe::SumPartials => StepStage::Adam,
+        }
+    }
+}
+
+/// The stages of a training step, in order, as [`GpuTrainer::run_stage`]
+/// times them: the dense stages cover every layer; `Head` is the mixture or
+/// MSE head; `Adam` also sums the weight-gradient partials.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepStage {
+    Gather,
+    DenseForward,
+    Head,
+    Reduce,
+    DenseBackward,
+    Adam,
 }
 
 /// One recorded dispatch of a step.
@@ -455,6 +481,28 @@ impl GpuTrainer {
             records[at..at + size_of::<StepInfo>()].copy_from_slice(bytemuck::bytes_of(&info));
         }
         self.ctx.queue.write_buffer(&self.step_info, 0, &records);
+        let plan = if gradient_only {
+            &self.gradient_plan
+        } else {
+            &self.plan
+        };
+        let encoder = self.record(plan, count, true);
+        self.ctx.queue.submit([encoder.finish()]);
+        // Frees finished submissions' staging memory without blocking.
+        let _ = self.ctx.device.poll(wgpu::PollType::Poll);
+        self.ctx.check()?;
+        Ok(())
+    }
+
+    /// A command buffer with `dispatches` recorded `times` times in one
+    /// compute pass; repetition `i` reads step record `i` when
+    /// `per_step_records`, else record 0.
+    fn record(
+        &self,
+        dispatches: &[Dispatch],
+        times: usize,
+        per_step_records: bool,
+    ) -> wgpu::CommandEncoder {
         let mut encoder = self
             .ctx
             .device
@@ -466,15 +514,11 @@ impl GpuTrainer {
                 label: Some("training steps"),
                 timestamp_writes: None,
             });
-            let plan = if gradient_only {
-                &self.gradient_plan
-            } else {
-                &self.plan
-            };
             let k = &*self.kernels;
-            for i in 0..count {
-                let offset = [(i as u64 * self.step_stride) as u32];
-                for d in plan {
+            for i in 0..times {
+                let record = if per_step_records { i as u64 } else { 0 };
+                let offset = [(record * self.step_stride) as u32];
+                for d in dispatches {
                     let pipeline = match d.pipe {
                         Pipe::Gather => &k.gather.pipeline,
                         Pipe::Forward => &k.dense_forward.pipeline,
@@ -496,10 +540,33 @@ impl GpuTrainer {
                 }
             }
         }
-        self.ctx.queue.submit([encoder.finish()]);
-        // Frees finished submissions' staging memory without blocking.
-        let _ = self.ctx.device.poll(wgpu::PollType::Poll);
+        encoder
+    }
+
+    /// For per-stage timing (`benches/stages.rs`): records the dispatches
+    /// of one stage of the step (every layer's, for the dense stages)
+    /// `times` times, at most 256 per submission, submits them and waits for
+    /// the queue. The stage reads what the last step left in the buffers
+    /// and the first step record; the step counter does not move. Run a
+    /// step first so the buffers hold real values.
+    pub fn run_stage(&mut self, stage: StepStage, times: usize) -> Result<()> {
+        const PER_SUBMISSION: usize = 256;
+        let dispatches: Vec<Dispatch> = self
+            .plan
+            .iter()
+            .filter(|d| d.pipe.stage() == stage)
+            .copied()
+            .collect();
+        let mut left = times;
+        while left > 0 {
+            let now = left.min(PER_SUBMISSION);
+            let encoder = self.record(&dispatches, now, false);
+            self.ctx.queue.submit([encoder.finish()]);
+            left -= now;
+        }
+        let waited = self.ctx.device.poll(wgpu::PollType::wait_indefinitely());
         self.ctx.check()?;
+        waited.map_err(|e| GpuError::Internal(format!("waiting for the GPU: {e}")))?;
         Ok(())
     }
 
