@@ -101,6 +101,31 @@ pub struct DenseInfo {
     pub _pad2: u32,
 }
 
+impl DenseInfo {
+    /// One layer over `rows` rows; the weight-gradient pass cuts the rows
+    /// into `splits` runs and writes its partials from `partial_offset`
+    /// (forward-only users pass 1 and 0).
+    pub fn for_layer(
+        l: &crate::model::LayerLayout,
+        rows: usize,
+        splits: u32,
+        partial_offset: usize,
+    ) -> Self {
+        DenseInfo {
+            rows: rows as u32,
+            in_dim: l.in_dim as u32,
+            out_dim: l.out_dim as u32,
+            weight: l.weight as u32,
+            bias: l.bias as u32,
+            tanh: l.tanh as u32,
+            splits,
+            split_rows: rows.div_ceil(splits.max(1) as usize) as u32,
+            partial_offset: partial_offset as u32,
+            ..Default::default()
+        }
+    }
+}
+
 /// Mirrors `HeadInfo` in `shaders/common.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]

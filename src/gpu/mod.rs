@@ -2,6 +2,7 @@
 
 pub mod buffers;
 pub mod context;
+pub mod forward;
 pub mod kernels;
 pub mod layouts;
 pub mod prefetch;

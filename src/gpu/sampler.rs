@@ -6,12 +6,12 @@
 use std::sync::Arc;
 
 use super::buffers::{
-    STORAGE, UniformArena, UniformSlot, bind_group, grid, read_f32, slot, storage,
-    storage_with_usage, whole,
+    STORAGE, UniformArena, UniformSlot, bind_group, grid, read_f32, slot, storage_with_usage, whole,
 };
 use super::context::GpuContext;
+use super::forward::ForwardPass;
 use super::kernels::Kernels;
-use super::layouts::{DenseInfo, SampleInfo};
+use super::layouts::SampleInfo;
 use crate::error::{MdnError, Result};
 use crate::model::ModelSpec;
 
@@ -29,9 +29,8 @@ pub struct GpuSampler {
     pub head: wgpu::Buffer,
     uniforms: wgpu::Buffer,
     sample_slot: UniformSlot,
-    forward: Vec<(wgpu::BindGroup, (u32, u32))>,
+    forward: ForwardPass,
     sample: (wgpu::BindGroup, (u32, u32)),
-    _acts: Vec<wgpu::Buffer>,
 }
 
 impl GpuSampler {
@@ -62,13 +61,7 @@ impl GpuSampler {
         let c = &*ctx;
         ctx.check()?;
         let cfg = kernels.config;
-        let layout = spec.layout();
-        let widths = spec.widths();
-        let acts = widths
-            .iter()
-            .enumerate()
-            .map(|(i, &w)| storage(c, &format!("sampler activation {i}"), rows * w))
-            .collect::<Result<Vec<_>>>()?;
+        let forward = ForwardPass::new(c, &kernels, spec, params, rows, "sampler")?;
         let samples = storage_with_usage(
             c,
             "samples",
@@ -76,23 +69,6 @@ impl GpuSampler {
             STORAGE | wgpu::BufferUsages::VERTEX,
         )?;
         let mut arena = UniformArena::new(c);
-        let dense_slots: Vec<UniformSlot> = layout
-            .layers
-            .iter()
-            .map(|l| {
-                arena.push(&DenseInfo {
-                    rows: rows as u32,
-                    in_dim: l.in_dim as u32,
-                    out_dim: l.out_dim as u32,
-                    weight: l.weight as u32,
-                    bias: l.bias as u32,
-                    tanh: l.tanh as u32,
-                    splits: 1,
-                    split_rows: rows as u32,
-                    ..Default::default()
-                })
-            })
-            .collect();
         let sample_slot = arena.push(&SampleInfo {
             rows: rows as u32,
             k: k as u32,
@@ -103,22 +79,7 @@ impl GpuSampler {
             ..Default::default()
         });
         let uniforms = arena.finish(c, "sampler uniforms");
-        let mut forward = Vec::new();
-        for (i, l) in layout.layers.iter().enumerate() {
-            let bg = bind_group(
-                c,
-                "sampler forward",
-                &kernels.dense_forward.layout,
-                &[
-                    whole(params),
-                    whole(&acts[i]),
-                    whole(&acts[i + 1]),
-                    slot(&uniforms, dense_slots[i]),
-                ],
-            );
-            forward.push((bg, grid(cfg.matmul_groups(rows as u32, l.out_dim as u32))?));
-        }
-        let head = acts[acts.len() - 1].clone();
+        let head = forward.head().clone();
         let sample_bg = bind_group(
             c,
             "sample",
@@ -128,7 +89,7 @@ impl GpuSampler {
         let sample_groups = grid(((rows * per_input) as u64).div_ceil(cfg.rows_wg as u64))?;
         ctx.check()?;
         Ok(GpuSampler {
-            inputs: acts[0].clone(),
+            inputs: forward.inputs().clone(),
             head,
             ctx,
             kernels,
@@ -140,7 +101,6 @@ impl GpuSampler {
             sample_slot,
             forward,
             sample: (sample_bg, sample_groups),
-            _acts: acts,
         })
     }
 
@@ -195,11 +155,7 @@ impl GpuSampler {
 
     /// Records the forward pass and the draw into `pass`.
     pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {
-        pass.set_pipeline(&self.kernels.dense_forward.pipeline);
-        for (bg, (x, y)) in &self.forward {
-            pass.set_bind_group(0, bg, &[]);
-            pass.dispatch_workgroups(*x, *y, 1);
-        }
+        self.forward.encode(&self.kernels, pass);
         if !self.spec.is_mixture() {
             return;
         }

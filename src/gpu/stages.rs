@@ -126,7 +126,7 @@ impl<'a> Stages<'a> {
         let x = storage_init(c, "input", input)?;
         let out = storage(c, "output", rows * layer.out_dim)?;
         let mut arena = UniformArena::new(c);
-        let info = arena.push(&dense_info(layer, rows, 1));
+        let info = arena.push(&DenseInfo::for_layer(layer, rows, 1, 0));
         let uniforms = arena.finish(c, "dense info");
         let k = &self.kernels.dense_forward;
         let bg = bind_group(
@@ -177,7 +177,7 @@ impl<'a> Stages<'a> {
             .map(|_| storage(c, "unused", 1))
             .collect::<Result<_>>()?;
         let mut arena = UniformArena::new(c);
-        let info = arena.push(&dense_info(layer, rows, splits));
+        let info = arena.push(&DenseInfo::for_layer(layer, rows, splits, 0));
         let adam = arena.push(&adam_info(
             len,
             &[AdamLayer {
@@ -460,18 +460,4 @@ fn step_binding(buffer: &wgpu::Buffer) -> wgpu::BindingResource<'_> {
             size: size_of::<StepInfo>() as u64,
         },
     )
-}
-
-fn dense_info(layer: &LayerLayout, rows: usize, splits: u32) -> DenseInfo {
-    DenseInfo {
-        rows: rows as u32,
-        in_dim: layer.in_dim as u32,
-        out_dim: layer.out_dim as u32,
-        weight: layer.weight as u32,
-        bias: layer.bias as u32,
-        tanh: layer.tanh as u32,
-        splits,
-        split_rows: rows.div_ceil(splits as usize) as u32,
-        ..Default::default()
-    }
 }

@@ -29,7 +29,7 @@ use crate::cpu::reduce::LossAccumulator;
 use crate::cpu::sample::SampleParams;
 use crate::data::Dataset;
 use crate::error::Result;
-use crate::model::{Head, LayerLayout, ModelSpec, ParamLayout};
+use crate::model::{Head, ModelSpec, ParamLayout};
 use crate::train::{BatchOrder, TrainConfig, Trainer, check_trainer_inputs};
 
 /// Steps recorded into one submission at most (the size of the step-info
@@ -189,7 +189,7 @@ impl GpuTrainer {
         let mut adam_layers = Vec::with_capacity(layers);
         for (l, &s) in layout.layers.iter().zip(&splits) {
             let len = l.out_dim * (l.in_dim + 1);
-            dense.push(dense_info(l, b, s, partial_offset));
+            dense.push(DenseInfo::for_layer(l, b, s, partial_offset));
             adam_layers.push(AdamLayer {
                 start: l.weight as u32,
                 len: len as u32,
@@ -717,21 +717,6 @@ impl Plan {
     ) -> Result<()> {
         let g = self.bind(bg);
         self.dispatch(pipe, g, per_step, groups, z)
-    }
-}
-
-fn dense_info(l: &LayerLayout, rows: usize, splits: u32, partial_offset: usize) -> DenseInfo {
-    DenseInfo {
-        rows: rows as u32,
-        in_dim: l.in_dim as u32,
-        out_dim: l.out_dim as u32,
-        weight: l.weight as u32,
-        bias: l.bias as u32,
-        tanh: l.tanh as u32,
-        splits,
-        split_rows: rows.div_ceil(splits as usize) as u32,
-        partial_offset: partial_offset as u32,
-        ..Default::default()
     }
 }
 

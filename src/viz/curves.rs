@@ -1,6 +1,6 @@
 //! Curves and the density heatmap, computed on the GPU from the live
 //! parameters: a forward pass over a grid of inputs (the trainer's own
-//! `dense_forward` kernel on a buffer set of our own), then
+//! `dense_forward` kernel through `gpu::forward::ForwardPass`), then
 //! `shaders/density.wgsl` writes the vertices and heat cells the renderer
 //! draws. Nothing is read back.
 
@@ -10,10 +10,10 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::error::{MdnError, Result};
 use crate::gpu::buffers::{
-    STORAGE, UniformArena, UniformSlot, bind_group, grid, slot, storage, storage_with_usage, whole,
+    STORAGE, UniformArena, UniformSlot, bind_group, slot, storage, storage_with_usage, whole,
 };
 use crate::gpu::context::GpuContext;
-use crate::gpu::layouts::DenseInfo;
+use crate::gpu::forward::ForwardPass;
 use crate::gpu::{Kernels, buffers};
 use crate::model::{Head, ModelSpec};
 
@@ -140,7 +140,7 @@ pub struct GridCurves {
     inputs: wgpu::Buffer,
     uniforms: wgpu::Buffer,
     info_slot: UniformSlot,
-    forward: Vec<(wgpu::BindGroup, (u32, u32))>,
+    forward: ForwardPass,
     curve_bind: wgpu::BindGroup,
     /// Curve vertices `vec4` (x, y, alpha-or-π, σ), `STORAGE | VERTEX`: the
     /// MLP's prediction (`cols`), or each component's mean (`k · cols`).
@@ -149,7 +149,6 @@ pub struct GridCurves {
     pub heat: wgpu::Buffer,
     /// The heat cells bound for the renderer's heatmap draw.
     pub heat_bind: wgpu::BindGroup,
-    _acts: Vec<wgpu::Buffer>,
 }
 
 impl GridCurves {
@@ -178,31 +177,8 @@ impl GridCurves {
         };
         let c = &*ctx;
         ctx.check()?;
-        let layout = spec.layout();
-        let acts = spec
-            .widths()
-            .iter()
-            .enumerate()
-            .map(|(i, &w)| storage(c, &format!("curve activation {i}"), cols * w))
-            .collect::<Result<Vec<_>>>()?;
+        let forward = ForwardPass::new(c, &kernels, spec, params, cols, "curve")?;
         let mut arena = UniformArena::new(c);
-        let dense_slots: Vec<UniformSlot> = layout
-            .layers
-            .iter()
-            .map(|l| {
-                arena.push(&DenseInfo {
-                    rows: cols as u32,
-                    in_dim: l.in_dim as u32,
-                    out_dim: l.out_dim as u32,
-                    weight: l.weight as u32,
-                    bias: l.bias as u32,
-                    tanh: l.tanh as u32,
-                    splits: 1,
-                    split_rows: cols as u32,
-                    ..Default::default()
-                })
-            })
-            .collect();
         let info = CurveInfo {
             cols: cols as u32,
             k: spec.k() as u32,
@@ -218,22 +194,6 @@ impl GridCurves {
         };
         let info_slot = arena.push(&info);
         let uniforms = arena.finish(c, "curve uniforms");
-        let cfg = kernels.config;
-        let mut forward = Vec::new();
-        for (i, l) in layout.layers.iter().enumerate() {
-            let bg = bind_group(
-                c,
-                "curve forward",
-                &kernels.dense_forward.layout,
-                &[
-                    whole(params),
-                    whole(&acts[i]),
-                    whole(&acts[i + 1]),
-                    slot(&uniforms, dense_slots[i]),
-                ],
-            );
-            forward.push((bg, grid(cfg.matmul_groups(cols as u32, l.out_dim as u32))?));
-        }
         let strips = match spec.head {
             Head::Mixture { k } => k,
             Head::Mse => 1,
@@ -245,7 +205,7 @@ impl GridCurves {
             STORAGE | wgpu::BufferUsages::VERTEX,
         )?;
         let heat = storage(c, "density heat", cols * heat_rows)?;
-        let head = &acts[acts.len() - 1];
+        let head = forward.head();
         let curve_bind = bind_group(
             c,
             "density",
@@ -260,7 +220,7 @@ impl GridCurves {
         let heat_bind = bind_group(c, "heat", &viz.heat_layout, &[whole(&heat)]);
         ctx.check()?;
         Ok(GridCurves {
-            inputs: acts[0].clone(),
+            inputs: forward.inputs().clone(),
             ctx,
             kernels,
             viz,
@@ -275,7 +235,6 @@ impl GridCurves {
             verts,
             heat,
             heat_bind,
-            _acts: acts,
         })
     }
 
@@ -330,11 +289,7 @@ impl GridCurves {
     /// Records the forward pass, then the curve (and, with `heat`, the
     /// density) passes.
     pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>, heat: bool) {
-        pass.set_pipeline(&self.kernels.dense_forward.pipeline);
-        for (bg, (x, y)) in &self.forward {
-            pass.set_bind_group(0, bg, &[]);
-            pass.dispatch_workgroups(*x, *y, 1);
-        }
+        self.forward.encode(&self.kernels, pass);
         pass.set_bind_group(0, &self.curve_bind, &[]);
         let groups = |n: usize| (n as u32).div_ceil(CURVE_WG);
         match self.spec.head {
