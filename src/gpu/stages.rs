@@ -48,6 +48,23 @@ impl<'a> Stages<'a> {
         Ok(())
     }
 
+    /// One dispatch of `pipeline` over `groups`, with `bg` (and dynamic
+    /// offset 0 when `step_record`), submitted.
+    fn dispatch(
+        &self,
+        pipeline: &wgpu::ComputePipeline,
+        bg: &wgpu::BindGroup,
+        step_record: bool,
+        (x, y): (u32, u32),
+    ) -> Result<()> {
+        self.submit(|pass| {
+            pass.set_pipeline(pipeline);
+            let offsets: &[u32] = if step_record { &[0] } else { &[] };
+            pass.set_bind_group(0, bg, offsets);
+            pass.dispatch_workgroups(x, y, 1);
+        })
+    }
+
     /// One `StepInfo` record at offset 0 of its own buffer.
     fn step_buffer(&self, info: &StepInfo) -> wgpu::Buffer {
         let mut arena = UniformArena::new(self.ctx);
@@ -102,11 +119,7 @@ impl<'a> Stages<'a> {
             ],
         );
         let (x, y) = grid((rows as u64).div_ceil(self.kernels.config.rows_wg as u64))?;
-        self.submit(|p| {
-            p.set_pipeline(&k.pipeline);
-            p.set_bind_group(0, &bg, &[0]);
-            p.dispatch_workgroups(x, y, 1);
-        })?;
+        self.dispatch(&k.pipeline, &bg, true, (x, y))?;
         Ok((
             read_f32(c, &batch_in, rows * in_dim)?,
             read_f32(c, &batch_tgt, rows * out_dim)?,
@@ -140,11 +153,7 @@ impl<'a> Stages<'a> {
                 .config
                 .matmul_groups(rows as u32, layer.out_dim as u32),
         )?;
-        self.submit(|pass| {
-            pass.set_pipeline(&k.pipeline);
-            pass.set_bind_group(0, &bg, &[]);
-            pass.dispatch_workgroups(gx, gy, 1);
-        })?;
+        self.dispatch(&k.pipeline, &bg, false, (gx, gy))?;
         read_f32(c, &out, rows * layer.out_dim)
     }
 
@@ -286,11 +295,7 @@ impl<'a> Stages<'a> {
             ],
         );
         let (x, y) = grid((rows as u64).div_ceil(self.kernels.config.rows_wg as u64))?;
-        self.submit(|p| {
-            p.set_pipeline(&k.pipeline);
-            p.set_bind_group(0, &bg, &[]);
-            p.dispatch_workgroups(x, y, 1);
-        })?;
+        self.dispatch(&k.pipeline, &bg, false, (x, y))?;
         Ok((read_f32(c, &g, head.len())?, read_f32(c, &l, rows)?))
     }
 
@@ -403,11 +408,7 @@ impl<'a> Stages<'a> {
             ],
         );
         let (x, y) = grid((n as u64).div_ceil(self.kernels.config.adam_wg as u64))?;
-        self.submit(|pass| {
-            pass.set_pipeline(&k.adam);
-            pass.set_bind_group(0, &bg, &[0]);
-            pass.dispatch_workgroups(x, y, 1);
-        })?;
+        self.dispatch(&k.adam, &bg, true, (x, y))?;
         Ok((
             read_f32(c, &p, n)?,
             read_f32(c, &mb, n)?,
@@ -442,11 +443,7 @@ impl<'a> Stages<'a> {
             &[whole(&h), whole(&out), slot(&uniforms, info)],
         );
         let (x, y) = grid((n as u64).div_ceil(self.kernels.config.rows_wg as u64))?;
-        self.submit(|pass| {
-            pass.set_pipeline(&k.pipeline);
-            pass.set_bind_group(0, &bg, &[]);
-            pass.dispatch_workgroups(x, y, 1);
-        })?;
+        self.dispatch(&k.pipeline, &bg, false, (x, y))?;
         read_f32(c, &out, n * p.d)
     }
 }
