@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use mdn::Dataset;
 use mdn::cpu::CpuTrainer;
-use mdn::data::toy::{ToyProblem, bishop_f, inverse_branches, toy_dataset};
+use mdn::data::toy::{ToyProblem, branch_counts, toy_dataset};
 use mdn::defaults;
 use mdn::fit::{DeviceChoice, fit, prepare};
 use mdn::gpu::GpuTrainer;
@@ -369,21 +369,7 @@ fn gpu_samples_on_branches(ctx: Arc<GpuContext>, model: &mdn::Model) -> Vec<usiz
     sampler.set_options(7, 1.0).unwrap();
     sampler.run().unwrap();
     let samples = model.target_norm.invert(&sampler.read_samples().unwrap());
-    let branches = inverse_branches(0.5);
-    let mut hits = vec![0usize; branches.len()];
-    let mut off = 0;
-    for &x in &samples {
-        // On the data f(x) is within the noise (±0.1, plus a little for the
-        // Gaussian tails) of y = 0.5.
-        if (bishop_f(x) - 0.5).abs() > 0.13 {
-            off += 1;
-            continue;
-        }
-        let nearest = (0..branches.len())
-            .min_by(|&a, &b| (x - branches[a]).abs().total_cmp(&(x - branches[b]).abs()))
-            .unwrap();
-        hits[nearest] += 1;
-    }
+    let (hits, off) = branch_counts(&samples, 0.5);
     eprintln!("GPU samples per branch {hits:?}, off the data {off}/{n}");
     assert!(off < n / 10, "{off} of {n} samples off the branches");
     hits

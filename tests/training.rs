@@ -1,7 +1,7 @@
 //! Training reaches the figures the README states, on the CPU reference
 //! trainer (the GPU trainer is held to the same bounds in its own tests).
 
-use mdn::data::toy::{ToyProblem, bishop_f, inverse_branches, toy_dataset};
+use mdn::data::toy::{ToyProblem, branch_counts, inverse_branches, toy_dataset};
 use mdn::fit::{DeviceChoice, fit};
 use mdn::gpu::context::GpuOptions;
 use mdn::model::{Model, ModelSpec};
@@ -50,21 +50,7 @@ fn defaults_reach_the_stated_inverse_nll() {
     // Samples at y = 0.5 land on all three branches of the inverse, and
     // hardly anywhere else.
     let samples = model.sample(&[0.5], 3000, 1.0, 7).unwrap();
-    let branches = inverse_branches(0.5);
-    let mut hits = vec![0usize; branches.len()];
-    let mut off = 0;
-    for &x in &samples {
-        // On the data means f(x) is within the noise (±0.1, plus a little
-        // for the Gaussian tails) of y = 0.5.
-        if (bishop_f(x) - 0.5).abs() > 0.13 {
-            off += 1;
-            continue;
-        }
-        let nearest = (0..branches.len())
-            .min_by(|&a, &b| (x - branches[a]).abs().total_cmp(&(x - branches[b]).abs()))
-            .unwrap();
-        hits[nearest] += 1;
-    }
+    let (hits, off) = branch_counts(&samples, 0.5);
     eprintln!("samples per branch {hits:?}, off the data {off}");
     assert!(hits.iter().all(|&h| h > 300), "{hits:?}");
     assert!(off < 300, "{off} of 3000 samples off the branches");

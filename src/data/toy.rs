@@ -57,9 +57,41 @@ pub fn inverse_branches(y: f32) -> Vec<f32> {
     roots
 }
 
+/// Sorts samples `x` drawn at input `y` of the inverse problem: how many
+/// lie on each branch of [`inverse_branches`]`(y)` (nearest branch), and
+/// how many lie off the data altogether (f(x) further from y than the
+/// noise, ±0.1, plus a little for Gaussian tails). How the tests judge a
+/// trained MDN's samples.
+pub fn branch_counts(samples: &[f32], y: f32) -> (Vec<usize>, usize) {
+    let branches = inverse_branches(y);
+    let mut hits = vec![0usize; branches.len()];
+    let mut off = 0;
+    for &x in samples {
+        if (bishop_f(x) - y).abs() > 0.13 {
+            off += 1;
+            continue;
+        }
+        let nearest = (0..branches.len())
+            .min_by(|&a, &b| (x - branches[a]).abs().total_cmp(&(x - branches[b]).abs()));
+        match nearest {
+            Some(b) => hits[b] += 1,
+            None => off += 1,
+        }
+    }
+    (hits, off)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn samples_are_counted_per_branch() {
+        let b = inverse_branches(0.5);
+        assert_eq!(b.len(), 3);
+        let samples = [b[0], b[0] + 0.01, b[1], b[2], b[2], b[2], 5.0, -3.0];
+        assert_eq!(branch_counts(&samples, 0.5), (vec![2, 1, 3], 2));
+    }
 
     #[test]
     fn toy_data_is_seeded_and_swaps_axes() {
