@@ -47,6 +47,18 @@ override B_TILE_LEN: u32 = 1024u;
 var<workgroup> a_tile: array<f32, A_TILE_LEN>;
 var<workgroup> b_tile: array<f32, B_TILE_LEN>;
 
+// Workgroups each variant needs for C (`KernelConfig::matmul_groups`).
+fn gemm_groups_blocked() -> u32 {
+    let tiles = ((gemm_m() + TILE_M - 1u) / TILE_M) * ((gemm_n() + TILE_N - 1u) / TILE_N);
+    return (tiles + BLOCKED_WG - 1u) / BLOCKED_WG;
+}
+
+fn gemm_groups_tiled() -> u32 {
+    let bm = TILED_WG_M * TILE_M;
+    let bn = TILED_WG_N * TILE_N;
+    return ((gemm_m() + bm - 1u) / bm) * ((gemm_n() + bn - 1u) / bn);
+}
+
 fn gemm_blocked(index: u32, split: u32) {
     let m = gemm_m();
     let n = gemm_n();

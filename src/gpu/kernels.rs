@@ -349,6 +349,17 @@ impl KernelConfig {
         }
     }
 
+    /// Workgroups of one split of a layer's weight-gradient dispatch: the
+    /// `out × in` product's, then enough for one bias output per invocation
+    /// (`dense_backward.wgsl`).
+    pub fn weight_gradient_groups(&self, out_dim: u32, in_dim: u32) -> u64 {
+        let per_group = match self.matmul {
+            MatmulVariant::Blocked => self.blocked_wg,
+            MatmulVariant::Tiled => self.tiled_wg(),
+        };
+        self.matmul_groups(out_dim, in_dim) + (out_dim as u64).div_ceil(per_group as u64)
+    }
+
     /// Invocations one split of an m × n matmul keeps busy.
     pub fn matmul_invocations(&self, m: u32, n: u32) -> u64 {
         let per_group = match self.matmul {

@@ -228,7 +228,7 @@ impl<'a> Stages<'a> {
             ],
         );
         let cfg = &self.kernels.config;
-        let (wx, wy) = grid(cfg.matmul_groups(layer.out_dim as u32, layer.in_dim as u32 + 1))?;
+        let (wx, wy) = grid(cfg.weight_gradient_groups(layer.out_dim as u32, layer.in_dim as u32))?;
         let (ix, iy) = grid(cfg.matmul_groups(rows as u32, layer.in_dim as u32))?;
         let (sx, sy) = grid((len as u64).div_ceil(cfg.adam_wg as u64))?;
         self.submit(|pass| {

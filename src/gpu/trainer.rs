@@ -337,7 +337,7 @@ impl GpuTrainer {
                 ],
             );
             let g = plan.bind(bg);
-            let weight_groups = cfg.matmul_groups(l.out_dim as u32, l.in_dim as u32 + 1);
+            let weight_groups = cfg.weight_gradient_groups(l.out_dim as u32, l.in_dim as u32);
             plan.dispatch(Pipe::BackwardWeight, g, false, weight_groups, splits[i])?;
             if i > 0 {
                 let input_groups = cfg.matmul_groups(b as u32, l.in_dim as u32);
@@ -737,7 +737,7 @@ pub fn choose_splits(
         .iter()
         .map(|l| {
             let busy = cfg
-                .matmul_invocations(l.out_dim as u32, l.in_dim as u32 + 1)
+                .matmul_invocations(l.out_dim as u32, l.in_dim as u32)
                 .max(1);
             (cfg.target_invocations as u64)
                 .div_ceil(busy)
