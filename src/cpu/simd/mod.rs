@@ -148,6 +148,73 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+        /// Any shape: ragged tiles, one-row and one-column edges.
+        #[test]
+        fn dense_stages_agree_on_any_shape(
+            rows in 1usize..200,
+            n_in in 1usize..48,
+            n_out in 1usize..48,
+            tanh: bool,
+            seed: u32,
+        ) {
+            if !super::detected() {
+                return Ok(());
+            }
+            let layer = LayerLayout {
+                in_dim: n_in,
+                out_dim: n_out,
+                weight: 0,
+                bias: n_in * n_out,
+                tanh,
+            };
+            let params = values(n_in * n_out + n_out, seed, 0.7);
+            let input = values(rows * n_in, seed ^ 1, 1.0);
+            let mut wt = Vec::new();
+            transpose_weight(&params, &layer, &mut wt);
+            let (mut fast, mut slow) = (vec![0.0; rows * n_out], vec![0.0; rows * n_out]);
+            unsafe { dense_forward_rows_avx2(&params, &layer, &wt, &input, &mut fast) };
+            dense_forward_rows_portable(&params, &layer, &wt, &input, &mut slow);
+            assert_close("forward", &fast, &slow, 1e-5);
+            let grad_out = values(rows * n_out, seed ^ 2, 0.1);
+            let n = n_in * n_out + n_out;
+            let (mut gf, mut gs) = (vec![0.0; n], vec![0.0; n]);
+            let (mut xf, mut xs) = (vec![0.0; rows * n_in], vec![0.0; rows * n_in]);
+            unsafe {
+                dense_backward_rows_avx2(&params, &layer, &input, &grad_out, &mut gf, Some(&mut xf))
+            };
+            dense_backward_rows_portable(&params, &layer, &input, &grad_out, &mut gs, Some(&mut xs));
+            assert_close("parameter gradient", &gf, &gs, 1e-4);
+            assert_close("input gradient", &xf, &xs, 1e-5);
+        }
+
+        /// Any K, D and row count, with logits and log σ over a wide range.
+        #[test]
+        fn mixture_heads_agree_on_any_shape(
+            rows in 1usize..40,
+            k in 1usize..10,
+            d in 1usize..4,
+            seed: u32,
+        ) {
+            if !super::detected() {
+                return Ok(());
+            }
+            let width = k + 2 * k * d;
+            let head = values(rows * width, seed, 6.0);
+            let target = values(rows * d, seed ^ 3, 3.0);
+            let (mut gf, mut gs) = (vec![0.0; rows * width], vec![0.0; rows * width]);
+            let (mut lf, mut ls) = (vec![0.0; rows], vec![0.0; rows]);
+            unsafe {
+                super::mixture::mixture_head_rows(&head, &target, k, 0.5, &mut gf, &mut lf, &mut Vec::new())
+            };
+            mixture_head_rows_portable(&head, &target, k, 0.5, &mut gs, &mut ls, &mut Vec::new());
+            assert_close("row loss", &lf, &ls, 1e-4);
+            assert_close("head gradient", &gf, &gs, 1e-4);
+        }
+    }
+
     #[test]
     fn mixture_head_matches_the_portable_one() {
         if !super::detected() {
