@@ -364,6 +364,10 @@ pub struct BenchRow {
     pub gpu_cpu_ratio: Option<f64>,
     /// Compute dispatches recorded per step (GPU rows).
     pub dispatches_per_step: Option<usize>,
+    /// The kernel configuration on GPU rows, in `MDN_GPU_KERNELS` syntax
+    /// (so a sweep's JSON says which configuration gave which row); the
+    /// CPU kernel set (`avx2+fma` or `portable`) on CPU rows.
+    pub kernels: String,
     /// The GPU adapter's name on GPU rows, the CPU model on CPU rows.
     pub adapter: String,
     /// The GPU's graphics API on GPU rows, `cpu` on CPU rows.
@@ -687,12 +691,18 @@ impl Bench {
         let stats = Stats::of(&rates).expect("at least one repeat, never NaN");
         let batch = config.batch();
         let flops = flops_per_step(spec, batch);
-        let (adapter, backend, driver) = match (device, &self.machine.gpu) {
-            (BenchDevice::Gpu, Some(g)) => (g.adapter.clone(), g.backend.clone(), g.driver.clone()),
+        let (adapter, backend, driver, kernels) = match (device, &self.machine.gpu) {
+            (BenchDevice::Gpu, Some(g)) => (
+                g.adapter.clone(),
+                g.backend.clone(),
+                g.driver.clone(),
+                g.kernels.clone(),
+            ),
             _ => (
                 self.machine.cpu.clone(),
                 "cpu".into(),
                 format!("rayon, {} kernels", crate::cpu::simd::kernel_name()),
+                crate::cpu::simd::kernel_name().to_string(),
             ),
         };
         BenchRow {
@@ -717,6 +727,7 @@ impl Bench {
                 BenchDevice::Cpu => None,
             },
             dispatches_per_step,
+            kernels,
             adapter,
             backend,
             driver,

@@ -68,7 +68,7 @@ fn check_row(row: &Value, device: &str, mode: &str) {
         row["steps_per_s_max"].as_f64().unwrap(),
     );
     assert!(lo <= median && median <= hi, "{}", ctx());
-    for key in ["adapter", "backend", "driver", "cpu"] {
+    for key in ["adapter", "backend", "driver", "cpu", "kernels"] {
         let s = row[key]
             .as_str()
             .unwrap_or_else(|| panic!("`{key}`: {}", ctx()));
@@ -149,6 +149,9 @@ fn gpu_rows_have_every_field() {
             row["dispatches_per_step"].as_u64().is_some_and(|d| d > 0),
             "{row}"
         );
+        // The configuration in override syntax, as the header prints it.
+        let kernels = row["kernels"].as_str().unwrap_or_default();
+        assert!(kernels.starts_with("matmul="), "{row}");
     }
 }
 
