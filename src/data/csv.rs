@@ -195,20 +195,37 @@ pub fn load_inputs(path: &Path, names: &[String]) -> Result<Vec<f32>> {
 /// CSV text of a header and row-major values, numbers written in full
 /// precision (Rust's shortest round-trip form).
 pub fn to_csv_string(header: &[String], values: &[f32]) -> String {
-    let mut out = String::with_capacity(values.len() * 10 + 64);
+    use rayon::prelude::*;
+    use std::fmt::Write;
+    let mut out = String::with_capacity(values.len() * 12 + 64);
     out.push_str(&header.join(","));
     out.push('\n');
     if header.is_empty() {
         return out;
     }
-    for row in values.chunks_exact(header.len()) {
-        for (i, v) in row.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
+    // Formatting floats is most of `predict` on big inputs: rows are
+    // formatted in parallel blocks, then joined in order (same bytes).
+    const ROWS_PER_BLOCK: usize = 16_384;
+    let width = header.len();
+    let blocks: Vec<String> = values
+        .par_chunks(width * ROWS_PER_BLOCK)
+        .map(|block| {
+            let mut text = String::with_capacity(block.len() * 12);
+            for row in block.chunks_exact(width) {
+                for (i, v) in row.iter().enumerate() {
+                    if i > 0 {
+                        text.push(',');
+                    }
+                    // Writing to a String cannot fail.
+                    let _ = write!(text, "{v}");
+                }
+                text.push('\n');
             }
-            out.push_str(&v.to_string());
-        }
-        out.push('\n');
+            text
+        })
+        .collect();
+    for block in blocks {
+        out.push_str(&block);
     }
     out
 }
@@ -269,6 +286,15 @@ mod tests {
         assert_eq!(
             t.numeric_columns(&["a".into(), "b".into()]).unwrap(),
             vec![0.1, -2.5e-7, 3.0, 4.0]
+        );
+        // Several parallel blocks of rows come back in order.
+        let values: Vec<f32> = (0..100_000).map(|i| i as f32 * 0.5 - 7.25).collect();
+        let text = to_csv_string(&["a".into(), "b".into()], &values);
+        let f = file(&text);
+        let t = CsvTable::read(f.path()).unwrap();
+        assert_eq!(
+            t.numeric_columns(&["a".into(), "b".into()]).unwrap(),
+            values
         );
     }
 }
