@@ -128,22 +128,6 @@ pub fn tanh(x: __m256) -> __m256 {
     _mm256_div_ps(p, q)
 }
 
-/// Applies `tanh` to a slice in place.
-///
-/// # Safety
-/// The CPU must support AVX2 and FMA.
-#[target_feature(enable = "avx2,fma")]
-pub unsafe fn tanh_slice(v: &mut [f32]) {
-    let mut chunks = v.chunks_exact_mut(8);
-    for c in &mut chunks {
-        // SAFETY: c has exactly 8 elements.
-        unsafe { _mm256_storeu_ps(c.as_mut_ptr(), tanh(_mm256_loadu_ps(c.as_ptr()))) };
-    }
-    for x in chunks.into_remainder() {
-        *x = super::super::tanh_approx(*x);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
