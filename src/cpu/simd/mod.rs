@@ -98,6 +98,36 @@ mod tests {
         }
     }
 
+    /// One layer's forward and backward on both kernel sets, compared.
+    fn compare_dense(rows: usize, n_in: usize, n_out: usize, tanh: bool, seed: u32) {
+        // Parameters start at 3, as a later layer's do.
+        let layer = LayerLayout {
+            in_dim: n_in,
+            out_dim: n_out,
+            weight: 3,
+            bias: 3 + n_in * n_out,
+            tanh,
+        };
+        let params = values(3 + n_in * n_out + n_out, seed, 0.7);
+        let input = values(rows * n_in, seed ^ 1, 1.0);
+        let mut wt = Vec::new();
+        transpose_weight(&params, &layer, &mut wt);
+        let (mut fast, mut slow) = (vec![0.0; rows * n_out], vec![0.0; rows * n_out]);
+        unsafe { dense_forward_rows_avx2(&params, &layer, &wt, &input, &mut fast) };
+        dense_forward_rows_portable(&params, &layer, &wt, &input, &mut slow);
+        assert_close("forward", &fast, &slow, 1e-5);
+        let grad_out = values(rows * n_out, seed ^ 2, 0.1);
+        let n = n_in * n_out + n_out;
+        let (mut gf, mut gs) = (vec![0.0; n], vec![0.0; n]);
+        let (mut xf, mut xs) = (vec![0.0; rows * n_in], vec![0.0; rows * n_in]);
+        unsafe {
+            dense_backward_rows_avx2(&params, &layer, &input, &grad_out, &mut gf, Some(&mut xf))
+        };
+        dense_backward_rows_portable(&params, &layer, &input, &grad_out, &mut gs, Some(&mut xs));
+        assert_close("weight and bias gradient", &gf, &gs, 1e-4);
+        assert_close("input gradient", &xf, &xs, 1e-5);
+    }
+
     #[test]
     fn dense_stages_match_the_portable_ones() {
         if !super::detected() {
@@ -112,39 +142,7 @@ mod tests {
             (13, 20, 9, true),
             (300, 64, 40, false),
         ] {
-            let layer = LayerLayout {
-                in_dim: n_in,
-                out_dim: n_out,
-                weight: 3,
-                bias: 3 + n_in * n_out,
-                tanh,
-            };
-            let params = values(3 + n_in * n_out + n_out, 1, 0.5);
-            let input = values(rows * n_in, 2, 1.0);
-            let mut wt = Vec::new();
-            transpose_weight(&params, &layer, &mut wt);
-            let (mut fast, mut slow) = (vec![0.0; rows * n_out], vec![0.0; rows * n_out]);
-            unsafe { dense_forward_rows_avx2(&params, &layer, &wt, &input, &mut fast) };
-            dense_forward_rows_portable(&params, &layer, &wt, &input, &mut slow);
-            assert_close("forward", &fast, &slow, 1e-5);
-
-            let grad_out = values(rows * n_out, 3, 0.1);
-            let n = n_in * n_out + n_out;
-            let (mut gf, mut gs) = (vec![0.0; n], vec![0.0; n]);
-            let (mut xf, mut xs) = (vec![0.0; rows * n_in], vec![0.0; rows * n_in]);
-            unsafe {
-                dense_backward_rows_avx2(&params, &layer, &input, &grad_out, &mut gf, Some(&mut xf))
-            };
-            dense_backward_rows_portable(
-                &params,
-                &layer,
-                &input,
-                &grad_out,
-                &mut gs,
-                Some(&mut xs),
-            );
-            assert_close("weight and bias gradient", &gf, &gs, 1e-5);
-            assert_close("input gradient", &xf, &xs, 1e-5);
+            compare_dense(rows, n_in, n_out, tanh, 1);
         }
     }
 
@@ -163,31 +161,7 @@ mod tests {
             if !super::detected() {
                 return Ok(());
             }
-            let layer = LayerLayout {
-                in_dim: n_in,
-                out_dim: n_out,
-                weight: 0,
-                bias: n_in * n_out,
-                tanh,
-            };
-            let params = values(n_in * n_out + n_out, seed, 0.7);
-            let input = values(rows * n_in, seed ^ 1, 1.0);
-            let mut wt = Vec::new();
-            transpose_weight(&params, &layer, &mut wt);
-            let (mut fast, mut slow) = (vec![0.0; rows * n_out], vec![0.0; rows * n_out]);
-            unsafe { dense_forward_rows_avx2(&params, &layer, &wt, &input, &mut fast) };
-            dense_forward_rows_portable(&params, &layer, &wt, &input, &mut slow);
-            assert_close("forward", &fast, &slow, 1e-5);
-            let grad_out = values(rows * n_out, seed ^ 2, 0.1);
-            let n = n_in * n_out + n_out;
-            let (mut gf, mut gs) = (vec![0.0; n], vec![0.0; n]);
-            let (mut xf, mut xs) = (vec![0.0; rows * n_in], vec![0.0; rows * n_in]);
-            unsafe {
-                dense_backward_rows_avx2(&params, &layer, &input, &grad_out, &mut gf, Some(&mut xf))
-            };
-            dense_backward_rows_portable(&params, &layer, &input, &grad_out, &mut gs, Some(&mut xs));
-            assert_close("parameter gradient", &gf, &gs, 1e-4);
-            assert_close("input gradient", &xf, &xs, 1e-5);
+            compare_dense(rows, n_in, n_out, tanh, seed);
         }
 
         /// Any K, D and row count, with logits and log σ over a wide range.
