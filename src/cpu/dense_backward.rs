@@ -98,69 +98,68 @@ pub(crate) unsafe fn dense_backward_rows_avx2(
     let rows = grad_out.len() / n_out;
     let weight = &params[layer.weight..layer.bias];
     let (dw, db) = layer_grads.split_at_mut(n_in * n_out);
-    {
-        // dW [out, in] = gᵀ · a: A is g read down its columns.
-        let g_t = Strided {
-            data: grad_out,
-            rs: 1,
-            cs: n_out,
-        };
-        let g = Strided {
-            data: grad_out,
-            rs: n_out,
-            cs: 1,
-        };
-        // SAFETY: guaranteed by the caller.
-        unsafe {
-            if n_in == 1 {
-                // dW is a column; as the row dWᵀ = aᵀ·g (same memory) it
-                // fills whole vectors instead of one lane in eight.
-                let a_t = Strided {
-                    data: input,
-                    rs: 0,
-                    cs: 1,
-                };
-                gemm(
-                    1,
-                    rows,
-                    n_out,
-                    a_t,
-                    grad_out,
-                    n_out,
-                    dw,
-                    n_out,
-                    Init::Zero,
-                    Epilogue::None,
-                );
-            } else {
-                gemm(
-                    n_out,
-                    rows,
-                    n_in,
-                    g_t,
-                    input,
-                    n_in,
-                    dw,
-                    n_in,
-                    Init::Zero,
-                    Epilogue::None,
-                );
-            }
-            column_sums(grad_out, db);
-            if let Some(gi) = grad_in {
-                gemm(
-                    rows,
-                    n_out,
-                    n_in,
-                    g,
-                    weight,
-                    n_in,
-                    gi,
-                    n_in,
-                    Init::Zero,
-                    Epilogue::TanhGrad(input, n_in),
-                );
-            }
+    // SAFETY: guaranteed by the caller.
+    unsafe {
+        if n_in == 1 {
+            // dW is a column; as the row dWᵀ = aᵀ·g (same memory) it fills
+            // whole vectors instead of one lane in eight.
+            let a_t = Strided {
+                data: input,
+                rs: 0,
+                cs: 1,
+            };
+            gemm(
+                1,
+                rows,
+                n_out,
+                a_t,
+                grad_out,
+                n_out,
+                dw,
+                n_out,
+                Init::Zero,
+                Epilogue::None,
+            );
+        } else {
+            // dW [out, in] = gᵀ · a: A is g read down its columns.
+            let g_t = Strided {
+                data: grad_out,
+                rs: 1,
+                cs: n_out,
+            };
+            gemm(
+                n_out,
+                rows,
+                n_in,
+                g_t,
+                input,
+                n_in,
+                dw,
+                n_in,
+                Init::Zero,
+                Epilogue::None,
+            );
+        }
+        column_sums(grad_out, db);
+        if let Some(gi) = grad_in {
+            // g [r, out] · W [out, in], then through the tanh below.
+            let g = Strided {
+                data: grad_out,
+                rs: n_out,
+                cs: 1,
+            };
+            gemm(
+                rows,
+                n_out,
+                n_in,
+                g,
+                weight,
+                n_in,
+                gi,
+                n_in,
+                Init::Zero,
+                Epilogue::TanhGrad(input, n_in),
+            );
         }
     }
 }

@@ -68,33 +68,31 @@ pub(crate) unsafe fn dense_forward_rows_avx2(
     let (n_in, n_out) = (layer.in_dim, layer.out_dim);
     let rows = output.len() / n_out;
     let bias = &params[layer.bias..layer.bias + n_out];
-    {
-        let a = Strided {
-            data: input,
-            rs: n_in,
-            cs: 1,
-        };
-        let epilogue = if layer.tanh {
-            Epilogue::Tanh
-        } else {
-            Epilogue::None
-        };
-        // SAFETY: guaranteed by the caller.
-        unsafe {
-            gemm(
-                rows,
-                n_in,
-                n_out,
-                a,
-                weight_t,
-                n_out,
-                output,
-                n_out,
-                Init::Row(bias),
-                epilogue,
-            )
-        };
-    }
+    let a = Strided {
+        data: input,
+        rs: n_in,
+        cs: 1,
+    };
+    let epilogue = if layer.tanh {
+        Epilogue::Tanh
+    } else {
+        Epilogue::None
+    };
+    // SAFETY: guaranteed by the caller.
+    unsafe {
+        gemm(
+            rows,
+            n_in,
+            n_out,
+            a,
+            weight_t,
+            n_out,
+            output,
+            n_out,
+            Init::Row(bias),
+            epilogue,
+        )
+    };
 }
 
 /// `dense_forward_rows` with matrixmultiply's sgemm and scalar tanh.

@@ -134,6 +134,15 @@ unsafe fn panels(ops: &Operands, m: usize, n: usize) {
     }
 }
 
+/// Lanes `0..w` set (w ≤ 8): the mask of a ragged edge for the masked
+/// loads and stores.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+pub(super) fn lane_mask(w: usize) -> __m256i {
+    let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    _mm256_cmpgt_epi32(_mm256_set1_epi32(w as i32), lane)
+}
+
 /// `out[j] = Σ_r g[r·n + j]` with `n = out.len()`: the bias gradient.
 /// Eight columns at a time, four rows in flight so the adds do not wait on
 /// each other.
@@ -144,10 +153,9 @@ unsafe fn panels(ops: &Operands, m: usize, n: usize) {
 pub unsafe fn column_sums(g: &[f32], out: &mut [f32]) {
     let n = out.len();
     let rows = g.len() / n.max(1);
-    let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     for j in (0..n).step_by(8) {
         let w = (n - j).min(8);
-        let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(w as i32), lane);
+        let mask = lane_mask(w);
         let masked = w < 8;
         let mut acc = [_mm256_setzero_ps(); 4];
         // SAFETY: row r < rows, columns j..j + w < n are inside g and out;
@@ -203,8 +211,7 @@ unsafe fn dispatch(o: &Operands, i: usize, j: usize, mr: usize, w: usize) {
 #[target_feature(enable = "avx2,fma")]
 unsafe fn by_width<const R: usize>(o: &Operands, i: usize, j: usize, w: usize) {
     let last = if w > 8 { w - 8 } else { w };
-    let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(last as i32), lane);
+    let mask = lane_mask(last);
     // SAFETY: forwarded from `gemm`.
     unsafe {
         match (w > 8, last == 8) {
@@ -353,17 +360,12 @@ mod tests {
     }
 
     fn values(len: usize, seed: u32) -> Vec<f32> {
-        (0..len)
-            .map(|i| {
-                let h = crate::cpu::sample::pcg_hash(i as u32 ^ seed.wrapping_mul(0x9e37_79b9));
-                (h as f32 / u32::MAX as f32) * 2.0 - 1.0
-            })
-            .collect()
+        crate::cpu::simd::test_values(len, seed, 1.0)
     }
 
     #[test]
     fn every_tile_shape_and_stride_matches_f64() {
-        if !crate::cpu::simd::available() {
+        if !crate::cpu::simd::detected() {
             eprintln!("no AVX2+FMA on this CPU: the portable kernels run instead");
             return;
         }

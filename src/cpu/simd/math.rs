@@ -134,7 +134,7 @@ mod tests {
 
     fn lanes(f: impl Fn(__m256) -> __m256, x: [f32; 8]) -> [f32; 8] {
         let mut out = [0.0f32; 8];
-        // SAFETY: the callers check `available()` first; the arrays hold 8.
+        // SAFETY: the callers check `detected()` first; the arrays hold 8.
         unsafe { _mm256_storeu_ps(out.as_mut_ptr(), f(_mm256_loadu_ps(x.as_ptr()))) };
         out
     }
@@ -145,7 +145,7 @@ mod tests {
 
     #[test]
     fn exp_ln_tanh_match_std() {
-        if !crate::cpu::simd::available() {
+        if !crate::cpu::simd::detected() {
             return;
         }
         let (mut worst_exp, mut worst_ln, mut worst_tanh) = (0u32, 0u32, 0.0f32);
@@ -194,7 +194,7 @@ mod tests {
 
     #[test]
     fn edges_follow_the_scalar_conventions() {
-        if !crate::cpu::simd::available() {
+        if !crate::cpu::simd::detected() {
             return;
         }
         let x = [

@@ -4,6 +4,7 @@
 
 use std::arch::x86_64::*;
 
+use super::gemm::lane_mask;
 use super::math::{exp, ln};
 use crate::cpu::mixture_head::{HALF_LOG_2PI, mixture_head_rows_portable};
 
@@ -30,8 +31,9 @@ pub unsafe fn mixture_head_rows(
     assert!(target.len() >= rows * d_count);
     let (mu_off, ls_off) = (k_count, k_count + kd);
     // Per group, in vectors of eight lanes: the head columns, the gradient
-    // rows (plus eight spare floats), the gradient columns, the targets, 1/σ, the per-component log joint (then its
-    // exp) and the softmax numerators.
+    // rows (plus eight spare floats), the targets, the gradient columns,
+    // 1/σ, the per-component log joint (then its exp) and the softmax
+    // numerators.
     scratch.resize((3 * width + kd + 2 * k_count + d_count) * 8 + 8, 0.0);
     let (h, rest) = scratch.split_at_mut(width * 8);
     let (out, rest) = rest.split_at_mut(width * 8 + 8);
@@ -50,7 +52,7 @@ pub unsafe fn mixture_head_rows(
         // Rows → lanes, eight columns at a time.
         for c0 in (0..width).step_by(8) {
             let w = (width - c0).min(8);
-            let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(w as i32), lanes);
+            let mask = lane_mask(w);
             let mut v = [_mm256_setzero_ps(); 8];
             for (l, x) in v.iter_mut().enumerate() {
                 // SAFETY: columns c0..c0 + w of rows r0..r0 + 8 lie inside
@@ -113,11 +115,11 @@ pub unsafe fn mixture_head_rows(
             let pk = _mm256_mul_ps(ld(pi, k), inv_sum_l);
             st(g, k, _mm256_mul_ps(_mm256_sub_ps(pk, gamma), scale));
             let gs = _mm256_mul_ps(gamma, scale);
+            let neg = _mm256_sub_ps(_mm256_setzero_ps(), gs);
             for d in 0..d_count {
                 let i = k * d_count + d;
                 let iv = ld(inv, i);
                 let z = _mm256_mul_ps(_mm256_sub_ps(ld(tg, d), ld(h, mu_off + i)), iv);
-                let neg = _mm256_sub_ps(_mm256_setzero_ps(), gs);
                 st(g, mu_off + i, _mm256_mul_ps(_mm256_mul_ps(neg, z), iv));
                 st(
                     g,
@@ -138,7 +140,7 @@ pub unsafe fn mixture_head_rows(
             }
             for (l, x) in transpose8(v).iter().enumerate() {
                 let at = l * width + c0;
-                // SAFETY: at + 8 ≤ 7·width + width + 8 = out.len().
+                // SAFETY: at + 8 ≤ 7·width + (width − 1) + 8 < out.len().
                 unsafe { _mm256_storeu_ps(out[at..at + 8].as_mut_ptr(), *x) };
             }
         }

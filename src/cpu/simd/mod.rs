@@ -1,5 +1,5 @@
 //! x86-64 AVX2 + FMA versions of the CPU stages' inner loops, chosen at run
-//! time. The trainer's products are small (a block of 128 rows times a 32×32
+//! time. The trainer's products are small (a block of 64 rows times a 32×32
 //! weight at the small benchmark size), where a general sgemm spends more
 //! time packing and allocating than multiplying; these kernels read their
 //! operands in place, fuse the bias and tanh into the product, and take the
@@ -52,14 +52,27 @@ pub fn available() -> bool {
     *AVAILABLE.get_or_init(|| requested().unwrap_or_else(|_| detected()))
 }
 
+/// Whether this CPU has AVX2 and FMA, whatever `MDN_CPU_KERNELS` says
+/// (tests of the AVX2 code itself gate on this).
 #[cfg(target_arch = "x86_64")]
-fn detected() -> bool {
+pub(crate) fn detected() -> bool {
     is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn detected() -> bool {
+pub(crate) fn detected() -> bool {
     false
+}
+
+/// Deterministic values in `[-scale, scale)` for the kernels' tests.
+#[cfg(all(test, target_arch = "x86_64"))]
+pub(crate) fn test_values(len: usize, seed: u32, scale: f32) -> Vec<f32> {
+    (0..len)
+        .map(|i| {
+            let h = crate::cpu::sample::pcg_hash(i as u32 ^ seed.wrapping_mul(0x9e37_79b9));
+            ((h as f32 / u32::MAX as f32) * 2.0 - 1.0) * scale
+        })
+        .collect()
 }
 
 /// Name of the kernel set in use, for benchmark headers.
@@ -71,22 +84,13 @@ pub fn kernel_name() -> &'static str {
 /// column edges, row counts that are not multiples of the tile or of eight.
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
+    use super::test_values as values;
     use crate::cpu::dense_backward::{dense_backward_rows_avx2, dense_backward_rows_portable};
     use crate::cpu::dense_forward::{
         dense_forward_rows_avx2, dense_forward_rows_portable, transpose_weight,
     };
     use crate::cpu::mixture_head::mixture_head_rows_portable;
-    use crate::cpu::sample::pcg_hash;
     use crate::model::LayerLayout;
-
-    fn values(len: usize, seed: u32, scale: f32) -> Vec<f32> {
-        (0..len)
-            .map(|i| {
-                let h = pcg_hash(i as u32 ^ seed.wrapping_mul(0x9e37_79b9));
-                ((h as f32 / u32::MAX as f32) * 2.0 - 1.0) * scale
-            })
-            .collect()
-    }
 
     fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) {
         assert_eq!(got.len(), want.len());
