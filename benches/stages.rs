@@ -34,7 +34,7 @@ use criterion::measurement::WallTime;
 use criterion::{
     BenchmarkGroup, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
 };
-use mdn::bench::{BenchConfig, BenchModel};
+use mdn::bench::{BenchConfig, BenchModel, warm_up};
 use mdn::cpu::adam::{AdamStep, adam};
 use mdn::cpu::dense_backward::{BackwardScratch, dense_backward};
 use mdn::cpu::dense_forward::dense_forward;
@@ -46,7 +46,7 @@ use mdn::gpu::trainer::StepStage;
 use mdn::gpu::{GpuTrainer, Kernels};
 use mdn::model::ModelSpec;
 use mdn::model::init::init_params;
-use mdn::train::{BatchOrder, LrSchedule, TrainConfig, Trainer};
+use mdn::train::{BatchOrder, TrainConfig};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Stage {
@@ -249,11 +249,8 @@ impl GpuRig {
         let data = config.dataset().expect("toy data");
         // A tiny rate: repeated Adam stages must not drift anywhere odd.
         let train = TrainConfig {
-            steps: usize::MAX,
-            batch: config.batch(),
             lr: 1e-9,
-            schedule: LrSchedule::Constant,
-            seed: 0,
+            ..config.train_config()
         };
         let mut trainer = GpuTrainer::with_kernels(
             Arc::clone(ctx),
@@ -264,8 +261,7 @@ impl GpuRig {
             &train,
         )
         .expect("GPU trainer builds");
-        trainer.run(1).expect("one step");
-        trainer.take_loss().expect("loss readback");
+        warm_up(&mut trainer).expect("one step");
         GpuRig {
             ctx: Arc::clone(ctx),
             trainer,

@@ -96,7 +96,7 @@ pub fn make_trainer(
 /// still picks it on purpose.
 fn auto_gpu(gpu: &GpuOptions) -> Result<GpuContext> {
     let ctx = GpuContext::new(gpu)?;
-    if ctx.info.device_type == wgpu::DeviceType::Cpu {
+    if crate::gpu::context::is_software_adapter(&ctx.info) {
         return Err(MdnError::Config(format!(
             "only the software rasteriser {}, slower than the CPU; --device gpu uses it anyway",
             ctx.describe()

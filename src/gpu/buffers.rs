@@ -225,13 +225,9 @@ pub fn read_back_with(
     slice.map_async(wgpu::MapMode::Read, move |r| {
         let _ = tx.send(r);
     });
-    let polled = ctx.device.poll(wgpu::PollType::wait_indefinitely());
     // A recorded error (validation, device loss) explains a failed map
     // better than the map error itself.
-    ctx.check()?;
-    if let Err(e) = polled {
-        return Err(GpuError::Internal(format!("waiting for the GPU: {e}")).into());
-    }
+    ctx.wait_idle("the GPU")?;
     await_map(ctx, &rx, "reading back a buffer")?;
     let bytes = {
         let view = slice

@@ -476,6 +476,17 @@ impl GpuContext {
         }
     }
 
+    /// Waits until the queue has finished all submitted work. A recorded
+    /// error (validation, device loss) is reported before the wait's own,
+    /// which it usually explains; `what` names the work in the message.
+    pub fn wait_idle(&self, what: &str) -> Result<(), GpuError> {
+        let polled = self.device.poll(wgpu::PollType::wait_indefinitely());
+        self.check()?;
+        polled
+            .map(|_| ())
+            .map_err(|e| GpuError::Internal(format!("waiting for {what}: {e}")))
+    }
+
     /// A one-line description, e.g. for progress output and bench rows.
     pub fn describe(&self) -> String {
         format!(
@@ -609,6 +620,13 @@ impl fmt::Display for AdapterSummary {
             self.backend, self.device_type, self.vendor, self.device, self.name, driver
         )
     }
+}
+
+/// Whether the adapter is a software rasteriser (lavapipe, llvmpipe, WARP):
+/// it gets the CPU-driver kernels, and `--device auto` trains on the CPU
+/// trainer instead, which is far faster on the same cores.
+pub fn is_software_adapter(info: &wgpu::AdapterInfo) -> bool {
+    info.device_type == wgpu::DeviceType::Cpu
 }
 
 /// Every adapter of every backend compiled in, whatever `WGPU_BACKEND` says,

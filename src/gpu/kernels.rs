@@ -6,7 +6,7 @@
 
 use std::num::NonZeroU64;
 
-use super::context::GpuContext;
+use super::context::{GpuContext, is_software_adapter};
 use super::layouts::{
     AdamInfo, DenseInfo, GatherInfo, HeadInfo, MAX_LAYERS, ReduceInfo, SampleInfo, StepInfo,
 };
@@ -152,7 +152,7 @@ impl KernelConfig {
     /// llvmpipe, WARP) get register blocking, everything else shared-memory
     /// tiles.
     pub fn for_adapter(info: &wgpu::AdapterInfo) -> Self {
-        if info.device_type == wgpu::DeviceType::Cpu {
+        if is_software_adapter(info) {
             Self::software()
         } else {
             Self::hardware()
@@ -353,20 +353,20 @@ impl KernelConfig {
     /// `out × in` product's, then enough for one bias output per invocation
     /// (`dense_backward.wgsl`).
     pub fn weight_gradient_groups(&self, out_dim: u32, in_dim: u32) -> u64 {
-        let per_group = match self.matmul {
-            MatmulVariant::Blocked => self.blocked_wg,
-            MatmulVariant::Tiled => self.tiled_wg(),
-        };
-        self.matmul_groups(out_dim, in_dim) + (out_dim as u64).div_ceil(per_group as u64)
+        self.matmul_groups(out_dim, in_dim) + (out_dim as u64).div_ceil(self.matmul_wg() as u64)
     }
 
     /// Invocations one split of an m × n matmul keeps busy.
     pub fn matmul_invocations(&self, m: u32, n: u32) -> u64 {
-        let per_group = match self.matmul {
+        self.matmul_groups(m, n) * self.matmul_wg() as u64
+    }
+
+    /// Invocations per workgroup of the matmul variant in use.
+    fn matmul_wg(&self) -> u32 {
+        match self.matmul {
             MatmulVariant::Blocked => self.blocked_wg,
             MatmulVariant::Tiled => self.tiled_wg(),
-        };
-        self.matmul_groups(m, n) * per_group as u64
+        }
     }
 }
 

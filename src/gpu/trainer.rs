@@ -20,7 +20,7 @@ use super::buffers::{
     UniformArena, UniformSlot, bind_group, grid, read_back_with, read_f32, slot, staging, storage,
     storage_init, whole,
 };
-use super::context::{GpuContext, GpuError};
+use super::context::GpuContext;
 use super::kernels::{KernelConfig, Kernels, adam_info};
 use super::layouts::{AdamLayer, DenseInfo, GatherInfo, HeadInfo, LossState, ReduceInfo, StepInfo};
 use super::prefetch::PermutationPrefetch;
@@ -564,9 +564,7 @@ impl GpuTrainer {
             self.ctx.queue.submit([encoder.finish()]);
             left -= now;
         }
-        let waited = self.ctx.device.poll(wgpu::PollType::wait_indefinitely());
-        self.ctx.check()?;
-        waited.map_err(|e| GpuError::Internal(format!("waiting for the GPU: {e}")))?;
+        self.ctx.wait_idle("the GPU")?;
         Ok(())
     }
 

@@ -14,7 +14,7 @@ use crate::data::Dataset;
 use crate::error::Result;
 use crate::fit::DeviceChoice;
 use crate::gpu::buffers::storage_init;
-use crate::gpu::context::GpuContext;
+use crate::gpu::context::{GpuContext, is_software_adapter};
 use crate::gpu::{GpuTrainer, Kernels};
 use crate::model::ModelSpec;
 use crate::train::{TrainConfig, Trainer};
@@ -35,7 +35,7 @@ pub fn trains_on_cpu(device: DeviceChoice, ctx: &GpuContext) -> bool {
     match device {
         DeviceChoice::Cpu => true,
         DeviceChoice::Gpu => false,
-        DeviceChoice::Auto => ctx.info.device_type == wgpu::DeviceType::Cpu,
+        DeviceChoice::Auto => is_software_adapter(&ctx.info),
     }
 }
 
@@ -76,10 +76,6 @@ impl NetTrainer {
         }
     }
 
-    pub fn on_cpu(&self) -> bool {
-        matches!(self, NetTrainer::Cpu { .. })
-    }
-
     fn upload(&self) {
         if let NetTrainer::Cpu {
             trainer,
@@ -92,7 +88,14 @@ impl NetTrainer {
         }
     }
 
-    fn inner(&mut self) -> &mut dyn Trainer {
+    fn inner(&self) -> &dyn Trainer {
+        match self {
+            NetTrainer::Gpu(t) => t,
+            NetTrainer::Cpu { trainer, .. } => trainer,
+        }
+    }
+
+    fn inner_mut(&mut self) -> &mut dyn Trainer {
         match self {
             NetTrainer::Gpu(t) => t,
             NetTrainer::Cpu { trainer, .. } => trainer,
@@ -102,40 +105,34 @@ impl NetTrainer {
 
 impl Trainer for NetTrainer {
     fn step(&self) -> usize {
-        match self {
-            NetTrainer::Gpu(t) => t.step(),
-            NetTrainer::Cpu { trainer, .. } => trainer.step(),
-        }
+        self.inner().step()
     }
 
     fn run(&mut self, n: usize) -> Result<()> {
-        self.inner().run(n)?;
+        self.inner_mut().run(n)?;
         self.upload();
         Ok(())
     }
 
     fn take_loss(&mut self) -> Result<LossAccumulator> {
-        self.inner().take_loss()
+        self.inner_mut().take_loss()
     }
 
     fn checkpoint(&mut self) -> Result<()> {
-        self.inner().checkpoint()
+        self.inner_mut().checkpoint()
     }
 
     fn restore_checkpoint(&mut self) -> Result<()> {
-        self.inner().restore_checkpoint()?;
+        self.inner_mut().restore_checkpoint()?;
         self.upload();
         Ok(())
     }
 
     fn params(&mut self) -> Result<Vec<f32>> {
-        self.inner().params()
+        self.inner_mut().params()
     }
 
     fn device_name(&self) -> String {
-        match self {
-            NetTrainer::Gpu(t) => t.device_name(),
-            NetTrainer::Cpu { trainer, .. } => trainer.device_name(),
-        }
+        self.inner().device_name()
     }
 }

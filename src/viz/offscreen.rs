@@ -223,9 +223,7 @@ pub fn render_state(
     readback.slice(..).map_async(wgpu::MapMode::Read, move |r| {
         let _ = tx.send(r);
     });
-    let polled = device.poll(wgpu::PollType::wait_indefinitely());
-    ctx.check()?;
-    polled.map_err(|e| GpuError::Internal(format!("waiting for the render: {e}")))?;
+    ctx.wait_idle("the render")?;
     crate::gpu::buffers::await_map(ctx, &rx, "reading the rendered image back")?;
     let mut rgba = Vec::with_capacity((row_bytes * h) as usize);
     {

@@ -373,11 +373,6 @@ impl SceneState {
         self.nets().next().map(|n| n.trainer.device_name())
     }
 
-    /// Whether the nets train on the CPU (see [`Settings::device`]).
-    pub fn trains_on_cpu(&self) -> bool {
-        self.nets().any(|n| n.trainer.on_cpu())
-    }
-
     pub fn can_train(&self) -> bool {
         (self.mlp.is_some() || self.mdn.is_some())
             && !matches!(self.status, Status::Diverged | Status::DrawPoints)
