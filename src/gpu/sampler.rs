@@ -21,12 +21,8 @@ pub struct GpuSampler {
     spec: ModelSpec,
     rows: usize,
     per_input: usize,
-    /// `[rows, in]` z-scored inputs, written by [`GpuSampler::set_inputs`].
-    pub inputs: wgpu::Buffer,
     /// `[rows · per_input, D]` z-scored samples; `STORAGE | VERTEX`.
     pub samples: wgpu::Buffer,
-    /// The head outputs `[rows, K + 2KD]` of the last run.
-    pub head: wgpu::Buffer,
     uniforms: wgpu::Buffer,
     sample_slot: UniformSlot,
     forward: ForwardPass,
@@ -79,18 +75,19 @@ impl GpuSampler {
             ..Default::default()
         });
         let uniforms = arena.finish(c, "sampler uniforms");
-        let head = forward.head().clone();
         let sample_bg = bind_group(
             c,
             "sample",
             &kernels.sample.layout,
-            &[whole(&head), whole(&samples), slot(&uniforms, sample_slot)],
+            &[
+                whole(forward.head()),
+                whole(&samples),
+                slot(&uniforms, sample_slot),
+            ],
         );
         let sample_groups = grid(((rows * per_input) as u64).div_ceil(cfg.rows_wg as u64))?;
         ctx.check()?;
         Ok(GpuSampler {
-            inputs: forward.inputs().clone(),
-            head,
             ctx,
             kernels,
             spec: spec.clone(),
@@ -125,7 +122,7 @@ impl GpuSampler {
         }
         self.ctx
             .queue
-            .write_buffer(&self.inputs, 0, bytemuck::cast_slice(inputs));
+            .write_buffer(self.forward.inputs(), 0, bytemuck::cast_slice(inputs));
         Ok(())
     }
 
@@ -201,6 +198,10 @@ impl GpuSampler {
 
     /// Reads the head outputs of the last run back.
     pub fn read_head(&self) -> Result<Vec<f32>> {
-        read_f32(&self.ctx, &self.head, self.rows * self.spec.head_width())
+        read_f32(
+            &self.ctx,
+            self.forward.head(),
+            self.rows * self.spec.head_width(),
+        )
     }
 }

@@ -136,8 +136,6 @@ pub struct GridCurves {
     cols: usize,
     heat_rows: usize,
     info: CurveInfo,
-    /// `[cols, 1]` z-scored inputs of the forward pass.
-    inputs: wgpu::Buffer,
     uniforms: wgpu::Buffer,
     info_slot: UniformSlot,
     forward: ForwardPass,
@@ -220,7 +218,6 @@ impl GridCurves {
         let heat_bind = bind_group(c, "heat", &viz.heat_layout, &[whole(&heat)]);
         ctx.check()?;
         Ok(GridCurves {
-            inputs: forward.inputs().clone(),
             ctx,
             kernels,
             viz,
@@ -269,7 +266,7 @@ impl GridCurves {
             .collect();
         self.ctx
             .queue
-            .write_buffer(&self.inputs, 0, bytemuck::cast_slice(&z));
+            .write_buffer(self.forward.inputs(), 0, bytemuck::cast_slice(&z));
         self.info = CurveInfo {
             in_lo: inputs.lo,
             in_hi: inputs.hi,
