@@ -126,3 +126,21 @@ fn backward_tiled(
     }
     gemm_tiled(lid, group, wid.z);
 }
+
+@compute @workgroup_size(TILED_WG)
+fn backward_vec4(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    // As backward_tiled: the same grid, the bias sums after the product's.
+    let group = flat_group(wid, nwg);
+    if (BACKWARD_MODE == MODE_WEIGHT) {
+        let product = gemm_groups_tiled();
+        if (group >= product) {
+            bias_gradient((group - product) * TILED_WG + lid, wid.z);
+            return;
+        }
+    }
+    gemm_vec4(lid, group, wid.z);
+}

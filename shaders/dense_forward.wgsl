@@ -54,3 +54,12 @@ fn forward_tiled(
 ) {
     gemm_tiled(lid, flat_group(wid, nwg), 0u);
 }
+
+@compute @workgroup_size(TILED_WG)
+fn forward_vec4(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    gemm_vec4(lid, flat_group(wid, nwg), 0u);
+}

@@ -13,6 +13,11 @@
 //     TILED_WG_M × TILED_WG_N invocations stages TILE_K-deep slices of A and
 //     B in workgroup memory, each invocation again owning TILE_M × TILE_N
 //     outputs. Real GPUs favour this.
+//   gemm_vec4: the same staging, but the tiles are read back four floats
+//     at a time (each invocation owns 4 × 4 blocks of C), so an 8 × 8 tile
+//     costs 4 workgroup loads per 64 multiply-adds instead of 16: on real
+//     GPUs the scalar variant's shared-memory loads, not its arithmetic,
+//     limit the issue rate.
 // Every size is an override constant set from Rust, so each device gets its
 // own tiles without editing the shader.
 
@@ -178,6 +183,117 @@ fn gemm_tiled(lid: u32, group: u32, split: u32) {
             let col = n0 + ln + j * TILED_WG_N;
             if (row < m && col < n) {
                 store_c(row, col, split, acc[i * MAX_TILE + j]);
+            }
+        }
+    }
+}
+
+// Staged tiles of gemm_vec4, in quads (vec4) of consecutive m (or n) for one
+// k: TILE_K rows of (TILED_WG_M · TILE_M / 4 + 1) quads, the extra quad of
+// padding spreading a transposing store (k fastest in memory, consecutive
+// invocations taking consecutive k) over all banks. Sizes come from Rust
+// like A_TILE_LEN above.
+override A_QUADS_LEN: u32 = 264u;
+override B_QUADS_LEN: u32 = 264u;
+
+var<workgroup> a_quads: array<vec4<f32>, A_QUADS_LEN>;
+var<workgroup> b_quads: array<vec4<f32>, B_QUADS_LEN>;
+
+// TILE_M and TILE_N are multiples of 4 here (`KernelConfig::validate`). The
+// workgroup grid is gemm_tiled's (`gemm_groups_tiled`).
+fn gemm_vec4(lid: u32, group: u32, split: u32) {
+    let m = gemm_m();
+    let n = gemm_n();
+    let bm = TILED_WG_M * TILE_M;
+    let bn = TILED_WG_N * TILE_N;
+    let groups_m = (m + bm - 1u) / bm;
+    let groups_n = (n + bn - 1u) / bn;
+    // Workgroup-uniform, so the barriers below stay in uniform control flow.
+    if (group >= groups_m * groups_n) {
+        return;
+    }
+    let m0 = (group % groups_m) * bm;
+    let n0 = (group / groups_m) * bn;
+    let a_stride = bm / 4u + 1u;
+    let b_stride = bn / 4u + 1u;
+    // Invocation (lm, ln) owns row quads lm + iq·TILED_WG_M and column
+    // quads ln + jq·TILED_WG_N. Consecutive invocations take consecutive
+    // column quads: their stores of C land 16 bytes apart.
+    let ln = lid % TILED_WG_N;
+    let lm = lid / TILED_WG_N;
+    let ks = gemm_k_range(split);
+    // The staging loops run a constant number of rounds (the driver can
+    // unroll them); the last round may have idle invocations.
+    let a_rounds = (bm * TILE_K + TILED_WG - 1u) / TILED_WG;
+    let b_rounds = (bn * TILE_K + TILED_WG - 1u) / TILED_WG;
+    // acc[row · 2 + column quad], row < TILE_M, column quad < TILE_N / 4.
+    var acc: array<vec4<f32>, 16>; // MAX_TILE * MAX_TILE / 4
+    for (var k0 = ks.x; k0 < ks.y; k0 += TILE_K) {
+        for (var round = 0u; round < a_rounds; round++) {
+            let e = round * TILED_WG + lid;
+            if (e < bm * TILE_K) {
+                var mm = e % bm;
+                var kk = e / bm;
+                if (A_K_FASTEST) {
+                    kk = e % TILE_K;
+                    mm = e / TILE_K;
+                }
+                var v = 0.0;
+                if (k0 + kk < ks.y) {
+                    v = load_a(min(m0 + mm, m - 1u), k0 + kk);
+                }
+                a_quads[kk * a_stride + mm / 4u][mm % 4u] = v;
+            }
+        }
+        for (var round = 0u; round < b_rounds; round++) {
+            let e = round * TILED_WG + lid;
+            if (e < bn * TILE_K) {
+                var nn = e % bn;
+                var kk = e / bn;
+                if (!B_N_FASTEST) {
+                    kk = e % TILE_K;
+                    nn = e / TILE_K;
+                }
+                var v = 0.0;
+                if (k0 + kk < ks.y) {
+                    v = load_b(k0 + kk, min(n0 + nn, n - 1u));
+                }
+                b_quads[kk * b_stride + nn / 4u][nn % 4u] = v;
+            }
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < TILE_K; kk++) {
+            var a: array<vec4<f32>, 2>; // MAX_TILE / 4
+            var b: array<vec4<f32>, 2>;
+            for (var iq = 0u; iq < TILE_M / 4u; iq++) {
+                a[iq] = a_quads[kk * a_stride + iq * TILED_WG_M + lm];
+            }
+            for (var jq = 0u; jq < TILE_N / 4u; jq++) {
+                b[jq] = b_quads[kk * b_stride + jq * TILED_WG_N + ln];
+            }
+            for (var iq = 0u; iq < TILE_M / 4u; iq++) {
+                for (var r = 0u; r < 4u; r++) {
+                    let av = a[iq][r];
+                    for (var jq = 0u; jq < TILE_N / 4u; jq++) {
+                        let at = (iq * 4u + r) * 2u + jq;
+                        acc[at] = fma(vec4<f32>(av), b[jq], acc[at]);
+                    }
+                }
+            }
+        }
+        workgroupBarrier();
+    }
+    for (var iq = 0u; iq < TILE_M / 4u; iq++) {
+        for (var r = 0u; r < 4u; r++) {
+            let row = m0 + (iq * TILED_WG_M + lm) * 4u + r;
+            for (var jq = 0u; jq < TILE_N / 4u; jq++) {
+                let col0 = n0 + (jq * TILED_WG_N + ln) * 4u;
+                let v = acc[(iq * 4u + r) * 2u + jq];
+                for (var c = 0u; c < 4u; c++) {
+                    if (row < m && col0 + c < n) {
+                        store_c(row, col0 + c, split, v[c]);
+                    }
+                }
             }
         }
     }

@@ -1,8 +1,8 @@
 //! Each shader stage against its CPU twin in `src/cpu/`, on awkward sizes
 //! (batch 1, batches that are not a multiple of any workgroup, widths 1, 33
 //! and 256, K 1 and 7, D 1 and 3), on every backend present (Vulkan via
-//! lavapipe and GL via llvmpipe here) and, for the matrix products, in both
-//! kernel variants. Without an adapter each test skips loudly; under
+//! lavapipe and GL via llvmpipe here) and, for the matrix products, in every
+//! kernel variant. Without an adapter each test skips loudly; under
 //! `MDN_REQUIRE_GPU=1` it fails instead.
 //!
 //! Tolerances are relative to the largest magnitude of the CPU result
@@ -38,8 +38,7 @@ const TOL: f32 = 1e-4;
 struct Device {
     backend: BackendChoice,
     ctx: GpuContext,
-    /// Both matmul variants on this device (the adapter's own sizes, the
-    /// variant swapped for the second).
+    /// Every matmul variant on this device (see `devices`).
     kernels: Vec<Kernels>,
 }
 
@@ -57,15 +56,23 @@ fn devices() -> &'static [Device] {
                     backend: Some(backend),
                     adapter: Some(String::new()),
                 })?;
+                // The adapter's own configuration, then the same sizes in
+                // each other variant, then the real-GPU sizes in the vec4
+                // variant (4×4 outputs per invocation in 16×16 workgroups,
+                // where the adapter's own have 8×8 in 8×8).
                 let own = KernelConfig::for_adapter(&ctx.info);
-                let other = match own.matmul {
-                    MatmulVariant::Blocked => MatmulVariant::Tiled,
-                    MatmulVariant::Tiled => MatmulVariant::Blocked,
-                };
-                let kernels = vec![
-                    Kernels::with_config(&ctx, own).unwrap(),
-                    Kernels::with_config(&ctx, own.with_matmul(other)).unwrap(),
-                ];
+                let mut configs = vec![own];
+                configs.extend(
+                    MatmulVariant::ALL
+                        .into_iter()
+                        .filter(|&v| v != own.matmul)
+                        .map(|v| own.with_matmul(v)),
+                );
+                configs.push(KernelConfig::hardware().with_matmul(MatmulVariant::Vec4));
+                let kernels = configs
+                    .into_iter()
+                    .map(|cfg| Kernels::with_config(&ctx, cfg).unwrap())
+                    .collect();
                 Some(Device {
                     backend,
                     ctx,
@@ -80,7 +87,10 @@ fn devices() -> &'static [Device] {
 fn each_kernels(mut f: impl FnMut(&str, Stages<'_>)) {
     for dev in devices() {
         for k in &dev.kernels {
-            let label = format!("{} {:?}", dev.backend, k.config.matmul);
+            let label = format!(
+                "{} {:?} {}x{}",
+                dev.backend, k.config.matmul, k.config.tile_m, k.config.tile_n
+            );
             f(&label, Stages::new(&dev.ctx, k));
         }
     }

@@ -55,6 +55,8 @@ fn every_pipeline_resolves_its_override_constants() {
         KernelConfig::hardware(),
         KernelConfig::software().with_matmul(MatmulVariant::Tiled),
         KernelConfig::hardware().with_matmul(MatmulVariant::Blocked),
+        KernelConfig::software().with_matmul(MatmulVariant::Vec4),
+        KernelConfig::hardware().with_matmul(MatmulVariant::Vec4),
     ];
     let mut checked = 0;
     for cfg in configs {

@@ -4,7 +4,7 @@
 
 use super::buffers::{UniformArena, bind_group, grid, slot, storage, whole};
 use super::context::GpuContext;
-use super::kernels::Kernels;
+use super::kernels::{Kernels, MatmulShape};
 use super::layouts::DenseInfo;
 use crate::error::Result;
 use crate::model::ModelSpec;
@@ -13,7 +13,8 @@ pub struct ForwardPass {
     /// `acts[0]` holds the `[rows, in]` inputs, the last one the head
     /// outputs `[rows, head width]`.
     acts: Vec<wgpu::Buffer>,
-    layers: Vec<(wgpu::BindGroup, (u32, u32))>,
+    /// Per layer: its bindings, the matmul shape and the workgroup grid.
+    layers: Vec<(wgpu::BindGroup, MatmulShape, (u32, u32))>,
     _uniforms: wgpu::Buffer,
 }
 
@@ -56,7 +57,8 @@ impl ForwardPass {
                     slot(&uniforms, slots[i]),
                 ],
             );
-            layers.push((bg, grid(cfg.matmul_groups(rows as u32, l.out_dim as u32))?));
+            let (m, n) = (rows as u32, l.out_dim as u32);
+            layers.push((bg, cfg.matmul_shape(m, n), grid(cfg.matmul_groups(m, n))?));
         }
         Ok(ForwardPass {
             acts,
@@ -77,8 +79,8 @@ impl ForwardPass {
 
     /// Records every layer into `pass`.
     pub fn encode(&self, kernels: &Kernels, pass: &mut wgpu::ComputePass<'_>) {
-        pass.set_pipeline(&kernels.dense_forward.pipeline);
-        for (bg, (x, y)) in &self.layers {
+        for (bg, shape, (x, y)) in &self.layers {
+            pass.set_pipeline(kernels.dense_forward.pipelines.get(*shape));
             pass.set_bind_group(0, bg, &[]);
             pass.dispatch_workgroups(*x, *y, 1);
         }

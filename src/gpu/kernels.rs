@@ -85,6 +85,60 @@ pub enum MatmulVariant {
     Blocked,
     /// Shared-memory tiling: real GPUs.
     Tiled,
+    /// Shared-memory tiling with the tiles read back as `vec4`, each
+    /// invocation owning 4 × 4 blocks: a quarter of `Tiled`'s workgroup
+    /// loads at 8 × 8 outputs per invocation. Tiles must be 4 or 8 a side.
+    Vec4,
+}
+
+impl MatmulVariant {
+    pub const ALL: [MatmulVariant; 3] = [
+        MatmulVariant::Blocked,
+        MatmulVariant::Tiled,
+        MatmulVariant::Vec4,
+    ];
+
+    /// The name in `MDN_GPU_KERNELS` (`matmul=…`).
+    pub fn name(self) -> &'static str {
+        match self {
+            MatmulVariant::Blocked => "blocked",
+            MatmulVariant::Tiled => "tiled",
+            MatmulVariant::Vec4 => "vec4",
+        }
+    }
+
+    /// Staged in workgroup memory, with the tiled workgroup shape.
+    pub fn is_tiled(self) -> bool {
+        self != MatmulVariant::Blocked
+    }
+}
+
+/// The workgroup shape of one tiled matmul dispatch. A product much
+/// narrower than the configured block (a 24-wide mixture head, the 1-input
+/// first layer's weight gradient) would otherwise compute a whole block of
+/// which most columns (or rows) are padding: 64 × 64 blocks did 64× the
+/// useful work on the first layer's weight gradient. The narrow shapes keep
+/// the tile per invocation and cut the workgroup to [`NARROW_WG`]
+/// invocations along the thin side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MatmulShape {
+    /// The configured `wg_m × wg_n` workgroup.
+    Full,
+    /// `wg_m × NARROW_WG`: for products with few columns.
+    NarrowN,
+    /// `NARROW_WG × wg_n`: for products with few rows.
+    NarrowM,
+}
+
+/// Invocations along the thin side of a narrow matmul workgroup.
+pub const NARROW_WG: u32 = 2;
+
+impl MatmulShape {
+    pub const ALL: [MatmulShape; 3] = [
+        MatmulShape::Full,
+        MatmulShape::NarrowN,
+        MatmulShape::NarrowM,
+    ];
 }
 
 /// Per-device kernel tuning; every field becomes a WGSL override constant
@@ -124,10 +178,15 @@ impl std::fmt::Display for KernelConfig {
     /// back into `MDN_GPU_KERNELS`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.matmul {
-            MatmulVariant::Tiled => write!(
+            MatmulVariant::Tiled | MatmulVariant::Vec4 => write!(
                 f,
-                "matmul=tiled,tile={}x{},wg={}x{},k={}",
-                self.tile_m, self.tile_n, self.tiled_wg_m, self.tiled_wg_n, self.tile_k
+                "matmul={},tile={}x{},wg={}x{},k={}",
+                self.matmul.name(),
+                self.tile_m,
+                self.tile_n,
+                self.tiled_wg_m,
+                self.tiled_wg_n,
+                self.tile_k
             )?,
             MatmulVariant::Blocked => write!(
                 f,
@@ -241,11 +300,12 @@ impl KernelConfig {
                 .ok_or_else(|| format!("`{item}` is not key=value"))?;
             match key.trim() {
                 "matmul" => {
-                    self.matmul = match v.trim() {
-                        "tiled" => MatmulVariant::Tiled,
-                        "blocked" => MatmulVariant::Blocked,
-                        other => return Err(format!("matmul is tiled or blocked, got `{other}`")),
-                    }
+                    self.matmul = MatmulVariant::ALL
+                        .into_iter()
+                        .find(|variant| variant.name() == v.trim())
+                        .ok_or_else(|| {
+                            format!("matmul is blocked, tiled or vec4, got `{}`", v.trim())
+                        })?;
                 }
                 "tile" => (self.tile_m, self.tile_n) = pair(key, v)?,
                 "wg" => (self.tiled_wg_m, self.tiled_wg_n) = pair(key, v)?,
@@ -298,10 +358,22 @@ impl KernelConfig {
                 return bad(format!("{name} workgroup of {wg} (device max {max_wg})"));
             }
         }
-        let shared =
-            4 * self.tile_k * (self.tiled_wg_m * self.tile_m + self.tiled_wg_n * self.tile_n);
-        if self.matmul == MatmulVariant::Tiled && shared > limits.max_compute_workgroup_storage_size
+        if self.matmul == MatmulVariant::Vec4
+            && (!self.tile_m.is_multiple_of(4) || !self.tile_n.is_multiple_of(4))
         {
+            return bad(format!(
+                "the vec4 matmul takes tiles of 4 or 8 a side, not {}x{}",
+                self.tile_m, self.tile_n
+            ));
+        }
+        let shared = match self.matmul {
+            MatmulVariant::Blocked => 0,
+            MatmulVariant::Tiled => {
+                4 * self.tile_k * (self.tiled_wg_m * self.tile_m + self.tiled_wg_n * self.tile_n)
+            }
+            MatmulVariant::Vec4 => 16 * (self.a_quads_len() + self.b_quads_len()),
+        };
+        if shared > limits.max_compute_workgroup_storage_size {
             return bad(format!(
                 "{shared} bytes of workgroup memory (device max {})",
                 limits.max_compute_workgroup_storage_size
@@ -330,19 +402,75 @@ impl KernelConfig {
                 "B_TILE_LEN",
                 (self.tile_k * self.tiled_wg_n * self.tile_n) as f64,
             ),
+            ("A_QUADS_LEN", self.a_quads_len() as f64),
+            ("B_QUADS_LEN", self.b_quads_len() as f64),
         ]
     }
 
+    /// `vec4`s in `gemm_vec4`'s staged tiles: TILE_K rows of a block's
+    /// quads plus one of padding.
+    fn a_quads_len(&self) -> u32 {
+        self.tile_k * ((self.tiled_wg_m * self.tile_m).div_ceil(4) + 1)
+    }
+
+    fn b_quads_len(&self) -> u32 {
+        self.tile_k * ((self.tiled_wg_n * self.tile_n).div_ceil(4) + 1)
+    }
+
+    /// The workgroup shape an m × n product is dispatched with: a narrow one
+    /// when the product fills at most half of the configured block along a
+    /// side (never for the blocked variant, whose tiles are already small).
+    pub fn matmul_shape(&self, m: u32, n: u32) -> MatmulShape {
+        if !self.matmul.is_tiled() {
+            return MatmulShape::Full;
+        }
+        if self.tiled_wg_n > NARROW_WG && 2 * n <= self.tiled_wg_n * self.tile_n {
+            MatmulShape::NarrowN
+        } else if self.tiled_wg_m > NARROW_WG && 2 * m <= self.tiled_wg_m * self.tile_m {
+            MatmulShape::NarrowM
+        } else {
+            MatmulShape::Full
+        }
+    }
+
+    /// This configuration with the workgroup of `shape`.
+    pub fn shaped(&self, shape: MatmulShape) -> KernelConfig {
+        match shape {
+            MatmulShape::Full => *self,
+            MatmulShape::NarrowN => KernelConfig {
+                tiled_wg_n: self.tiled_wg_n.min(NARROW_WG),
+                ..*self
+            },
+            MatmulShape::NarrowM => KernelConfig {
+                tiled_wg_m: self.tiled_wg_m.min(NARROW_WG),
+                ..*self
+            },
+        }
+    }
+
+    /// The shapes this configuration builds pipelines for.
+    pub fn matmul_shapes(&self) -> &'static [MatmulShape] {
+        if self.matmul.is_tiled() {
+            &MatmulShape::ALL
+        } else {
+            &MatmulShape::ALL[..1]
+        }
+    }
+
     /// Workgroups of one matmul dispatch (per split) producing an m × n
-    /// result.
+    /// result, in the shape [`KernelConfig::matmul_shape`] picks.
     pub fn matmul_groups(&self, m: u32, n: u32) -> u64 {
+        self.shaped(self.matmul_shape(m, n)).shape_groups(m, n)
+    }
+
+    fn shape_groups(&self, m: u32, n: u32) -> u64 {
         let (m, n) = (m as u64, n as u64);
         match self.matmul {
             MatmulVariant::Blocked => {
                 let tiles = m.div_ceil(self.tile_m as u64) * n.div_ceil(self.tile_n as u64);
                 tiles.div_ceil(self.blocked_wg as u64)
             }
-            MatmulVariant::Tiled => {
+            MatmulVariant::Tiled | MatmulVariant::Vec4 => {
                 m.div_ceil((self.tiled_wg_m * self.tile_m) as u64)
                     * n.div_ceil((self.tiled_wg_n * self.tile_n) as u64)
             }
@@ -353,19 +481,21 @@ impl KernelConfig {
     /// `out × in` product's, then enough for one bias output per invocation
     /// (`dense_backward.wgsl`).
     pub fn weight_gradient_groups(&self, out_dim: u32, in_dim: u32) -> u64 {
-        self.matmul_groups(out_dim, in_dim) + (out_dim as u64).div_ceil(self.matmul_wg() as u64)
+        let shaped = self.shaped(self.matmul_shape(out_dim, in_dim));
+        shaped.shape_groups(out_dim, in_dim) + (out_dim as u64).div_ceil(shaped.matmul_wg() as u64)
     }
 
     /// Invocations one split of an m × n matmul keeps busy.
     pub fn matmul_invocations(&self, m: u32, n: u32) -> u64 {
-        self.matmul_groups(m, n) * self.matmul_wg() as u64
+        let shaped = self.shaped(self.matmul_shape(m, n));
+        shaped.shape_groups(m, n) * shaped.matmul_wg() as u64
     }
 
     /// Invocations per workgroup of the matmul variant in use.
     fn matmul_wg(&self) -> u32 {
         match self.matmul {
             MatmulVariant::Blocked => self.blocked_wg,
-            MatmulVariant::Tiled => self.tiled_wg(),
+            MatmulVariant::Tiled | MatmulVariant::Vec4 => self.tiled_wg(),
         }
     }
 }
@@ -377,6 +507,8 @@ impl KernelConfig {
 #[derive(Clone, Debug, PartialEq)]
 pub struct PipelineSpec {
     pub label: &'static str,
+    /// For the matmul stages: the workgroup shape (one pipeline each).
+    pub shape: Option<MatmulShape>,
     pub shader: Shader,
     pub entry: &'static str,
     pub constants: Vec<(&'static str, f64)>,
@@ -387,6 +519,7 @@ impl KernelConfig {
     pub fn pipelines(&self) -> Vec<PipelineSpec> {
         let spec = |label, shader, entry, constants| PipelineSpec {
             label,
+            shape: None,
             shader,
             entry,
             constants,
@@ -395,46 +528,56 @@ impl KernelConfig {
         let (forward, backward) = match self.matmul {
             MatmulVariant::Blocked => ("forward_blocked", "backward_blocked"),
             MatmulVariant::Tiled => ("forward_tiled", "backward_tiled"),
+            MatmulVariant::Vec4 => ("forward_vec4", "backward_vec4"),
         };
-        let matmul = |extra: [(&'static str, f64); 3]| {
-            let mut c = self.matmul_constants();
-            c.extend(extra.into_iter().filter(|(name, _)| !name.is_empty()));
-            c
-        };
-        vec![
-            spec("gather", Shader::Gather, "main", rows.clone()),
+        // The matmul stages: which operand index is contiguous, and a
+        // pipeline per workgroup shape.
+        let matmuls = [
             // A = input [rows, in]: k contiguous; B = Wᵀ with W [out, in]:
             // k contiguous.
-            spec(
+            (
                 "dense_forward",
                 Shader::DenseForward,
                 forward,
-                matmul([("A_K_FASTEST", 1.0), ("B_N_FASTEST", 0.0), ("", 0.0)]),
+                [("A_K_FASTEST", 1.0), ("B_N_FASTEST", 0.0), ("", 0.0)],
             ),
             // A = grad_outᵀ: m (the output unit) contiguous; B = input
             // [rows, in]: n contiguous.
-            spec(
+            (
                 "dense_backward weight",
                 Shader::DenseBackward,
                 backward,
-                matmul([
+                [
                     ("BACKWARD_MODE", 0.0),
                     ("A_K_FASTEST", 0.0),
                     ("B_N_FASTEST", 1.0),
-                ]),
+                ],
             ),
             // A = grad_out [rows, out]: k contiguous; B = W [out, in]: n
             // contiguous.
-            spec(
+            (
                 "dense_backward input",
                 Shader::DenseBackward,
                 backward,
-                matmul([
+                [
                     ("BACKWARD_MODE", 1.0),
                     ("A_K_FASTEST", 1.0),
                     ("B_N_FASTEST", 1.0),
-                ]),
+                ],
             ),
+        ];
+        let mut specs = vec![spec("gather", Shader::Gather, "main", rows.clone())];
+        for (label, shader, entry, extra) in matmuls {
+            for &shape in self.matmul_shapes() {
+                let mut constants = self.shaped(shape).matmul_constants();
+                constants.extend(extra.into_iter().filter(|(name, _)| !name.is_empty()));
+                specs.push(PipelineSpec {
+                    shape: Some(shape),
+                    ..spec(label, shader, entry, constants)
+                });
+            }
+        }
+        specs.extend([
             spec("mixture_head", Shader::MixtureHead, "main", rows.clone()),
             spec("mse_head", Shader::MseHead, "main", rows),
             spec(
@@ -461,13 +604,14 @@ impl KernelConfig {
                 "main",
                 vec![("SAMPLE_WG", self.rows_wg as f64)],
             ),
-        ]
+        ]);
+        specs
     }
 
-    fn pipeline_spec(&self, label: &str) -> PipelineSpec {
+    fn pipeline_spec(&self, label: &str, shape: Option<MatmulShape>) -> PipelineSpec {
         self.pipelines()
             .into_iter()
-            .find(|p| p.label == label)
+            .find(|p| p.label == label && p.shape == shape)
             .expect("every constructor's label is in KernelConfig::pipelines")
     }
 }
@@ -479,13 +623,40 @@ pub struct Kernel {
     pub pipeline: wgpu::ComputePipeline,
 }
 
-/// `dense_backward.wgsl`: one layout, a pipeline per mode.
+/// One matmul stage's pipelines, a [`MatmulShape`] each.
+pub struct MatmulPipelines {
+    config: KernelConfig,
+    /// In the order of [`KernelConfig::matmul_shapes`].
+    by_shape: Vec<wgpu::ComputePipeline>,
+}
+
+impl MatmulPipelines {
+    /// The pipeline for an m × n product (the shape `matmul_groups`
+    /// counted workgroups for).
+    pub fn for_product(&self, m: u32, n: u32) -> &wgpu::ComputePipeline {
+        self.get(self.config.matmul_shape(m, n))
+    }
+
+    /// The pipeline of `shape`, one that `matmul_shape` picked.
+    pub fn get(&self, shape: MatmulShape) -> &wgpu::ComputePipeline {
+        let at = self.config.matmul_shapes().iter().position(|&s| s == shape);
+        &self.by_shape[at.expect("matmul_shape picks one of matmul_shapes")]
+    }
+}
+
+/// `dense_forward.wgsl`.
+pub struct DenseForwardKernel {
+    pub layout: wgpu::BindGroupLayout,
+    pub pipelines: MatmulPipelines,
+}
+
+/// `dense_backward.wgsl`: one layout, pipelines per mode.
 pub struct DenseBackwardKernel {
     pub layout: wgpu::BindGroupLayout,
     /// Weight and bias gradient partials.
-    pub weight: wgpu::ComputePipeline,
+    pub weight: MatmulPipelines,
     /// ∂L/∂z of the layer below.
-    pub input: wgpu::ComputePipeline,
+    pub input: MatmulPipelines,
 }
 
 /// `adam.wgsl`: the update, and the gradient sum alone for inspection.
@@ -500,7 +671,7 @@ pub struct AdamKernel {
 pub struct Kernels {
     pub config: KernelConfig,
     pub gather: Kernel,
-    pub dense_forward: Kernel,
+    pub dense_forward: DenseForwardKernel,
     pub dense_backward: DenseBackwardKernel,
     pub mixture_head: Kernel,
     pub mse_head: Kernel,
@@ -649,7 +820,28 @@ fn build(
     module: &wgpu::ShaderModule,
     label: &str,
 ) -> wgpu::ComputePipeline {
-    pipeline(device, bind_layout, module, &cfg.pipeline_spec(label))
+    pipeline(device, bind_layout, module, &cfg.pipeline_spec(label, None))
+}
+
+fn build_matmul(
+    device: &wgpu::Device,
+    cfg: &KernelConfig,
+    bind_layout: &wgpu::BindGroupLayout,
+    module: &wgpu::ShaderModule,
+    label: &str,
+) -> MatmulPipelines {
+    let by_shape = cfg
+        .matmul_shapes()
+        .iter()
+        .map(|&shape| {
+            let spec = cfg.pipeline_spec(label, Some(shape));
+            pipeline(device, bind_layout, module, &spec)
+        })
+        .collect();
+    MatmulPipelines {
+        config: *cfg,
+        by_shape,
+    }
 }
 
 /// `shaders/gather.wgsl`.
@@ -674,7 +866,7 @@ pub fn gather(device: &wgpu::Device, cfg: &KernelConfig) -> Kernel {
 }
 
 /// `shaders/dense_forward.wgsl`, in the configured matmul variant.
-pub fn dense_forward(device: &wgpu::Device, cfg: &KernelConfig) -> Kernel {
+pub fn dense_forward(device: &wgpu::Device, cfg: &KernelConfig) -> DenseForwardKernel {
     use Slot::*;
     let layout = layout(
         device,
@@ -682,8 +874,8 @@ pub fn dense_forward(device: &wgpu::Device, cfg: &KernelConfig) -> Kernel {
         &[Read, Read, ReadWrite, Uniform(size::<DenseInfo>())],
     );
     let m = module(device, Shader::DenseForward);
-    let pipeline = build(device, cfg, &layout, &m, "dense_forward");
-    Kernel { layout, pipeline }
+    let pipelines = build_matmul(device, cfg, &layout, &m, "dense_forward");
+    DenseForwardKernel { layout, pipelines }
 }
 
 /// `shaders/dense_backward.wgsl`, both modes, in the configured variant.
@@ -703,8 +895,8 @@ pub fn dense_backward(device: &wgpu::Device, cfg: &KernelConfig) -> DenseBackwar
     );
     let m = module(device, Shader::DenseBackward);
     DenseBackwardKernel {
-        weight: build(device, cfg, &layout, &m, "dense_backward weight"),
-        input: build(device, cfg, &layout, &m, "dense_backward input"),
+        weight: build_matmul(device, cfg, &layout, &m, "dense_backward weight"),
+        input: build_matmul(device, cfg, &layout, &m, "dense_backward input"),
         layout,
     }
 }
@@ -821,15 +1013,17 @@ mod tests {
         assert_eq!(tuned.min_split_rows, 128);
         assert_eq!(tuned.rows_wg, base.rows_wg);
         // The printed form is itself a complete set of overrides.
-        for cfg in [tuned, KernelConfig::software()] {
-            let other = if cfg.matmul == MatmulVariant::Tiled {
+        let vec4 = base.with_overrides("matmul=vec4,tile=8x4").unwrap();
+        assert_eq!(vec4.matmul, MatmulVariant::Vec4);
+        for cfg in [tuned, vec4, KernelConfig::software()] {
+            let other = if cfg.matmul.is_tiled() {
                 KernelConfig::software()
             } else {
                 KernelConfig::hardware()
             };
             let back = other.with_overrides(&cfg.to_string()).unwrap();
             let same_matmul = match cfg.matmul {
-                MatmulVariant::Tiled => {
+                MatmulVariant::Tiled | MatmulVariant::Vec4 => {
                     (back.tiled_wg_m, back.tiled_wg_n, back.tile_k)
                         == (cfg.tiled_wg_m, cfg.tiled_wg_n, cfg.tile_k)
                 }
@@ -844,13 +1038,63 @@ mod tests {
     }
 
     #[test]
+    fn narrow_products_get_narrow_workgroups() {
+        use MatmulShape::*;
+        let hw = KernelConfig::hardware();
+        // The large benchmark network (1 → 256 → 256 → 24, 65 536 rows):
+        // the head's forward product, the head's and the first layer's
+        // weight gradients are narrow; the 256-wide products are not.
+        for ((m, n), want) in [
+            ((65536, 256), Full),
+            ((65536, 24), NarrowN),
+            ((24, 256), NarrowM),
+            ((256, 1), NarrowN),
+            ((256, 256), Full),
+            ((1, 1), NarrowN),
+            ((33, 33), Full),
+        ] {
+            assert_eq!(hw.matmul_shape(m, n), want, "{m}x{n}");
+            // The shape's grid covers the product, with less padding
+            // than the full block where it is narrow.
+            let shaped = hw.shaped(want);
+            let (bm, bn) = (
+                shaped.tiled_wg_m * shaped.tile_m,
+                shaped.tiled_wg_n * shaped.tile_n,
+            );
+            let groups = hw.matmul_groups(m, n);
+            assert_eq!(groups, (m.div_ceil(bm) * n.div_ceil(bn)) as u64, "{m}x{n}");
+            assert!(groups * (bm * bn) as u64 >= (m * n) as u64);
+            let full = hw.shape_groups(m, n) * 64 * 64;
+            assert!(groups * ((bm * bn) as u64) <= full, "{m}x{n}");
+        }
+        // The blocked variant's small tiles have one shape.
+        let sw = KernelConfig::software();
+        assert_eq!(sw.matmul_shape(65536, 1), Full);
+        assert_eq!(sw.matmul_shapes(), &[Full]);
+        // Every shape's pipeline is listed, and only for the matmul stages.
+        let specs = hw.pipelines();
+        for label in [
+            "dense_forward",
+            "dense_backward weight",
+            "dense_backward input",
+        ] {
+            let shapes: Vec<_> = specs
+                .iter()
+                .filter(|p| p.label == label)
+                .map(|p| p.shape)
+                .collect();
+            assert_eq!(shapes, [Some(Full), Some(NarrowN), Some(NarrowM)]);
+        }
+    }
+
+    #[test]
     fn bad_overrides_say_what_is_wrong() {
         let base = KernelConfig::hardware();
         for (spec, want) in [
             ("tile=8", "MxN"),
             ("tile=8xq", "whole number"),
             ("speed=11", "unknown key `speed`"),
-            ("matmul=fast", "tiled or blocked"),
+            ("matmul=fast", "blocked, tiled or vec4"),
             ("k", "not key=value"),
         ] {
             let err = base.with_overrides(spec).unwrap_err();
@@ -860,6 +1104,9 @@ mod tests {
         let limits = wgpu::Limits::default();
         let big = base.with_overrides("tile=9x9").unwrap();
         assert!(big.validate(&limits).is_err());
+        let odd = base.with_overrides("matmul=vec4,tile=8x6").unwrap();
+        let err = odd.validate(&limits).unwrap_err().to_string();
+        assert!(err.contains("4 or 8"), "{err}");
         let shared = base.with_overrides("tile=8x8,wg=16x16,k=64").unwrap();
         let err = shared.validate(&limits).unwrap_err().to_string();
         assert!(err.contains("workgroup memory"), "{err}");

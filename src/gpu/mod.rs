@@ -10,5 +10,5 @@ pub mod sampler;
 pub mod stages;
 pub mod trainer;
 
-pub use kernels::{KernelConfig, Kernels, MatmulVariant};
+pub use kernels::{KernelConfig, Kernels, MatmulShape, MatmulVariant};
 pub use trainer::GpuTrainer;

@@ -153,7 +153,8 @@ impl<'a> Stages<'a> {
                 .config
                 .matmul_groups(rows as u32, layer.out_dim as u32),
         )?;
-        self.dispatch(&k.pipeline, &bg, false, (gx, gy))?;
+        let pipeline = k.pipelines.for_product(rows as u32, layer.out_dim as u32);
+        self.dispatch(pipeline, &bg, false, (gx, gy))?;
         read_f32(c, &out, rows * layer.out_dim)
     }
 
@@ -233,10 +234,13 @@ impl<'a> Stages<'a> {
         let (sx, sy) = grid((len as u64).div_ceil(cfg.adam_wg as u64))?;
         self.submit(|pass| {
             pass.set_bind_group(0, &bg, &[]);
-            pass.set_pipeline(&k.weight);
+            pass.set_pipeline(
+                k.weight
+                    .for_product(layer.out_dim as u32, layer.in_dim as u32),
+            );
             pass.dispatch_workgroups(wx, wy, splits);
             if want_grad_in {
-                pass.set_pipeline(&k.input);
+                pass.set_pipeline(k.input.for_product(rows as u32, layer.in_dim as u32));
                 pass.dispatch_workgroups(ix, iy, 1);
             }
             pass.set_pipeline(&a.sum_partials);

@@ -21,7 +21,7 @@ use super::buffers::{
     storage_init, whole,
 };
 use super::context::GpuContext;
-use super::kernels::{KernelConfig, Kernels, adam_info};
+use super::kernels::{KernelConfig, Kernels, MatmulShape, adam_info};
 use super::layouts::{AdamLayer, DenseInfo, GatherInfo, HeadInfo, LossState, ReduceInfo, StepInfo};
 use super::prefetch::PermutationPrefetch;
 use super::sampler::GpuSampler;
@@ -44,11 +44,11 @@ const PARTIAL_BYTES: u64 = 256 << 20;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Pipe {
     Gather,
-    Forward,
+    Forward(MatmulShape),
     Head,
     Reduce,
-    BackwardWeight,
-    BackwardInput,
+    BackwardWeight(MatmulShape),
+    BackwardInput(MatmulShape),
     Adam,
     SumPartials,
 }
@@ -57,10 +57,10 @@ impl Pipe {
     fn stage(self) -> StepStage {
         match self {
             Pipe::Gather => StepStage::Gather,
-            Pipe::Forward => StepStage::DenseForward,
+            Pipe::Forward(_) => StepStage::DenseForward,
             Pipe::Head => StepStage::Head,
             Pipe::Reduce => StepStage::Reduce,
-            Pipe::BackwardWeight | Pipe::BackwardInput => StepStage::DenseBackward,
+            Pipe::BackwardWeight(_) | Pipe::BackwardInput(_) => StepStage::DenseBackward,
             Pipe::Adam | Pipe::SumPartials => StepStage::Adam,
         }
     }
@@ -277,7 +277,7 @@ impl GpuTrainer {
                         slot(&uniforms, dense_slots[i]),
                     ],
                 ),
-                Pipe::Forward,
+                Pipe::Forward(cfg.matmul_shape(b as u32, l.out_dim as u32)),
                 false,
                 cfg.matmul_groups(b as u32, l.out_dim as u32),
                 1,
@@ -338,10 +338,13 @@ impl GpuTrainer {
             );
             let g = plan.bind(bg);
             let weight_groups = cfg.weight_gradient_groups(l.out_dim as u32, l.in_dim as u32);
-            plan.dispatch(Pipe::BackwardWeight, g, false, weight_groups, splits[i])?;
+            let weight_shape = cfg.matmul_shape(l.out_dim as u32, l.in_dim as u32);
+            let weight_pipe = Pipe::BackwardWeight(weight_shape);
+            plan.dispatch(weight_pipe, g, false, weight_groups, splits[i])?;
             if i > 0 {
                 let input_groups = cfg.matmul_groups(b as u32, l.in_dim as u32);
-                plan.dispatch(Pipe::BackwardInput, g, false, input_groups, 1)?;
+                let input_shape = cfg.matmul_shape(b as u32, l.in_dim as u32);
+                plan.dispatch(Pipe::BackwardInput(input_shape), g, false, input_groups, 1)?;
             }
         }
         plan.add(
@@ -521,14 +524,14 @@ impl GpuTrainer {
                 for d in dispatches {
                     let pipeline = match d.pipe {
                         Pipe::Gather => &k.gather.pipeline,
-                        Pipe::Forward => &k.dense_forward.pipeline,
+                        Pipe::Forward(shape) => k.dense_forward.pipelines.get(shape),
                         Pipe::Head => match self.spec.head {
                             Head::Mixture { .. } => &k.mixture_head.pipeline,
                             Head::Mse => &k.mse_head.pipeline,
                         },
                         Pipe::Reduce => &k.reduce.pipeline,
-                        Pipe::BackwardWeight => &k.dense_backward.weight,
-                        Pipe::BackwardInput => &k.dense_backward.input,
+                        Pipe::BackwardWeight(shape) => k.dense_backward.weight.get(shape),
+                        Pipe::BackwardInput(shape) => k.dense_backward.input.get(shape),
                         Pipe::Adam => &k.adam.adam,
                         Pipe::SumPartials => &k.adam.sum_partials,
                     };
