@@ -112,19 +112,62 @@ fn gemm_blocked(index: u32, split: u32) {
     }
 }
 
+// Element `e` of a TILE_K-deep slice of A (or B) staged at k0: its offset
+// in the block along m (or n), its k offset in the slice, and its value,
+// zero past the end of the k range. The index that is contiguous in memory
+// varies fastest with e, so consecutive invocations read consecutive
+// addresses.
+struct Staged {
+    offset: u32,
+    kk: u32,
+    value: f32,
+}
+
+fn stage_a(e: u32, bm: u32, m0: u32, k0: u32, k_end: u32) -> Staged {
+    var s = Staged(e % bm, e / bm, 0.0);
+    if (A_K_FASTEST) {
+        s.kk = e % TILE_K;
+        s.offset = e / TILE_K;
+    }
+    if (k0 + s.kk < k_end) {
+        s.value = load_a(min(m0 + s.offset, gemm_m() - 1u), k0 + s.kk);
+    }
+    return s;
+}
+
+fn stage_b(e: u32, bn: u32, n0: u32, k0: u32, k_end: u32) -> Staged {
+    var s = Staged(e % bn, e / bn, 0.0);
+    if (!B_N_FASTEST) {
+        s.kk = e % TILE_K;
+        s.offset = e / TILE_K;
+    }
+    if (k0 + s.kk < k_end) {
+        s.value = load_b(k0 + s.kk, min(n0 + s.offset, gemm_n() - 1u));
+    }
+    return s;
+}
+
+// The first row and column of workgroup `group`'s block of C in the tiled
+// variants, and whether the group has a block at all (z = 1).
+fn gemm_block(group: u32) -> vec3<u32> {
+    let bm = TILED_WG_M * TILE_M;
+    let groups_m = (gemm_m() + bm - 1u) / bm;
+    let inside = select(0u, 1u, group < gemm_groups_tiled());
+    return vec3<u32>((group % groups_m) * bm, (group / groups_m) * TILED_WG_N * TILE_N, inside);
+}
+
 fn gemm_tiled(lid: u32, group: u32, split: u32) {
     let m = gemm_m();
     let n = gemm_n();
     let bm = TILED_WG_M * TILE_M;
     let bn = TILED_WG_N * TILE_N;
-    let groups_m = (m + bm - 1u) / bm;
-    let groups_n = (n + bn - 1u) / bn;
+    let block = gemm_block(group);
     // Workgroup-uniform, so the barriers below stay in uniform control flow.
-    if (group >= groups_m * groups_n) {
+    if (block.z == 0u) {
         return;
     }
-    let m0 = (group % groups_m) * bm;
-    let n0 = (group / groups_m) * bn;
+    let m0 = block.x;
+    let n0 = block.y;
     // Each invocation owns rows lm + i·TILED_WG_M and columns
     // ln + j·TILED_WG_N of the block: neighbours read neighbouring words of
     // the tiles (no bank conflicts) and write neighbouring outputs.
@@ -134,30 +177,12 @@ fn gemm_tiled(lid: u32, group: u32, split: u32) {
     var acc: array<f32, 64>; // MAX_TILE * MAX_TILE
     for (var k0 = ks.x; k0 < ks.y; k0 += TILE_K) {
         for (var e = lid; e < bm * TILE_K; e += TILED_WG) {
-            var mm = e % bm;
-            var kk = e / bm;
-            if (A_K_FASTEST) {
-                kk = e % TILE_K;
-                mm = e / TILE_K;
-            }
-            var v = 0.0;
-            if (k0 + kk < ks.y) {
-                v = load_a(min(m0 + mm, m - 1u), k0 + kk);
-            }
-            a_tile[kk * bm + mm] = v;
+            let a = stage_a(e, bm, m0, k0, ks.y);
+            a_tile[a.kk * bm + a.offset] = a.value;
         }
         for (var e = lid; e < bn * TILE_K; e += TILED_WG) {
-            var nn = e % bn;
-            var kk = e / bn;
-            if (!B_N_FASTEST) {
-                kk = e % TILE_K;
-                nn = e / TILE_K;
-            }
-            var v = 0.0;
-            if (k0 + kk < ks.y) {
-                v = load_b(k0 + kk, min(n0 + nn, n - 1u));
-            }
-            b_tile[kk * bn + nn] = v;
+            let b = stage_b(e, bn, n0, k0, ks.y);
+            b_tile[b.kk * bn + b.offset] = b.value;
         }
         workgroupBarrier();
         for (var kk = 0u; kk < TILE_K; kk++) {
@@ -206,14 +231,13 @@ fn gemm_vec4(lid: u32, group: u32, split: u32) {
     let n = gemm_n();
     let bm = TILED_WG_M * TILE_M;
     let bn = TILED_WG_N * TILE_N;
-    let groups_m = (m + bm - 1u) / bm;
-    let groups_n = (n + bn - 1u) / bn;
+    let block = gemm_block(group);
     // Workgroup-uniform, so the barriers below stay in uniform control flow.
-    if (group >= groups_m * groups_n) {
+    if (block.z == 0u) {
         return;
     }
-    let m0 = (group % groups_m) * bm;
-    let n0 = (group / groups_m) * bn;
+    let m0 = block.x;
+    let n0 = block.y;
     let a_stride = bm / 4u + 1u;
     let b_stride = bn / 4u + 1u;
     // Invocation (lm, ln) owns row quads lm + iq·TILED_WG_M and column
@@ -232,33 +256,15 @@ fn gemm_vec4(lid: u32, group: u32, split: u32) {
         for (var round = 0u; round < a_rounds; round++) {
             let e = round * TILED_WG + lid;
             if (e < bm * TILE_K) {
-                var mm = e % bm;
-                var kk = e / bm;
-                if (A_K_FASTEST) {
-                    kk = e % TILE_K;
-                    mm = e / TILE_K;
-                }
-                var v = 0.0;
-                if (k0 + kk < ks.y) {
-                    v = load_a(min(m0 + mm, m - 1u), k0 + kk);
-                }
-                a_quads[kk * a_stride + mm / 4u][mm % 4u] = v;
+                let a = stage_a(e, bm, m0, k0, ks.y);
+                a_quads[a.kk * a_stride + a.offset / 4u][a.offset % 4u] = a.value;
             }
         }
         for (var round = 0u; round < b_rounds; round++) {
             let e = round * TILED_WG + lid;
             if (e < bn * TILE_K) {
-                var nn = e % bn;
-                var kk = e / bn;
-                if (!B_N_FASTEST) {
-                    kk = e % TILE_K;
-                    nn = e / TILE_K;
-                }
-                var v = 0.0;
-                if (k0 + kk < ks.y) {
-                    v = load_b(k0 + kk, min(n0 + nn, n - 1u));
-                }
-                b_quads[kk * b_stride + nn / 4u][nn % 4u] = v;
+                let b = stage_b(e, bn, n0, k0, ks.y);
+                b_quads[b.kk * b_stride + b.offset / 4u][b.offset % 4u] = b.value;
             }
         }
         workgroupBarrier();
