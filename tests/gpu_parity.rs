@@ -57,18 +57,32 @@ fn devices() -> &'static [Device] {
                     adapter: Some(String::new()),
                 })?;
                 // The adapter's own configuration, then the same sizes in
-                // each other variant, then the real-GPU sizes in the vec4
-                // variant (4×4 outputs per invocation in 16×16 workgroups,
-                // where the adapter's own have 8×8 in 8×8).
+                // each other variant, then the real-GPU sizes (4×4 outputs
+                // per invocation in 16×16 workgroups, where the adapter's
+                // own have 8×8 in 8×8) in both tiled variants. The test
+                // products are too small to earn narrow workgroups by
+                // default, so half the tiled configurations take them
+                // whenever a product is thin (`narrow=0`).
                 let own = KernelConfig::for_adapter(&ctx.info);
+                let eager_narrow = |c: KernelConfig| KernelConfig {
+                    narrow_macs: 0,
+                    ..c
+                };
+                let hardware = KernelConfig::hardware();
                 let mut configs = vec![own];
                 configs.extend(
                     MatmulVariant::ALL
                         .into_iter()
                         .filter(|&v| v != own.matmul)
-                        .map(|v| own.with_matmul(v)),
+                        .map(|v| match v {
+                            MatmulVariant::Vec4 => eager_narrow(own.with_matmul(v)),
+                            _ => own.with_matmul(v),
+                        }),
                 );
-                configs.push(KernelConfig::hardware().with_matmul(MatmulVariant::Vec4));
+                configs.extend([
+                    eager_narrow(hardware),
+                    hardware.with_matmul(MatmulVariant::Vec4),
+                ]);
                 let kernels = configs
                     .into_iter()
                     .map(|cfg| Kernels::with_config(&ctx, cfg).unwrap())
@@ -87,10 +101,7 @@ fn devices() -> &'static [Device] {
 fn each_kernels(mut f: impl FnMut(&str, Stages<'_>)) {
     for dev in devices() {
         for k in &dev.kernels {
-            let label = format!(
-                "{} {:?} {}x{}",
-                dev.backend, k.config.matmul, k.config.tile_m, k.config.tile_n
-            );
+            let label = format!("{} {}", dev.backend, k.config);
             f(&label, Stages::new(&dev.ctx, k));
         }
     }

@@ -4,7 +4,7 @@
 
 use super::buffers::{UniformArena, bind_group, grid, slot, storage, whole};
 use super::context::GpuContext;
-use super::kernels::{Kernels, MatmulShape};
+use super::kernels::{Kernels, MatmulShape, Product};
 use super::layouts::DenseInfo;
 use crate::error::Result;
 use crate::model::ModelSpec;
@@ -57,8 +57,8 @@ impl ForwardPass {
                     slot(&uniforms, slots[i]),
                 ],
             );
-            let (m, n) = (rows as u32, l.out_dim as u32);
-            layers.push((bg, cfg.matmul_shape(m, n), grid(cfg.matmul_groups(m, n))?));
+            let p = Product::forward(l, rows);
+            layers.push((bg, cfg.matmul_shape(&p), grid(cfg.matmul_groups(&p))?));
         }
         Ok(ForwardPass {
             acts,

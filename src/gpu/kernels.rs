@@ -11,6 +11,7 @@ use super::layouts::{
     AdamInfo, DenseInfo, GatherInfo, HeadInfo, MAX_LAYERS, ReduceInfo, SampleInfo, StepInfo,
 };
 use crate::error::{MdnError, Result};
+use crate::model::LayerLayout;
 
 const COMMON: &str = include_str!("../../shaders/common.wgsl");
 const MATMUL: &str = include_str!("../../shaders/matmul.wgsl");
@@ -113,13 +114,53 @@ impl MatmulVariant {
     }
 }
 
+/// One matrix product of a dense layer's step: C is `m × n`, each element
+/// a sum over `k`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Product {
+    pub m: u32,
+    pub n: u32,
+    pub k: u32,
+}
+
+impl Product {
+    /// `output[rows, out] = input[rows, in] · Wᵀ`.
+    pub fn forward(layer: &LayerLayout, rows: usize) -> Self {
+        Product {
+            m: rows as u32,
+            n: layer.out_dim as u32,
+            k: layer.in_dim as u32,
+        }
+    }
+
+    /// `dW[out, in] = Σ_rows grad_out[r, out]·input[r, in]` (all splits).
+    pub fn weight_gradient(layer: &LayerLayout, rows: usize) -> Self {
+        Product {
+            m: layer.out_dim as u32,
+            n: layer.in_dim as u32,
+            k: rows as u32,
+        }
+    }
+
+    /// `grad_in[rows, in] = grad_out[rows, out] · W`.
+    pub fn input_gradient(layer: &LayerLayout, rows: usize) -> Self {
+        Product {
+            m: rows as u32,
+            n: layer.in_dim as u32,
+            k: layer.out_dim as u32,
+        }
+    }
+}
+
 /// The workgroup shape of one tiled matmul dispatch. A product much
 /// narrower than the configured block (a 24-wide mixture head, the 1-input
 /// first layer's weight gradient) would otherwise compute a whole block of
 /// which most columns (or rows) are padding: 64 × 64 blocks did 64× the
 /// useful work on the first layer's weight gradient. The narrow shapes keep
 /// the tile per invocation and cut the workgroup to [`NARROW_WG`]
-/// invocations along the thin side.
+/// invocations along the thin side. Their few invocations each stage more
+/// of the block, which costs latency, so a product gets one only where it
+/// saves enough padding work (`KernelConfig::narrow_macs`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MatmulShape {
     /// The configured `wg_m × wg_n` workgroup.
@@ -165,6 +206,10 @@ pub struct KernelConfig {
     pub target_invocations: u32,
     /// …but never below this many rows per split.
     pub min_split_rows: u32,
+    /// A thin product runs in a narrow workgroup ([`MatmulShape`]) when
+    /// that saves at least this many padded multiply-adds, in units of
+    /// 2^20 (0: whenever it is thin).
+    pub narrow_macs: u32,
 }
 
 /// `MAX_TILE` in `shaders/matmul.wgsl`.
@@ -196,12 +241,13 @@ impl std::fmt::Display for KernelConfig {
         }
         write!(
             f,
-            ",rows_wg={},reduce_wg={},adam_wg={},invocations={},split_rows={}",
+            ",rows_wg={},reduce_wg={},adam_wg={},invocations={},split_rows={},narrow={}",
             self.rows_wg,
             self.reduce_wg,
             self.adam_wg,
             self.target_invocations,
-            self.min_split_rows
+            self.min_split_rows,
+            self.narrow_macs
         )
     }
 }
@@ -241,11 +287,15 @@ impl KernelConfig {
             adam_wg: 256,
             target_invocations: 32 * 4 * threads,
             min_split_rows: 256,
+            narrow_macs: 16,
         }
     }
 
     /// For real GPUs: 64×64 output blocks per 256-invocation workgroup,
-    /// 4×4 outputs per invocation.
+    /// 4×4 outputs per invocation. Narrow workgroups where they save 16 M
+    /// padded multiply-adds: the large benchmark's thin products (hundreds
+    /// of millions each), none of small's or medium's (latency-bound steps
+    /// whose kernels were measured with full blocks).
     pub fn hardware() -> Self {
         KernelConfig {
             matmul: MatmulVariant::Tiled,
@@ -260,6 +310,7 @@ impl KernelConfig {
             adam_wg: 256,
             target_invocations: 1 << 16,
             min_split_rows: 64,
+            narrow_macs: 16,
         }
     }
 
@@ -281,7 +332,8 @@ impl KernelConfig {
     /// `tile=8x8` (outputs per invocation), `wg=16x16` (tiled workgroup
     /// shape), `k=16` (tiled depth), `blocked_wg=64`, `rows_wg=64`,
     /// `reduce_wg=256`, `adam_wg=256`, `invocations=65536` and
-    /// `split_rows=64` (weight-gradient row splits).
+    /// `split_rows=64` (weight-gradient row splits), `narrow=16` (see
+    /// [`KernelConfig::narrow_macs`]).
     pub fn with_overrides(mut self, spec: &str) -> std::result::Result<Self, String> {
         fn number(key: &str, v: &str) -> std::result::Result<u32, String> {
             v.trim()
@@ -316,10 +368,11 @@ impl KernelConfig {
                 "adam_wg" => self.adam_wg = number(key, v)?,
                 "invocations" => self.target_invocations = number(key, v)?,
                 "split_rows" => self.min_split_rows = number(key, v)?,
+                "narrow" => self.narrow_macs = number(key, v)?,
                 other => {
                     return Err(format!(
                         "unknown key `{other}`; keys: matmul, tile, wg, k, blocked_wg, rows_wg, \
-                         reduce_wg, adam_wg, invocations, split_rows"
+                         reduce_wg, adam_wg, invocations, split_rows, narrow"
                     ));
                 }
             }
@@ -417,20 +470,35 @@ impl KernelConfig {
         self.tile_k * ((self.tiled_wg_n * self.tile_n).div_ceil(4) + 1)
     }
 
-    /// The workgroup shape an m × n product is dispatched with: a narrow one
-    /// when the product fills at most half of the configured block along a
-    /// side (never for the blocked variant, whose tiles are already small).
-    pub fn matmul_shape(&self, m: u32, n: u32) -> MatmulShape {
+    /// The workgroup shape a product is dispatched with: a narrow one when
+    /// the product fills at most half of the configured block along a side
+    /// and the narrow shape saves at least `narrow_macs` of padding work
+    /// (never for the blocked variant, whose tiles are already small).
+    pub fn matmul_shape(&self, p: &Product) -> MatmulShape {
         if !self.matmul.is_tiled() {
             return MatmulShape::Full;
         }
-        if self.tiled_wg_n > NARROW_WG && 2 * n <= self.tiled_wg_n * self.tile_n {
+        let candidate = if self.tiled_wg_n > NARROW_WG && 2 * p.n <= self.tiled_wg_n * self.tile_n {
             MatmulShape::NarrowN
-        } else if self.tiled_wg_m > NARROW_WG && 2 * m <= self.tiled_wg_m * self.tile_m {
+        } else if self.tiled_wg_m > NARROW_WG && 2 * p.m <= self.tiled_wg_m * self.tile_m {
             MatmulShape::NarrowM
+        } else {
+            return MatmulShape::Full;
+        };
+        let saved = self.padded_macs(MatmulShape::Full, p) - self.padded_macs(candidate, p);
+        if saved >= (self.narrow_macs as u64) << 20 {
+            candidate
         } else {
             MatmulShape::Full
         }
+    }
+
+    /// Multiply-adds a product costs in `shape`, padding included.
+    pub fn padded_macs(&self, shape: MatmulShape, p: &Product) -> u64 {
+        let c = self.shaped(shape);
+        let bm = (c.tiled_wg_m * c.tile_m) as u64;
+        let bn = (c.tiled_wg_n * c.tile_n) as u64;
+        (p.m as u64).div_ceil(bm) * bm * (p.n as u64).div_ceil(bn) * bn * p.k as u64
     }
 
     /// This configuration with the workgroup of `shape`.
@@ -457,10 +525,10 @@ impl KernelConfig {
         }
     }
 
-    /// Workgroups of one matmul dispatch (per split) producing an m × n
+    /// Workgroups of one matmul dispatch (per split) producing `p`'s
     /// result, in the shape [`KernelConfig::matmul_shape`] picks.
-    pub fn matmul_groups(&self, m: u32, n: u32) -> u64 {
-        self.shaped(self.matmul_shape(m, n)).shape_groups(m, n)
+    pub fn matmul_groups(&self, p: &Product) -> u64 {
+        self.shaped(self.matmul_shape(p)).shape_groups(p.m, p.n)
     }
 
     fn shape_groups(&self, m: u32, n: u32) -> u64 {
@@ -480,15 +548,15 @@ impl KernelConfig {
     /// Workgroups of one split of a layer's weight-gradient dispatch: the
     /// `out × in` product's, then enough for one bias output per invocation
     /// (`dense_backward.wgsl`).
-    pub fn weight_gradient_groups(&self, out_dim: u32, in_dim: u32) -> u64 {
-        let shaped = self.shaped(self.matmul_shape(out_dim, in_dim));
-        shaped.shape_groups(out_dim, in_dim) + (out_dim as u64).div_ceil(shaped.matmul_wg() as u64)
+    pub fn weight_gradient_groups(&self, p: &Product) -> u64 {
+        let shaped = self.shaped(self.matmul_shape(p));
+        shaped.shape_groups(p.m, p.n) + (p.m as u64).div_ceil(shaped.matmul_wg() as u64)
     }
 
-    /// Invocations one split of an m × n matmul keeps busy.
-    pub fn matmul_invocations(&self, m: u32, n: u32) -> u64 {
-        let shaped = self.shaped(self.matmul_shape(m, n));
-        shaped.shape_groups(m, n) * shaped.matmul_wg() as u64
+    /// Invocations one split of a matmul keeps busy.
+    pub fn matmul_invocations(&self, p: &Product) -> u64 {
+        let shaped = self.shaped(self.matmul_shape(p));
+        shaped.shape_groups(p.m, p.n) * shaped.matmul_wg() as u64
     }
 
     /// Invocations per workgroup of the matmul variant in use.
@@ -631,10 +699,10 @@ pub struct MatmulPipelines {
 }
 
 impl MatmulPipelines {
-    /// The pipeline for an m × n product (the shape `matmul_groups`
-    /// counted workgroups for).
-    pub fn for_product(&self, m: u32, n: u32) -> &wgpu::ComputePipeline {
-        self.get(self.config.matmul_shape(m, n))
+    /// The pipeline for a product (the shape `matmul_groups` counted
+    /// workgroups for).
+    pub fn for_product(&self, p: &Product) -> &wgpu::ComputePipeline {
+        self.get(self.config.matmul_shape(p))
     }
 
     /// The pipeline of `shape`, one that `matmul_shape` picked.
@@ -1003,14 +1071,14 @@ mod tests {
     fn overrides_apply_and_print_back() {
         let base = KernelConfig::hardware();
         let tuned = base
-            .with_overrides(" tile=8x8, wg=8X32,k=8,matmul=tiled,split_rows=128")
+            .with_overrides(" tile=8x8, wg=8X32,k=8,matmul=tiled,split_rows=128,narrow=0")
             .unwrap();
         assert_eq!((tuned.tile_m, tuned.tile_n), (8, 8));
         assert_eq!(
             (tuned.tiled_wg_m, tuned.tiled_wg_n, tuned.tile_k),
             (8, 32, 8)
         );
-        assert_eq!(tuned.min_split_rows, 128);
+        assert_eq!((tuned.min_split_rows, tuned.narrow_macs), (128, 0));
         assert_eq!(tuned.rows_wg, base.rows_wg);
         // The printed form is itself a complete set of overrides.
         let vec4 = base.with_overrides("matmul=vec4,tile=8x4").unwrap();
@@ -1041,35 +1109,50 @@ mod tests {
     fn narrow_products_get_narrow_workgroups() {
         use MatmulShape::*;
         let hw = KernelConfig::hardware();
+        let layer = |in_dim, out_dim| LayerLayout {
+            in_dim,
+            out_dim,
+            weight: 0,
+            bias: in_dim * out_dim,
+            tanh: true,
+        };
         // The large benchmark network (1 → 256 → 256 → 24, 65 536 rows):
         // the head's forward product, the head's and the first layer's
         // weight gradients are narrow; the 256-wide products are not.
-        for ((m, n), want) in [
-            ((65536, 256), Full),
-            ((65536, 24), NarrowN),
-            ((24, 256), NarrowM),
-            ((256, 1), NarrowN),
-            ((256, 256), Full),
-            ((1, 1), NarrowN),
-            ((33, 33), Full),
+        let (first, hidden, head) = (layer(1, 256), layer(256, 256), layer(256, 24));
+        let rows = 65536;
+        for (p, want) in [
+            (Product::forward(&first, rows), Full),
+            (Product::forward(&hidden, rows), Full),
+            (Product::forward(&head, rows), NarrowN),
+            (Product::weight_gradient(&first, rows), NarrowN),
+            (Product::weight_gradient(&hidden, rows), Full),
+            (Product::weight_gradient(&head, rows), NarrowM),
+            (Product::input_gradient(&head, rows), Full),
         ] {
-            assert_eq!(hw.matmul_shape(m, n), want, "{m}x{n}");
-            // The shape's grid covers the product, with less padding
-            // than the full block where it is narrow.
+            assert_eq!(hw.matmul_shape(&p), want, "{p:?}");
+            // The shape's grid covers the product, with less padding than
+            // the full block where it is narrow.
             let shaped = hw.shaped(want);
             let (bm, bn) = (
                 shaped.tiled_wg_m * shaped.tile_m,
                 shaped.tiled_wg_n * shaped.tile_n,
             );
-            let groups = hw.matmul_groups(m, n);
-            assert_eq!(groups, (m.div_ceil(bm) * n.div_ceil(bn)) as u64, "{m}x{n}");
-            assert!(groups * (bm * bn) as u64 >= (m * n) as u64);
-            let full = hw.shape_groups(m, n) * 64 * 64;
-            assert!(groups * ((bm * bn) as u64) <= full, "{m}x{n}");
+            let groups = hw.matmul_groups(&p);
+            assert_eq!(groups, (p.m.div_ceil(bm) * p.n.div_ceil(bn)) as u64);
+            assert!(groups * (bm * bn) as u64 >= (p.m * p.n) as u64);
+            assert!(hw.padded_macs(want, &p) <= hw.padded_macs(Full, &p));
         }
+        // The small benchmark's thin products save too little for a narrow
+        // (slower to start) workgroup, unless asked for with narrow=0.
+        let head = Product::forward(&layer(32, 15), 1024);
+        assert_eq!(hw.matmul_shape(&head), Full);
+        let eager = hw.with_overrides("narrow=0").unwrap();
+        assert_eq!(eager.matmul_shape(&head), NarrowN);
         // The blocked variant's small tiles have one shape.
         let sw = KernelConfig::software();
-        assert_eq!(sw.matmul_shape(65536, 1), Full);
+        let thin = Product::weight_gradient(&first, rows);
+        assert_eq!(sw.matmul_shape(&thin), Full);
         assert_eq!(sw.matmul_shapes(), &[Full]);
         // Every shape's pipeline is listed, and only for the matmul stages.
         let specs = hw.pipelines();

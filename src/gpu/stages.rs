@@ -9,7 +9,7 @@ use super::buffers::{
     whole,
 };
 use super::context::GpuContext;
-use super::kernels::{Kernels, adam_info};
+use super::kernels::{Kernels, Product, adam_info};
 use super::layouts::{
     AdamLayer, DenseInfo, GatherInfo, HeadInfo, LossState, ReduceInfo, SampleInfo, StepInfo,
 };
@@ -148,12 +148,9 @@ impl<'a> Stages<'a> {
             &k.layout,
             &[whole(&p), whole(&x), whole(&out), slot(&uniforms, info)],
         );
-        let (gx, gy) = grid(
-            self.kernels
-                .config
-                .matmul_groups(rows as u32, layer.out_dim as u32),
-        )?;
-        let pipeline = k.pipelines.for_product(rows as u32, layer.out_dim as u32);
+        let product = Product::forward(layer, rows);
+        let (gx, gy) = grid(self.kernels.config.matmul_groups(&product))?;
+        let pipeline = k.pipelines.for_product(&product);
         self.dispatch(pipeline, &bg, false, (gx, gy))?;
         read_f32(c, &out, rows * layer.out_dim)
     }
@@ -229,18 +226,17 @@ impl<'a> Stages<'a> {
             ],
         );
         let cfg = &self.kernels.config;
-        let (wx, wy) = grid(cfg.weight_gradient_groups(layer.out_dim as u32, layer.in_dim as u32))?;
-        let (ix, iy) = grid(cfg.matmul_groups(rows as u32, layer.in_dim as u32))?;
+        let weight = Product::weight_gradient(layer, rows);
+        let input = Product::input_gradient(layer, rows);
+        let (wx, wy) = grid(cfg.weight_gradient_groups(&weight))?;
+        let (ix, iy) = grid(cfg.matmul_groups(&input))?;
         let (sx, sy) = grid((len as u64).div_ceil(cfg.adam_wg as u64))?;
         self.submit(|pass| {
             pass.set_bind_group(0, &bg, &[]);
-            pass.set_pipeline(
-                k.weight
-                    .for_product(layer.out_dim as u32, layer.in_dim as u32),
-            );
+            pass.set_pipeline(k.weight.for_product(&weight));
             pass.dispatch_workgroups(wx, wy, splits);
             if want_grad_in {
-                pass.set_pipeline(k.input.for_product(rows as u32, layer.in_dim as u32));
+                pass.set_pipeline(k.input.for_product(&input));
                 pass.dispatch_workgroups(ix, iy, 1);
             }
             pass.set_pipeline(&a.sum_partials);

@@ -21,7 +21,7 @@ use super::buffers::{
     storage_init, whole,
 };
 use super::context::GpuContext;
-use super::kernels::{KernelConfig, Kernels, MatmulShape, adam_info};
+use super::kernels::{KernelConfig, Kernels, MatmulShape, Product, adam_info};
 use super::layouts::{AdamLayer, DenseInfo, GatherInfo, HeadInfo, LossState, ReduceInfo, StepInfo};
 use super::prefetch::PermutationPrefetch;
 use super::sampler::GpuSampler;
@@ -277,9 +277,9 @@ impl GpuTrainer {
                         slot(&uniforms, dense_slots[i]),
                     ],
                 ),
-                Pipe::Forward(cfg.matmul_shape(b as u32, l.out_dim as u32)),
+                Pipe::Forward(cfg.matmul_shape(&Product::forward(l, b))),
                 false,
-                cfg.matmul_groups(b as u32, l.out_dim as u32),
+                cfg.matmul_groups(&Product::forward(l, b)),
                 1,
             )?;
         }
@@ -337,14 +337,14 @@ impl GpuTrainer {
                 ],
             );
             let g = plan.bind(bg);
-            let weight_groups = cfg.weight_gradient_groups(l.out_dim as u32, l.in_dim as u32);
-            let weight_shape = cfg.matmul_shape(l.out_dim as u32, l.in_dim as u32);
-            let weight_pipe = Pipe::BackwardWeight(weight_shape);
+            let weight = Product::weight_gradient(l, b);
+            let weight_groups = cfg.weight_gradient_groups(&weight);
+            let weight_pipe = Pipe::BackwardWeight(cfg.matmul_shape(&weight));
             plan.dispatch(weight_pipe, g, false, weight_groups, splits[i])?;
             if i > 0 {
-                let input_groups = cfg.matmul_groups(b as u32, l.in_dim as u32);
-                let input_shape = cfg.matmul_shape(b as u32, l.in_dim as u32);
-                plan.dispatch(Pipe::BackwardInput(input_shape), g, false, input_groups, 1)?;
+                let input = Product::input_gradient(l, b);
+                let input_pipe = Pipe::BackwardInput(cfg.matmul_shape(&input));
+                plan.dispatch(input_pipe, g, false, cfg.matmul_groups(&input), 1)?;
             }
         }
         plan.add(
@@ -738,7 +738,7 @@ pub fn choose_splits(
         .iter()
         .map(|l| {
             let busy = cfg
-                .matmul_invocations(l.out_dim as u32, l.in_dim as u32)
+                .matmul_invocations(&Product::weight_gradient(l, batch))
                 .max(1);
             (cfg.target_invocations as u64)
                 .div_ceil(busy)
