@@ -485,7 +485,9 @@ impl KernelConfig {
         } else {
             return MatmulShape::Full;
         };
-        let saved = self.padded_macs(MatmulShape::Full, p) - self.padded_macs(candidate, p);
+        let saved = self
+            .padded_macs(MatmulShape::Full, p)
+            .saturating_sub(self.padded_macs(candidate, p));
         if saved >= (self.narrow_macs as u64) << 20 {
             candidate
         } else {
