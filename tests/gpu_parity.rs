@@ -79,9 +79,16 @@ fn devices() -> &'static [Device] {
                             _ => own.with_matmul(v),
                         }),
                 );
+                // The last takes 8×8 tiles for products of ≥ 2^20
+                // multiply-adds (the real-GPU candidate: 4×4 for the small,
+                // 8×8 for the big), so both tile sizes meet in one network.
                 configs.extend([
                     eager_narrow(hardware),
-                    hardware.with_matmul(MatmulVariant::Vec4),
+                    KernelConfig {
+                        big_tile: Some((8, 8)),
+                        big_macs: 1,
+                        ..hardware.with_matmul(MatmulVariant::Vec4)
+                    },
                 ]);
                 let kernels = configs
                     .into_iter()

@@ -57,6 +57,9 @@ fn every_pipeline_resolves_its_override_constants() {
         KernelConfig::hardware().with_matmul(MatmulVariant::Blocked),
         KernelConfig::software().with_matmul(MatmulVariant::Vec4),
         KernelConfig::hardware().with_matmul(MatmulVariant::Vec4),
+        KernelConfig::hardware()
+            .with_overrides("matmul=vec4,big_tile=8x8,k=8")
+            .unwrap(),
     ];
     let mut checked = 0;
     for cfg in configs {

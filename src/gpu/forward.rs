@@ -4,8 +4,9 @@
 
 use super::buffers::{UniformArena, bind_group, grid, slot, storage, whole};
 use super::context::GpuContext;
-use super::kernels::{Kernels, MatmulShape, Product};
+use super::kernels::Kernels;
 use super::layouts::DenseInfo;
+use super::matmul::{MatmulShape, Product};
 use crate::error::Result;
 use crate::model::ModelSpec;
 

@@ -10,8 +10,8 @@ use super::context::{GpuContext, is_software_adapter};
 use super::layouts::{
     AdamInfo, DenseInfo, GatherInfo, HeadInfo, MAX_LAYERS, ReduceInfo, SampleInfo, StepInfo,
 };
+use super::matmul::{MatmulShape, Product, Workgroup};
 use crate::error::{MdnError, Result};
-use crate::model::LayerLayout;
 
 const COMMON: &str = include_str!("../../shaders/common.wgsl");
 const MATMUL: &str = include_str!("../../shaders/matmul.wgsl");
@@ -114,74 +114,6 @@ impl MatmulVariant {
     }
 }
 
-/// One matrix product of a dense layer's step: C is `m × n`, each element
-/// a sum over `k`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Product {
-    pub m: u32,
-    pub n: u32,
-    pub k: u32,
-}
-
-impl Product {
-    /// `output[rows, out] = input[rows, in] · Wᵀ`.
-    pub fn forward(layer: &LayerLayout, rows: usize) -> Self {
-        Product {
-            m: rows as u32,
-            n: layer.out_dim as u32,
-            k: layer.in_dim as u32,
-        }
-    }
-
-    /// `dW[out, in] = Σ_rows grad_out[r, out]·input[r, in]` (all splits).
-    pub fn weight_gradient(layer: &LayerLayout, rows: usize) -> Self {
-        Product {
-            m: layer.out_dim as u32,
-            n: layer.in_dim as u32,
-            k: rows as u32,
-        }
-    }
-
-    /// `grad_in[rows, in] = grad_out[rows, out] · W`.
-    pub fn input_gradient(layer: &LayerLayout, rows: usize) -> Self {
-        Product {
-            m: rows as u32,
-            n: layer.in_dim as u32,
-            k: layer.out_dim as u32,
-        }
-    }
-}
-
-/// The workgroup shape of one tiled matmul dispatch. A product much
-/// narrower than the configured block (a 24-wide mixture head, the 1-input
-/// first layer's weight gradient) would otherwise compute a whole block of
-/// which most columns (or rows) are padding: 64 × 64 blocks did 64× the
-/// useful work on the first layer's weight gradient. The narrow shapes keep
-/// the tile per invocation and cut the workgroup to [`NARROW_WG`]
-/// invocations along the thin side. Their few invocations each stage more
-/// of the block, which costs latency, so a product gets one only where it
-/// saves enough padding work (`KernelConfig::narrow_macs`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum MatmulShape {
-    /// The configured `wg_m × wg_n` workgroup.
-    Full,
-    /// `wg_m × NARROW_WG`: for products with few columns.
-    NarrowN,
-    /// `NARROW_WG × wg_n`: for products with few rows.
-    NarrowM,
-}
-
-/// Invocations along the thin side of a narrow matmul workgroup.
-pub const NARROW_WG: u32 = 2;
-
-impl MatmulShape {
-    pub const ALL: [MatmulShape; 3] = [
-        MatmulShape::Full,
-        MatmulShape::NarrowN,
-        MatmulShape::NarrowM,
-    ];
-}
-
 /// Per-device kernel tuning; every field becomes a WGSL override constant
 /// or a dispatch decision.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -206,10 +138,14 @@ pub struct KernelConfig {
     pub target_invocations: u32,
     /// …but never below this many rows per split.
     pub min_split_rows: u32,
-    /// A thin product runs in a narrow workgroup ([`MatmulShape`]) when
-    /// that saves at least this many padded multiply-adds, in units of
-    /// 2^20 (0: whenever it is thin).
+    /// A thin product runs in a narrow workgroup
+    /// ([`super::matmul::Workgroup`]) when that saves at least this many
+    /// padded multiply-adds, in units of 2^20 (0: whenever it is thin).
     pub narrow_macs: u32,
+    /// Outputs per invocation for products of at least `big_macs` × 2^20
+    /// multiply-adds (tiled variants; `None`: `tile` for every product).
+    pub big_tile: Option<(u32, u32)>,
+    pub big_macs: u32,
 }
 
 /// `MAX_TILE` in `shaders/matmul.wgsl`.
@@ -248,7 +184,11 @@ impl std::fmt::Display for KernelConfig {
             self.target_invocations,
             self.min_split_rows,
             self.narrow_macs
-        )
+        )?;
+        match self.big_tile {
+            Some((m, n)) => write!(f, ",big_tile={m}x{n},big_macs={}", self.big_macs),
+            None => write!(f, ",big_tile=none,big_macs={}", self.big_macs),
+        }
     }
 }
 
@@ -288,6 +228,8 @@ impl KernelConfig {
             target_invocations: 32 * 4 * threads,
             min_split_rows: 256,
             narrow_macs: 16,
+            big_tile: None,
+            big_macs: 256,
         }
     }
 
@@ -311,6 +253,8 @@ impl KernelConfig {
             target_invocations: 1 << 16,
             min_split_rows: 64,
             narrow_macs: 16,
+            big_tile: None,
+            big_macs: 256,
         }
     }
 
@@ -333,7 +277,8 @@ impl KernelConfig {
     /// shape), `k=16` (tiled depth), `blocked_wg=64`, `rows_wg=64`,
     /// `reduce_wg=256`, `adam_wg=256`, `invocations=65536` and
     /// `split_rows=64` (weight-gradient row splits), `narrow=16` (see
-    /// [`KernelConfig::narrow_macs`]).
+    /// [`KernelConfig::narrow_macs`]), `big_tile=8x8|none` and
+    /// `big_macs=256` (see [`KernelConfig::big_tile`]).
     pub fn with_overrides(mut self, spec: &str) -> std::result::Result<Self, String> {
         fn number(key: &str, v: &str) -> std::result::Result<u32, String> {
             v.trim()
@@ -369,10 +314,13 @@ impl KernelConfig {
                 "invocations" => self.target_invocations = number(key, v)?,
                 "split_rows" => self.min_split_rows = number(key, v)?,
                 "narrow" => self.narrow_macs = number(key, v)?,
+                "big_tile" if v.trim() == "none" => self.big_tile = None,
+                "big_tile" => self.big_tile = Some(pair(key, v)?),
+                "big_macs" => self.big_macs = number(key, v)?,
                 other => {
                     return Err(format!(
                         "unknown key `{other}`; keys: matmul, tile, wg, k, blocked_wg, rows_wg, \
-                         reduce_wg, adam_wg, invocations, split_rows, narrow"
+                         reduce_wg, adam_wg, invocations, split_rows, narrow, big_tile, big_macs"
                     ));
                 }
             }
@@ -391,9 +339,6 @@ impl KernelConfig {
     /// Refuses sizes the shaders or the device cannot take.
     pub fn validate(&self, limits: &wgpu::Limits) -> Result<()> {
         let bad = |m: String| Err(MdnError::Config(format!("kernel configuration: {m}")));
-        if !(1..=MAX_TILE).contains(&self.tile_m) || !(1..=MAX_TILE).contains(&self.tile_n) {
-            return bad(format!("tiles must be 1..={MAX_TILE} per side"));
-        }
         if !self.reduce_wg.is_power_of_two() {
             return bad("the reduce workgroup must be a power of two".into());
         }
@@ -411,26 +356,33 @@ impl KernelConfig {
                 return bad(format!("{name} workgroup of {wg} (device max {max_wg})"));
             }
         }
-        if self.matmul == MatmulVariant::Vec4
-            && (!self.tile_m.is_multiple_of(4) || !self.tile_n.is_multiple_of(4))
-        {
-            return bad(format!(
-                "the vec4 matmul takes tiles of 4 or 8 a side, not {}x{}",
-                self.tile_m, self.tile_n
-            ));
-        }
-        let shared = match self.matmul {
-            MatmulVariant::Blocked => 0,
-            MatmulVariant::Tiled => {
-                4 * self.tile_k * (self.tiled_wg_m * self.tile_m + self.tiled_wg_n * self.tile_n)
+        // Every tile size in use, in its full workgroup (the narrow ones
+        // hold less).
+        let tile_sizes = self.matmul_shapes().into_iter();
+        for shape in tile_sizes.filter(|s| s.workgroup == Workgroup::Full) {
+            let c = self.shaped(shape);
+            let (m, n) = (c.tile_m, c.tile_n);
+            if !(1..=MAX_TILE).contains(&m) || !(1..=MAX_TILE).contains(&n) {
+                return bad(format!(
+                    "tiles must be 1..={MAX_TILE} per side, not {m}x{n}"
+                ));
             }
-            MatmulVariant::Vec4 => 16 * (self.a_quads_len() + self.b_quads_len()),
-        };
-        if shared > limits.max_compute_workgroup_storage_size {
-            return bad(format!(
-                "{shared} bytes of workgroup memory (device max {})",
-                limits.max_compute_workgroup_storage_size
-            ));
+            if c.matmul == MatmulVariant::Vec4 && (!m.is_multiple_of(4) || !n.is_multiple_of(4)) {
+                return bad(format!(
+                    "the vec4 matmul takes tiles of 4 or 8 a side, not {m}x{n}"
+                ));
+            }
+            let shared = match c.matmul {
+                MatmulVariant::Blocked => 0,
+                MatmulVariant::Tiled => 4 * c.tile_k * (c.tiled_wg_m * m + c.tiled_wg_n * n),
+                MatmulVariant::Vec4 => 16 * (c.a_quads_len() + c.b_quads_len()),
+            };
+            if shared > limits.max_compute_workgroup_storage_size {
+                return bad(format!(
+                    "{shared} bytes of workgroup memory at {m}x{n} tiles (device max {})",
+                    limits.max_compute_workgroup_storage_size
+                ));
+            }
         }
         if self.tile_k == 0 || self.target_invocations == 0 || self.min_split_rows == 0 {
             return bad("sizes must be positive".into());
@@ -468,105 +420,6 @@ impl KernelConfig {
 
     fn b_quads_len(&self) -> u32 {
         self.tile_k * ((self.tiled_wg_n * self.tile_n).div_ceil(4) + 1)
-    }
-
-    /// The workgroup shape a product is dispatched with: a narrow one when
-    /// the product fills at most half of the configured block along a side
-    /// and the narrow shape saves at least `narrow_macs` of padding work
-    /// (never for the blocked variant, whose tiles are already small).
-    pub fn matmul_shape(&self, p: &Product) -> MatmulShape {
-        if !self.matmul.is_tiled() {
-            return MatmulShape::Full;
-        }
-        let candidate = if self.tiled_wg_n > NARROW_WG && 2 * p.n <= self.tiled_wg_n * self.tile_n {
-            MatmulShape::NarrowN
-        } else if self.tiled_wg_m > NARROW_WG && 2 * p.m <= self.tiled_wg_m * self.tile_m {
-            MatmulShape::NarrowM
-        } else {
-            return MatmulShape::Full;
-        };
-        let saved = self
-            .padded_macs(MatmulShape::Full, p)
-            .saturating_sub(self.padded_macs(candidate, p));
-        if saved >= (self.narrow_macs as u64) << 20 {
-            candidate
-        } else {
-            MatmulShape::Full
-        }
-    }
-
-    /// Multiply-adds a product costs in `shape`, padding included.
-    pub fn padded_macs(&self, shape: MatmulShape, p: &Product) -> u64 {
-        let c = self.shaped(shape);
-        let bm = (c.tiled_wg_m * c.tile_m) as u64;
-        let bn = (c.tiled_wg_n * c.tile_n) as u64;
-        (p.m as u64).div_ceil(bm) * bm * (p.n as u64).div_ceil(bn) * bn * p.k as u64
-    }
-
-    /// This configuration with the workgroup of `shape`.
-    pub fn shaped(&self, shape: MatmulShape) -> KernelConfig {
-        match shape {
-            MatmulShape::Full => *self,
-            MatmulShape::NarrowN => KernelConfig {
-                tiled_wg_n: self.tiled_wg_n.min(NARROW_WG),
-                ..*self
-            },
-            MatmulShape::NarrowM => KernelConfig {
-                tiled_wg_m: self.tiled_wg_m.min(NARROW_WG),
-                ..*self
-            },
-        }
-    }
-
-    /// The shapes this configuration builds pipelines for.
-    pub fn matmul_shapes(&self) -> &'static [MatmulShape] {
-        if self.matmul.is_tiled() {
-            &MatmulShape::ALL
-        } else {
-            &MatmulShape::ALL[..1]
-        }
-    }
-
-    /// Workgroups of one matmul dispatch (per split) producing `p`'s
-    /// result, in the shape [`KernelConfig::matmul_shape`] picks.
-    pub fn matmul_groups(&self, p: &Product) -> u64 {
-        self.shaped(self.matmul_shape(p)).shape_groups(p.m, p.n)
-    }
-
-    fn shape_groups(&self, m: u32, n: u32) -> u64 {
-        let (m, n) = (m as u64, n as u64);
-        match self.matmul {
-            MatmulVariant::Blocked => {
-                let tiles = m.div_ceil(self.tile_m as u64) * n.div_ceil(self.tile_n as u64);
-                tiles.div_ceil(self.blocked_wg as u64)
-            }
-            MatmulVariant::Tiled | MatmulVariant::Vec4 => {
-                m.div_ceil((self.tiled_wg_m * self.tile_m) as u64)
-                    * n.div_ceil((self.tiled_wg_n * self.tile_n) as u64)
-            }
-        }
-    }
-
-    /// Workgroups of one split of a layer's weight-gradient dispatch: the
-    /// `out × in` product's, then enough for one bias output per invocation
-    /// (`dense_backward.wgsl`).
-    pub fn weight_gradient_groups(&self, p: &Product) -> u64 {
-        let shaped = self.shaped(self.matmul_shape(p));
-        shaped.shape_groups(p.m, p.n) + (p.m as u64).div_ceil(shaped.matmul_wg() as u64)
-    }
-
-    /// Invocations one split of a matmul keeps busy.
-    pub fn matmul_invocations(&self, p: &Product) -> u64 {
-        let shaped = self.shaped(self.matmul_shape(p));
-        shaped.shape_groups(p.m, p.n) * shaped.matmul_wg() as u64
-    }
-
-    /// Invocations per workgroup of the matmul variant in use.
-    fn matmul_wg(&self) -> u32 {
-        match self.matmul {
-            MatmulVariant::Blocked => self.blocked_wg,
-            MatmulVariant::Tiled | MatmulVariant::Vec4 => self.tiled_wg(),
-        }
     }
 }
 
@@ -638,7 +491,7 @@ impl KernelConfig {
         ];
         let mut specs = vec![spec("gather", Shader::Gather, "main", rows.clone())];
         for (label, shader, entry, extra) in matmuls {
-            for &shape in self.matmul_shapes() {
+            for shape in self.matmul_shapes() {
                 let mut constants = self.shaped(shape).matmul_constants();
                 constants.extend(extra.into_iter().filter(|(name, _)| !name.is_empty()));
                 specs.push(PipelineSpec {
@@ -696,8 +549,7 @@ pub struct Kernel {
 /// One matmul stage's pipelines, a [`MatmulShape`] each.
 pub struct MatmulPipelines {
     config: KernelConfig,
-    /// In the order of [`KernelConfig::matmul_shapes`].
-    by_shape: Vec<wgpu::ComputePipeline>,
+    by_shape: Vec<(MatmulShape, wgpu::ComputePipeline)>,
 }
 
 impl MatmulPipelines {
@@ -709,8 +561,8 @@ impl MatmulPipelines {
 
     /// The pipeline of `shape`, one that `matmul_shape` picked.
     pub fn get(&self, shape: MatmulShape) -> &wgpu::ComputePipeline {
-        let at = self.config.matmul_shapes().iter().position(|&s| s == shape);
-        &self.by_shape[at.expect("matmul_shape picks one of matmul_shapes")]
+        let found = self.by_shape.iter().find(|(s, _)| *s == shape);
+        &found.expect("matmul_shape picks one of matmul_shapes").1
     }
 }
 
@@ -902,10 +754,10 @@ fn build_matmul(
 ) -> MatmulPipelines {
     let by_shape = cfg
         .matmul_shapes()
-        .iter()
-        .map(|&shape| {
+        .into_iter()
+        .map(|shape| {
             let spec = cfg.pipeline_spec(label, Some(shape));
-            pipeline(device, bind_layout, module, &spec)
+            (shape, pipeline(device, bind_layout, module, &spec))
         })
         .collect();
     MatmulPipelines {
@@ -1083,8 +935,11 @@ mod tests {
         assert_eq!((tuned.min_split_rows, tuned.narrow_macs), (128, 0));
         assert_eq!(tuned.rows_wg, base.rows_wg);
         // The printed form is itself a complete set of overrides.
-        let vec4 = base.with_overrides("matmul=vec4,tile=8x4").unwrap();
+        let vec4 = base
+            .with_overrides("matmul=vec4,tile=8x4,big_tile=8x8,big_macs=64")
+            .unwrap();
         assert_eq!(vec4.matmul, MatmulVariant::Vec4);
+        assert_eq!((vec4.big_tile, vec4.big_macs), (Some((8, 8)), 64));
         for cfg in [tuned, vec4, KernelConfig::software()] {
             let other = if cfg.matmul.is_tiled() {
                 KernelConfig::software()
@@ -1108,71 +963,6 @@ mod tests {
     }
 
     #[test]
-    fn narrow_products_get_narrow_workgroups() {
-        use MatmulShape::*;
-        let hw = KernelConfig::hardware();
-        let layer = |in_dim, out_dim| LayerLayout {
-            in_dim,
-            out_dim,
-            weight: 0,
-            bias: in_dim * out_dim,
-            tanh: true,
-        };
-        // The large benchmark network (1 → 256 → 256 → 24, 65 536 rows):
-        // the head's forward product, the head's and the first layer's
-        // weight gradients are narrow; the 256-wide products are not.
-        let (first, hidden, head) = (layer(1, 256), layer(256, 256), layer(256, 24));
-        let rows = 65536;
-        for (p, want) in [
-            (Product::forward(&first, rows), Full),
-            (Product::forward(&hidden, rows), Full),
-            (Product::forward(&head, rows), NarrowN),
-            (Product::weight_gradient(&first, rows), NarrowN),
-            (Product::weight_gradient(&hidden, rows), Full),
-            (Product::weight_gradient(&head, rows), NarrowM),
-            (Product::input_gradient(&head, rows), Full),
-        ] {
-            assert_eq!(hw.matmul_shape(&p), want, "{p:?}");
-            // The shape's grid covers the product, with less padding than
-            // the full block where it is narrow.
-            let shaped = hw.shaped(want);
-            let (bm, bn) = (
-                shaped.tiled_wg_m * shaped.tile_m,
-                shaped.tiled_wg_n * shaped.tile_n,
-            );
-            let groups = hw.matmul_groups(&p);
-            assert_eq!(groups, (p.m.div_ceil(bm) * p.n.div_ceil(bn)) as u64);
-            assert!(groups * (bm * bn) as u64 >= (p.m * p.n) as u64);
-            assert!(hw.padded_macs(want, &p) <= hw.padded_macs(Full, &p));
-        }
-        // The small benchmark's thin products save too little for a narrow
-        // (slower to start) workgroup, unless asked for with narrow=0.
-        let head = Product::forward(&layer(32, 15), 1024);
-        assert_eq!(hw.matmul_shape(&head), Full);
-        let eager = hw.with_overrides("narrow=0").unwrap();
-        assert_eq!(eager.matmul_shape(&head), NarrowN);
-        // The blocked variant's small tiles have one shape.
-        let sw = KernelConfig::software();
-        let thin = Product::weight_gradient(&first, rows);
-        assert_eq!(sw.matmul_shape(&thin), Full);
-        assert_eq!(sw.matmul_shapes(), &[Full]);
-        // Every shape's pipeline is listed, and only for the matmul stages.
-        let specs = hw.pipelines();
-        for label in [
-            "dense_forward",
-            "dense_backward weight",
-            "dense_backward input",
-        ] {
-            let shapes: Vec<_> = specs
-                .iter()
-                .filter(|p| p.label == label)
-                .map(|p| p.shape)
-                .collect();
-            assert_eq!(shapes, [Some(Full), Some(NarrowN), Some(NarrowM)]);
-        }
-    }
-
-    #[test]
     fn bad_overrides_say_what_is_wrong() {
         let base = KernelConfig::hardware();
         for (spec, want) in [
@@ -1192,6 +982,20 @@ mod tests {
         let odd = base.with_overrides("matmul=vec4,tile=8x6").unwrap();
         let err = odd.validate(&limits).unwrap_err().to_string();
         assert!(err.contains("4 or 8"), "{err}");
+        // The big tile is held to the same rules where it is used.
+        for (spec, want) in [
+            ("big_tile=9x9", "not 9x9"),
+            ("matmul=vec4,big_tile=8x6", "not 8x6"),
+            ("big_tile=8x8,k=32", "workgroup memory at 8x8"),
+        ] {
+            let cfg = base.with_overrides(spec).unwrap();
+            let err = cfg.validate(&limits).unwrap_err().to_string();
+            assert!(err.contains(want), "{spec}: {err}");
+        }
+        let unused = KernelConfig::software()
+            .with_overrides("big_tile=9x9")
+            .unwrap();
+        assert!(unused.validate(&limits).is_ok(), "blocked: no big tiles");
         let shared = base.with_overrides("tile=8x8,wg=16x16,k=64").unwrap();
         let err = shared.validate(&limits).unwrap_err().to_string();
         assert!(err.contains("workgroup memory"), "{err}");

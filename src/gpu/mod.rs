@@ -5,10 +5,12 @@ pub mod context;
 pub mod forward;
 pub mod kernels;
 pub mod layouts;
+pub mod matmul;
 pub mod prefetch;
 pub mod sampler;
 pub mod stages;
 pub mod trainer;
 
-pub use kernels::{KernelConfig, Kernels, MatmulShape, MatmulVariant};
+pub use kernels::{KernelConfig, Kernels, MatmulVariant};
+pub use matmul::{MatmulShape, Product, Tiles, Workgroup};
 pub use trainer::GpuTrainer;

@@ -9,10 +9,11 @@ use super::buffers::{
     whole,
 };
 use super::context::GpuContext;
-use super::kernels::{Kernels, Product, adam_info};
+use super::kernels::{Kernels, adam_info};
 use super::layouts::{
     AdamLayer, DenseInfo, GatherInfo, HeadInfo, LossState, ReduceInfo, SampleInfo, StepInfo,
 };
+use super::matmul::Product;
 use crate::cpu::adam::AdamStep;
 use crate::cpu::reduce::LossAccumulator;
 use crate::cpu::sample::SampleParams;

@@ -21,8 +21,9 @@ use super::buffers::{
     storage_init, whole,
 };
 use super::context::GpuContext;
-use super::kernels::{KernelConfig, Kernels, MatmulShape, Product, adam_info};
+use super::kernels::{KernelConfig, Kernels, adam_info};
 use super::layouts::{AdamLayer, DenseInfo, GatherInfo, HeadInfo, LossState, ReduceInfo, StepInfo};
+use super::matmul::{MatmulShape, Product};
 use super::prefetch::PermutationPrefetch;
 use super::sampler::GpuSampler;
 use crate::cpu::reduce::LossAccumulator;
