@@ -258,7 +258,6 @@ impl KernelConfig {
         }
     }
 
-    /// The same sizes with the other matmul variant (tests run both).
     /// The adapter's configuration with the overrides of
     /// `MDN_GPU_KERNELS` applied (see [`KernelConfig::with_overrides`]).
     pub fn from_env(info: &wgpu::AdapterInfo) -> Result<Self> {
@@ -328,6 +327,7 @@ impl KernelConfig {
         Ok(self)
     }
 
+    /// The same sizes with another matmul variant (the tests run each).
     pub fn with_matmul(self, matmul: MatmulVariant) -> Self {
         KernelConfig { matmul, ..self }
     }
@@ -374,7 +374,7 @@ impl KernelConfig {
             }
             let shared = match c.matmul {
                 MatmulVariant::Blocked => 0,
-                MatmulVariant::Tiled => 4 * c.tile_k * (c.tiled_wg_m * m + c.tiled_wg_n * n),
+                MatmulVariant::Tiled => 4 * (c.a_tile_len() + c.b_tile_len()),
                 MatmulVariant::Vec4 => 16 * (c.a_quads_len() + c.b_quads_len()),
             };
             if shared > limits.max_compute_workgroup_storage_size {
@@ -399,17 +399,20 @@ impl KernelConfig {
             ("TILED_WG_N", self.tiled_wg_n as f64),
             ("TILED_WG", self.tiled_wg() as f64),
             ("TILE_K", self.tile_k as f64),
-            (
-                "A_TILE_LEN",
-                (self.tile_k * self.tiled_wg_m * self.tile_m) as f64,
-            ),
-            (
-                "B_TILE_LEN",
-                (self.tile_k * self.tiled_wg_n * self.tile_n) as f64,
-            ),
+            ("A_TILE_LEN", self.a_tile_len() as f64),
+            ("B_TILE_LEN", self.b_tile_len() as f64),
             ("A_QUADS_LEN", self.a_quads_len() as f64),
             ("B_QUADS_LEN", self.b_quads_len() as f64),
         ]
+    }
+
+    /// Floats in `gemm_tiled`'s staged tiles: TILE_K rows of a block.
+    fn a_tile_len(&self) -> u32 {
+        self.tile_k * self.tiled_wg_m * self.tile_m
+    }
+
+    fn b_tile_len(&self) -> u32 {
+        self.tile_k * self.tiled_wg_n * self.tile_n
     }
 
     /// `vec4`s in `gemm_vec4`'s staged tiles: TILE_K rows of a block's

@@ -266,6 +266,7 @@ impl GpuTrainer {
             1,
         )?;
         for (i, l) in layout.layers.iter().enumerate() {
+            let forward = Product::forward(l, b);
             plan.add(
                 bind_group(
                     c,
@@ -278,9 +279,9 @@ impl GpuTrainer {
                         slot(&uniforms, dense_slots[i]),
                     ],
                 ),
-                Pipe::Forward(cfg.matmul_shape(&Product::forward(l, b))),
+                Pipe::Forward(cfg.matmul_shape(&forward)),
                 false,
-                cfg.matmul_groups(&Product::forward(l, b)),
+                cfg.matmul_groups(&forward),
                 1,
             )?;
         }
