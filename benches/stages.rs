@@ -35,17 +35,18 @@ use criterion::{
     BenchmarkGroup, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
 };
 use mdn::bench::{BenchConfig, BenchModel, warm_up};
-use mdn::cpu::adam::{AdamStep, adam};
+use mdn::cpu::adam::adam;
 use mdn::cpu::dense_backward::{BackwardScratch, dense_backward};
 use mdn::cpu::dense_forward::dense_forward;
 use mdn::cpu::gather::gather;
-use mdn::cpu::mixture_head::mixture_head;
 use mdn::data::Dataset;
 use mdn::gpu::context::{GpuContext, test_context};
 use mdn::gpu::trainer::StepStage;
 use mdn::gpu::{GpuTrainer, Kernels};
+use mdn::head::mixture_diag::mixture_head;
 use mdn::model::ModelSpec;
 use mdn::model::init::init_params;
+use mdn::train::AdamStep;
 use mdn::train::{BatchOrder, TrainConfig};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -201,7 +202,7 @@ impl CpuRig {
                 &mut self.row_loss,
             ),
             Stage::Reduce => {
-                let mut acc = mdn::cpu::reduce::LossAccumulator::default();
+                let mut acc = mdn::train::LossAccumulator::default();
                 mdn::cpu::reduce::reduce(&self.row_loss, &mut acc);
                 black_box(acc);
             }

@@ -8,7 +8,7 @@
 
 // One `nn.Linear` per layer, at most MAX_HIDDEN_LAYERS + 1 (src/model/spec.rs).
 const MAX_LAYERS: u32 = 17u;
-// ½·log(2π), as `HALF_LOG_2PI` in src/cpu/mixture_head.rs.
+// ½·log(2π), as `HALF_LOG_2PI` in src/head/mod.rs.
 const HALF_LOG_2PI: f32 = 0.9189385;
 // 2π, as `std::f32::consts::TAU`.
 const TAU: f32 = 6.2831855;
@@ -119,7 +119,7 @@ struct AdamInfo {
 }
 
 // Mirrors `SampleInfo` in src/gpu/layouts.rs and `SampleParams` in
-// src/cpu/sample.rs.
+// src/head/sample.rs.
 struct SampleInfo {
     rows: u32,
     k: u32,
@@ -141,4 +141,25 @@ fn is_finite(x: f32) -> bool {
 // this is the flat workgroup index.
 fn flat_group(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return wid.x + wid.y * nwg.x;
+}
+
+// The counter-based RNG of every head's `sample` entry; twin of
+// src/head/sample.rs.
+// PCG-style integer hash (Jarzynski & Olano 2020), as `pcg_hash`.
+fn pcg_hash(v: u32) -> u32 {
+    let state = v * 747796405u + 2891336453u;
+    let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
+    return (word >> 22u) ^ word;
+}
+
+// Uniform in (0, 1) for draw `draw` of sample `index`.
+fn uniform01(seed: u32, index: u32, draw: u32) -> f32 {
+    let h = pcg_hash(pcg_hash(pcg_hash(seed) ^ index) ^ draw);
+    return (f32(h >> 8u) + 0.5) * (1.0 / 16777216.0);
+}
+
+fn normal(seed: u32, index: u32, draw: u32) -> f32 {
+    let u1 = uniform01(seed, index, draw);
+    let u2 = uniform01(seed, index, draw + 1u);
+    return sqrt(-2.0 * log(u1)) * cos(TAU * u2);
 }

@@ -24,7 +24,6 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::cpu::CpuTrainer;
-use crate::cpu::reduce::LossAccumulator;
 use crate::data::Dataset;
 use crate::data::toy::{ToyProblem, toy_dataset};
 use crate::error::{MdnError, Result};
@@ -33,7 +32,7 @@ use crate::gpu::context::{GpuContext, GpuOptions};
 use crate::gpu::{GpuTrainer, Kernels};
 use crate::model::init::init_params;
 use crate::model::{Head, ModelSpec};
-use crate::train::{LrSchedule, TrainConfig, Trainer};
+use crate::train::{LossAccumulator, LrSchedule, TrainConfig, Trainer};
 
 /// Wall time one measured repeat aims at when `--steps` is not given.
 pub const TARGET_REPEAT: Duration = Duration::from_millis(500);
@@ -54,7 +53,7 @@ const LR: f64 = crate::defaults::LR;
 const SEED: u64 = 0;
 
 /// The sizes benchmarked (issue #5).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BenchConfig {
     /// batch 1024, hidden 32,32, K 5.
@@ -110,7 +109,7 @@ impl BenchConfig {
     /// The 1 → hidden → head network of this size on the toy problem.
     pub fn spec(self, model: BenchModel) -> ModelSpec {
         let head = match model {
-            BenchModel::Mdn => Head::Mixture { k: self.k() },
+            BenchModel::Mdn => Head::mixture(self.k()),
             BenchModel::Mlp => Head::Mse,
         };
         ModelSpec::new(1, 1, self.hidden(), head).expect("the bench sizes are valid specs")
@@ -134,7 +133,7 @@ impl BenchConfig {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BenchDevice {
     Cpu,
@@ -150,7 +149,7 @@ impl BenchDevice {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, clap::ValueEnum, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BenchModel {
     #[default]
@@ -271,7 +270,7 @@ impl Machine {
                 self.cpu,
                 self.logical_cpus,
                 self.threads,
-                crate::cpu::simd::kernel_name()
+                crate::simd::kernel_name()
             ),
         ];
         match &self.gpu {
@@ -701,8 +700,8 @@ impl Bench {
             _ => (
                 self.machine.cpu.clone(),
                 "cpu".into(),
-                format!("rayon, {} kernels", crate::cpu::simd::kernel_name()),
-                crate::cpu::simd::kernel_name().to_string(),
+                format!("rayon, {} kernels", crate::simd::kernel_name()),
+                crate::simd::kernel_name().to_string(),
             ),
         };
         BenchRow {

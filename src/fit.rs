@@ -6,22 +6,14 @@ use std::sync::Arc;
 use crate::cpu::CpuTrainer;
 use crate::data::Dataset;
 use crate::data::normalize::Normalizer;
+use crate::device::{DeviceChoice, Placement};
 use crate::error::{MdnError, Result};
 use crate::gpu::GpuTrainer;
-use crate::gpu::context::{GpuContext, GpuOptions};
-use crate::model::infer::Inference;
+use crate::gpu::context::GpuOptions;
+use crate::infer::Inference;
 use crate::model::init::init_params;
 use crate::model::{Model, ModelSpec};
 use crate::train::{TrainConfig, TrainReport, Trainer, run_training};
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum DeviceChoice {
-    /// The GPU when an adapter exists, else the CPU (with a note on stderr).
-    #[default]
-    Auto,
-    Gpu,
-    Cpu,
-}
 
 /// Training data z-scored with its own statistics, plus those statistics.
 pub struct Prepared {
@@ -48,8 +40,8 @@ pub fn prepare(data: &Dataset) -> Result<Prepared> {
     })
 }
 
-/// Builds the trainer for `device`. `Auto` falls back to the CPU when no GPU
-/// trainer can be made, and says so through `note`.
+/// Builds the trainer for `device`. `Auto` falls back to the CPU when no
+/// GPU trainer can be made, and says so through `note`.
 pub fn make_trainer(
     device: DeviceChoice,
     gpu: &GpuOptions,
@@ -59,56 +51,30 @@ pub fn make_trainer(
     config: &TrainConfig,
     note: &mut dyn FnMut(&str),
 ) -> Result<Box<dyn Trainer>> {
-    let gpu_trainer = |ctx: GpuContext, params: Vec<f32>| -> Result<Box<dyn Trainer>> {
-        Ok(Box::new(GpuTrainer::new(
-            Arc::new(ctx),
-            spec,
-            data,
-            params,
-            config,
-        )?))
+    // Settings errors are the user's to fix whatever the device; they must
+    // not read as "no GPU".
+    spec.validate()?;
+    config.validate()?;
+    let cpu = |params| -> Result<Box<dyn Trainer>> {
+        Ok(Box::new(CpuTrainer::new(spec, data, params, config)?))
     };
-    match device {
-        DeviceChoice::Cpu => Ok(Box::new(CpuTrainer::new(spec, data, params, config)?)),
-        DeviceChoice::Gpu => gpu_trainer(GpuContext::new(gpu)?, params),
-        DeviceChoice::Auto => {
-            // Settings errors are the user's to fix whatever the device;
-            // they must not read as "no GPU".
-            spec.validate()?;
-            config.validate()?;
-            match auto_gpu(gpu).and_then(|ctx| gpu_trainer(ctx, params.clone())) {
-                Ok(trainer) => Ok(trainer),
-                Err(e) => {
-                    note(&format!(
-                        "no usable GPU adapter ({}); training on the CPU",
-                        reason(e)
-                    ));
-                    Ok(Box::new(CpuTrainer::new(spec, data, params, config)?))
+    match device.place(gpu)? {
+        Placement::Cpu { note: why } => {
+            if let Some(why) = why {
+                note(&format!("{why}; training on the CPU"));
+            }
+            cpu(params)
+        }
+        Placement::Gpu(ctx) => {
+            match GpuTrainer::new(Arc::new(*ctx), spec, data, params.clone(), config) {
+                Ok(t) => Ok(Box::new(t)),
+                Err(e) if device == DeviceChoice::Auto => {
+                    note(&format!("no usable GPU adapter ({e}); training on the CPU"));
+                    cpu(params)
                 }
+                Err(e) => Err(e),
             }
         }
-    }
-}
-
-/// The GPU that `--device auto` uses: a hardware adapter. A software
-/// rasteriser (lavapipe, llvmpipe, WARP) runs the same kernels tens of times
-/// slower than the CPU code, whose sgemm is built for the CPU; `--device gpu`
-/// still picks it on purpose.
-fn auto_gpu(gpu: &GpuOptions) -> Result<GpuContext> {
-    let ctx = GpuContext::new(gpu)?;
-    if crate::gpu::context::is_software_adapter(&ctx.info) {
-        return Err(MdnError::Config(format!(
-            "only the software rasteriser {}, slower than the CPU; --device gpu uses it anyway",
-            ctx.describe()
-        )));
-    }
-    Ok(ctx)
-}
-
-fn reason(e: MdnError) -> String {
-    match e {
-        MdnError::Config(m) => m,
-        other => other.to_string(),
     }
 }
 
@@ -118,19 +84,14 @@ pub fn inference_device(
     gpu: &GpuOptions,
     note: &mut dyn FnMut(&str),
 ) -> Result<Inference> {
-    match device {
-        DeviceChoice::Cpu => Ok(Inference::Cpu),
-        DeviceChoice::Gpu => Ok(Inference::Gpu(Arc::new(GpuContext::new(gpu)?))),
-        DeviceChoice::Auto => match auto_gpu(gpu) {
-            Ok(ctx) => Ok(Inference::Gpu(Arc::new(ctx))),
-            Err(e) => {
-                note(&format!(
-                    "no usable GPU adapter ({}); running on the CPU",
-                    reason(e)
-                ));
-                Ok(Inference::Cpu)
+    match device.place(gpu)? {
+        Placement::Gpu(ctx) => Inference::gpu(Arc::new(*ctx)),
+        Placement::Cpu { note: why } => {
+            if let Some(why) = why {
+                note(&format!("{why}; running on the CPU"));
             }
-        },
+            Ok(Inference::Cpu)
+        }
     }
 }
 

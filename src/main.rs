@@ -10,7 +10,7 @@ use clap::Parser;
 fn main() -> ExitCode {
     quiet_mesa_device_select();
     let args = cli::Cli::parse();
-    if let Err(e) = mdn::cpu::simd::check_env() {
+    if let Err(e) = mdn::simd::check_env() {
         eprintln!("error: {e}");
         return ExitCode::FAILURE;
     }

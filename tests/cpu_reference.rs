@@ -5,7 +5,7 @@
 use mdn::cpu::CpuTrainer;
 use mdn::data::Dataset;
 use mdn::model::init::init_params;
-use mdn::model::{Head, ModelSpec};
+use mdn::model::{Covariance, Head, ModelSpec};
 use mdn::train::{LrSchedule, TrainConfig};
 
 /// Mean loss over all rows, computed in f64 straight from the definitions
@@ -32,7 +32,10 @@ fn reference_loss(spec: &ModelSpec, params: &[f64], data: &Dataset) -> f64 {
         let d = t.len();
         total += match spec.head {
             Head::Mse => t.iter().zip(&a).map(|(t, p)| (p - t).powi(2)).sum::<f64>() / d as f64,
-            Head::Mixture { k } => {
+            Head::Mixture {
+                k,
+                covariance: Covariance::Diag,
+            } => {
                 let e: Vec<f64> = a[..k].iter().map(|l| l.exp()).collect();
                 let z: f64 = e.iter().sum();
                 let mut p = 0.0;

@@ -16,18 +16,20 @@
 
 use std::sync::OnceLock;
 
-use mdn::cpu::adam::{AdamStep, adam};
+use mdn::cpu::adam::adam;
 use mdn::cpu::dense_backward::{BackwardScratch, dense_backward};
 use mdn::cpu::dense_forward::dense_forward;
 use mdn::cpu::gather::gather;
-use mdn::cpu::mixture_head::mixture_head;
-use mdn::cpu::mse_head::mse_head;
-use mdn::cpu::reduce::{LossAccumulator, reduce};
-use mdn::cpu::sample::{SampleParams, sample};
+use mdn::cpu::reduce::reduce;
 use mdn::gpu::context::{BackendChoice, GpuContext, GpuOptions, test_context_with};
 use mdn::gpu::stages::Stages;
 use mdn::gpu::{KernelConfig, Kernels, MatmulVariant};
+use mdn::head::mixture_diag::mixture_head;
+use mdn::head::mse::mse_head;
+
+use mdn::head::{HeadKind, SampleParams, sample_rows};
 use mdn::model::LayerLayout;
+use mdn::train::{AdamStep, LossAccumulator};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -273,8 +275,9 @@ fn mixture_head_matches_cpu() {
                     let mut grad = vec![0.0; head.len()];
                     let mut loss = vec![0.0; rows];
                     mixture_head(&head, &target, k, scale, &mut grad, &mut loss);
-                    let (gpu_grad, gpu_loss) =
-                        st.mixture_head(&head, &target, k, d, scale).unwrap();
+                    let (gpu_grad, gpu_loss) = st
+                        .head_loss(HeadKind::MixtureDiag, &head, &target, k, d, scale)
+                        .unwrap();
                     let what = format!("{label} mixture_head rows {rows} K {k} D {d}");
                     worst_l =
                         worst_l.max(assert_close(&format!("{what} loss"), &gpu_loss, &loss, TOL));
@@ -300,7 +303,9 @@ fn mse_head_matches_cpu() {
                 let mut grad = vec![0.0; pred.len()];
                 let mut loss = vec![0.0; rows];
                 mse_head(&pred, &target, scale, &mut grad, &mut loss);
-                let (gpu_grad, gpu_loss) = st.mse_head(&pred, &target, d, scale).unwrap();
+                let (gpu_grad, gpu_loss) = st
+                    .head_loss(HeadKind::Mse, &pred, &target, 0, d, scale)
+                    .unwrap();
                 let what = format!("{label} mse_head rows {rows} D {d}");
                 worst = worst.max(assert_close(&format!("{what} loss"), &gpu_loss, &loss, TOL));
                 worst = worst.max(assert_close(&format!("{what} grad"), &gpu_grad, &grad, TOL));
@@ -451,8 +456,8 @@ fn samples_match_cpu_for_the_same_seed() {
                             temperature,
                         };
                         let mut cpu = vec![0.0; rows * p.per_input * d];
-                        sample(&head, &p, &mut cpu);
-                        let gpu = st.sample(&head, &p).unwrap();
+                        sample_rows(HeadKind::MixtureDiag, &head, &p, &mut cpu);
+                        let gpu = st.sample(HeadKind::MixtureDiag, &head, &p).unwrap();
                         assert_eq!(gpu.len(), cpu.len());
                         // Samples are μ + T·σ·z: the error is that of exp,
                         // log and cos, relative to the sample scale. A draw

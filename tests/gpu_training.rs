@@ -9,10 +9,11 @@
 use std::sync::Arc;
 
 use mdn::Dataset;
+use mdn::DeviceChoice;
 use mdn::cpu::CpuTrainer;
 use mdn::data::toy::{ToyProblem, branch_counts, toy_dataset};
 use mdn::defaults;
-use mdn::fit::{DeviceChoice, fit, prepare};
+use mdn::fit::{fit, prepare};
 use mdn::gpu::GpuTrainer;
 use mdn::gpu::Kernels;
 use mdn::gpu::buffers::storage_init;

@@ -1,11 +1,15 @@
 //! Every shader parses and validates with naga (no GPU needed), every
-//! pipeline's override constants resolve, and every `#[repr(C)]` twin in
-//! `src/gpu/layouts.rs` has exactly the layout naga gives its WGSL struct.
+//! pipeline's override constants resolve, every kernel's binding list
+//! (`src/gpu/bindings.rs`) is what its shader declares, and every
+//! `#[repr(C)]` twin in `src/gpu/layouts.rs` has exactly the layout naga
+//! gives its WGSL struct.
 
 use std::mem::{offset_of, size_of};
 
 use mdn::gpu::KernelConfig;
-use mdn::gpu::kernels::{MAX_TILE, MatmulVariant, Shader};
+use mdn::gpu::bindings::Slot;
+use mdn::gpu::config::{MAX_TILE, MatmulVariant};
+use mdn::gpu::kernels::Shader;
 use mdn::gpu::layouts::*;
 use naga::valid::{Capabilities, ValidationFlags, Validator};
 
@@ -34,7 +38,7 @@ fn validate(shader: Shader, module: &naga::Module) -> naga::valid::ModuleInfo {
 
 #[test]
 fn every_shader_parses_and_validates() {
-    for shader in Shader::ALL {
+    for shader in Shader::all() {
         let module = parse(shader);
         validate(shader, &module);
         assert!(
@@ -103,6 +107,85 @@ fn every_pipeline_resolves_its_override_constants() {
         }
     }
     assert!(checked >= 40, "only {checked} pipelines checked");
+}
+
+/// Every binding an entry point uses is in its Rust list, at the same
+/// number, with the same access; and every binding a list declares is used
+/// by some entry point that binds it (a shader's entries may share one
+/// layout and each use part of it, as Adam's do).
+#[test]
+fn binding_lists_match_the_shaders() {
+    // (shader and list, the list, bindings used by any of its entries).
+    type Bindings = Vec<(String, u32, Slot)>;
+    let mut used_by_list: Vec<(String, Bindings, Bindings)> = Vec::new();
+    let uniform_as_one = |slot: Slot| match slot {
+        Slot::Uniform(_) | Slot::DynamicUniform(_) => Slot::Uniform(0),
+        s => s,
+    };
+    for spec in KernelConfig::hardware().pipelines() {
+        let module = parse(spec.shader);
+        let info = validate(spec.shader, &module);
+        let (index, _) = module
+            .entry_points
+            .iter()
+            .enumerate()
+            .find(|(_, ep)| ep.name == spec.entry)
+            .unwrap_or_else(|| panic!("{}: no entry point {}", spec.label, spec.entry));
+        let ep_info = info.get_entry_point(index);
+        let used: Bindings = module
+            .global_variables
+            .iter()
+            .filter(|(h, _)| !ep_info[*h].is_empty())
+            .filter_map(|(_, var)| {
+                let binding = var.binding.as_ref()?;
+                assert_eq!(binding.group, 0, "{}: group {}", spec.label, binding.group);
+                let slot = match var.space {
+                    naga::AddressSpace::Storage { access } => {
+                        if access.contains(naga::StorageAccess::STORE) {
+                            Slot::ReadWrite
+                        } else {
+                            Slot::Read
+                        }
+                    }
+                    // Uniform sizes are checked by rust_twins_match_the_wgsl_structs.
+                    naga::AddressSpace::Uniform => Slot::Uniform(0),
+                    ref other => panic!("{}: unexpected space {other:?}", spec.label),
+                };
+                Some((var.name.clone().unwrap_or_default(), binding.binding, slot))
+            })
+            .collect();
+        let declared: Bindings = spec
+            .shader
+            .bindings(spec.entry)
+            .into_iter()
+            .map(|b| (b.name.to_string(), b.binding, uniform_as_one(b.slot)))
+            .collect();
+        for u in &used {
+            assert!(
+                declared.contains(u),
+                "{}: the shader uses {u:?}, which its Rust list {declared:?} lacks",
+                spec.label
+            );
+        }
+        let key = format!("{:?} {declared:?}", spec.shader);
+        match used_by_list.iter_mut().find(|(k, _, _)| *k == key) {
+            Some((_, _, all)) => all.extend(used),
+            None => used_by_list.push((key, declared, used)),
+        }
+    }
+    for (key, declared, used) in &used_by_list {
+        for d in declared {
+            assert!(
+                used.contains(d),
+                "{key}: {d:?} is declared but no entry uses it"
+            );
+        }
+    }
+    assert!(
+        used_by_list.len() >= 8,
+        "only {} lists checked",
+        used_by_list.len()
+    );
 }
 
 #[test]

@@ -1,8 +1,9 @@
 //! Training reaches the figures the README states, on the CPU reference
 //! trainer (the GPU trainer is held to the same bounds in its own tests).
 
+use mdn::DeviceChoice;
 use mdn::data::toy::{ToyProblem, branch_counts, inverse_branches, toy_dataset};
-use mdn::fit::{DeviceChoice, fit};
+use mdn::fit::fit;
 use mdn::gpu::context::GpuOptions;
 use mdn::model::{Model, ModelSpec};
 use mdn::train::{LrSchedule, TrainConfig};

@@ -4,7 +4,9 @@ use std::io::Write;
 
 use anyhow::Context;
 use clap::Args;
-use mdn::bench::{Bench, BenchConfig, BenchDevice, BenchModel, BenchOptions, BenchRow};
+use mdn::bench::{Bench, BenchConfig, BenchOptions, BenchRow};
+
+use super::choices::{BenchDeviceArg, BenchModelArg};
 use mdn::gpu::context::GpuOptions;
 
 /// Which sizes to run: one, or `all`.
@@ -37,9 +39,9 @@ pub struct BenchArgs {
     pub config: ConfigChoice,
     /// Devices, comma-separated (default: cpu,gpu, the GPU only if one opens).
     #[arg(long, value_enum, value_delimiter = ',', value_name = "cpu,gpu")]
-    pub device: Option<Vec<BenchDevice>>,
+    pub device: Option<Vec<BenchDeviceArg>>,
     #[arg(long, value_enum, default_value = "mdn")]
-    pub model: BenchModel,
+    pub model: BenchModelArg,
     /// Steps per repeat (default: calibrated to about 0.5 s per repeat).
     #[arg(long)]
     pub steps: Option<usize>,
@@ -54,8 +56,8 @@ pub struct BenchArgs {
 pub fn run(a: BenchArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
     let opts = BenchOptions {
         configs: a.config.configs(),
-        devices: a.device,
-        model: a.model,
+        devices: a.device.map(|d| d.into_iter().map(Into::into).collect()),
+        model: a.model.into(),
         steps: a.steps,
         repeats: a.repeats,
         gpu: gpu.clone(),

@@ -9,12 +9,12 @@ use mdn::data::csv::{ColumnChoice, load_dataset, load_inputs, to_csv_string};
 use mdn::data::toy::toy_dataset;
 use mdn::fsutil::write_atomic;
 use mdn::gpu::context::GpuOptions;
-use mdn::model::infer::{Evaluation, Inference};
+use mdn::infer::{Evaluation, Inference};
 use mdn::model::{Head, Model, ModelSpec, load_model, save_model};
 use mdn::train::BatchOrder;
 use mdn::{Dataset, TrainConfig, fit};
 
-use super::{
+use super::args::{
     AdaptersArgs, DataArgs, EvalArgs, ModelKind, PredictArgs, RenderArgs, SampleArgs, TrainArgs,
     ViewArgs,
 };
@@ -27,7 +27,7 @@ pub fn data(a: DataArgs) -> anyhow::Result<()> {
     if a.n == 0 {
         bail!("--n must be at least 1");
     }
-    let d = toy_dataset(a.toy, a.n, a.seed);
+    let d = toy_dataset(a.toy.into(), a.n, a.seed);
     let header = [d.input_names.clone(), d.target_names.clone()].concat();
     let values: Vec<f32> = d
         .inputs
@@ -50,12 +50,12 @@ pub fn train(a: TrainArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
                 bail!("--n must be at least 1");
             }
             let test = toy_dataset(
-                problem,
+                problem.into(),
                 defaults::TOY_TEST_ROWS,
                 a.seed.wrapping_add(TEST_SEED_OFFSET),
             );
             (
-                toy_dataset(problem, a.n, a.seed),
+                toy_dataset(problem.into(), a.n, a.seed),
                 Some((
                     test,
                     format!("fresh toy data, {} rows", defaults::TOY_TEST_ROWS),
@@ -75,7 +75,7 @@ pub fn train(a: TrainArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
         None => test_data,
     };
     let head = match a.model {
-        ModelKind::Mdn => Head::Mixture { k: a.k },
+        ModelKind::Mdn => Head::mixture(a.k),
         ModelKind::Mlp => Head::Mse,
     };
     let spec = ModelSpec::new(train_data.in_dim, train_data.out_dim, hidden, head)?;
@@ -91,7 +91,7 @@ pub fn train(a: TrainArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
         steps,
         batch: a.batch,
         lr: a.lr,
-        schedule: a.schedule,
+        schedule: a.schedule.into(),
         seed: a.seed,
     };
     config.validate()?;
@@ -119,7 +119,7 @@ pub fn train(a: TrainArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
         &train_data,
         &spec,
         &config,
-        a.device,
+        a.device.into(),
         gpu,
         &mut note,
         |step, loss| {
@@ -169,7 +169,7 @@ fn model_dataset(model: &Model, path: &Path) -> anyhow::Result<Dataset> {
 pub fn eval(a: EvalArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
     let model = load_model(&a.model)?;
     let data = model_dataset(&model, &a.data)?;
-    let (dev, note) = device(a.device, gpu)?;
+    let (dev, note) = device(a.device.into(), gpu)?;
     let Evaluation {
         metric,
         value,
@@ -205,49 +205,16 @@ pub fn predict(a: PredictArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
     let model = load_model(&a.model)?;
     let inputs = load_inputs(&a.data, &model.input_names)?;
     let rows = model.input_rows(&inputs)?;
-    let (dev, note) = device(a.device, gpu)?;
+    let (dev, note) = device(a.device.into(), gpu)?;
     let din = model.spec.in_dim;
     let mut header = model.input_names.clone();
-    let mut values = Vec::new();
-    match model.spec.head {
-        Head::Mse => {
-            let d = model.spec.out_dim;
-            header.extend((0..d).map(|j| {
-                if d == 1 {
-                    "pred".to_string()
-                } else {
-                    format!("pred_{j}")
-                }
-            }));
-            let pred = model.predict_mean_on(&inputs, &dev)?;
-            for r in 0..rows {
-                values.extend_from_slice(&inputs[r * din..(r + 1) * din]);
-                values.extend_from_slice(&pred[r * d..(r + 1) * d]);
-            }
-        }
-        Head::Mixture { k } => {
-            let d = model.spec.out_dim;
-            let suffix = |c: usize, j: usize| {
-                if d == 1 {
-                    format!("{c}")
-                } else {
-                    format!("{c}_{j}")
-                }
-            };
-            header.extend((0..k).map(|c| format!("pi_{c}")));
-            for name in ["mu", "sigma"] {
-                for c in 0..k {
-                    header.extend((0..d).map(|j| format!("{name}_{}", suffix(c, j))));
-                }
-            }
-            let m = model.mixture_on(&inputs, &dev)?;
-            for r in 0..rows {
-                values.extend_from_slice(&inputs[r * din..(r + 1) * din]);
-                values.extend_from_slice(&m.pi[r * k..(r + 1) * k]);
-                values.extend_from_slice(&m.mu[r * k * d..(r + 1) * k * d]);
-                values.extend_from_slice(&m.sigma[r * k * d..(r + 1) * k * d]);
-            }
-        }
+    header.extend(model.prediction_columns());
+    let cols = header.len() - din;
+    let pred = model.predict_on(&inputs, &dev)?;
+    let mut values = Vec::with_capacity(rows * header.len());
+    for r in 0..rows {
+        values.extend_from_slice(&inputs[r * din..(r + 1) * din]);
+        values.extend_from_slice(&pred[r * cols..(r + 1) * cols]);
     }
     write_output(a.out.as_deref(), &to_csv_string(&header, &values))?;
     print_note(note);
@@ -292,7 +259,7 @@ pub fn sample(a: SampleArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
         (None, None) => bail!("give --data FILE.csv or --grid LO:HI:N"),
     };
     let rows = model.input_rows(&inputs)?;
-    let (dev, note) = device(a.device, gpu)?;
+    let (dev, note) = device(a.device.into(), gpu)?;
     let samples = model.sample_on(&inputs, a.per_input, a.temperature, a.seed, &dev)?;
     let (din, d) = (model.spec.in_dim, model.spec.out_dim);
     let header = [model.input_names.clone(), model.target_names.clone()].concat();
@@ -363,10 +330,10 @@ fn viz_settings(k: u64, samples: usize) -> anyhow::Result<mdn::viz::Settings> {
 }
 
 pub fn view(a: ViewArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
-    let mut opts = mdn::viz::ViewOptions::new(a.scene);
+    let mut opts = mdn::viz::ViewOptions::new(a.scene.into());
     opts.settings = viz_settings(a.k, a.samples)?;
     opts.settings.layers = parse_layers(&a.layers)?;
-    opts.settings.device = a.device;
+    opts.settings.device = a.device.into();
     opts.gpu = gpu.clone();
     opts.max_frames = a.frames;
     opts.autoplay = a.play;
@@ -385,7 +352,7 @@ pub fn render(a: RenderArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
     let mut settings = viz_settings(a.k, a.samples)?;
     settings.seed = a.seed;
     settings.layers = parse_layers(&a.layers)?;
-    settings.device = a.device;
+    settings.device = a.device.into();
     let points = match &a.points {
         Some(path) => Some(load_dataset(path, &ColumnChoice::from_flags(None, None))?),
         None => None,
@@ -396,7 +363,7 @@ pub fn render(a: RenderArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
         width: a.width,
         height: a.height,
         points,
-        ..mdn::viz::RenderOptions::new(a.scene)
+        ..mdn::viz::RenderOptions::new(a.scene.into())
     };
     let ctx = std::sync::Arc::new(mdn::gpu::context::GpuContext::new(gpu)?);
     let viz = mdn::viz::VizGpu::new(ctx)?;
@@ -404,7 +371,7 @@ pub fn render(a: RenderArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
     rendered.write_png(&a.out)?;
     eprintln!(
         "rendered the {} scene after {} epochs ({}, {}), trained on {}, drawn on {}, to {}",
-        a.scene.name(),
+        mdn::viz::Scene::from(a.scene).name(),
         rendered.epoch,
         rendered.loss,
         rendered.status.label(),

@@ -71,7 +71,7 @@ pub fn dense_backward_rows(
     grad_in: Option<&mut [f32]>,
 ) {
     #[cfg(target_arch = "x86_64")]
-    if super::simd::available() {
+    if crate::simd::available() {
         // SAFETY: available() checked AVX2 and FMA.
         unsafe { dense_backward_rows_avx2(params, layer, input, grad_out, layer_grads, grad_in) };
         return;
@@ -93,7 +93,7 @@ pub(crate) unsafe fn dense_backward_rows_avx2(
     layer_grads: &mut [f32],
     grad_in: Option<&mut [f32]>,
 ) {
-    use super::simd::gemm::{Epilogue, Init, Strided, column_sums, gemm};
+    use crate::simd::gemm::{Epilogue, Init, Strided, column_sums, gemm};
     let (n_in, n_out) = (layer.in_dim, layer.out_dim);
     let rows = grad_out.len() / n_out;
     let weight = &params[layer.weight..layer.bias];

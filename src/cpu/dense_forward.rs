@@ -43,7 +43,7 @@ pub fn dense_forward_rows(
     output: &mut [f32],
 ) {
     #[cfg(target_arch = "x86_64")]
-    if super::simd::available() {
+    if crate::simd::available() {
         // SAFETY: available() checked AVX2 and FMA.
         unsafe { dense_forward_rows_avx2(params, layer, weight_t, input, output) };
         return;
@@ -64,7 +64,7 @@ pub(crate) unsafe fn dense_forward_rows_avx2(
     input: &[f32],
     output: &mut [f32],
 ) {
-    use super::simd::gemm::{Epilogue, Init, Strided, gemm};
+    use crate::simd::gemm::{Epilogue, Init, Strided, gemm};
     let (n_in, n_out) = (layer.in_dim, layer.out_dim);
     let rows = output.len() / n_out;
     let bias = &params[layer.bias..layer.bias + n_out];

@@ -1,35 +1,22 @@
 //! The CPU reference trainer. Each module is the twin of the shader of the
-//! same name in `shaders/`: same stage boundaries, same argument order as the
-//! shader's bindings, same arithmetic, so GPU results can be checked stage by
+//! same name in `shaders/` (the heads' twins live with their kinds in
+//! `head/`): same stage boundaries, same argument order as the shader's
+//! bindings, same arithmetic, so GPU results can be checked stage by
 //! stage. Rows are split across threads with rayon; matrix products use the
 //! `matrixmultiply` crate's cache-blocked sgemm.
-
-#![expect(
-    clippy::needless_range_loop,
-    reason = "stage loops index like their WGSL twins, so the two read side by side"
-)]
 
 pub mod adam;
 pub mod dense_backward;
 pub mod dense_forward;
 pub mod gather;
-pub mod mixture_head;
-pub mod mse_head;
+#[cfg(test)]
+mod kernel_parity;
 pub mod reduce;
-pub mod sample;
-pub mod simd;
 pub mod trainer;
 
 pub use trainer::CpuTrainer;
 
-/// Rows per rayon task: enough work per task that fork/join overhead stays
-/// small next to the arithmetic, and at most one task per thread.
-pub(crate) fn rows_per_task(rows: usize, work_per_row: usize) -> usize {
-    const MIN_WORK_PER_TASK: usize = 1 << 15;
-    let threads = rayon::current_num_threads().max(1);
-    let min_rows = MIN_WORK_PER_TASK.div_ceil(work_per_row.max(1));
-    rows.div_ceil(threads).max(min_rows).max(1)
-}
+pub(crate) use crate::simd::rows_per_task;
 
 /// tanh as a rational function (the minimax approximation Eigen uses for
 /// float tanh): within a few ulp of `f32::tanh` and several times faster, and

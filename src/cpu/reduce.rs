@@ -3,15 +3,7 @@
 //! records any non-finite loss so divergence is caught without reading every
 //! step's loss.
 
-/// What the GPU keeps in its `LossState` buffer, mirrored here.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct LossAccumulator {
-    pub sum: f64,
-    pub count: u32,
-    pub last: f32,
-    /// Steps since the accumulator was cleared at which the loss was not finite.
-    pub nonfinite: u32,
-}
+use crate::train::LossAccumulator;
 
 pub fn reduce(row_loss: &[f32], acc: &mut LossAccumulator) {
     let mean =
@@ -22,17 +14,5 @@ pub fn reduce(row_loss: &[f32], acc: &mut LossAccumulator) {
         acc.count += 1;
     } else {
         acc.nonfinite += 1;
-    }
-}
-
-impl LossAccumulator {
-    /// Mean loss since the last clear, or the last (non-finite) loss if a
-    /// step diverged.
-    pub fn mean(&self) -> f32 {
-        if self.nonfinite > 0 || self.count == 0 {
-            self.last
-        } else {
-            (self.sum / self.count as f64) as f32
-        }
     }
 }

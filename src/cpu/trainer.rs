@@ -7,13 +7,11 @@ use super::adam::adam;
 use super::dense_backward::dense_backward_rows;
 use super::dense_forward::{dense_forward_rows, transpose_weight};
 use super::gather::gather;
-use super::mixture_head::mixture_head_rows;
-use super::mse_head::mse_head;
-use super::reduce::{LossAccumulator, reduce};
+use super::reduce::reduce;
 use crate::data::Dataset;
 use crate::error::Result;
-use crate::model::{Head, ModelSpec, ParamLayout};
-use crate::train::{BatchOrder, TrainConfig, Trainer, check_trainer_inputs};
+use crate::model::{ModelSpec, ParamLayout};
+use crate::train::{BatchOrder, LossAccumulator, TrainConfig, Trainer, check_trainer_inputs};
 
 /// Rows per block: each block runs the whole forward and backward pass on
 /// one thread while its activations stay in cache, so a step has one
@@ -137,6 +135,8 @@ impl CpuTrainer {
         let (inputs, targets, perm) = (&self.inputs, &self.targets, &self.perm);
         let first_row = index * b;
         let block_rows = self.block_rows;
+        let head_def = spec.head_def();
+        let k = spec.k();
         self.blocks.par_iter_mut().enumerate().for_each(|(i, blk)| {
             let start = first_row + i * block_rows;
             gather(inputs, spec.in_dim, perm, start, &mut blk.acts[0]);
@@ -147,24 +147,15 @@ impl CpuTrainer {
             }
             let last = layout.layers.len() - 1;
             let head = &blk.acts[last + 1];
-            match spec.head {
-                Head::Mixture { k } => mixture_head_rows(
-                    head,
-                    &blk.targets,
-                    k,
-                    scale,
-                    &mut blk.deltas[last],
-                    &mut blk.row_loss,
-                    &mut blk.head_scratch,
-                ),
-                Head::Mse => mse_head(
-                    head,
-                    &blk.targets,
-                    scale,
-                    &mut blk.deltas[last],
-                    &mut blk.row_loss,
-                ),
-            }
+            head_def.loss_rows(
+                head,
+                &blk.targets,
+                k,
+                scale,
+                &mut blk.deltas[last],
+                &mut blk.row_loss,
+                &mut blk.head_scratch,
+            );
             for (l, layer) in layout.layers.iter().enumerate().rev() {
                 let (below, here) = blk.deltas.split_at_mut(l);
                 let grad_in = if l > 0 {

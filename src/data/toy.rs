@@ -5,7 +5,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::Dataset;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ToyProblem {
     /// input x, target y: unimodal, a plain MLP fits it.
     Forward,

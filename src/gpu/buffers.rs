@@ -7,7 +7,8 @@ use std::sync::mpsc;
 use bytemuck::Pod;
 use wgpu::util::DeviceExt;
 
-use super::context::{GpuContext, GpuError};
+use super::context::GpuContext;
+use crate::error::GpuError;
 use crate::error::{MdnError, Result};
 
 /// Storage buffers the kernels read and write, that tests and checkpoints

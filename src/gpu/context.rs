@@ -18,6 +18,8 @@ use std::io::Write;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, PoisonError};
 
+pub use crate::error::GpuError;
+
 /// Environment variable naming the backend(s), as understood by wgpu.
 pub const BACKEND_ENV: &str = "WGPU_BACKEND";
 /// Environment variable holding a case-insensitive adapter-name substring.
@@ -26,18 +28,13 @@ pub const ADAPTER_ENV: &str = "WGPU_ADAPTER_NAME";
 pub const REQUIRE_GPU_ENV: &str = "MDN_REQUIRE_GPU";
 
 /// The graphics API to run on (`--backend`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum BackendChoice {
     /// Every backend compiled in; the best adapter wins.
-    #[value(alias = "all")]
     Auto,
-    #[value(alias = "vk")]
     Vulkan,
-    #[value(alias = "mtl")]
     Metal,
-    #[value(alias = "d3d12")]
     Dx12,
-    #[value(aliases = ["gles", "opengl"])]
     Gl,
 }
 
@@ -210,75 +207,6 @@ pub fn adapter_rank(device_type: wgpu::DeviceType, backend: wgpu::Backend) -> (u
 /// than failing: wgpu does the same.
 fn env_var(key: &str) -> Option<String> {
     std::env::var(key).ok()
-}
-
-/// Everything that can go wrong getting or using a GPU, worded for end users.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum GpuError {
-    #[error(
-        "unknown GPU backend `{0}`; valid names: auto, vulkan, metal, dx12, gl \
-         (aliases: all, vk, mtl, d3d12, gles, opengl)"
-    )]
-    UnknownBackend(String),
-    #[error(
-        "unknown GPU backend `{name}` in WGPU_BACKEND=`{value}`; valid names: auto, vulkan, \
-         metal, dx12, gl (aliases: all, vk, mtl, d3d12, gles, opengl), comma-separated"
-    )]
-    UnknownBackendEnv { name: String, value: String },
-    #[error(
-        "GPU backend {requested} is not supported on this platform (available: {}); \
-         pick one of those with `--backend`",
-        list_or_none(available)
-    )]
-    BackendUnavailable {
-        requested: String,
-        available: Vec<String>,
-    },
-    #[error(
-        "no GPU adapter for backend {backend} (available: {}); run `mdn adapters` to list \
-         them, pick one with `--backend`, or use `--device cpu`",
-        list_or_none(available)
-    )]
-    NoAdapter {
-        backend: String,
-        available: Vec<String>,
-    },
-    #[error(
-        "no GPU adapter name contains `{substr}` (available: {}); set `--adapter` or \
-         WGPU_ADAPTER_NAME to part of one of these names (see `mdn adapters`)",
-        list_or_none(available)
-    )]
-    AdapterNotMatched {
-        substr: String,
-        available: Vec<String>,
-    },
-    #[error(
-        "no matching GPU adapter can run compute shaders (found: {}); pick another with \
-         `--backend` / `--adapter` (see `mdn adapters`) or use `--device cpu`",
-        list_or_none(adapters)
-    )]
-    NoComputeSupport { adapters: Vec<String> },
-    #[error(
-        "could not open the GPU device: {0}; try another adapter (see `mdn adapters`) \
-         or `--device cpu`"
-    )]
-    RequestDevice(String),
-    #[error("GPU validation error (likely a bug in mdn; please report it): {0}")]
-    Validation(String),
-    #[error("GPU out of memory: {0}; try a smaller --batch or --hidden")]
-    OutOfMemory(String),
-    #[error("internal GPU driver error: {0}; try another backend with `--backend`")]
-    Internal(String),
-    #[error("GPU device lost: {0}; the driver reset or crashed, rerun or use `--device cpu`")]
-    DeviceLost(String),
-}
-
-fn list_or_none(items: &[String]) -> String {
-    if items.is_empty() {
-        "none".to_string()
-    } else {
-        items.join(", ")
-    }
 }
 
 /// wgpu's error texts span several indented lines ("Validation Error",
@@ -704,25 +632,13 @@ mod tests {
         }
     }
 
+    /// The command line's spelling is checked against this one in
+    /// `cli/choices.rs`.
     #[test]
-    fn display_round_trips_through_from_str_and_clap() {
-        use clap::ValueEnum;
+    fn display_round_trips_through_from_str() {
         for choice in BackendChoice::ALL {
             assert_eq!(choice.to_string().parse::<BackendChoice>().unwrap(), choice);
-            assert_eq!(
-                <BackendChoice as ValueEnum>::from_str(&choice.to_string(), false).unwrap(),
-                choice
-            );
         }
-        let clap_names: Vec<String> = BackendChoice::value_variants()
-            .iter()
-            .map(|v| v.to_possible_value().unwrap().get_name().to_string())
-            .collect();
-        assert_eq!(clap_names, ["auto", "vulkan", "metal", "dx12", "gl"]);
-        assert_eq!(
-            <BackendChoice as ValueEnum>::from_str("vk", true).unwrap(),
-            BackendChoice::Vulkan
-        );
     }
 
     #[test]

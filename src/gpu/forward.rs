@@ -2,7 +2,8 @@
 //! trainer's `dense_forward` kernel on buffers of its own: what the sampler
 //! and the visualizer's curves run before their own shaders.
 
-use super::buffers::{UniformArena, bind_group, grid, slot, storage, whole};
+use super::bindings::DenseForwardBindings;
+use super::buffers::{UniformArena, grid, slot, storage, whole};
 use super::context::GpuContext;
 use super::kernels::Kernels;
 use super::layouts::DenseInfo;
@@ -47,16 +48,16 @@ impl ForwardPass {
         let cfg = kernels.config;
         let mut layers = Vec::with_capacity(slots.len());
         for (i, l) in layout.layers.iter().enumerate() {
-            let bg = bind_group(
+            let bg = DenseForwardBindings {
+                params: whole(params),
+                input: whole(&acts[i]),
+                output: whole(&acts[i + 1]),
+                info: slot(&uniforms, slots[i]),
+            }
+            .bind(
                 ctx,
                 &format!("{label} forward"),
                 &kernels.dense_forward.layout,
-                &[
-                    whole(params),
-                    whole(&acts[i]),
-                    whole(&acts[i + 1]),
-                    slot(&uniforms, slots[i]),
-                ],
             );
             let p = Product::forward(l, rows);
             layers.push((bg, cfg.matmul_shape(&p), grid(cfg.matmul_groups(&p))?));

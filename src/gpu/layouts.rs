@@ -5,9 +5,8 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use crate::cpu::adam::AdamStep;
-use crate::cpu::reduce::LossAccumulator;
 use crate::model::spec::MAX_HIDDEN_LAYERS;
+use crate::train::{AdamStep, LossAccumulator};
 
 /// `MAX_LAYERS` in `shaders/common.wgsl`: every `nn.Linear` of the deepest
 /// allowed network.

@@ -1,6 +1,8 @@
 //! GPU side: device creation, compute kernels and the GPU trainer.
 
+pub mod bindings;
 pub mod buffers;
+pub mod config;
 pub mod context;
 pub mod forward;
 pub mod kernels;
@@ -11,6 +13,7 @@ pub mod sampler;
 pub mod stages;
 pub mod trainer;
 
-pub use kernels::{KernelConfig, Kernels, MatmulVariant};
+pub use config::{KernelConfig, MatmulVariant};
+pub use kernels::Kernels;
 pub use matmul::{MatmulShape, Product, Tiles, Workgroup};
 pub use trainer::GpuTrainer;

@@ -1,12 +1,13 @@
-//! Sampling on the GPU: the forward pass on a set of inputs, then
-//! `sample.wgsl`. The samples stay in a `STORAGE | VERTEX` buffer that the
+//! Sampling on the GPU: the forward pass on a set of inputs, then the
+//! head's `sample` entry (`shaders/heads/`). The samples stay in a `STORAGE | VERTEX` buffer that the
 //! visualizer can draw as instances; [`GpuSampler::read_samples`] reads
 //! them back for files and tests.
 
 use std::sync::Arc;
 
+use super::bindings::HeadSampleBindings;
 use super::buffers::{
-    STORAGE, UniformArena, UniformSlot, bind_group, grid, read_f32, slot, storage_with_usage, whole,
+    STORAGE, UniformArena, UniformSlot, grid, read_f32, slot, storage_with_usage, whole,
 };
 use super::context::GpuContext;
 use super::forward::ForwardPass;
@@ -26,7 +27,9 @@ pub struct GpuSampler {
     uniforms: wgpu::Buffer,
     sample_slot: UniformSlot,
     forward: ForwardPass,
-    sample: (wgpu::BindGroup, (u32, u32)),
+    /// The draw's bind group and grid; `None` for a head without a
+    /// distribution (an MLP), which runs the forward pass only.
+    sample: Option<(wgpu::BindGroup, (u32, u32))>,
 }
 
 impl GpuSampler {
@@ -75,17 +78,18 @@ impl GpuSampler {
             ..Default::default()
         });
         let uniforms = arena.finish(c, "sampler uniforms");
-        let sample_bg = bind_group(
-            c,
-            "sample",
-            &kernels.sample.layout,
-            &[
-                whole(forward.head()),
-                whole(&samples),
-                slot(&uniforms, sample_slot),
-            ],
-        );
-        let sample_groups = grid(((rows * per_input) as u64).div_ceil(cfg.rows_wg as u64))?;
+        let sample = match &kernels.head(spec.head_kind()).sample {
+            Some(kernel) => Some((
+                HeadSampleBindings {
+                    head: whole(forward.head()),
+                    samples: whole(&samples),
+                    sample_info: slot(&uniforms, sample_slot),
+                }
+                .bind(c, "sample", &kernel.layout),
+                grid(((rows * per_input) as u64).div_ceil(cfg.rows_wg as u64))?,
+            )),
+            None => None,
+        };
         ctx.check()?;
         Ok(GpuSampler {
             ctx,
@@ -97,7 +101,7 @@ impl GpuSampler {
             uniforms,
             sample_slot,
             forward,
-            sample: (sample_bg, sample_groups),
+            sample,
         })
     }
 
@@ -153,13 +157,12 @@ impl GpuSampler {
     /// Records the forward pass and the draw into `pass`.
     pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {
         self.forward.encode(&self.kernels, pass);
-        if !self.spec.is_mixture() {
-            return;
+        let kernel = &self.kernels.head(self.spec.head_kind()).sample;
+        if let (Some((bg, (x, y))), Some(kernel)) = (&self.sample, kernel) {
+            pass.set_pipeline(&kernel.pipeline);
+            pass.set_bind_group(0, bg, &[]);
+            pass.dispatch_workgroups(*x, *y, 1);
         }
-        pass.set_pipeline(&self.kernels.sample.pipeline);
-        let (bg, (x, y)) = &self.sample;
-        pass.set_bind_group(0, bg, &[]);
-        pass.dispatch_workgroups(*x, *y, 1);
     }
 
     /// Records and submits one sampling pass, without waiting.
@@ -184,7 +187,7 @@ impl GpuSampler {
 
     /// Reads the samples of the last run back.
     pub fn read_samples(&self) -> Result<Vec<f32>> {
-        if !self.spec.is_mixture() {
+        if self.sample.is_none() {
             return Err(MdnError::Config(
                 "sampling needs a mixture model; an MLP has no distribution to draw from".into(),
             ));

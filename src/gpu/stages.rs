@@ -1,12 +1,15 @@
 //! Each shader stage run once on host data, with the same argument order
-//! as its CPU twin in `src/cpu/`: the parity tests compare the two stage by
+//! as its CPU twin in `src/cpu/` (the heads': `src/head/`): the parity tests compare the two stage by
 //! stage, and a wrong stage can be found by running the others on the CPU.
 //! Every call uploads, dispatches and reads back, so these are for tests and
 //! debugging, not for training.
 
+use super::bindings::{
+    AdamBindings, DenseBackwardBindings, DenseForwardBindings, GatherBindings, HeadLossBindings,
+    HeadSampleBindings, ReduceBindings,
+};
 use super::buffers::{
-    UniformArena, UniformSlot, bind_group, grid, read_back, read_f32, slot, storage, storage_init,
-    whole,
+    UniformArena, UniformSlot, grid, read_back, read_f32, slot, storage, storage_init, whole,
 };
 use super::context::GpuContext;
 use super::kernels::{Kernels, adam_info};
@@ -14,11 +17,10 @@ use super::layouts::{
     AdamLayer, DenseInfo, GatherInfo, HeadInfo, LossState, ReduceInfo, SampleInfo, StepInfo,
 };
 use super::matmul::Product;
-use crate::cpu::adam::AdamStep;
-use crate::cpu::reduce::LossAccumulator;
-use crate::cpu::sample::SampleParams;
-use crate::error::Result;
+use crate::error::{MdnError, Result};
+use crate::head::{HeadKind, SampleParams};
 use crate::model::LayerLayout;
+use crate::train::{AdamStep, LossAccumulator};
 
 pub struct Stages<'a> {
     pub ctx: &'a GpuContext,
@@ -105,20 +107,16 @@ impl<'a> Stages<'a> {
             ..Default::default()
         });
         let k = &self.kernels.gather;
-        let bg = bind_group(
-            c,
-            "gather",
-            &k.layout,
-            &[
-                whole(&perm_buf),
-                whole(&in_buf),
-                whole(&tgt_buf),
-                whole(&batch_in),
-                whole(&batch_tgt),
-                slot(&uniforms, info),
-                step_binding(&step),
-            ],
-        );
+        let bg = GatherBindings {
+            perm: whole(&perm_buf),
+            inputs: whole(&in_buf),
+            targets: whole(&tgt_buf),
+            batch_input: whole(&batch_in),
+            batch_target: whole(&batch_tgt),
+            info: slot(&uniforms, info),
+            step: step_binding(&step),
+        }
+        .bind(c, "gather", &k.layout);
         let (x, y) = grid((rows as u64).div_ceil(self.kernels.config.rows_wg as u64))?;
         self.dispatch(&k.pipeline, &bg, true, (x, y))?;
         Ok((
@@ -143,12 +141,13 @@ impl<'a> Stages<'a> {
         let info = arena.push(&DenseInfo::for_layer(layer, rows, 1, 0));
         let uniforms = arena.finish(c, "dense info");
         let k = &self.kernels.dense_forward;
-        let bg = bind_group(
-            c,
-            "dense_forward",
-            &k.layout,
-            &[whole(&p), whole(&x), whole(&out), slot(&uniforms, info)],
-        );
+        let bg = DenseForwardBindings {
+            params: whole(&p),
+            input: whole(&x),
+            output: whole(&out),
+            info: slot(&uniforms, info),
+        }
+        .bind(c, "dense_forward", &k.layout);
         let product = Product::forward(layer, rows);
         let (gx, gy) = grid(self.kernels.config.matmul_groups(&product))?;
         let pipeline = k.pipelines.for_product(&product);
@@ -198,34 +197,26 @@ impl<'a> Stages<'a> {
         let uniforms = arena.finish(c, "dense info");
         let step = self.step_buffer(&StepInfo::default());
         let k = &self.kernels.dense_backward;
-        let bg = bind_group(
-            c,
-            "dense_backward",
-            &k.layout,
-            &[
-                whole(&p),
-                whole(&x),
-                whole(&g),
-                whole(&gi),
-                whole(&partials),
-                slot(&uniforms, info),
-            ],
-        );
+        let bg = DenseBackwardBindings {
+            params: whole(&p),
+            input: whole(&x),
+            grad_out: whole(&g),
+            grad_in: whole(&gi),
+            partials: whole(&partials),
+            info: slot(&uniforms, info),
+        }
+        .bind(c, "dense_backward", &k.layout);
         let a = &self.kernels.adam;
-        let sum_bg = bind_group(
-            c,
-            "sum partials",
-            &a.layout,
-            &[
-                whole(&unused[0]),
-                whole(&partials),
-                whole(&unused[1]),
-                whole(&unused[2]),
-                whole(&grads),
-                slot(&uniforms, adam),
-                step_binding(&step),
-            ],
-        );
+        let sum_bg = AdamBindings {
+            params: whole(&unused[0]),
+            partials: whole(&partials),
+            m_state: whole(&unused[1]),
+            v_state: whole(&unused[2]),
+            grads: whole(&grads),
+            info: slot(&uniforms, adam),
+            step: step_binding(&step),
+        }
+        .bind(c, "sum partials", &a.layout);
         let cfg = &self.kernels.config;
         let weight = Product::weight_gradient(layer, rows);
         let input = Product::input_gradient(layer, rows);
@@ -252,9 +243,12 @@ impl<'a> Stages<'a> {
         Ok((read_f32(c, &grads, len)?, grad_in))
     }
 
-    fn head(
+    /// The `loss` entry of head `kind` (twin: its `HeadDef::loss_rows`)
+    /// on `[rows, width]` head outputs and `[rows, d]` targets; returns
+    /// `(grad_head, row_loss)`.
+    pub fn head_loss(
         &self,
-        mixture: bool,
+        kind: HeadKind,
         head: &[f32],
         target: &[f32],
         k_count: usize,
@@ -278,49 +272,18 @@ impl<'a> Stages<'a> {
             ..Default::default()
         });
         let uniforms = arena.finish(c, "head info");
-        let k = if mixture {
-            &self.kernels.mixture_head
-        } else {
-            &self.kernels.mse_head
-        };
-        let bg = bind_group(
-            c,
-            "head",
-            &k.layout,
-            &[
-                whole(&h),
-                whole(&t),
-                whole(&g),
-                whole(&l),
-                slot(&uniforms, info),
-            ],
-        );
+        let k = &self.kernels.head(kind).loss;
+        let bg = HeadLossBindings {
+            head: whole(&h),
+            targets: whole(&t),
+            grad_head: whole(&g),
+            row_loss: whole(&l),
+            info: slot(&uniforms, info),
+        }
+        .bind(c, "head", &k.layout);
         let (x, y) = grid((rows as u64).div_ceil(self.kernels.config.rows_wg as u64))?;
         self.dispatch(&k.pipeline, &bg, false, (x, y))?;
         Ok((read_f32(c, &g, head.len())?, read_f32(c, &l, rows)?))
-    }
-
-    /// `cpu::mixture_head::mixture_head`; returns `(grad_head, row_loss)`.
-    pub fn mixture_head(
-        &self,
-        head: &[f32],
-        target: &[f32],
-        k_count: usize,
-        d: usize,
-        grad_scale: f32,
-    ) -> Result<(Vec<f32>, Vec<f32>)> {
-        self.head(true, head, target, k_count, d, grad_scale)
-    }
-
-    /// `cpu::mse_head::mse_head`; returns `(grad, row_loss)`.
-    pub fn mse_head(
-        &self,
-        pred: &[f32],
-        target: &[f32],
-        d: usize,
-        grad_scale: f32,
-    ) -> Result<(Vec<f32>, Vec<f32>)> {
-        self.head(false, pred, target, 0, d, grad_scale)
     }
 
     /// `cpu::reduce::reduce` of each batch in turn into one fresh loss state.
@@ -343,12 +306,12 @@ impl<'a> Stages<'a> {
             .iter()
             .zip(&slots)
             .map(|(b, s)| {
-                bind_group(
-                    c,
-                    "reduce",
-                    &k.layout,
-                    &[whole(b), whole(&state), slot(&uniforms, *s)],
-                )
+                ReduceBindings {
+                    row_loss: whole(b),
+                    loss: whole(&state),
+                    info: slot(&uniforms, *s),
+                }
+                .bind(c, "reduce", &k.layout)
             })
             .collect();
         self.submit(|p| {
@@ -394,20 +357,16 @@ impl<'a> Stages<'a> {
         let uniforms = arena.finish(c, "adam info");
         let step_buf = self.step_buffer(&StepInfo::new(0, step));
         let k = &self.kernels.adam;
-        let bg = bind_group(
-            c,
-            "adam",
-            &k.layout,
-            &[
-                whole(&p),
-                whole(&g),
-                whole(&mb),
-                whole(&vb),
-                whole(&grads),
-                slot(&uniforms, info),
-                step_binding(&step_buf),
-            ],
-        );
+        let bg = AdamBindings {
+            params: whole(&p),
+            partials: whole(&g),
+            m_state: whole(&mb),
+            v_state: whole(&vb),
+            grads: whole(&grads),
+            info: slot(&uniforms, info),
+            step: step_binding(&step_buf),
+        }
+        .bind(c, "adam", &k.layout);
         let (x, y) = grid((n as u64).div_ceil(self.kernels.config.adam_wg as u64))?;
         self.dispatch(&k.adam, &bg, true, (x, y))?;
         Ok((
@@ -417,10 +376,11 @@ impl<'a> Stages<'a> {
         ))
     }
 
-    /// `cpu::sample::sample`: `head` `[rows, K + 2KD]` → `[rows · per_input, D]`.
-    pub fn sample(&self, head: &[f32], p: &SampleParams) -> Result<Vec<f32>> {
+    /// The `sample` entry of head `kind` (twin: `head::sample_rows`):
+    /// `head` `[rows, width]` → `[rows · per_input, D]`.
+    pub fn sample(&self, kind: HeadKind, head: &[f32], p: &SampleParams) -> Result<Vec<f32>> {
         let c = self.ctx;
-        let width = p.k + 2 * p.k * p.d;
+        let width = kind.def().width(p.k, p.d);
         let rows = head.len() / width;
         let n = rows * p.per_input;
         let h = storage_init(c, "head", head)?;
@@ -436,13 +396,18 @@ impl<'a> Stages<'a> {
             ..Default::default()
         });
         let uniforms = arena.finish(c, "sample info");
-        let k = &self.kernels.sample;
-        let bg = bind_group(
-            c,
-            "sample",
-            &k.layout,
-            &[whole(&h), whole(&out), slot(&uniforms, info)],
-        );
+        let Some(k) = &self.kernels.head(kind).sample else {
+            return Err(MdnError::Config(format!(
+                "the {} head has no distribution to sample",
+                kind.def().stem()
+            )));
+        };
+        let bg = HeadSampleBindings {
+            head: whole(&h),
+            samples: whole(&out),
+            sample_info: slot(&uniforms, info),
+        }
+        .bind(c, "sample", &k.layout);
         let (x, y) = grid((n as u64).div_ceil(self.kernels.config.rows_wg as u64))?;
         self.dispatch(&k.pipeline, &bg, false, (x, y))?;
         read_f32(c, &out, n * p.d)

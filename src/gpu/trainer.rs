@@ -16,22 +16,26 @@
 
 use std::sync::Arc;
 
+use super::bindings::{
+    AdamBindings, DenseBackwardBindings, DenseForwardBindings, GatherBindings, HeadLossBindings,
+    ReduceBindings,
+};
 use super::buffers::{
-    UniformArena, UniformSlot, bind_group, grid, read_back_with, read_f32, slot, staging, storage,
+    UniformArena, UniformSlot, grid, read_back_with, read_f32, slot, staging, storage,
     storage_init, whole,
 };
+use super::config::KernelConfig;
 use super::context::GpuContext;
-use super::kernels::{KernelConfig, Kernels, adam_info};
+use super::kernels::{Kernels, adam_info};
 use super::layouts::{AdamLayer, DenseInfo, GatherInfo, HeadInfo, LossState, ReduceInfo, StepInfo};
 use super::matmul::{MatmulShape, Product};
 use super::prefetch::PermutationPrefetch;
 use super::sampler::GpuSampler;
-use crate::cpu::reduce::LossAccumulator;
-use crate::cpu::sample::SampleParams;
 use crate::data::Dataset;
 use crate::error::Result;
-use crate::model::{Head, ModelSpec, ParamLayout};
-use crate::train::{BatchOrder, TrainConfig, Trainer, check_trainer_inputs};
+use crate::head::SampleParams;
+use crate::model::{ModelSpec, ParamLayout};
+use crate::train::{BatchOrder, LossAccumulator, TrainConfig, Trainer, check_trainer_inputs};
 
 /// Steps recorded into one submission at most (the size of the step-info
 /// buffer, in records).
@@ -246,20 +250,16 @@ impl GpuTrainer {
         let mut plan = Plan::default();
         let rows_groups = (b as u64).div_ceil(cfg.rows_wg as u64);
         plan.add(
-            bind_group(
-                c,
-                "gather",
-                &k.gather.layout,
-                &[
-                    whole(&perm),
-                    whole(&inputs),
-                    whole(&targets),
-                    whole(&acts[0]),
-                    whole(&batch_targets),
-                    slot(&uniforms, gather_slot),
-                    step_binding.clone(),
-                ],
-            ),
+            GatherBindings {
+                perm: whole(&perm),
+                inputs: whole(&inputs),
+                targets: whole(&targets),
+                batch_input: whole(&acts[0]),
+                batch_target: whole(&batch_targets),
+                info: slot(&uniforms, gather_slot),
+                step: step_binding.clone(),
+            }
+            .bind(c, "gather", &k.gather.layout),
             Pipe::Gather,
             true,
             rows_groups,
@@ -268,56 +268,41 @@ impl GpuTrainer {
         for (i, l) in layout.layers.iter().enumerate() {
             let forward = Product::forward(l, b);
             plan.add(
-                bind_group(
-                    c,
-                    "dense_forward",
-                    &k.dense_forward.layout,
-                    &[
-                        whole(&params_buf),
-                        whole(&acts[i]),
-                        whole(&acts[i + 1]),
-                        slot(&uniforms, dense_slots[i]),
-                    ],
-                ),
+                DenseForwardBindings {
+                    params: whole(&params_buf),
+                    input: whole(&acts[i]),
+                    output: whole(&acts[i + 1]),
+                    info: slot(&uniforms, dense_slots[i]),
+                }
+                .bind(c, "dense_forward", &k.dense_forward.layout),
                 Pipe::Forward(cfg.matmul_shape(&forward)),
                 false,
                 cfg.matmul_groups(&forward),
                 1,
             )?;
         }
-        let head_kernel = match spec.head {
-            Head::Mixture { .. } => &k.mixture_head,
-            Head::Mse => &k.mse_head,
-        };
+        let head_kernel = &k.head(spec.head_kind()).loss;
         plan.add(
-            bind_group(
-                c,
-                "head",
-                &head_kernel.layout,
-                &[
-                    whole(&acts[layers]),
-                    whole(&batch_targets),
-                    whole(&deltas[layers - 1]),
-                    whole(&row_loss),
-                    slot(&uniforms, head_slot),
-                ],
-            ),
+            HeadLossBindings {
+                head: whole(&acts[layers]),
+                targets: whole(&batch_targets),
+                grad_head: whole(&deltas[layers - 1]),
+                row_loss: whole(&row_loss),
+                info: slot(&uniforms, head_slot),
+            }
+            .bind(c, "head", &head_kernel.layout),
             Pipe::Head,
             false,
             rows_groups,
             1,
         )?;
         plan.add(
-            bind_group(
-                c,
-                "reduce",
-                &k.reduce.layout,
-                &[
-                    whole(&row_loss),
-                    whole(&loss_state),
-                    slot(&uniforms, reduce_slot),
-                ],
-            ),
+            ReduceBindings {
+                row_loss: whole(&row_loss),
+                loss: whole(&loss_state),
+                info: slot(&uniforms, reduce_slot),
+            }
+            .bind(c, "reduce", &k.reduce.layout),
             Pipe::Reduce,
             false,
             1,
@@ -325,19 +310,15 @@ impl GpuTrainer {
         )?;
         for (i, l) in layout.layers.iter().enumerate().rev() {
             let grad_in = if i > 0 { &deltas[i - 1] } else { &no_grad_in };
-            let bg = bind_group(
-                c,
-                "dense_backward",
-                &k.dense_backward.layout,
-                &[
-                    whole(&params_buf),
-                    whole(&acts[i]),
-                    whole(&deltas[i]),
-                    whole(grad_in),
-                    whole(&partials),
-                    slot(&uniforms, dense_slots[i]),
-                ],
-            );
+            let bg = DenseBackwardBindings {
+                params: whole(&params_buf),
+                input: whole(&acts[i]),
+                grad_out: whole(&deltas[i]),
+                grad_in: whole(grad_in),
+                partials: whole(&partials),
+                info: slot(&uniforms, dense_slots[i]),
+            }
+            .bind(c, "dense_backward", &k.dense_backward.layout);
             let g = plan.bind(bg);
             let weight = Product::weight_gradient(l, b);
             let weight_groups = cfg.weight_gradient_groups(&weight);
@@ -350,20 +331,16 @@ impl GpuTrainer {
             }
         }
         plan.add(
-            bind_group(
-                c,
-                "adam",
-                &k.adam.layout,
-                &[
-                    whole(&params_buf),
-                    whole(&partials),
-                    whole(&adam_m),
-                    whole(&adam_v),
-                    whole(&grads),
-                    slot(&uniforms, adam_slot),
-                    step_binding.clone(),
-                ],
-            ),
+            AdamBindings {
+                params: whole(&params_buf),
+                partials: whole(&partials),
+                m_state: whole(&adam_m),
+                v_state: whole(&adam_v),
+                grads: whole(&grads),
+                info: slot(&uniforms, adam_slot),
+                step: step_binding,
+            }
+            .bind(c, "adam", &k.adam.layout),
             Pipe::Adam,
             true,
             (n as u64).div_ceil(cfg.adam_wg as u64),
@@ -527,10 +504,7 @@ impl GpuTrainer {
                     let pipeline = match d.pipe {
                         Pipe::Gather => &k.gather.pipeline,
                         Pipe::Forward(shape) => k.dense_forward.pipelines.get(shape),
-                        Pipe::Head => match self.spec.head {
-                            Head::Mixture { .. } => &k.mixture_head.pipeline,
-                            Head::Mse => &k.mse_head.pipeline,
-                        },
+                        Pipe::Head => &k.head(self.spec.head_kind()).loss.pipeline,
                         Pipe::Reduce => &k.reduce.pipeline,
                         Pipe::BackwardWeight(shape) => k.dense_backward.weight.get(shape),
                         Pipe::BackwardInput(shape) => k.dense_backward.input.get(shape),

@@ -1,7 +1,6 @@
 //! The network: its spec, the flat parameter layout, initialisation, and the
 //! safetensors file format (DESIGN.md §2).
 
-pub mod infer;
 pub mod init;
 pub mod io;
 pub mod layout;
@@ -9,7 +8,7 @@ pub mod spec;
 
 pub use io::{load_model, save_model};
 pub use layout::{LayerLayout, ParamLayout};
-pub use spec::{Head, ModelSpec};
+pub use spec::{Covariance, Head, ModelSpec};
 
 use crate::data::normalize::Normalizer;
 

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::layout::{LayerLayout, ParamLayout};
 use crate::error::{MdnError, Result};
+use crate::head::{HeadDef, HeadKind};
 
 /// Bounds that keep a typo (`--k 50000`) from turning into a multi-gigabyte
 /// allocation; far above anything the toy problems or the GPU kernels need.
@@ -13,13 +14,57 @@ pub const MAX_WIDTH: usize = 8192;
 pub const MAX_DIM: usize = 1024;
 pub const MAX_HIDDEN_LAYERS: usize = 16;
 
+/// The head as the model file's `spec.head` names it (DESIGN.md §2); the
+/// code behind it is the [`HeadKind`] that [`Head::kind`] picks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Head {
-    /// K diagonal Gaussians; the last layer emits `[logits | mu | log_sigma]`.
-    Mixture { k: usize },
+    /// K Gaussians; the last layer's layout depends on the covariance.
+    Mixture {
+        k: usize,
+        /// Absent in the file means diagonal, so files written before the
+        /// full head existed keep their meaning (and their bytes).
+        #[serde(default, skip_serializing_if = "Covariance::is_diag")]
+        covariance: Covariance,
+    },
     /// Point regression trained with mean squared error.
     Mse,
+}
+
+/// The covariance of a mixture's components (`train --covariance`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Covariance {
+    /// Diagonal: `[logits | mu | log_sigma]` (DESIGN.md §1).
+    #[default]
+    Diag,
+}
+
+impl Covariance {
+    pub fn is_diag(&self) -> bool {
+        *self == Covariance::Diag
+    }
+}
+
+impl Head {
+    /// A diagonal mixture of `k` components.
+    pub fn mixture(k: usize) -> Self {
+        Head::Mixture {
+            k,
+            covariance: Covariance::Diag,
+        }
+    }
+
+    /// The plug-in behind this head.
+    pub fn kind(&self) -> HeadKind {
+        match self {
+            Head::Mixture {
+                covariance: Covariance::Diag,
+                ..
+            } => HeadKind::MixtureDiag,
+            Head::Mse => HeadKind::Mse,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,7 +96,7 @@ impl ModelSpec {
     }
 
     pub fn mixture(in_dim: usize, out_dim: usize, hidden: Vec<usize>, k: usize) -> Result<Self> {
-        Self::new(in_dim, out_dim, hidden, Head::Mixture { k })
+        Self::new(in_dim, out_dim, hidden, Head::mixture(k))
     }
 
     pub fn mlp(in_dim: usize, out_dim: usize, hidden: Vec<usize>) -> Result<Self> {
@@ -83,34 +128,44 @@ impl ModelSpec {
                 "hidden layer sizes must be 1..={MAX_WIDTH}, got {w}"
             ));
         }
-        if let Head::Mixture { k } = self.head
+        if let Head::Mixture { k, .. } = self.head
             && (k == 0 || k > MAX_K)
         {
             return bad(format!(
                 "K (mixture components) must be 1..={MAX_K}, got {k}"
             ));
         }
-        Ok(())
+        self.head_def()
+            .validate(self.k(), self.out_dim)
+            .map_err(MdnError::Spec)
     }
 
     /// Number of mixture components; 0 for an MSE head.
     pub fn k(&self) -> usize {
         match self.head {
-            Head::Mixture { k } => k,
+            Head::Mixture { k, .. } => k,
             Head::Mse => 0,
         }
     }
 
-    pub fn is_mixture(&self) -> bool {
-        matches!(self.head, Head::Mixture { .. })
+    /// The head's plug-in.
+    pub fn head_kind(&self) -> HeadKind {
+        self.head.kind()
     }
 
-    /// Width of the last layer: `K + 2·K·D` for a mixture, `D` for MSE.
+    pub fn head_def(&self) -> &'static dyn HeadDef {
+        self.head.kind().def()
+    }
+
+    /// Whether the head models a distribution (a mixture) rather than a
+    /// point prediction.
+    pub fn is_mixture(&self) -> bool {
+        self.head_def().is_distribution()
+    }
+
+    /// Width of the last layer, as the head kind defines it.
     pub fn head_width(&self) -> usize {
-        match self.head {
-            Head::Mixture { k } => k + 2 * k * self.out_dim,
-            Head::Mse => self.out_dim,
-        }
+        self.head_def().width(self.k(), self.out_dim)
     }
 
     /// Widths of every activation, input first, head last.

@@ -18,8 +18,9 @@ use winit::event_loop::{ActiveEventLoop, EventLoop};
 use winit::keyboard::{Key, NamedKey};
 use winit::window::{Window, WindowId};
 
+use crate::error::GpuError;
 use crate::error::{MdnError, Result};
-use crate::gpu::context::{GpuContext, GpuError, GpuOptions, create_instance};
+use crate::gpu::context::{GpuContext, GpuOptions, create_instance};
 
 use super::colors;
 use super::egui_pass::{EguiFrame, EguiPass};

@@ -15,7 +15,8 @@ use crate::gpu::buffers::{
 use crate::gpu::context::GpuContext;
 use crate::gpu::forward::ForwardPass;
 use crate::gpu::{Kernels, buffers};
-use crate::model::{Head, ModelSpec};
+use crate::head::HeadKind;
+use crate::model::ModelSpec;
 
 use super::plot::Span;
 
@@ -161,6 +162,15 @@ impl GridCurves {
         cols: usize,
         heat_rows: usize,
     ) -> Result<Self> {
+        // density.wgsl reads the diagonal layout of one target dimension
+        // (or an MLP's one output).
+        let drawable = matches!(spec.head_kind(), HeadKind::MixtureDiag | HeadKind::Mse);
+        if !drawable {
+            return Err(MdnError::Config(format!(
+                "the visualizer draws diagonal mixtures and MLPs, not a {} head",
+                spec.head_def().stem()
+            )));
+        }
         if spec.in_dim != 1 || spec.out_dim != 1 {
             return Err(MdnError::Config(format!(
                 "the visualizer draws one input against one target; this model has {} inputs and {} targets",
@@ -192,10 +202,7 @@ impl GridCurves {
         };
         let info_slot = arena.push(&info);
         let uniforms = arena.finish(c, "curve uniforms");
-        let strips = match spec.head {
-            Head::Mixture { k } => k,
-            Head::Mse => 1,
-        };
+        let strips = spec.head_def().strips(spec.k());
         let verts = storage_with_usage(
             c,
             "curve vertices",
@@ -289,19 +296,16 @@ impl GridCurves {
         self.forward.encode(&self.kernels, pass);
         pass.set_bind_group(0, &self.curve_bind, &[]);
         let groups = |n: usize| (n as u32).div_ceil(CURVE_WG);
-        match self.spec.head {
-            Head::Mse => {
-                pass.set_pipeline(&self.viz.mlp_curve);
+        if self.spec.is_mixture() {
+            pass.set_pipeline(&self.viz.components);
+            pass.dispatch_workgroups(groups(self.cols * self.spec.k()), 1, 1);
+            if heat {
+                pass.set_pipeline(&self.viz.density);
                 pass.dispatch_workgroups(groups(self.cols), 1, 1);
             }
-            Head::Mixture { k } => {
-                pass.set_pipeline(&self.viz.components);
-                pass.dispatch_workgroups(groups(self.cols * k), 1, 1);
-                if heat {
-                    pass.set_pipeline(&self.viz.density);
-                    pass.dispatch_workgroups(groups(self.cols), 1, 1);
-                }
-            }
+        } else {
+            pass.set_pipeline(&self.viz.mlp_curve);
+            pass.dispatch_workgroups(groups(self.cols), 1, 1);
         }
     }
 

@@ -9,15 +9,13 @@
 use std::sync::Arc;
 
 use crate::cpu::CpuTrainer;
-use crate::cpu::reduce::LossAccumulator;
 use crate::data::Dataset;
 use crate::error::Result;
-use crate::fit::DeviceChoice;
 use crate::gpu::buffers::storage_init;
-use crate::gpu::context::{GpuContext, is_software_adapter};
+use crate::gpu::context::GpuContext;
 use crate::gpu::{GpuTrainer, Kernels};
 use crate::model::ModelSpec;
-use crate::train::{TrainConfig, Trainer};
+use crate::train::{LossAccumulator, TrainConfig, Trainer};
 
 pub enum NetTrainer {
     Gpu(GpuTrainer),
@@ -27,16 +25,6 @@ pub enum NetTrainer {
         params: wgpu::Buffer,
         ctx: Arc<GpuContext>,
     },
-}
-
-/// Whether `device` trains on the CPU with this adapter: `auto` does when
-/// the adapter is a software rasteriser (the rule of `mdn train`).
-pub fn trains_on_cpu(device: DeviceChoice, ctx: &GpuContext) -> bool {
-    match device {
-        DeviceChoice::Cpu => true,
-        DeviceChoice::Gpu => false,
-        DeviceChoice::Auto => is_software_adapter(&ctx.info),
-    }
 }
 
 impl NetTrainer {

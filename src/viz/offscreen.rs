@@ -6,8 +6,8 @@ use std::path::Path;
 use std::sync::mpsc;
 
 use crate::data::Dataset;
+use crate::error::GpuError;
 use crate::error::{MdnError, Result};
-use crate::gpu::context::GpuError;
 
 use super::colors;
 use super::egui_pass::{EguiFrame, EguiPass};

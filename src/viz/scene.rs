@@ -10,17 +10,17 @@
 
 use std::sync::Arc;
 
-use super::net_trainer::{NetTrainer, trains_on_cpu};
+use super::net_trainer::NetTrainer;
 use crate::data::Dataset;
 use crate::data::normalize::Normalizer;
 use crate::data::toy::{ToyProblem, toy_dataset};
+use crate::device::DeviceChoice;
 use crate::error::{MdnError, Result};
-use crate::fit::DeviceChoice;
 use crate::gpu::Kernels;
 use crate::gpu::context::GpuContext;
 use crate::gpu::sampler::GpuSampler;
+use crate::model::ModelSpec;
 use crate::model::init::init_params;
-use crate::model::{Head, ModelSpec};
 use crate::train::{LrSchedule, TrainConfig, Trainer};
 
 use super::colors;
@@ -29,7 +29,7 @@ use super::plot::{PixelRect, PlotView, Span};
 use super::renderer::{Draw, FIELD_PI, FIELD_Y, OPAQUE, PlotDraws};
 
 /// The four demos of the tutorial.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Scene {
     /// Toy data x → y and an MLP trained with MSE.
     Forward,
@@ -496,7 +496,7 @@ impl SceneState {
         let trainer = NetTrainer::new(
             &g.ctx,
             &g.kernels,
-            trains_on_cpu(s.device, &g.ctx),
+            s.device.trains_on_cpu(&g.ctx.info),
             &spec,
             &normalized,
             params,
@@ -617,7 +617,7 @@ impl SceneState {
     /// GPU), checkpoints good parameters, restores them after a
     /// divergence, and updates the status.
     pub fn read_loss(&mut self) -> Result<()> {
-        let t_std = self.target_norm.std[0];
+        let target_norm = self.target_norm.clone();
         let stop = self.settings.stop_when_converged;
         let mut any = false;
         for net in self.nets_mut() {
@@ -633,10 +633,7 @@ impl SceneState {
                 continue;
             }
             net.trainer.checkpoint()?;
-            let loss = match net.spec.head {
-                Head::Mse => z * t_std * t_std,
-                Head::Mixture { .. } => z + t_std.ln(),
-            };
+            let loss = net.spec.head_def().loss_to_original(z as f64, &target_norm) as f32;
             let step = net.steps();
             net.loss = Some(loss);
             net.history.push((step, loss));

@@ -1,19 +1,21 @@
-//! Using a model on data in original units: head outputs, mixture
-//! parameters, point predictions, held-out loss and samples. Runs the CPU
-//! reference stages in fixed-size chunks so memory stays bounded.
+//! Using a model on data in original units: head outputs, the columns
+//! `predict` writes, point predictions, held-out loss and samples. Every
+//! head-specific step asks the head kind (`head/`). On the CPU the
+//! reference stages run in fixed-size chunks so memory stays bounded; on the
+//! GPU one set of pipelines and one forward pass serve every chunk.
 
 use std::sync::Arc;
 
-use super::{Head, Model};
 use crate::cpu::dense_forward::dense_forward;
-use crate::cpu::mixture_head::row_nll;
-use crate::cpu::sample::{SampleParams, sample};
 use crate::data::Dataset;
 use crate::error::{MdnError, Result};
 use crate::gpu::Kernels;
 use crate::gpu::buffers::storage_init;
 use crate::gpu::context::GpuContext;
 use crate::gpu::sampler::GpuSampler;
+
+use crate::head::{HeadKind, Metric, SampleParams, sample_rows};
+use crate::model::Model;
 
 const CHUNK_ROWS: usize = 8192;
 /// Rows per GPU inference pass: keeps every activation buffer far below
@@ -25,14 +27,29 @@ pub enum Inference {
     /// The CPU reference stages.
     Cpu,
     /// The GPU's forward and sampling kernels.
-    Gpu(Arc<GpuContext>),
+    Gpu(GpuInference),
 }
+
+/// A device and its pipelines, built once for every pass of a command.
+pub struct GpuInference {
+    pub ctx: Arc<GpuContext>,
+    pub kernels: Arc<Kernels>,
+}
+
+impl Inference {
+    /// GPU inference on `ctx`, with the adapter's kernels.
+    pub fn gpu(ctx: Arc<GpuContext>) -> Result<Self> {
+        let kernels = Arc::new(Kernels::new(&ctx)?);
+        Ok(Inference::Gpu(GpuInference { ctx, kernels }))
+    }
+}
+
 /// Most samples one `sample` call produces (rows × per-input): a typo such as
 /// `--per-input 1000000000` becomes an error, not a failed allocation.
 pub const MAX_SAMPLES: usize = 100_000_000;
 
-/// Mixture parameters in original units, row-major: `pi` `[rows, K]`,
-/// `mu` and `sigma` `[rows, K, D]`.
+/// Mixture parameters of a diagonal-Gaussian head in original units,
+/// row-major: `pi` `[rows, K]`, `mu` and `sigma` `[rows, K, D]`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Mixture {
     pub k: usize,
@@ -40,23 +57,6 @@ pub struct Mixture {
     pub pi: Vec<f32>,
     pub mu: Vec<f32>,
     pub sigma: Vec<f32>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Metric {
-    /// Mean negative log-likelihood in nats per row, original units.
-    Nll,
-    /// Mean squared error over rows and target dimensions, original units.
-    Mse,
-}
-
-impl Metric {
-    pub fn name(self) -> &'static str {
-        match self {
-            Metric::Nll => "nll",
-            Metric::Mse => "mse",
-        }
-    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -117,38 +117,66 @@ impl Model {
     }
 
     /// [`Model::head_outputs`] on a device; the GPU runs the forward pass
-    /// with the training kernels, in passes of at most `GPU_PASS_ROWS` rows.
+    /// with the training kernels, in passes of at most `GPU_PASS_ROWS` rows
+    /// through one set of buffers.
     pub fn head_outputs_on(&self, inputs: &[f32], dev: &Inference) -> Result<Vec<f32>> {
-        let Inference::Gpu(ctx) = dev else {
+        let Inference::Gpu(gpu) = dev else {
             return self.head_outputs(inputs);
         };
-        self.input_rows(inputs)?;
+        let rows = self.input_rows(inputs)?;
         let z = self.input_norm.apply(inputs);
-        let mut out = Vec::with_capacity(z.len() / self.spec.in_dim * self.spec.head_width());
-        for chunk in z.chunks(GPU_PASS_ROWS * self.spec.in_dim) {
-            out.extend(self.gpu_pass(ctx, chunk, 1, 0, 1.0)?.read_head()?);
+        let (din, width) = (self.spec.in_dim, self.spec.head_width());
+        let pass_rows = rows.min(GPU_PASS_ROWS);
+        let sampler = self.gpu_sampler(gpu, pass_rows, 1)?;
+        let mut out = Vec::with_capacity(rows * width);
+        let mut padded = vec![0.0f32; pass_rows * din];
+        for chunk in z.chunks(pass_rows * din) {
+            // The last pass may be short: its tail rows are zeros whose
+            // outputs are dropped.
+            padded[..chunk.len()].copy_from_slice(chunk);
+            padded[chunk.len()..].fill(0.0);
+            sampler.set_inputs(&padded)?;
+            sampler.run()?;
+            let head = sampler.read_head()?;
+            out.extend_from_slice(&head[..chunk.len() / din * width]);
         }
         Ok(out)
     }
 
-    /// Uploads the parameters and runs one forward (and, for a mixture,
-    /// sampling) pass over z-scored `inputs` on the GPU.
-    fn gpu_pass(
-        &self,
-        ctx: &Arc<GpuContext>,
-        inputs: &[f32],
-        per_input: usize,
-        seed: u32,
-        temperature: f32,
-    ) -> Result<GpuSampler> {
-        let kernels = Arc::new(Kernels::new(ctx)?);
-        let params = storage_init(ctx, "model parameters", &self.params)?;
-        let rows = inputs.len() / self.spec.in_dim;
-        let sampler = GpuSampler::new(ctx.clone(), kernels, &self.spec, &params, rows, per_input)?;
-        sampler.set_inputs(inputs)?;
-        sampler.set_options(seed, temperature)?;
-        sampler.run()?;
-        Ok(sampler)
+    /// A sampler over `rows` inputs that reads this model's parameters,
+    /// uploaded once.
+    fn gpu_sampler(&self, gpu: &GpuInference, rows: usize, per_input: usize) -> Result<GpuSampler> {
+        let params = storage_init(&gpu.ctx, "model parameters", &self.params)?;
+        GpuSampler::new(
+            gpu.ctx.clone(),
+            gpu.kernels.clone(),
+            &self.spec,
+            &params,
+            rows,
+            per_input,
+        )
+    }
+
+    /// Names of the columns [`Model::predict_on`] writes per input row.
+    pub fn prediction_columns(&self) -> Vec<String> {
+        self.spec
+            .head_def()
+            .columns(self.spec.k(), self.spec.out_dim)
+    }
+
+    /// What `predict` writes after the input columns, in original units:
+    /// `[rows, prediction_columns().len()]`, as the head kind decodes it.
+    pub fn predict_on(&self, inputs: &[f32], dev: &Inference) -> Result<Vec<f32>> {
+        let head = self.head_outputs_on(inputs, dev)?;
+        let def = self.spec.head_def();
+        let (k, width) = (self.spec.k(), self.spec.head_width());
+        let cols = self.prediction_columns().len();
+        let mut out = Vec::with_capacity(head.len() / width * cols);
+        for h in head.chunks_exact(width) {
+            def.decode(h, k, &self.target_norm, &mut out);
+        }
+        check_finite(&out, cols, "predictions")?;
+        Ok(out)
     }
 
     /// Mixture parameters in original units.
@@ -156,35 +184,24 @@ impl Model {
         self.mixture_on(inputs, &Inference::Cpu)
     }
 
+    /// The diagonal head's `pi`, `mu` and `sigma` (its `predict`
+    /// columns) in original units.
     pub fn mixture_on(&self, inputs: &[f32], dev: &Inference) -> Result<Mixture> {
-        let Head::Mixture { k } = self.spec.head else {
-            return Err(MdnError::Config(
-                "this is an MLP model, not a mixture".into(),
-            ));
-        };
-        let d = self.spec.out_dim;
-        let head = self.head_outputs_on(inputs, dev)?;
-        let width = self.spec.head_width();
-        let rows = head.len() / width;
-        let (mut pi, mut mu, mut sigma) = (
-            Vec::with_capacity(rows * k),
-            Vec::with_capacity(rows * k * d),
-            Vec::with_capacity(rows * k * d),
-        );
-        for h in head.chunks_exact(width) {
-            let m = h[..k].iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let z: f32 = h[..k].iter().map(|&l| (l - m).exp()).sum();
-            pi.extend(h[..k].iter().map(|&l| (l - m).exp() / z));
-            for i in 0..k * d {
-                let j = i % d;
-                let (mean, std) = (self.target_norm.mean[j], self.target_norm.std[j]);
-                mu.push(h[k + i] * std + mean);
-                sigma.push(h[k + k * d + i].exp() * std);
-            }
+        if self.spec.head_kind() != HeadKind::MixtureDiag {
+            return Err(MdnError::Config(format!(
+                "this is not a diagonal-Gaussian mixture model (its head is {}); use predict's columns",
+                self.spec.head_def().stem()
+            )));
         }
-        check_finite(&pi, k, "mixture weights")?;
-        check_finite(&mu, k * d, "means")?;
-        check_finite(&sigma, k * d, "standard deviations")?;
+        let (k, d) = (self.spec.k(), self.spec.out_dim);
+        let values = self.predict_on(inputs, dev)?;
+        let cols = k + 2 * k * d;
+        let (mut pi, mut mu, mut sigma) = (Vec::new(), Vec::new(), Vec::new());
+        for row in values.chunks_exact(cols) {
+            pi.extend_from_slice(&row[..k]);
+            mu.extend_from_slice(&row[k..k + k * d]);
+            sigma.extend_from_slice(&row[k + k * d..]);
+        }
         Ok(Mixture {
             k,
             d,
@@ -201,27 +218,16 @@ impl Model {
     }
 
     pub fn predict_mean_on(&self, inputs: &[f32], dev: &Inference) -> Result<Vec<f32>> {
-        match self.spec.head {
-            Head::Mse => {
-                let out = self.target_norm.invert(&self.head_outputs_on(inputs, dev)?);
-                check_finite(&out, self.spec.out_dim, "predictions")?;
-                Ok(out)
-            }
-            Head::Mixture { k } => {
-                let m = self.mixture_on(inputs, dev)?;
-                let d = m.d;
-                let rows = m.pi.len() / k;
-                let mut out = vec![0.0; rows * d];
-                for r in 0..rows {
-                    for c in 0..k {
-                        for j in 0..d {
-                            out[r * d + j] += m.pi[r * k + c] * m.mu[(r * k + c) * d + j];
-                        }
-                    }
-                }
-                Ok(out)
-            }
+        let head = self.head_outputs_on(inputs, dev)?;
+        let def = self.spec.head_def();
+        let (k, d, width) = (self.spec.k(), self.spec.out_dim, self.spec.head_width());
+        let mut z = vec![0.0f32; head.len() / width * d];
+        for (h, o) in head.chunks_exact(width).zip(z.chunks_exact_mut(d)) {
+            def.mean(h, k, o);
         }
+        let out = self.target_norm.invert(&z);
+        check_finite(&out, d, "predictions")?;
+        Ok(out)
     }
 
     /// Held-out loss in original units: NLL for a mixture, MSE for an MLP.
@@ -238,30 +244,15 @@ impl Model {
         }
         let head = self.head_outputs_on(&data.inputs, dev)?;
         let targets = self.target_norm.apply(&data.targets);
-        let width = self.spec.head_width();
-        let d = self.spec.out_dim;
+        let def = self.spec.head_def();
+        let (k, d, width) = (self.spec.k(), self.spec.out_dim, self.spec.head_width());
         let rows = data.len();
-        let (metric, value) = match self.spec.head {
-            Head::Mixture { k } => {
-                let total: f64 = head
-                    .chunks_exact(width)
-                    .zip(targets.chunks_exact(d))
-                    .map(|(h, t)| row_nll(h, t, k).0 as f64)
-                    .sum();
-                (
-                    Metric::Nll,
-                    total / rows as f64 + self.target_norm.log_det(),
-                )
-            }
-            Head::Mse => {
-                let mut total = 0.0f64;
-                for (i, (&p, &t)) in head.iter().zip(&targets).enumerate() {
-                    let std = self.target_norm.std[i % d] as f64;
-                    total += ((p - t) as f64 * std).powi(2);
-                }
-                (Metric::Mse, total / (rows * d) as f64)
-            }
-        };
+        let total: f64 = head
+            .chunks_exact(width)
+            .zip(targets.chunks_exact(d))
+            .map(|(h, t)| def.row_loss_original(h, t, k, &self.target_norm))
+            .sum();
+        let (metric, value) = (def.metric(), total / rows as f64);
         if !value.is_finite() {
             return Err(MdnError::Data(format!(
                 "the {} on this data is not finite ({value}); the model or the data is out of range",
@@ -297,12 +288,13 @@ impl Model {
         seed: u32,
         dev: &Inference,
     ) -> Result<Vec<f32>> {
-        let Head::Mixture { k } = self.spec.head else {
+        let def = self.spec.head_def();
+        if !def.is_distribution() {
             return Err(MdnError::Config(
                 "sampling needs a mixture model (--model mdn); an MLP gives one point per input"
                     .into(),
             ));
-        };
+        }
         if per_input == 0 {
             return Err(MdnError::Config("--per-input must be at least 1".into()));
         }
@@ -322,26 +314,24 @@ impl Model {
             Inference::Cpu => {
                 let head = self.head_outputs(inputs)?;
                 let p = SampleParams {
-                    k,
+                    k: self.spec.k(),
                     d,
                     per_input,
                     seed,
                     temperature,
                 };
                 let mut out = vec![0.0; rows * per_input * d];
-                sample(&head, &p, &mut out);
+                sample_rows(self.spec.head_kind(), &head, &p, &mut out);
                 out
             }
             // One pass, so sample indices (and so the draws) match the CPU's.
-            Inference::Gpu(ctx) => self
-                .gpu_pass(
-                    ctx,
-                    &self.input_norm.apply(inputs),
-                    per_input,
-                    seed,
-                    temperature,
-                )?
-                .read_samples()?,
+            Inference::Gpu(gpu) => {
+                let sampler = self.gpu_sampler(gpu, rows, per_input)?;
+                sampler.set_inputs(&self.input_norm.apply(inputs))?;
+                sampler.set_options(seed, temperature)?;
+                sampler.run()?;
+                sampler.read_samples()?
+            }
         };
         let out = self.target_norm.invert(&out);
         check_finite(&out, per_input * d, "samples")?;

@@ -138,7 +138,7 @@ unsafe fn panels(ops: &Operands, m: usize, n: usize) {
 /// loads and stores.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-pub(super) fn lane_mask(w: usize) -> __m256i {
+pub(crate) fn lane_mask(w: usize) -> __m256i {
     let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     _mm256_cmpgt_epi32(_mm256_set1_epi32(w as i32), lane)
 }
@@ -360,12 +360,12 @@ mod tests {
     }
 
     fn values(len: usize, seed: u32) -> Vec<f32> {
-        crate::cpu::simd::test_values(len, seed, 1.0)
+        crate::simd::test_values(len, seed, 1.0)
     }
 
     #[test]
     fn every_tile_shape_and_stride_matches_f64() {
-        if !crate::cpu::simd::detected() {
+        if !crate::simd::detected() {
             eprintln!("no AVX2+FMA on this CPU: the portable kernels run instead");
             return;
         }

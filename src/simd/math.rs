@@ -145,7 +145,7 @@ mod tests {
 
     #[test]
     fn exp_ln_tanh_match_std() {
-        if !crate::cpu::simd::detected() {
+        if !crate::simd::detected() {
             return;
         }
         let (mut worst_exp, mut worst_ln, mut worst_tanh) = (0u32, 0u32, 0.0f32);
@@ -194,7 +194,7 @@ mod tests {
 
     #[test]
     fn edges_follow_the_scalar_conventions() {
-        if !crate::cpu::simd::detected() {
+        if !crate::simd::detected() {
             return;
         }
         let x = [

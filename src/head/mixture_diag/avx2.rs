@@ -1,12 +1,13 @@
 //! The mixture head eight rows at a time: lane `l` holds row `r0 + l`, so
 //! every exp and log is one vector instruction sequence for eight rows, for
-//! any K and D. Same passes and formulas as `cpu::mixture_head`.
+//! any K and D. Same passes and formulas as the portable code in `super`.
 
 use std::arch::x86_64::*;
 
-use super::gemm::lane_mask;
-use super::math::{exp, ln};
-use crate::cpu::mixture_head::{HALF_LOG_2PI, mixture_head_rows_portable};
+use super::portable::mixture_head_rows_portable;
+use crate::head::def::HALF_LOG_2PI;
+use crate::simd::gemm::lane_mask;
+use crate::simd::math::{exp, ln};
 
 /// `mixture_head_rows` for rows in groups of eight; the last `rows % 8`
 /// rows go through the portable code.
@@ -217,4 +218,67 @@ fn st(s: &mut [f32], i: usize, x: __m256) {
 unsafe fn gather(src: &[f32], at: usize, index: __m256i) -> __m256 {
     // SAFETY: guaranteed by the caller.
     unsafe { _mm256_i32gather_ps::<4>(src.as_ptr().add(at), index) }
+}
+
+/// The AVX2 head against the portable one on awkward sizes and values.
+#[cfg(test)]
+mod tests {
+    use super::super::portable::mixture_head_rows_portable;
+    use crate::simd::{assert_close, test_values as values};
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+        /// Any K, D and row count, with logits and log σ over a wide range.
+        #[test]
+        fn mixture_heads_agree_on_any_shape(
+            rows in 1usize..40,
+            k in 1usize..10,
+            d in 1usize..4,
+            seed: u32,
+        ) {
+            if !crate::simd::detected() {
+                return Ok(());
+            }
+            let width = k + 2 * k * d;
+            let head = values(rows * width, seed, 6.0);
+            let target = values(rows * d, seed ^ 3, 3.0);
+            let (mut gf, mut gs) = (vec![0.0; rows * width], vec![0.0; rows * width]);
+            let (mut lf, mut ls) = (vec![0.0; rows], vec![0.0; rows]);
+            unsafe {
+                super::mixture_head_rows(&head, &target, k, 0.5, &mut gf, &mut lf, &mut Vec::new())
+            };
+            mixture_head_rows_portable(&head, &target, k, 0.5, &mut gs, &mut ls, &mut Vec::new());
+            assert_close("row loss", &lf, &ls, 1e-4);
+            assert_close("head gradient", &gf, &gs, 1e-4);
+        }
+    }
+
+    #[test]
+    fn mixture_head_matches_the_portable_one() {
+        if !crate::simd::detected() {
+            eprintln!("no AVX2+FMA on this CPU: only the portable kernels exist here");
+            return;
+        }
+        for &(rows, k, d) in &[(1, 1, 1), (8, 5, 1), (29, 3, 2), (64, 8, 1), (19, 10, 3)] {
+            let width = k + 2 * k * d;
+            let mut head = values(rows * width, 4, 2.0);
+            // Extreme rows among ordinary ones: a dominant logit, a tiny σ,
+            // a target far from every mean.
+            head[0] = 90.0;
+            if rows > 8 {
+                head[width + k + k * d] = -30.0;
+            }
+            let mut target = values(rows * d, 5, 1.5);
+            target[rows * d - 1] = 1e3;
+            let (mut gf, mut gs) = (vec![0.0; rows * width], vec![0.0; rows * width]);
+            let (mut lf, mut ls) = (vec![0.0; rows], vec![0.0; rows]);
+            unsafe {
+                super::mixture_head_rows(&head, &target, k, 0.25, &mut gf, &mut lf, &mut Vec::new())
+            };
+            mixture_head_rows_portable(&head, &target, k, 0.25, &mut gs, &mut ls, &mut Vec::new());
+            assert_close("row loss", &lf, &ls, 2e-5);
+            assert_close("head gradient", &gf, &gs, 2e-5);
+        }
+    }
 }

@@ -1,8 +1,8 @@
-//! Twin of `shaders/sample.wgsl`: draws from the mixture with a counter-based
-//! RNG, so the GPU and the CPU draw the same numbers from the same seed and
-//! every sample is independent of how the work is split.
-
-use rayon::prelude::*;
+//! Sampling from a head's distribution with a counter-based RNG (twin of
+//! the RNG in `shaders/common.wgsl`), so the GPU and the CPU draw the same
+//! numbers from the same seed and every sample is independent of how the
+//! work is split. Each head kind's `sample_one` is the CPU twin of its
+//! shader's `sample` entry; `head::sample_rows` draws whole batches.
 
 /// PCG-style integer hash (Jarzynski & Olano, "Hash Functions for GPU
 /// Rendering", 2020); the shader has the same function.
@@ -39,46 +39,26 @@ pub struct SampleParams {
     pub temperature: f32,
 }
 
-/// Draws one sample for global sample index `index` from one row of head
-/// outputs, writing D values to `out`.
+/// The component a draw comes from: π^(1/T), renormalised (a softmax of
+/// the logits at temperature T), inverted at the draw's first uniform.
+/// Shared by every mixture head, like the shaders' copies of the loop.
 #[inline]
-pub fn sample_one(head: &[f32], p: &SampleParams, index: u32, out: &mut [f32]) {
-    let (k_count, d_count) = (p.k, p.d);
+pub fn choose_component(logits: &[f32], p: &SampleParams, index: u32) -> usize {
     let inv_t = 1.0 / p.temperature;
-    // π^(1/T) ∝ exp(logit/T): a softmax at temperature T.
-    let m = head[..k_count]
-        .iter()
-        .copied()
-        .fold(f32::NEG_INFINITY, f32::max);
+    let m = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let mut total = 0.0f32;
-    for k in 0..k_count {
-        total += ((head[k] - m) * inv_t).exp();
+    for &l in logits {
+        total += ((l - m) * inv_t).exp();
     }
     let u = uniform(p.seed, index, 0) * total;
-    let mut chosen = k_count - 1;
     let mut cum = 0.0f32;
-    for k in 0..k_count {
-        cum += ((head[k] - m) * inv_t).exp();
+    for (k, &l) in logits.iter().enumerate() {
+        cum += ((l - m) * inv_t).exp();
         if u < cum {
-            chosen = k;
-            break;
+            return k;
         }
     }
-    for d in 0..d_count {
-        let i = chosen * d_count + d;
-        let mu = head[k_count + i];
-        let sigma = head[k_count + k_count * d_count + i].exp();
-        out[d] = mu + p.temperature * sigma * normal(p.seed, index, 1 + 2 * d as u32);
-    }
-}
-
-/// `head` `[rows, K + 2KD]` → `out` `[rows · per_input, D]` (z-scored units).
-pub fn sample(head: &[f32], p: &SampleParams, out: &mut [f32]) {
-    let width = p.k + 2 * p.k * p.d;
-    out.par_chunks_mut(p.d).enumerate().for_each(|(i, o)| {
-        let row = i / p.per_input;
-        sample_one(&head[row * width..(row + 1) * width], p, i as u32, o);
-    });
+    logits.len() - 1
 }
 
 #[cfg(test)]
@@ -125,7 +105,7 @@ mod tests {
                 temperature: t,
             };
             let mut out = vec![0.0; 20_000];
-            sample(&head, &p, &mut out);
+            crate::head::sample_rows(crate::head::HeadKind::MixtureDiag, &head, &p, &mut out);
             assert!(out.iter().all(|v| (v.abs() - 5.0).abs() < 1.0 * t.max(1.0)));
             out.iter().filter(|&&v| v > 0.0).count() as f64 / 20_000.0
         };

@@ -8,13 +8,15 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
-use crate::cpu::adam::AdamStep;
-use crate::cpu::reduce::LossAccumulator;
 use crate::data::Dataset;
 use crate::error::{MdnError, Result};
 use crate::model::{ModelSpec, ParamLayout};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub mod step;
+
+pub use step::{AdamStep, LossAccumulator};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LrSchedule {
     Constant,
     /// Cosine decay from `lr` to `lr · COSINE_FLOOR` over the run: the late,

@@ -1,13 +1,19 @@
-//! Twin of `shaders/mixture_head.wgsl`: per row, the mixture NLL by
+//! The diagonal-Gaussian mixture head, twin of
+//! `shaders/heads/mixture_diag.wgsl`: per row, the mixture NLL by
 //! log-sum-exp and the gradient of the mean batch loss with respect to the
-//! head outputs `[logits (K) | mu (K·D) | log_sigma (K·D)]`, in one pass.
+//! head outputs `[logits (K) | mu (K·D) | log_sigma (K·D)]`, in one pass;
+//! and one draw per sample. The AVX2 version of the loss is in [`avx2`].
+
+#[cfg(target_arch = "x86_64")]
+pub mod avx2;
+pub mod portable;
 
 use rayon::prelude::*;
 
-use super::rows_per_task;
-
-/// ½·log(2π).
-pub const HALF_LOG_2PI: f32 = 0.918_938_5;
+use super::def::{HALF_LOG_2PI, HeadDef, Metric, component_suffix, mixture_mean, softmax_into};
+use super::sample::{SampleParams, choose_component, normal};
+use crate::data::normalize::Normalizer;
+use crate::simd::rows_per_task;
 
 /// `log π_k + Σ_d log N(t_d | μ_kd, σ_kd)` for component `k`.
 #[inline]
@@ -76,13 +82,6 @@ pub fn mixture_head(
         });
 }
 
-/// `exp` that returns 0 without the slow underflow path for arguments whose
-/// result is below f32's smallest normal anyway.
-#[inline]
-fn exp_or_zero(x: f32) -> f32 {
-    if x < -87.0 { 0.0 } else { x.exp() }
-}
-
 /// The same for a block of rows on the calling thread. `scratch` (any
 /// length; resized here) keeps per-component values between the two passes,
 /// so each exponential is taken once per row. Runs the eight-lane version
@@ -97,88 +96,108 @@ pub fn mixture_head_rows(
     scratch: &mut Vec<f32>,
 ) {
     #[cfg(target_arch = "x86_64")]
-    if super::simd::available() {
+    if crate::simd::available() {
         // SAFETY: available() checked AVX2 and FMA.
         unsafe {
-            super::simd::mixture::mixture_head_rows(
+            avx2::mixture_head_rows(
                 head, target, k_count, grad_scale, grad_head, row_loss, scratch,
             )
         };
         return;
     }
-    mixture_head_rows_portable(
+    portable::mixture_head_rows_portable(
         head, target, k_count, grad_scale, grad_head, row_loss, scratch,
     );
 }
 
-/// `mixture_head_rows` in scalar Rust, one row at a time.
-pub(crate) fn mixture_head_rows_portable(
-    head: &[f32],
-    target: &[f32],
-    k_count: usize,
-    grad_scale: f32,
-    grad_head: &mut [f32],
-    row_loss: &mut [f32],
-    scratch: &mut Vec<f32>,
-) {
-    let d_count = target.len() / row_loss.len().max(1);
-    let width = k_count + 2 * k_count * d_count;
-    let (mu_off, ls_off) = (k_count, k_count + k_count * d_count);
-    scratch.resize(2 * k_count + k_count * d_count, 0.0);
-    let (pi, rest) = scratch.split_at_mut(k_count);
-    let (lp, inv_sigma) = rest.split_at_mut(k_count);
-    for (r, (g, loss)) in grad_head
-        .chunks_exact_mut(width)
-        .zip(row_loss.iter_mut())
-        .enumerate()
-    {
-        let h = &head[r * width..(r + 1) * width];
-        let t = &target[r * d_count..(r + 1) * d_count];
-        // log π by log-sum-exp over the logits; π itself falls out of it.
-        let m_l = h[..k_count]
-            .iter()
-            .copied()
-            .fold(f32::NEG_INFINITY, f32::max);
-        let mut sum_l = 0.0f32;
-        for k in 0..k_count {
-            pi[k] = exp_or_zero(h[k] - m_l);
-            sum_l += pi[k];
-        }
-        let lse_l = m_l + sum_l.ln();
-        // Pass 1: log π_k + Σ_d log N(t_d | μ_kd, σ_kd) per component.
-        let mut m = f32::NEG_INFINITY;
-        for k in 0..k_count {
-            let mut acc = h[k] - lse_l;
-            for d in 0..d_count {
-                let i = k * d_count + d;
-                let inv = (-h[ls_off + i]).exp();
-                inv_sigma[i] = inv;
-                let z = (t[d] - h[mu_off + i]) * inv;
-                acc -= 0.5 * z * z + h[ls_off + i] + HALF_LOG_2PI;
+/// One draw from a row `[logits | mu | log_sigma]`: the component by
+/// [`choose_component`], then μ + T·σ·z per dimension.
+#[inline]
+pub fn sample_one(head: &[f32], p: &SampleParams, index: u32, out: &mut [f32]) {
+    let (k_count, d_count) = (p.k, p.d);
+    let chosen = choose_component(&head[..k_count], p, index);
+    for d in 0..d_count {
+        let i = chosen * d_count + d;
+        let mu = head[k_count + i];
+        let sigma = head[k_count + k_count * d_count + i].exp();
+        out[d] = mu + p.temperature * sigma * normal(p.seed, index, 1 + 2 * d as u32);
+    }
+}
+
+/// The kind's definition ([`super::HeadKind::MixtureDiag`]).
+pub struct MixtureDiag;
+
+impl HeadDef for MixtureDiag {
+    fn stem(&self) -> &'static str {
+        "mixture_diag"
+    }
+
+    fn wgsl(&self) -> String {
+        include_str!("../../../shaders/heads/mixture_diag.wgsl").to_string()
+    }
+
+    fn width(&self, k: usize, d: usize) -> usize {
+        k + 2 * k * d
+    }
+
+    fn validate(&self, _k: usize, _d: usize) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn metric(&self) -> Metric {
+        Metric::Nll
+    }
+
+    fn strips(&self, k: usize) -> usize {
+        k
+    }
+
+    fn loss_rows(
+        &self,
+        head: &[f32],
+        target: &[f32],
+        k: usize,
+        grad_scale: f32,
+        grad_head: &mut [f32],
+        row_loss: &mut [f32],
+        scratch: &mut Vec<f32>,
+    ) {
+        mixture_head_rows(head, target, k, grad_scale, grad_head, row_loss, scratch);
+    }
+
+    fn row_loss_original(&self, head: &[f32], target: &[f32], k: usize, norm: &Normalizer) -> f64 {
+        row_nll(head, target, k).0 as f64 + norm.log_det()
+    }
+
+    fn loss_to_original(&self, loss: f64, norm: &Normalizer) -> f64 {
+        loss + norm.log_det()
+    }
+
+    fn columns(&self, k: usize, d: usize) -> Vec<String> {
+        let mut names: Vec<String> = (0..k).map(|c| format!("pi_{c}")).collect();
+        for name in ["mu", "sigma"] {
+            for c in 0..k {
+                names.extend((0..d).map(|j| format!("{name}_{}", component_suffix(c, j, d))));
             }
-            lp[k] = acc;
-            m = m.max(acc);
         }
-        let mut s = 0.0f32;
-        for v in lp.iter_mut() {
-            *v = exp_or_zero(*v - m);
-            s += *v;
-        }
-        *loss = -(m + s.ln());
-        // Pass 2: γ_k = posterior responsibility; DESIGN.md §1 gradients.
-        let inv_s = 1.0 / s;
-        let inv_sum_l = 1.0 / sum_l;
-        for k in 0..k_count {
-            let gamma = lp[k] * inv_s;
-            g[k] = (pi[k] * inv_sum_l - gamma) * grad_scale;
-            for d in 0..d_count {
-                let i = k * d_count + d;
-                let inv = inv_sigma[i];
-                let z = (t[d] - h[mu_off + i]) * inv;
-                g[mu_off + i] = -gamma * z * inv * grad_scale;
-                g[ls_off + i] = gamma * (1.0 - z * z) * grad_scale;
-            }
-        }
+        names
+    }
+
+    fn decode(&self, head: &[f32], k: usize, norm: &Normalizer, out: &mut Vec<f32>) {
+        let d = norm.dim();
+        let at = out.len();
+        out.resize(at + k, 0.0);
+        softmax_into(&head[..k], &mut out[at..]);
+        out.extend((0..k * d).map(|i| head[k + i] * norm.std[i % d] + norm.mean[i % d]));
+        out.extend((0..k * d).map(|i| head[k + k * d + i].exp() * norm.std[i % d]));
+    }
+
+    fn mean(&self, head: &[f32], k: usize, out: &mut [f32]) {
+        mixture_mean(head, k, out);
+    }
+
+    fn sample_one(&self, head: &[f32], p: &SampleParams, index: u32, out: &mut [f32]) {
+        sample_one(head, p, index, out);
     }
 }
 

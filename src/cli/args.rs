@@ -1,0 +1,266 @@
+//! Argument definitions (DESIGN.md §2).
+
+use std::path::PathBuf;
+
+use super::bench;
+use super::choices::{Backend, Device, SceneArg, Schedule, Toy};
+use clap::{Args, Parser, Subcommand};
+use mdn::gpu::context::GpuOptions;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "mdn",
+    version,
+    about = "Mixture Density Networks on the GPU: train, evaluate, sample, and watch why point regression fails on inverse problems"
+)]
+pub struct Cli {
+    /// Graphics API for the GPU (default: $WGPU_BACKEND, else any).
+    #[arg(long, global = true, value_enum)]
+    pub backend: Option<Backend>,
+    /// Use the adapter whose name contains this text (default: $WGPU_ADAPTER_NAME).
+    #[arg(long, global = true, value_name = "SUBSTR")]
+    pub adapter: Option<String>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+impl Cli {
+    pub fn gpu_options(&self) -> GpuOptions {
+        GpuOptions {
+            backend: self.backend.map(Into::into),
+            adapter: self.adapter.clone(),
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Write Bishop's toy data set as CSV.
+    Data(DataArgs),
+    /// Train an MDN or an MLP and save it as safetensors.
+    Train(TrainArgs),
+    /// Mean NLL (mixture) or MSE (MLP) of a model on a CSV file, in original units.
+    Eval(EvalArgs),
+    /// Mixture parameters (or MLP predictions) for each input row, as CSV.
+    Predict(PredictArgs),
+    /// Samples from the mixture for each input, as CSV.
+    Sample(SampleArgs),
+    /// Every GPU adapter of every backend on this machine, with driver info.
+    Adapters(AdaptersArgs),
+    /// GPU vs CPU training throughput on the toy inverse problem.
+    Bench(bench::BenchArgs),
+    /// Open the desktop visualizer (what `mdn` alone does).
+    View(ViewArgs),
+    /// Train a visualizer scene and render it to a PNG, offscreen: no window or X server needed.
+    Render(RenderArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ViewArgs {
+    #[arg(long, value_enum, default_value = "forward")]
+    pub scene: SceneArg,
+    /// Mixture components of the MDN (1–10).
+    #[arg(long, default_value_t = mdn::viz::Settings::default().k as u64, value_parser = clap::value_parser!(u64).range(1..=mdn::viz::scene::MAX_K as u64))]
+    pub k: u64,
+    /// Points sampled from the mixture each frame.
+    #[arg(long, default_value_t = mdn::viz::Settings::default().samples)]
+    pub samples: usize,
+    /// Start training at once.
+    #[arg(long)]
+    pub play: bool,
+    /// Close after this many frames and print the frame rate.
+    #[arg(long, hide = true)]
+    pub frames: Option<u64>,
+    /// Window size in logical pixels, WxH.
+    #[arg(long, value_name = "WxH", default_value = "1200x760")]
+    pub size: String,
+    /// What to draw at first, comma-separated: data, samples, density, means, pi.
+    #[arg(long, value_name = "LIST", default_value = "data,samples")]
+    pub layers: String,
+    /// Where the nets train: the GPU, or the CPU when the only adapter is a software rasteriser (drawing always uses the adapter).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub device: Device,
+}
+
+impl Default for ViewArgs {
+    fn default() -> Self {
+        let s = mdn::viz::Settings::default();
+        ViewArgs {
+            scene: SceneArg::Forward,
+            k: s.k as u64,
+            samples: s.samples,
+            play: false,
+            frames: None,
+            size: "1200x760".into(),
+            layers: "data,samples".into(),
+            device: Device::Auto,
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct RenderArgs {
+    #[arg(long, value_enum)]
+    pub scene: SceneArg,
+    /// Where to write the PNG.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Training steps before the picture is taken.
+    #[arg(long, default_value_t = 3000)]
+    pub steps: usize,
+    #[arg(long, default_value_t = 960)]
+    pub width: u32,
+    #[arg(long, default_value_t = 600)]
+    pub height: u32,
+    /// Points to train on instead of the toy data (CSV with a header: input column, then target column).
+    #[arg(long, value_name = "F.csv")]
+    pub points: Option<PathBuf>,
+    /// Mixture components of the MDN (1–10).
+    #[arg(long, default_value_t = mdn::viz::Settings::default().k as u64, value_parser = clap::value_parser!(u64).range(1..=mdn::viz::scene::MAX_K as u64))]
+    pub k: u64,
+    /// Points sampled from the mixture.
+    #[arg(long, default_value_t = mdn::viz::Settings::default().samples)]
+    pub samples: usize,
+    /// What to draw, comma-separated: data, samples, density, means, pi.
+    #[arg(long, value_name = "LIST", default_value = "data,samples")]
+    pub layers: String,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Where the nets train: the GPU, or the CPU when the only adapter is a software rasteriser (drawing always uses the adapter).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub device: Device,
+}
+
+#[derive(Args, Debug)]
+pub struct AdaptersArgs {
+    /// One JSON object per adapter and line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DataArgs {
+    #[arg(long, value_enum)]
+    pub toy: Toy,
+    #[arg(long, default_value_t = mdn::data::toy::DEFAULT_TOY_ROWS)]
+    pub n: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModelKind {
+    Mdn,
+    Mlp,
+}
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Training data (CSV with a header row).
+    #[arg(long, conflicts_with = "toy", required_unless_present = "toy")]
+    pub data: Option<PathBuf>,
+    /// Train on freshly generated toy data instead of a file.
+    #[arg(long, value_enum)]
+    pub toy: Option<Toy>,
+    /// Rows of toy data to generate with --toy.
+    // `requires` alone is not enforced for an argument with a default value
+    // (clap#3076), so `--data F --n 5` would silently ignore `--n`.
+    #[arg(long, default_value_t = mdn::defaults::TOY_TRAIN_ROWS, requires = "toy", conflicts_with = "data")]
+    pub n: usize,
+    /// Input columns, comma-separated (default: all but the last).
+    #[arg(long, value_name = "COLS")]
+    pub input: Option<String>,
+    /// Target columns, comma-separated (default: the last).
+    #[arg(long, value_name = "COLS")]
+    pub target: Option<String>,
+    #[arg(long, value_enum, default_value = "mdn")]
+    pub model: ModelKind,
+    /// Mixture components.
+    #[arg(long, default_value_t = mdn::defaults::K)]
+    pub k: usize,
+    /// Hidden layer sizes, comma-separated.
+    #[arg(long, default_value = mdn::defaults::HIDDEN)]
+    pub hidden: String,
+    /// Adam steps.
+    #[arg(long, default_value_t = mdn::defaults::STEPS, conflicts_with = "epochs")]
+    pub steps: usize,
+    /// Passes over the data (instead of --steps).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    #[arg(long, default_value_t = mdn::defaults::BATCH)]
+    pub batch: usize,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = mdn::defaults::LR, allow_negative_numbers = true)]
+    pub lr: f64,
+    #[arg(long, value_enum, default_value = "cosine")]
+    pub schedule: Schedule,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub device: Device,
+    /// Held-out data to report the loss on (default with --toy: fresh toy data).
+    #[arg(long)]
+    pub test: Option<PathBuf>,
+    /// Where to write the model (safetensors).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// Where to run: the GPU when a hardware adapter exists, else the CPU.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub device: Device,
+    #[arg(long)]
+    pub model: PathBuf,
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Print one JSON object instead of `nll <value>`.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct PredictArgs {
+    /// Where to run: the GPU when a hardware adapter exists, else the CPU.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub device: Device,
+    #[arg(long)]
+    pub model: PathBuf,
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Write the CSV here instead of stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct SampleArgs {
+    /// Where to run: the GPU when a hardware adapter exists, else the CPU.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub device: Device,
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Inputs from a CSV file (its columns are picked by the model's input names).
+    #[arg(long, conflicts_with = "grid", required_unless_present = "grid")]
+    pub data: Option<PathBuf>,
+    /// Evenly spaced inputs LO:HI:N (single-input models).
+    #[arg(long, value_name = "LO:HI:N")]
+    pub grid: Option<String>,
+    /// Samples per input row.
+    #[arg(long, default_value_t = 1)]
+    pub per_input: usize,
+    /// Scales σ by T and sharpens (T < 1) or flattens (T > 1) π.
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    pub temperature: f32,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u32,
+    /// Write the CSV here instead of stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}

@@ -1,0 +1,134 @@
+//! What a head kind supplies ([`HeadDef`]) and the pieces the mixture
+//! kinds share. The registry of kinds is `head/mod.rs`.
+
+use super::sample::SampleParams;
+use crate::data::normalize::Normalizer;
+
+/// ½·log(2π); `HALF_LOG_2PI` in `shaders/common.wgsl`.
+pub const HALF_LOG_2PI: f32 = 0.918_938_5;
+
+/// What a head's loss measures, and so what `eval` and `train` report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Metric {
+    /// Mean negative log-likelihood in nats per row, original units.
+    Nll,
+    /// Mean squared error over rows and target dimensions, original units.
+    Mse,
+}
+
+impl Metric {
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Nll => "nll",
+            Metric::Mse => "mse",
+        }
+    }
+}
+
+/// Everything a head kind supplies. `k` is the number of mixture components
+/// (ignored by heads without components), `d` the target width. Head rows
+/// and targets are z-scored (DESIGN.md §1) unless a method says otherwise.
+pub trait HeadDef: Sync {
+    /// The shader's file stem in `shaders/heads/`, also the kind's name in
+    /// messages.
+    fn stem(&self) -> &'static str;
+
+    /// The head's WGSL, without the shared prelude (`common.wgsl`), which
+    /// the GPU code prepends; constants the shader shares with Rust are
+    /// emitted here from the Rust side.
+    fn wgsl(&self) -> String;
+
+    /// Outputs of the last layer.
+    fn width(&self, k: usize, d: usize) -> usize;
+
+    /// Refuses a K or D the head cannot take, with the reason.
+    fn validate(&self, k: usize, d: usize) -> Result<(), String>;
+
+    /// What the loss measures; a head whose metric is NLL models a
+    /// distribution and has a `sample` entry point.
+    fn metric(&self) -> Metric;
+
+    /// Whether the head models a distribution (can be sampled, has a pdf).
+    fn is_distribution(&self) -> bool {
+        self.metric() == Metric::Nll
+    }
+
+    /// Components as the visualizer draws them (curves, π panel): K for a
+    /// mixture, 1 for a point prediction.
+    fn strips(&self, k: usize) -> usize;
+
+    /// CPU twin of the shader's `loss` entry for a block of rows
+    /// (`row_loss.len()` rows): writes each row's loss and
+    /// `grad_scale · ∂row_loss/∂head`. `scratch` is the caller's, reused
+    /// between calls.
+    #[allow(clippy::too_many_arguments)]
+    fn loss_rows(
+        &self,
+        head: &[f32],
+        target: &[f32],
+        k: usize,
+        grad_scale: f32,
+        grad_head: &mut [f32],
+        row_loss: &mut [f32],
+        scratch: &mut Vec<f32>,
+    );
+
+    /// One row's loss (z-scored head and target) in original units, so the
+    /// mean over rows is what `eval` reports.
+    fn row_loss_original(&self, head: &[f32], target: &[f32], k: usize, norm: &Normalizer) -> f64;
+
+    /// A mean training loss (z-scored units) in original units; exact for
+    /// D = 1, which is all the visualizer shows.
+    fn loss_to_original(&self, loss: f64, norm: &Normalizer) -> f64;
+
+    /// Names of the columns `predict` writes after the input columns.
+    fn columns(&self, k: usize, d: usize) -> Vec<String>;
+
+    /// One row of `predict` values in original units, `columns` long,
+    /// appended to `out`.
+    fn decode(&self, head: &[f32], k: usize, norm: &Normalizer, out: &mut Vec<f32>);
+
+    /// The point prediction (the conditional mean), z-scored, `d` values.
+    fn mean(&self, head: &[f32], k: usize, out: &mut [f32]);
+
+    /// One draw (z-scored, `p.d` values) for global sample `index` of one
+    /// head row: the CPU twin of the shader's `sample` entry. Only called
+    /// on heads that are [`HeadDef::is_distribution`].
+    fn sample_one(&self, head: &[f32], p: &SampleParams, index: u32, out: &mut [f32]);
+}
+
+/// The π of a mixture head row whose first `k` values are logits: the
+/// softmax both mixture kinds share, written to `out`.
+pub fn softmax_into(logits: &[f32], out: &mut [f32]) {
+    let m = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut z = 0.0f32;
+    for (o, &l) in out.iter_mut().zip(logits) {
+        *o = (l - m).exp();
+        z += *o;
+    }
+    out.iter_mut().for_each(|o| *o /= z);
+}
+
+/// `Σ_k π_k μ_k` of a mixture row laid out `[logits (K) | mu (K·D) | …]`,
+/// as both mixture kinds are.
+pub fn mixture_mean(head: &[f32], k: usize, out: &mut [f32]) {
+    let d = out.len();
+    let mut pi = vec![0.0f32; k];
+    softmax_into(&head[..k], &mut pi);
+    out.fill(0.0);
+    for (c, &p) in pi.iter().enumerate() {
+        for (j, o) in out.iter_mut().enumerate() {
+            *o += p * head[k + c * d + j];
+        }
+    }
+}
+
+/// Column suffix of component `c`, dimension `j`: `c` for one target
+/// dimension, `c_j` for several (DESIGN.md §2, `predict`).
+pub fn component_suffix(c: usize, j: usize, d: usize) -> String {
+    if d == 1 {
+        format!("{c}")
+    } else {
+        format!("{c}_{j}")
+    }
+}
