@@ -51,6 +51,37 @@ fn reference_loss(spec: &ModelSpec, params: &[f64], data: &Dataset) -> f64 {
                 }
                 -p.ln()
             }
+            // DESIGN.md's formula as written: U from the row-by-row upper
+            // triangle (diagonal as logs), log N = −(D/2)·log 2π + Σ log U_dd
+            // − ½‖U (t − μ)‖², densities summed directly.
+            Head::Mixture {
+                k,
+                covariance: Covariance::Full,
+            } => {
+                let e: Vec<f64> = a[..k].iter().map(|l| l.exp()).collect();
+                let z: f64 = e.iter().sum();
+                let tri = d * (d + 1) / 2;
+                let mut p = 0.0;
+                for c in 0..k {
+                    let block = &a[k + k * d + c * tri..][..tri];
+                    let mut u = vec![vec![0.0; d]; d];
+                    let mut n = 0;
+                    for (i, row) in u.iter_mut().enumerate() {
+                        for (j, cell) in row.iter_mut().enumerate().skip(i) {
+                            *cell = if i == j { block[n].exp() } else { block[n] };
+                            n += 1;
+                        }
+                    }
+                    let r: Vec<f64> = (0..d).map(|j| t[j] - a[k + c * d + j]).collect();
+                    let mut log_n = -(d as f64) * 0.5 * (2.0 * std::f64::consts::PI).ln();
+                    for (i, row) in u.iter().enumerate() {
+                        let v: f64 = row.iter().zip(&r).map(|(a, b)| a * b).sum();
+                        log_n += row[i].ln() - 0.5 * v * v;
+                    }
+                    p += e[c] / z * log_n.exp();
+                }
+                -p.ln()
+            }
         };
     }
     total / data.len() as f64
@@ -124,6 +155,17 @@ fn check_gradients(spec: ModelSpec, rows: usize) {
 fn mixture_gradients_match_finite_differences() {
     for (k, d) in [(1, 1), (1, 2), (3, 1), (3, 2)] {
         check_gradients(ModelSpec::mixture(2, d, vec![5, 4], k).unwrap(), 7);
+    }
+}
+
+#[test]
+fn full_covariance_gradients_match_finite_differences() {
+    for (k, d) in [(1, 2), (1, 3), (3, 2), (3, 3)] {
+        let head = Head::Mixture {
+            k,
+            covariance: Covariance::Full,
+        };
+        check_gradients(ModelSpec::new(2, d, vec![5, 4], head).unwrap(), 7);
     }
 }
 

@@ -290,6 +290,63 @@ fn mixture_head_matches_cpu() {
     eprintln!("mixture_head: worst error {worst_l:.2e} (loss), {worst_g:.2e} (gradient) of scale");
 }
 
+/// Full-covariance head rows: logits of a few units, means around 0, the
+/// precision factor's log-diagonal from −1 to 1.5 and off-diagonals that
+/// correlate the dimensions strongly.
+fn random_full_head(rng: &mut ChaCha8Rng, rows: usize, k: usize, d: usize) -> Vec<f32> {
+    let tri = d * (d + 1) / 2;
+    let mut head = Vec::with_capacity(rows * (k + k * d + k * tri));
+    for _ in 0..rows {
+        head.extend(uniform(rng, k, -2.5, 2.5));
+        head.extend(uniform(rng, k * d, -1.5, 1.5));
+        for _ in 0..k {
+            for i in 0..d {
+                head.push(rng.random_range(-1.0..1.5));
+                head.extend(uniform(rng, d - 1 - i, -2.0, 2.0));
+            }
+        }
+    }
+    head
+}
+
+#[test]
+fn full_covariance_head_matches_cpu() {
+    let (mut worst_l, mut worst_g) = (0.0f32, 0.0f32);
+    let def = HeadKind::MixtureFull.def();
+    each_kernels(|label, st| {
+        let mut rng = ChaCha8Rng::seed_from_u64(13);
+        for rows in [1, 67, 200] {
+            for k in [1, 7] {
+                for d in [2, 3, 5] {
+                    let head = random_full_head(&mut rng, rows, k, d);
+                    let target = uniform(&mut rng, rows * d, -2.0, 2.0);
+                    let scale = 1.0 / rows as f32;
+                    let mut grad = vec![0.0; head.len()];
+                    let mut loss = vec![0.0; rows];
+                    def.loss_rows(
+                        &head,
+                        &target,
+                        k,
+                        scale,
+                        &mut grad,
+                        &mut loss,
+                        &mut Vec::new(),
+                    );
+                    let (gpu_grad, gpu_loss) = st
+                        .head_loss(HeadKind::MixtureFull, &head, &target, k, d, scale)
+                        .unwrap();
+                    let what = format!("{label} mixture_full rows {rows} K {k} D {d}");
+                    worst_l =
+                        worst_l.max(assert_close(&format!("{what} loss"), &gpu_loss, &loss, TOL));
+                    worst_g =
+                        worst_g.max(assert_close(&format!("{what} grad"), &gpu_grad, &grad, TOL));
+                }
+            }
+        }
+    });
+    eprintln!("mixture_full: worst error {worst_l:.2e} (loss), {worst_g:.2e} (gradient) of scale");
+}
+
 #[test]
 fn mse_head_matches_cpu() {
     let mut worst = 0.0f32;
@@ -443,11 +500,20 @@ fn samples_match_cpu_for_the_same_seed() {
     let mut total = 0usize;
     each_kernels(|label, st| {
         let mut rng = ChaCha8Rng::seed_from_u64(8);
+        let cases = [
+            (HeadKind::MixtureDiag, 1),
+            (HeadKind::MixtureDiag, 3),
+            (HeadKind::MixtureFull, 2),
+            (HeadKind::MixtureFull, 3),
+        ];
         for rows in [1, 67] {
             for k in [1, 7] {
-                for d in [1, 3] {
+                for (kind, d) in cases {
                     for temperature in [1.0, 0.6] {
-                        let head = random_head(&mut rng, rows, k, d);
+                        let head = match kind {
+                            HeadKind::MixtureFull => random_full_head(&mut rng, rows, k, d),
+                            _ => random_head(&mut rng, rows, k, d),
+                        };
                         let p = SampleParams {
                             k,
                             d,
@@ -456,8 +522,8 @@ fn samples_match_cpu_for_the_same_seed() {
                             temperature,
                         };
                         let mut cpu = vec![0.0; rows * p.per_input * d];
-                        sample_rows(HeadKind::MixtureDiag, &head, &p, &mut cpu);
-                        let gpu = st.sample(HeadKind::MixtureDiag, &head, &p).unwrap();
+                        sample_rows(kind, &head, &p, &mut cpu);
+                        let gpu = st.sample(kind, &head, &p).unwrap();
                         assert_eq!(gpu.len(), cpu.len());
                         // Samples are μ + T·σ·z: the error is that of exp,
                         // log and cos, relative to the sample scale. A draw
@@ -471,7 +537,7 @@ fn samples_match_cpu_for_the_same_seed() {
                             if err > TOL {
                                 switched += 1;
                                 eprintln!(
-                                    "{label} K {k} D {d} T {temperature}: sample {i} gpu {g} cpu {c}"
+                                    "{label} {kind:?} K {k} D {d} T {temperature}: sample {i} gpu {g} cpu {c}"
                                 );
                             } else {
                                 worst = worst.max(err);

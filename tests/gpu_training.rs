@@ -19,8 +19,8 @@ use mdn::gpu::Kernels;
 use mdn::gpu::buffers::storage_init;
 use mdn::gpu::context::{BackendChoice, GpuContext, GpuOptions, test_context, test_context_with};
 use mdn::gpu::sampler::GpuSampler;
-use mdn::model::ModelSpec;
 use mdn::model::init::init_params;
+use mdn::model::{Covariance, Head, ModelSpec};
 use mdn::train::{LrSchedule, TrainConfig, Trainer, run_training};
 
 fn context(backend: BackendChoice) -> Option<Arc<GpuContext>> {
@@ -96,6 +96,21 @@ fn gpu_and_cpu_agree_after_hundreds_of_adam_steps() {
         (
             "mixture K3 D2 33",
             ModelSpec::mixture(1, 2, vec![33], 3).unwrap(),
+            two_d(700),
+            67,
+        ),
+        (
+            "full-covariance mixture K3 D2 33",
+            ModelSpec::new(
+                1,
+                2,
+                vec![33],
+                Head::Mixture {
+                    k: 3,
+                    covariance: Covariance::Full,
+                },
+            )
+            .unwrap(),
             two_d(700),
             67,
         ),

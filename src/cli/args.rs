@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use super::bench;
-use super::choices::{Backend, Device, SceneArg, Schedule, Toy};
+use super::choices::{Backend, CovarianceArg, Device, SceneArg, Schedule, Toy};
 use clap::{Args, Parser, Subcommand};
 use mdn::gpu::context::GpuOptions;
 
@@ -180,6 +180,9 @@ pub struct TrainArgs {
     /// Mixture components.
     #[arg(long, default_value_t = mdn::defaults::K)]
     pub k: usize,
+    /// Covariance of each mixture component: diagonal, or full for correlated targets (2–16 target columns).
+    #[arg(long, value_enum, default_value = "diag")]
+    pub covariance: CovarianceArg,
     /// Hidden layer sizes, comma-separated.
     #[arg(long, default_value = mdn::defaults::HIDDEN)]
     pub hidden: String,

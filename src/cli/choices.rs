@@ -34,6 +34,16 @@ value_enum! {
 }
 
 value_enum! {
+    /// `train --covariance`.
+    CovarianceArg => mdn::model::Covariance {
+        /// Diagonal Gaussians: each target dimension independent within a component.
+        Diag,
+        /// Full covariance (2 to 16 target columns): correlated dimensions in one component.
+        Full,
+    }
+}
+
+value_enum! {
     /// `--schedule`.
     Schedule => mdn::LrSchedule {
         Constant,

@@ -18,6 +18,7 @@ use super::args::{
     AdaptersArgs, DataArgs, EvalArgs, ModelKind, PredictArgs, RenderArgs, SampleArgs, TrainArgs,
     ViewArgs,
 };
+use super::choices::CovarianceArg;
 
 use mdn::defaults;
 /// Seed offset for the held-out toy set, so it never equals the training set.
@@ -74,8 +75,14 @@ pub fn train(a: TrainArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
         }
         None => test_data,
     };
+    if a.model == ModelKind::Mlp && a.covariance != CovarianceArg::Diag {
+        bail!("--covariance describes a mixture's components; it needs --model mdn");
+    }
     let head = match a.model {
-        ModelKind::Mdn => Head::mixture(a.k),
+        ModelKind::Mdn => Head::Mixture {
+            k: a.k,
+            covariance: a.covariance.into(),
+        },
         ModelKind::Mlp => Head::Mse,
     };
     let spec = ModelSpec::new(train_data.in_dim, train_data.out_dim, hidden, head)?;

@@ -19,6 +19,7 @@
 
 pub mod def;
 pub mod mixture_diag;
+pub mod mixture_full;
 pub mod mse;
 pub mod sample;
 
@@ -33,17 +34,21 @@ use rayon::prelude::*;
 pub enum HeadKind {
     /// K diagonal Gaussians: `[logits | mu | log_sigma]` (DESIGN.md §1).
     MixtureDiag,
+    /// K full-covariance Gaussians: `[logits | mu | chol]`, the precision's
+    /// Cholesky factor (DESIGN.md, "Full-covariance mixture head").
+    MixtureFull,
     /// Point regression with mean squared error (the MLP).
     Mse,
 }
 
 impl HeadKind {
-    pub const ALL: [HeadKind; 2] = [HeadKind::MixtureDiag, HeadKind::Mse];
+    pub const ALL: [HeadKind; 3] = [HeadKind::MixtureDiag, HeadKind::MixtureFull, HeadKind::Mse];
 
     /// The one place a kind is turned into its definition.
     pub fn def(self) -> &'static dyn HeadDef {
         match self {
             HeadKind::MixtureDiag => &mixture_diag::MixtureDiag,
+            HeadKind::MixtureFull => &mixture_full::MixtureFull,
             HeadKind::Mse => &mse::Mse,
         }
     }

@@ -38,6 +38,8 @@ pub enum Covariance {
     /// Diagonal: `[logits | mu | log_sigma]` (DESIGN.md §1).
     #[default]
     Diag,
+    /// Full, through the precision's Cholesky factor: `[logits | mu | chol]`.
+    Full,
 }
 
 impl Covariance {
@@ -62,6 +64,10 @@ impl Head {
                 covariance: Covariance::Diag,
                 ..
             } => HeadKind::MixtureDiag,
+            Head::Mixture {
+                covariance: Covariance::Full,
+                ..
+            } => HeadKind::MixtureFull,
             Head::Mse => HeadKind::Mse,
         }
     }
