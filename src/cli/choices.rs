@@ -59,6 +59,8 @@ value_enum! {
         Forward,
         /// input y, target x: multi-modal, the MLP fails and the MDN does not.
         Inverse,
+        /// input x, targets y0,y1: an arc with correlated noise, for --covariance full.
+        Band,
     }
 }
 

@@ -30,11 +30,8 @@ pub fn data(a: DataArgs) -> anyhow::Result<()> {
     }
     let d = toy_dataset(a.toy.into(), a.n, a.seed);
     let header = [d.input_names.clone(), d.target_names.clone()].concat();
-    let values: Vec<f32> = d
-        .inputs
-        .iter()
-        .zip(&d.targets)
-        .flat_map(|(&x, &y)| [x, y])
+    let values: Vec<f32> = (0..d.len())
+        .flat_map(|r| [d.input_row(r), d.target_row(r)].concat())
         .collect();
     write_atomic(&a.out, to_csv_string(&header, &values).as_bytes())?;
     eprintln!("wrote {} rows to {}", d.len(), a.out.display());

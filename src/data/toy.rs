@@ -1,4 +1,5 @@
-//! Bishop's (1994) toy problem: x ~ U(0,1), y = x + 0.3 sin(2πx) + U(−0.1, 0.1).
+//! Bishop's (1994) toy problem: x ~ U(0,1), y = x + 0.3 sin(2πx) + U(−0.1, 0.1);
+//! and a two-dimensional one whose noise is correlated (`Band`).
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -11,6 +12,42 @@ pub enum ToyProblem {
     Forward,
     /// input y, target x: multi-modal, the MLP fails and the MDN does not.
     Inverse,
+    /// input x, targets (y0, y1): an arc whose Gaussian noise is a thin
+    /// ellipse turning with x, so the two targets are correlated by an
+    /// amount that changes along the band: what a full-covariance head
+    /// learns with one component and a diagonal one needs many for.
+    Band,
+}
+
+/// The band's noise: standard deviations along and across the ellipse.
+pub const BAND_SIGMA: (f32, f32) = (0.2, 0.02);
+
+/// The band at `x` ∈ [−1, 1]: its mean, and the angle of the ellipse's
+/// long axis.
+pub fn band_mean_and_angle(x: f32) -> ([f32; 2], f32) {
+    let pi = std::f32::consts::PI;
+    let a = 0.5 * pi * x;
+    ([0.5 * a.sin(), 0.5 * a.cos()], pi * x)
+}
+
+/// The band's exact conditional entropy in nats per row (what a perfect
+/// model's held-out NLL approaches): that of a 2-D Gaussian with the
+/// band's standard deviations, the same at every x.
+pub fn band_entropy() -> f64 {
+    let (s1, s2) = BAND_SIGMA;
+    1.0 + (2.0 * std::f64::consts::PI).ln() + (s1 as f64 * s2 as f64).ln()
+}
+
+/// The band's correlation between y0 and y1 at `x`.
+pub fn band_correlation(x: f32) -> f32 {
+    let (s1, s2) = BAND_SIGMA;
+    let (_, phi) = band_mean_and_angle(x);
+    let (c, s) = (phi.cos(), phi.sin());
+    let (v0, v1) = (
+        s1 * s1 * c * c + s2 * s2 * s * s,
+        s1 * s1 * s * s + s2 * s2 * c * c,
+    );
+    (s1 * s1 - s2 * s2) * c * s / (v0 * v1).sqrt()
 }
 
 pub const DEFAULT_TOY_ROWS: usize = 4096;
@@ -23,6 +60,9 @@ pub fn bishop_f(x: f32) -> f32 {
 /// `n` samples of the toy problem, deterministic in `seed`.
 pub fn toy_dataset(problem: ToyProblem, n: usize, seed: u64) -> Dataset {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    if problem == ToyProblem::Band {
+        return band_dataset(&mut rng, n);
+    }
     let mut xs = Vec::with_capacity(n);
     let mut ys = Vec::with_capacity(n);
     for _ in 0..n {
@@ -35,8 +75,34 @@ pub fn toy_dataset(problem: ToyProblem, n: usize, seed: u64) -> Dataset {
     match problem {
         ToyProblem::Forward => Dataset::new(xs, ys, names("x"), names("y")),
         ToyProblem::Inverse => Dataset::new(ys, xs, names("y"), names("x")),
+        ToyProblem::Band => unreachable!("drawn above"),
     }
     .expect("toy data is finite and rectangular by construction")
+}
+
+fn band_dataset(rng: &mut ChaCha8Rng, n: usize) -> Dataset {
+    let (s1, s2) = BAND_SIGMA;
+    let mut xs = Vec::with_capacity(n);
+    let mut ys = Vec::with_capacity(2 * n);
+    for _ in 0..n {
+        let x: f32 = rng.random_range(-1.0..1.0);
+        let (m, phi) = band_mean_and_angle(x);
+        // Two standard normals by Box–Muller.
+        let u1: f32 = rng.random_range(f32::EPSILON..1.0);
+        let u2: f32 = rng.random_range(0.0..1.0);
+        let r = (-2.0 * u1.ln()).sqrt();
+        let (z1, z2) = (
+            r * (std::f32::consts::TAU * u2).cos(),
+            r * (std::f32::consts::TAU * u2).sin(),
+        );
+        let (c, s) = (phi.cos(), phi.sin());
+        xs.push(x);
+        ys.push(m[0] + s1 * z1 * c - s2 * z2 * s);
+        ys.push(m[1] + s1 * z1 * s + s2 * z2 * c);
+    }
+    let names = |a: &[&str]| a.iter().map(|s| s.to_string()).collect();
+    Dataset::new(xs, ys, names(&["x"]), names(&["y0", "y1"]))
+        .expect("toy data is finite and rectangular by construction")
 }
 
 /// All x with f(x) = y (up to the grid resolution): the branches of the
@@ -106,6 +172,33 @@ mod tests {
             assert!((0.0..1.0).contains(&x));
             assert!((y - bishop_f(x)).abs() <= 0.1 + 1e-6);
         }
+    }
+
+    #[test]
+    fn band_noise_has_the_stated_correlation() {
+        let d = toy_dataset(ToyProblem::Band, 400_000, 5);
+        assert_eq!((d.in_dim, d.out_dim), (1, 2));
+        // Rows near x = 0.25 (long axis at 45°) and x = 0.6.
+        for x0 in [0.25f32, 0.6] {
+            let (m, _) = band_mean_and_angle(x0);
+            let near: Vec<(f32, f32)> = (0..d.len())
+                .filter(|&r| (d.inputs[r] - x0).abs() < 0.01)
+                .map(|r| (d.targets[2 * r] - m[0], d.targets[2 * r + 1] - m[1]))
+                .collect();
+            let n = near.len() as f32;
+            let (a, b): (f32, f32) = near.iter().fold((0.0, 0.0), |s, p| (s.0 + p.0, s.1 + p.1));
+            let (ma, mb) = (a / n, b / n);
+            let (mut saa, mut sbb, mut sab) = (0.0, 0.0, 0.0);
+            for &(p, q) in &near {
+                saa += (p - ma) * (p - ma);
+                sbb += (q - mb) * (q - mb);
+                sab += (p - ma) * (q - mb);
+            }
+            let rho = sab / (saa * sbb).sqrt();
+            // The mean moves a little across the ±0.01 window: a loose bound.
+            assert!((rho - band_correlation(x0)).abs() < 0.05, "x {x0}: {rho}");
+        }
+        assert!((band_entropy() - (-2.6836)).abs() < 1e-3);
     }
 
     #[test]
