@@ -1204,3 +1204,107 @@ fn cpu_kernel_choice_is_checked_and_each_choice_trains() {
         "portable {portable} vs auto {auto}"
     );
 }
+
+/// `--covariance full` end to end on the CPU: data, train, the model file's
+/// head, predict's `cov_k_i_j` columns (positive definite covariances in
+/// original units), sample, eval; and the settings it refuses. The GPU's
+/// answers are compared with these in tests/gpu_inference.rs.
+#[test]
+fn full_covariance_pipeline() {
+    let dir = tmp();
+    let d = dir.path();
+    mdn(d, "data --toy band --n 1024 --seed 1 --out b.csv").ok();
+    assert_eq!(Csv::read(&d.join("b.csv")).header, ["x", "y0", "y1"]);
+    let t = train(
+        d,
+        "--data b.csv --target y0,y1 --covariance full --k 2 --out m.st",
+    )
+    .ok();
+    t.value("train nll");
+
+    let bytes = std::fs::read(d.join("m.st")).unwrap();
+    let (tensors, meta) = read_safetensors(&bytes);
+    let spec: Value = serde_json::from_str(&meta["spec"]).unwrap();
+    assert_eq!(
+        spec["head"],
+        json!({"kind": "mixture", "k": 2, "covariance": "full"})
+    );
+    // K + K·D + K·D(D+1)/2 = 2 + 4 + 6 outputs.
+    assert_eq!(tensors["layers.2.weight"].0, [12, 16]);
+
+    write(d, "in.csv", "x\n-0.5\n0.25\n");
+    let p = Csv::parse(&mdn(d, "predict --model m.st --data in.csv").ok().stdout);
+    let mut want: Vec<String> = ["x", "pi_0", "pi_1", "mu_0_0", "mu_0_1", "mu_1_0", "mu_1_1"]
+        .map(String::from)
+        .to_vec();
+    for k in 0..2 {
+        for (i, j) in [(0, 0), (0, 1), (1, 1)] {
+            want.push(format!("cov_{k}_{i}_{j}"));
+        }
+    }
+    assert_eq!(p.header, want);
+    for r in &p.rows {
+        assert!((r[1] + r[2] - 1.0).abs() < 1e-5, "{r:?}");
+        for c in [&r[7..10], &r[10..13]] {
+            assert!(
+                c[0] > 0.0 && c[2] > 0.0 && c[0] * c[2] > c[1] * c[1],
+                "{r:?}"
+            );
+        }
+    }
+    let s = Csv::parse(
+        &mdn(d, "sample --model m.st --data in.csv --per-input 4")
+            .ok()
+            .stdout,
+    );
+    assert_eq!(s.header, ["x", "y0", "y1"]);
+    assert_eq!(s.rows.len(), 8);
+    // A grid may start below zero.
+    let g = Csv::parse(&mdn(d, "sample --model m.st --grid -1:1:3").ok().stdout);
+    assert_eq!(g.col("x"), [-1.0, 0.0, 1.0]);
+    let e = mdn(d, "eval --model m.st --data b.csv").ok();
+    assert!((e.value("nll") - t.value("train nll")).abs() < 1e-4);
+
+    // One target column, an MLP, and more columns than the head takes.
+    mdn(d, "data --toy inverse --n 64 --out one.csv").ok();
+    train(d, "--data one.csv --covariance full --out x.st").fails(&[
+        "full-covariance",
+        "2..=16 target columns",
+        "--target",
+        "--covariance diag",
+    ]);
+    train(
+        d,
+        "--data b.csv --target y0,y1 --covariance full --model mlp --out x.st",
+    )
+    .fails(&["--covariance", "--model mdn"]);
+    let mut wide = String::from("x");
+    for j in 0..17 {
+        wide += &format!(",t{j}");
+    }
+    wide += "\n";
+    for i in 0..20 {
+        wide += &format!("{i}");
+        for j in 0..17 {
+            wide += &format!(",{}", (i * j) % 7);
+        }
+        wide += "\n";
+    }
+    write(d, "wide.csv", &wide);
+    let targets: Vec<String> = (0..17).map(|j| format!("t{j}")).collect();
+    train_args(
+        d,
+        &[
+            "--data",
+            "wide.csv",
+            "--target",
+            &targets.join(","),
+            "--covariance",
+            "full",
+            "--out",
+            "x.st",
+        ],
+    )
+    .fails(&["2..=16 target columns, got 17"]);
+    assert!(!d.join("x.st").exists());
+}

@@ -1,6 +1,7 @@
-//! `eval`, `predict` and `sample` on the GPU give the CPU's answers: the
-//! forward pass runs in the training kernels and the draws come from
-//! `sample.wgsl`, whose counter-based RNG is the CPU twin's.
+//! `eval`, `predict` and `sample` on the GPU give the CPU's answers, for
+//! every head kind: the forward pass runs in the training kernels and the
+//! draws come from the head's `sample` entry, whose counter-based RNG is
+//! the CPU twin's.
 
 use std::path::Path;
 use std::process::Command;
@@ -78,13 +79,32 @@ fn eval_predict_and_sample_agree_between_gpu_and_cpu() {
         "--out",
         "mlp.safetensors",
     ]);
+    // 2 500 rows: more than one GPU inference pass (2 048 rows each).
+    mdn(
+        d,
+        &[
+            "data", "--toy", "band", "--n", "2500", "--seed", "4", "--out", "b.csv",
+        ],
+    );
+    train(&[
+        "--data",
+        "b.csv",
+        "--target",
+        "y0,y1",
+        "--k",
+        "2",
+        "--covariance",
+        "full",
+        "--out",
+        "full.safetensors",
+    ]);
     let on = |device: &str, args: &[&str]| {
         let mut all = vec!["--backend", "vulkan"];
         all.extend_from_slice(args);
         all.extend_from_slice(&["--device", device]);
         mdn(d, &all)
     };
-    let cases: [(&str, &[&str]); 5] = [
+    let cases: [(&str, &[&str]); 8] = [
         (
             "eval mdn",
             &["eval", "--model", "mdn.safetensors", "--data", "t.csv"],
@@ -113,6 +133,28 @@ fn eval_predict_and_sample_agree_between_gpu_and_cpu() {
                 "20",
                 "--seed",
                 "9",
+            ],
+        ),
+        (
+            "eval full",
+            &["eval", "--model", "full.safetensors", "--data", "b.csv"],
+        ),
+        (
+            "predict full",
+            &["predict", "--model", "full.safetensors", "--data", "b.csv"],
+        ),
+        (
+            "sample full",
+            &[
+                "sample",
+                "--model",
+                "full.safetensors",
+                "--grid",
+                "-1:1:40",
+                "--per-input",
+                "25",
+                "--seed",
+                "5",
             ],
         ),
     ];

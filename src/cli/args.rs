@@ -252,8 +252,8 @@ pub struct SampleArgs {
     /// Inputs from a CSV file (its columns are picked by the model's input names).
     #[arg(long, conflicts_with = "grid", required_unless_present = "grid")]
     pub data: Option<PathBuf>,
-    /// Evenly spaced inputs LO:HI:N (single-input models).
-    #[arg(long, value_name = "LO:HI:N")]
+    /// Evenly spaced inputs LO:HI:N (single-input models); LO may be negative (`--grid -1:1:50`).
+    #[arg(long, value_name = "LO:HI:N", allow_hyphen_values = true)]
     pub grid: Option<String>,
     /// Samples per input row.
     #[arg(long, default_value_t = 1)]
