@@ -60,7 +60,7 @@ pub struct ViewArgs {
     #[arg(long, value_enum, default_value = "forward")]
     pub scene: SceneArg,
     /// Mixture components of the MDN (1–10).
-    #[arg(long, default_value_t = mdn::viz::Settings::default().k as u64, value_parser = clap::value_parser!(u64).range(1..=mdn::viz::scene::MAX_K as u64))]
+    #[arg(long, default_value_t = mdn::viz::Settings::default().k as u64, value_parser = clap::value_parser!(u64).range(1..=mdn::viz::settings::MAX_K as u64))]
     pub k: u64,
     /// Points sampled from the mixture each frame.
     #[arg(long, default_value_t = mdn::viz::Settings::default().samples)]
@@ -116,7 +116,7 @@ pub struct RenderArgs {
     #[arg(long, value_name = "F.csv")]
     pub points: Option<PathBuf>,
     /// Mixture components of the MDN (1–10).
-    #[arg(long, default_value_t = mdn::viz::Settings::default().k as u64, value_parser = clap::value_parser!(u64).range(1..=mdn::viz::scene::MAX_K as u64))]
+    #[arg(long, default_value_t = mdn::viz::Settings::default().k as u64, value_parser = clap::value_parser!(u64).range(1..=mdn::viz::settings::MAX_K as u64))]
     pub k: u64,
     /// Points sampled from the mixture.
     #[arg(long, default_value_t = mdn::viz::Settings::default().samples)]

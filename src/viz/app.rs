@@ -25,8 +25,10 @@ use crate::gpu::context::{GpuContext, GpuOptions, create_instance};
 use super::colors;
 use super::egui_pass::{EguiFrame, EguiPass};
 use super::hud::{self, Action, HudInput, STEP_BUTTON_STEPS};
+use super::net::VizGpu;
 use super::renderer::{Renderer, begin_pass};
-use super::scene::{Scene, SceneState, Settings, VizGpu};
+use super::scene::SceneState;
+use super::settings::{Scene, Settings};
 
 #[derive(Clone, Debug)]
 pub struct ViewOptions {

@@ -7,7 +7,8 @@ use egui::{Color32, PointerButton, Sense, Ui, vec2};
 
 use super::overlay;
 use super::plot::PixelRect;
-use super::scene::{MAX_K, Scene, SceneLayout, SceneState, Settings, Status};
+use super::scene::{SceneLayout, SceneState};
+use super::settings::{MAX_K, Scene, Settings, Status};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {

@@ -15,17 +15,21 @@ pub mod app;
 pub mod curves;
 pub mod egui_pass;
 pub mod hud;
+pub mod net;
 pub mod net_trainer;
 pub mod offscreen;
 pub mod overlay;
 pub mod plot;
 pub mod renderer;
 pub mod scene;
+pub mod settings;
 
 pub use app::{ViewOptions, ViewReport};
+pub use net::VizGpu;
 pub use offscreen::{RenderOptions, Rendered, render};
 pub use plot::{PixelRect, PlotView, Span};
-pub use scene::{Layers, Scene, SceneState, Settings, Status, VizGpu};
+pub use scene::SceneState;
+pub use settings::{Layers, Scene, Settings, Status};
 
 /// Colours in gamma space (the targets are non-sRGB, as egui expects),
 /// chosen so data, MLP and MDN never look alike.

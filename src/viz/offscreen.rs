@@ -11,10 +11,12 @@ use crate::error::{MdnError, Result};
 
 use super::colors;
 use super::egui_pass::{EguiFrame, EguiPass};
+use super::net::VizGpu;
 use super::overlay;
 use super::plot::PixelRect;
 use super::renderer::{Renderer, begin_pass};
-use super::scene::{Scene, SceneLayout, SceneState, Settings, Status, VizGpu};
+use super::scene::{SceneLayout, SceneState};
+use super::settings::{Scene, Settings, Status};
 
 /// The offscreen format: 8-bit RGBA in gamma space, as egui expects and
 /// PNG stores.

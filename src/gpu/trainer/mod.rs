@@ -1,0 +1,375 @@
+//! The GPU trainer: the CPU trainer's stages (src/cpu/trainer.rs) as
+//! compute dispatches, with data, parameters, gradients and Adam state
+//! resident on the device.
+//!
+//! One step is `3·L + 3` dispatches for L layers: gather, L forward, the
+//! head, the loss reduction, L weight-gradient and L − 1 input-gradient
+//! passes, Adam. Per-step values (where the batch starts in the permutation
+//! ring, the Adam constants) are `StepInfo` records in a uniform buffer,
+//! written before the submission and picked per dispatch by a dynamic
+//! offset, so `run(n)` records up to [`STEP_CAPACITY`] steps into one command
+//! buffer and never waits. Epoch permutations come from the same
+//! [`BatchOrder`] as the CPU's and go into a ring of slots, so both trainers
+//! see the same minibatches. The loss stays in a `LossState` buffer until
+//! [`Trainer::take_loss`] reads and clears it: the only readback of
+//! training.
+
+use std::sync::Arc;
+
+mod plan;
+mod resident;
+
+pub use plan::StepStage;
+pub use resident::{STEP_CAPACITY, choose_splits};
+
+use plan::{Dispatch, Pipe, Plan, record_step};
+use resident::Resident;
+
+use super::buffers::{read_back_with, read_f32};
+use super::context::GpuContext;
+use super::kernels::Kernels;
+use super::layouts::{LossState, StepInfo};
+use super::prefetch::PermutationPrefetch;
+use super::sampler::GpuSampler;
+use crate::data::Dataset;
+use crate::error::Result;
+use crate::head::SampleParams;
+use crate::model::{ModelSpec, ParamLayout};
+use crate::train::{BatchOrder, LossAccumulator, TrainConfig, Trainer, check_trainer_inputs};
+
+pub struct GpuTrainer {
+    ctx: Arc<GpuContext>,
+    kernels: Arc<Kernels>,
+    spec: ModelSpec,
+    layout: ParamLayout,
+    config: TrainConfig,
+    order: BatchOrder,
+    /// Boxed: a trainer is moved around (the visualizer swaps them), its
+    /// buffers stay put.
+    res: Box<Resident>,
+    bind_groups: Vec<wgpu::BindGroup>,
+    /// One step's dispatches, in order.
+    plan: Vec<Dispatch>,
+    /// The gradient-only variant of `plan`: Adam replaced by the gradient sum.
+    gradient_plan: Vec<Dispatch>,
+    slot_epoch: Vec<Option<usize>>,
+    prefetch: PermutationPrefetch,
+    step: usize,
+}
+
+impl GpuTrainer {
+    /// `data` must already be z-scored; `params` is the initial parameter
+    /// vector. Builds the kernels for the adapter; use
+    /// [`GpuTrainer::with_kernels`] to share them between trainers.
+    pub fn new(
+        ctx: Arc<GpuContext>,
+        spec: &ModelSpec,
+        data: &Dataset,
+        params: Vec<f32>,
+        config: &TrainConfig,
+    ) -> Result<Self> {
+        let kernels = Arc::new(Kernels::new(&ctx)?);
+        Self::with_kernels(ctx, kernels, spec, data, params, config)
+    }
+
+    pub fn with_kernels(
+        ctx: Arc<GpuContext>,
+        kernels: Arc<Kernels>,
+        spec: &ModelSpec,
+        data: &Dataset,
+        params: Vec<f32>,
+        config: &TrainConfig,
+    ) -> Result<Self> {
+        let (layout, order) = check_trainer_inputs(spec, data, params.len(), config)?;
+        ctx.check()?;
+        let res = Box::new(Resident::new(
+            &ctx,
+            &kernels.config,
+            spec,
+            &layout,
+            &order,
+            data,
+            &params,
+        )?);
+        let Plan {
+            bind_groups,
+            dispatches: plan,
+        } = record_step(&ctx, &kernels, spec, &layout, order.batch, &res)?;
+        let mut gradient_plan = plan.clone();
+        if let Some(last) = gradient_plan.last_mut() {
+            last.pipe = Pipe::SumPartials;
+        }
+        ctx.check()?;
+        Ok(GpuTrainer {
+            ctx,
+            kernels,
+            spec: spec.clone(),
+            layout,
+            config: config.clone(),
+            slot_epoch: vec![None; res.ring_slots],
+            // As far ahead as the ring reaches: one submission may span
+            // that many epochs.
+            prefetch: PermutationPrefetch::new(order.clone(), res.ring_slots),
+            order,
+            res,
+            bind_groups,
+            plan,
+            gradient_plan,
+            step: 0,
+        })
+    }
+
+    pub fn context(&self) -> &Arc<GpuContext> {
+        &self.ctx
+    }
+
+    pub fn kernels(&self) -> &Arc<Kernels> {
+        &self.kernels
+    }
+
+    pub fn spec(&self) -> &ModelSpec {
+        &self.spec
+    }
+
+    pub fn batch_order(&self) -> &BatchOrder {
+        &self.order
+    }
+
+    /// The live parameter buffer (flat, in `spec.layout()` order), for
+    /// sampling or drawing without a readback.
+    pub fn params_buffer(&self) -> &wgpu::Buffer {
+        &self.res.params
+    }
+
+    /// Batch splits of each layer's weight-gradient pass.
+    pub fn splits(&self) -> &[u32] {
+        &self.res.splits
+    }
+
+    /// Dispatches recorded per training step.
+    pub fn dispatches_per_step(&self) -> usize {
+        self.plan.len()
+    }
+
+    /// Makes sure the permutation of `epoch` is in its ring slot; returns
+    /// the slot. The write lands before the next submission, after every
+    /// earlier one, so a slot can be reused as soon as the submission that
+    /// read it was recorded.
+    fn ensure_epoch(&mut self, epoch: usize) -> usize {
+        let slot = epoch % self.res.ring_slots;
+        if self.slot_epoch[slot] != Some(epoch) {
+            let perm = self.prefetch.take(epoch);
+            let offset = (slot * self.order.rows * 4) as u64;
+            self.ctx
+                .queue
+                .write_buffer(&self.res.perm, offset, bytemuck::cast_slice(&perm));
+            self.slot_epoch[slot] = Some(epoch);
+        }
+        slot
+    }
+
+    /// Records and submits `count` steps from the current one (at most
+    /// [`STEP_CAPACITY`], spanning at most `ring_slots` epochs), with
+    /// `plan` as the step's dispatches.
+    fn submit_steps(&mut self, count: usize, gradient_only: bool) -> Result<()> {
+        let mut records = vec![0u8; count * self.res.step_stride as usize];
+        for i in 0..count {
+            let step = self.step + i;
+            let (epoch, index) = self.order.locate(step);
+            let slot = self.ensure_epoch(epoch);
+            let start = slot * self.order.rows + index * self.order.batch;
+            let info = StepInfo::new(start as u32, &self.config.adam_step(step));
+            let at = i * self.res.step_stride as usize;
+            records[at..at + size_of::<StepInfo>()].copy_from_slice(bytemuck::bytes_of(&info));
+        }
+        self.ctx
+            .queue
+            .write_buffer(&self.res.step_info, 0, &records);
+        let plan = if gradient_only {
+            &self.gradient_plan
+        } else {
+            &self.plan
+        };
+        let encoder = self.record(plan, count, true);
+        self.ctx.queue.submit([encoder.finish()]);
+        // Frees finished submissions' staging memory without blocking.
+        let _ = self.ctx.device.poll(wgpu::PollType::Poll);
+        self.ctx.check()?;
+        Ok(())
+    }
+
+    /// A command buffer with `dispatches` recorded `times` times in one
+    /// compute pass; repetition `i` reads step record `i` when
+    /// `per_step_records`, else record 0.
+    fn record(
+        &self,
+        dispatches: &[Dispatch],
+        times: usize,
+        per_step_records: bool,
+    ) -> wgpu::CommandEncoder {
+        let mut encoder = self
+            .ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("training steps"),
+            });
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("training steps"),
+                timestamp_writes: None,
+            });
+            let k = &*self.kernels;
+            for i in 0..times {
+                let record = if per_step_records { i as u64 } else { 0 };
+                let offset = [(record * self.res.step_stride) as u32];
+                for d in dispatches {
+                    let pipeline = match d.pipe {
+                        Pipe::Gather => &k.gather.pipeline,
+                        Pipe::Forward(shape) => k.dense_forward.pipelines.get(shape),
+                        Pipe::Head => &k.head(self.spec.head_kind()).loss.pipeline,
+                        Pipe::Reduce => &k.reduce.pipeline,
+                        Pipe::BackwardWeight(shape) => k.dense_backward.weight.get(shape),
+                        Pipe::BackwardInput(shape) => k.dense_backward.input.get(shape),
+                        Pipe::Adam => &k.adam.adam,
+                        Pipe::SumPartials => &k.adam.sum_partials,
+                    };
+                    pass.set_pipeline(pipeline);
+                    let offsets: &[u32] = if d.per_step { &offset } else { &[] };
+                    pass.set_bind_group(0, &self.bind_groups[d.bind_group], offsets);
+                    let (x, y, z) = d.groups;
+                    pass.dispatch_workgroups(x, y, z);
+                }
+            }
+        }
+        encoder
+    }
+
+    /// For per-stage timing (`benches/stages.rs`): records the dispatches
+    /// of one stage of the step (every layer's, for the dense stages)
+    /// `times` times, at most 256 per submission, submits them and waits for
+    /// the queue. The stage reads what the last step left in the buffers
+    /// and the first step record; the step counter does not move. Run a
+    /// step first so the buffers hold real values.
+    pub fn run_stage(&mut self, stage: StepStage, times: usize) -> Result<()> {
+        const PER_SUBMISSION: usize = 256;
+        let dispatches: Vec<Dispatch> = self
+            .plan
+            .iter()
+            .filter(|d| d.pipe.stage() == stage)
+            .copied()
+            .collect();
+        let mut left = times;
+        while left > 0 {
+            let now = left.min(PER_SUBMISSION);
+            let encoder = self.record(&dispatches, now, false);
+            self.ctx.queue.submit([encoder.finish()]);
+            left -= now;
+        }
+        self.ctx.wait_idle("the GPU")?;
+        Ok(())
+    }
+
+    /// How many of the next `wanted` steps one submission can take.
+    fn chunk_len(&self, wanted: usize) -> usize {
+        let (epoch, _) = self.order.locate(self.step);
+        let ring_end = (epoch + self.res.ring_slots) * self.order.steps_per_epoch();
+        wanted.min(STEP_CAPACITY).min(ring_end - self.step).max(1)
+    }
+
+    /// Forward and backward for the current minibatch, without the update
+    /// or advancing the step (like `CpuTrainer::compute_gradients`, and like
+    /// it adding the batch loss to the accumulator); returns the gradient.
+    pub fn compute_gradients(&mut self) -> Result<Vec<f32>> {
+        self.submit_steps(1, true)?;
+        read_f32(&self.ctx, &self.res.grads, self.layout.len)
+    }
+
+    /// Samples the model at the current parameters: `inputs` `[rows, in]`
+    /// z-scored, result `[rows · per_input, D]` z-scored, as
+    /// `cpu::sample::sample` on the head outputs.
+    pub fn sample(&mut self, inputs: &[f32], p: &SampleParams) -> Result<Vec<f32>> {
+        let rows = inputs.len() / self.spec.in_dim.max(1);
+        let sampler = GpuSampler::new(
+            Arc::clone(&self.ctx),
+            Arc::clone(&self.kernels),
+            &self.spec,
+            &self.res.params,
+            rows,
+            p.per_input,
+        )?;
+        sampler.set_inputs(inputs)?;
+        sampler.set_options(p.seed, p.temperature)?;
+        sampler.run()?;
+        sampler.read_samples()
+    }
+
+    /// Layer layout the buffers follow.
+    pub fn layout(&self) -> &ParamLayout {
+        &self.layout
+    }
+}
+
+impl Trainer for GpuTrainer {
+    fn step(&self) -> usize {
+        self.step
+    }
+
+    fn run(&mut self, n: usize) -> Result<()> {
+        let mut left = n;
+        while left > 0 {
+            let count = self.chunk_len(left);
+            self.submit_steps(count, false)?;
+            self.step += count;
+            left -= count;
+        }
+        Ok(())
+    }
+
+    fn take_loss(&mut self) -> Result<LossAccumulator> {
+        let state = &self.res.loss_state;
+        let size = size_of::<LossState>() as u64;
+        let bytes = read_back_with(&self.ctx, state, 0, size, &self.res.loss_staging, |enc| {
+            enc.clear_buffer(state, 0, None);
+        })?;
+        let state: LossState = bytemuck::pod_read_unaligned(&bytes);
+        Ok(state.accumulator())
+    }
+
+    fn checkpoint(&mut self) -> Result<()> {
+        self.copy_params(true)
+    }
+
+    fn restore_checkpoint(&mut self) -> Result<()> {
+        self.copy_params(false)
+    }
+
+    fn params(&mut self) -> Result<Vec<f32>> {
+        read_f32(&self.ctx, &self.res.params, self.layout.len)
+    }
+
+    fn device_name(&self) -> String {
+        format!("gpu: {} ({})", self.ctx.info.name, self.ctx.backend_name())
+    }
+}
+
+impl GpuTrainer {
+    /// Copies parameters to (`save`) or from the checkpoint buffer, on the
+    /// GPU and without waiting.
+    fn copy_params(&mut self, save: bool) -> Result<()> {
+        let (src, dst) = if save {
+            (&self.res.params, &self.res.saved)
+        } else {
+            (&self.res.saved, &self.res.params)
+        };
+        let mut encoder = self
+            .ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("checkpoint"),
+            });
+        encoder.copy_buffer_to_buffer(src, 0, dst, 0, self.layout.len as u64 * 4);
+        self.ctx.queue.submit([encoder.finish()]);
+        self.ctx.check()?;
+        Ok(())
+    }
+}

@@ -1,0 +1,237 @@
+//! One training step as a list of dispatches: which pipeline, which bind
+//! group, how many workgroups, and whether the step's `StepInfo` record is
+//! bound. Recorded once when the trainer is built, replayed for every step.
+
+use super::resident::Resident;
+use crate::error::Result;
+use crate::gpu::bindings::{
+    AdamBindings, DenseBackwardBindings, DenseForwardBindings, GatherBindings, HeadLossBindings,
+    ReduceBindings,
+};
+use crate::gpu::buffers::{UniformSlot, grid, slot, whole};
+use crate::gpu::context::GpuContext;
+use crate::gpu::kernels::Kernels;
+use crate::gpu::layouts::StepInfo;
+use crate::gpu::matmul::{MatmulShape, Product};
+use crate::model::{ModelSpec, ParamLayout};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Pipe {
+    Gather,
+    Forward(MatmulShape),
+    Head,
+    Reduce,
+    BackwardWeight(MatmulShape),
+    BackwardInput(MatmulShape),
+    Adam,
+    SumPartials,
+}
+
+impl Pipe {
+    pub(super) fn stage(self) -> StepStage {
+        match self {
+            Pipe::Gather => StepStage::Gather,
+            Pipe::Forward(_) => StepStage::DenseForward,
+            Pipe::Head => StepStage::Head,
+            Pipe::Reduce => StepStage::Reduce,
+            Pipe::BackwardWeight(_) | Pipe::BackwardInput(_) => StepStage::DenseBackward,
+            Pipe::Adam | Pipe::SumPartials => StepStage::Adam,
+        }
+    }
+}
+
+/// The stages of a training step, in order, as [`GpuTrainer::run_stage`]
+/// times them: the dense stages cover every layer; `Head` is the mixture or
+/// MSE head; `Adam` also sums the weight-gradient partials.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepStage {
+    Gather,
+    DenseForward,
+    Head,
+    Reduce,
+    DenseBackward,
+    Adam,
+}
+
+/// One recorded dispatch of a step.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Dispatch {
+    pub pipe: Pipe,
+    pub bind_group: usize,
+    /// Whether the bind group takes the step's `StepInfo` dynamic offset.
+    pub per_step: bool,
+    pub groups: (u32, u32, u32),
+}
+
+/// A step's bind groups and dispatches, in recording order.
+#[derive(Default)]
+pub(super) struct Plan {
+    pub bind_groups: Vec<wgpu::BindGroup>,
+    pub dispatches: Vec<Dispatch>,
+}
+
+impl Plan {
+    fn bind(&mut self, bg: wgpu::BindGroup) -> usize {
+        self.bind_groups.push(bg);
+        self.bind_groups.len() - 1
+    }
+
+    fn dispatch(
+        &mut self,
+        pipe: Pipe,
+        bind_group: usize,
+        per_step: bool,
+        groups: u64,
+        z: u32,
+    ) -> Result<()> {
+        let (x, y) = grid(groups)?;
+        self.dispatches.push(Dispatch {
+            pipe,
+            bind_group,
+            per_step,
+            groups: (x, y, z),
+        });
+        Ok(())
+    }
+
+    /// A bind group used by a single dispatch.
+    fn add(
+        &mut self,
+        bg: wgpu::BindGroup,
+        pipe: Pipe,
+        per_step: bool,
+        groups: u64,
+        z: u32,
+    ) -> Result<()> {
+        let g = self.bind(bg);
+        self.dispatch(pipe, g, per_step, groups, z)
+    }
+}
+
+/// The dispatches of one training step of `spec` in minibatches of
+/// `batch`, over the buffers of `r`: gather, each layer forward, the head,
+/// the loss reduction, each layer's weight (and input) gradient, Adam.
+pub(super) fn record_step(
+    c: &GpuContext,
+    k: &Kernels,
+    spec: &ModelSpec,
+    layout: &ParamLayout,
+    batch: usize,
+    r: &Resident,
+) -> Result<Plan> {
+    let cfg = k.config;
+    let b = batch;
+    let n = layout.len;
+    let layers = layout.layers.len();
+    let step_binding = slot(
+        &r.step_info,
+        UniformSlot {
+            offset: 0,
+            size: size_of::<StepInfo>() as u64,
+        },
+    );
+    let mut plan = Plan::default();
+    let rows_groups = (b as u64).div_ceil(cfg.rows_wg as u64);
+    plan.add(
+        GatherBindings {
+            perm: whole(&r.perm),
+            inputs: whole(&r.inputs),
+            targets: whole(&r.targets),
+            batch_input: whole(&r.acts[0]),
+            batch_target: whole(&r.batch_targets),
+            info: slot(&r.uniforms, r.slots.gather),
+            step: step_binding.clone(),
+        }
+        .bind(c, "gather", &k.gather.layout),
+        Pipe::Gather,
+        true,
+        rows_groups,
+        1,
+    )?;
+    for (i, l) in layout.layers.iter().enumerate() {
+        let forward = Product::forward(l, b);
+        plan.add(
+            DenseForwardBindings {
+                params: whole(&r.params),
+                input: whole(&r.acts[i]),
+                output: whole(&r.acts[i + 1]),
+                info: slot(&r.uniforms, r.slots.dense[i]),
+            }
+            .bind(c, "dense_forward", &k.dense_forward.layout),
+            Pipe::Forward(cfg.matmul_shape(&forward)),
+            false,
+            cfg.matmul_groups(&forward),
+            1,
+        )?;
+    }
+    let head_kernel = &k.head(spec.head_kind()).loss;
+    plan.add(
+        HeadLossBindings {
+            head: whole(&r.acts[layers]),
+            targets: whole(&r.batch_targets),
+            grad_head: whole(&r.deltas[layers - 1]),
+            row_loss: whole(&r.row_loss),
+            info: slot(&r.uniforms, r.slots.head),
+        }
+        .bind(c, "head", &head_kernel.layout),
+        Pipe::Head,
+        false,
+        rows_groups,
+        1,
+    )?;
+    plan.add(
+        ReduceBindings {
+            row_loss: whole(&r.row_loss),
+            loss: whole(&r.loss_state),
+            info: slot(&r.uniforms, r.slots.reduce),
+        }
+        .bind(c, "reduce", &k.reduce.layout),
+        Pipe::Reduce,
+        false,
+        1,
+        1,
+    )?;
+    for (i, l) in layout.layers.iter().enumerate().rev() {
+        let grad_in = if i > 0 {
+            &r.deltas[i - 1]
+        } else {
+            &r.no_grad_in
+        };
+        let bg = DenseBackwardBindings {
+            params: whole(&r.params),
+            input: whole(&r.acts[i]),
+            grad_out: whole(&r.deltas[i]),
+            grad_in: whole(grad_in),
+            partials: whole(&r.partials),
+            info: slot(&r.uniforms, r.slots.dense[i]),
+        }
+        .bind(c, "dense_backward", &k.dense_backward.layout);
+        let g = plan.bind(bg);
+        let weight = Product::weight_gradient(l, b);
+        let weight_groups = cfg.weight_gradient_groups(&weight);
+        let weight_pipe = Pipe::BackwardWeight(cfg.matmul_shape(&weight));
+        plan.dispatch(weight_pipe, g, false, weight_groups, r.splits[i])?;
+        if i > 0 {
+            let input = Product::input_gradient(l, b);
+            let input_pipe = Pipe::BackwardInput(cfg.matmul_shape(&input));
+            plan.dispatch(input_pipe, g, false, cfg.matmul_groups(&input), 1)?;
+        }
+    }
+    plan.add(
+        AdamBindings {
+            params: whole(&r.params),
+            partials: whole(&r.partials),
+            m_state: whole(&r.adam_m),
+            v_state: whole(&r.adam_v),
+            grads: whole(&r.grads),
+            info: slot(&r.uniforms, r.slots.adam),
+            step: step_binding,
+        }
+        .bind(c, "adam", &k.adam.layout),
+        Pipe::Adam,
+        true,
+        (n as u64).div_ceil(cfg.adam_wg as u64),
+        1,
+    )?;
+    Ok(plan)
+}

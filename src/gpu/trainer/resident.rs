@@ -1,0 +1,219 @@
+//! Everything a GPU trainer keeps on the device: the training data, the
+//! epoch permutations, parameters, gradients and Adam state, each layer's
+//! activations and deltas, the loss state, and the uniform records of every
+//! stage (the per-step records are written before each submission).
+
+use crate::data::Dataset;
+use crate::error::Result;
+use crate::gpu::buffers::{UniformArena, UniformSlot, staging, storage, storage_init};
+use crate::gpu::config::KernelConfig;
+use crate::gpu::context::GpuContext;
+use crate::gpu::kernels::adam_info;
+use crate::gpu::layouts::{
+    AdamLayer, DenseInfo, GatherInfo, HeadInfo, LossState, ReduceInfo, StepInfo,
+};
+use crate::gpu::matmul::Product;
+use crate::model::{ModelSpec, ParamLayout};
+use crate::train::BatchOrder;
+
+/// Steps recorded into one submission at most (the size of the step-info
+/// buffer, in records).
+pub const STEP_CAPACITY: usize = 1024;
+/// Most epoch permutations resident at once, and their memory budget.
+const MAX_RING_SLOTS: usize = 64;
+const RING_BYTES: u64 = 64 << 20;
+/// Budget for the weight-gradient partials of split batches.
+const PARTIAL_BYTES: u64 = 256 << 20;
+
+/// Where each stage's uniform record sits in [`Resident::uniforms`].
+pub(super) struct Slots {
+    pub gather: UniformSlot,
+    pub dense: Vec<UniformSlot>,
+    pub head: UniformSlot,
+    pub reduce: UniformSlot,
+    pub adam: UniformSlot,
+}
+
+pub(super) struct Resident {
+    pub inputs: wgpu::Buffer,
+    pub targets: wgpu::Buffer,
+    /// `ring_slots` epoch permutations of `rows` indices each.
+    pub perm: wgpu::Buffer,
+    pub ring_slots: usize,
+    pub params: wgpu::Buffer,
+    /// The last good parameters (`Trainer::checkpoint`).
+    pub saved: wgpu::Buffer,
+    pub grads: wgpu::Buffer,
+    pub adam_m: wgpu::Buffer,
+    pub adam_v: wgpu::Buffer,
+    /// `acts[0]` is the gathered batch input, `acts[i + 1]` layer i's output.
+    pub acts: Vec<wgpu::Buffer>,
+    /// `deltas[i]` = ∂L/∂z of layer i's output.
+    pub deltas: Vec<wgpu::Buffer>,
+    pub batch_targets: wgpu::Buffer,
+    pub row_loss: wgpu::Buffer,
+    pub loss_state: wgpu::Buffer,
+    /// Where `take_loss` copies the loss state to read it (kept, so
+    /// frequent readers such as the visualizer allocate nothing per read).
+    pub loss_staging: wgpu::Buffer,
+    /// Layer 0 has no layer below to send a gradient to; its binding still
+    /// needs a buffer of its own.
+    pub no_grad_in: wgpu::Buffer,
+    /// Each layer's weight-gradient partials, `splits[l]` slices each.
+    pub partials: wgpu::Buffer,
+    pub splits: Vec<u32>,
+    pub uniforms: wgpu::Buffer,
+    pub slots: Slots,
+    /// One `StepInfo` record per step of a submission, `step_stride` apart.
+    pub step_info: wgpu::Buffer,
+    pub step_stride: u64,
+}
+
+impl Resident {
+    /// Allocates and fills everything for training `spec` on `data`
+    /// (z-scored) in minibatches of `order`, starting from `params`.
+    pub fn new(
+        c: &GpuContext,
+        cfg: &KernelConfig,
+        spec: &ModelSpec,
+        layout: &ParamLayout,
+        order: &BatchOrder,
+        data: &Dataset,
+        params: &[f32],
+    ) -> Result<Self> {
+        let b = order.batch;
+        let rows = order.rows;
+        let n = layout.len;
+        let widths = spec.widths();
+        let binding_limit = c.device.limits().max_storage_buffer_binding_size;
+        let slot_bytes = rows as u64 * 4;
+        let ring_slots =
+            (RING_BYTES.min(binding_limit) / slot_bytes).clamp(1, MAX_RING_SLOTS as u64) as usize;
+        let each = |what: &str, widths: &[usize]| -> Result<Vec<wgpu::Buffer>> {
+            widths
+                .iter()
+                .enumerate()
+                .map(|(i, &w)| storage(c, &format!("{what} {i}"), b * w))
+                .collect()
+        };
+
+        let splits = choose_splits(cfg, layout, b, binding_limit);
+        let mut partial_offset = 0usize;
+        let mut dense = Vec::with_capacity(layout.layers.len());
+        let mut adam_layers = Vec::with_capacity(layout.layers.len());
+        for (l, &s) in layout.layers.iter().zip(&splits) {
+            let len = l.out_dim * (l.in_dim + 1);
+            dense.push(DenseInfo::for_layer(l, b, s, partial_offset));
+            adam_layers.push(AdamLayer {
+                start: l.weight as u32,
+                len: len as u32,
+                splits: s,
+                partial_offset: partial_offset as u32,
+            });
+            partial_offset += s as usize * len;
+        }
+
+        let mut arena = UniformArena::new(c);
+        let slots = Slots {
+            gather: arena.push(&GatherInfo {
+                rows: b as u32,
+                in_dim: spec.in_dim as u32,
+                out_dim: spec.out_dim as u32,
+                ..Default::default()
+            }),
+            dense: dense.iter().map(|d| arena.push(d)).collect(),
+            head: arena.push(&HeadInfo {
+                rows: b as u32,
+                k: spec.k() as u32,
+                d: spec.out_dim as u32,
+                width: spec.head_width() as u32,
+                grad_scale: 1.0 / b as f32,
+                ..Default::default()
+            }),
+            reduce: arena.push(&ReduceInfo {
+                rows: b as u32,
+                ..Default::default()
+            }),
+            adam: arena.push(&adam_info(n, &adam_layers)),
+        };
+
+        let step_stride = (size_of::<StepInfo>() as u64)
+            .max(256)
+            .next_multiple_of(c.device.limits().min_uniform_buffer_offset_alignment as u64);
+        Ok(Resident {
+            inputs: storage_init(c, "training inputs", &data.inputs)?,
+            targets: storage_init(c, "training targets", &data.targets)?,
+            perm: storage(c, "epoch permutations", rows * ring_slots)?,
+            ring_slots,
+            params: storage_init(c, "parameters", params)?,
+            saved: storage_init(c, "checkpoint", params)?,
+            grads: storage(c, "gradient", n)?,
+            adam_m: storage(c, "adam m", n)?,
+            adam_v: storage(c, "adam v", n)?,
+            acts: each("activation", &widths)?,
+            deltas: each("delta", &widths[1..])?,
+            batch_targets: storage(c, "batch targets", b * spec.out_dim)?,
+            row_loss: storage(c, "row loss", b)?,
+            loss_state: storage(c, "loss state", size_of::<LossState>() / 4)?,
+            loss_staging: staging(c, "loss readback", size_of::<LossState>() as u64),
+            no_grad_in: storage(c, "no input gradient", 1)?,
+            partials: storage(c, "gradient partials", partial_offset)?,
+            splits,
+            uniforms: arena.finish(c, "trainer uniforms"),
+            slots,
+            step_info: c.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("step info"),
+                size: step_stride * STEP_CAPACITY as u64,
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }),
+            step_stride,
+        })
+    }
+}
+
+/// Splits of the batch for each layer's weight-gradient pass: enough that
+/// about `target_invocations` run at once (a 1→64 layer alone is a handful
+/// of tiles, however big the batch), each split at least `min_split_rows`
+/// rows, and all partials within budget. Every split gets rows: the count
+/// is recomputed from the rows per split.
+pub fn choose_splits(
+    cfg: &KernelConfig,
+    layout: &ParamLayout,
+    batch: usize,
+    binding_limit: u64,
+) -> Vec<u32> {
+    let max_splits = (batch / cfg.min_split_rows as usize).max(1);
+    let mut splits: Vec<usize> = layout
+        .layers
+        .iter()
+        .map(|l| {
+            let busy = cfg
+                .matmul_invocations(&Product::weight_gradient(l, batch))
+                .max(1);
+            (cfg.target_invocations as u64)
+                .div_ceil(busy)
+                .min(max_splits as u64)
+                .max(1) as usize
+        })
+        .collect();
+    let budget = PARTIAL_BYTES.min(binding_limit) / 4;
+    let total = |s: &[usize]| -> u64 {
+        s.iter()
+            .zip(&layout.layers)
+            .map(|(&s, l)| (s * l.out_dim * (l.in_dim + 1)) as u64)
+            .sum()
+    };
+    while total(&splits) > budget && splits.iter().any(|&s| s > 1) {
+        for s in &mut splits {
+            *s = (*s / 2).max(1);
+        }
+    }
+    splits
+        .into_iter()
+        .map(|s| {
+            let rows = batch.div_ceil(s);
+            batch.div_ceil(rows) as u32
+        })
+        .collect()
+}

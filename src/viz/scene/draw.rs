@@ -1,0 +1,196 @@
+//! What a scene draws each frame: the plot layout, the renderer's draw
+//! lists, the legend and the loss line.
+
+use super::{SceneLayout, SceneState};
+use crate::viz::colors;
+use crate::viz::plot::{PixelRect, PlotView, Span};
+use crate::viz::renderer::{Draw, FIELD_PI, FIELD_Y, OPAQUE, PlotDraws};
+use crate::viz::settings::Scene;
+
+impl SceneState {
+    /// Where the plots go inside `area` (pixels of a target of size
+    /// `target`); `scale` is pixels per point, for the margins.
+    pub fn layout(&self, area: PixelRect, target: (u32, u32), scale: f32) -> SceneLayout {
+        let inner = area.inset(46.0 * scale, 20.0 * scale, 16.0 * scale, 42.0 * scale);
+        let pi_panel = self.settings.layers.pi_panel && self.mdn.is_some();
+        let (main_rect, pi_rect) = if pi_panel {
+            let h = inner.height();
+            let pi_h = (h * 0.22).max(40.0 * scale);
+            let gap = 34.0 * scale;
+            let main = PixelRect::new(inner.x0, inner.y0, inner.x1, inner.y1 - pi_h - gap);
+            let pi = PixelRect::new(inner.x0, inner.y1 - pi_h, inner.x1, inner.y1);
+            (main, Some(pi))
+        } else {
+            (inner, None)
+        };
+        SceneLayout {
+            main: PlotView {
+                x: self.view_x,
+                y: self.view_y,
+                rect: main_rect,
+                target,
+            },
+            pi: pi_rect.map(|rect| PlotView {
+                x: self.view_x,
+                y: Span::new(0.0, 1.0),
+                rect,
+                target,
+            }),
+        }
+    }
+
+    /// Everything to draw, in order: density, samples, data, curves.
+    pub fn plots(&self, layout: &SceneLayout, scale: f32) -> Vec<PlotDraws<'_>> {
+        let layers = self.settings.layers;
+        let mut main = Vec::new();
+        let mut pi = Vec::new();
+        if let Some(mdn) = &self.mdn
+            && layers.density
+        {
+            let info = mdn.curves.info();
+            main.push(Draw::Heat {
+                bind_group: &mdn.curves.heat_bind,
+                cols: mdn.curves.cols() as u32,
+                rows: mdn.curves.heat_rows() as u32,
+                rect: [info.in_lo, info.in_hi, info.t_lo, info.t_hi],
+                color: colors::HEAT,
+            });
+        }
+        if let Some(s) = &self.sampler
+            && layers.samples
+        {
+            main.push(Draw::Samples {
+                buffer: &s.samples,
+                count: (s.rows() * s.per_input()) as u32,
+                rows: s.rows() as u32,
+                per_input: s.per_input() as u32,
+                inputs: self.sample_inputs,
+                target_norm: self.norm_of(&self.target_norm),
+                color: colors::SAMPLES,
+                radius: 1.6 * scale,
+            });
+        }
+        // The data on top of the sample cloud, so both stay visible.
+        if layers.data {
+            main.push(Draw::Points {
+                buffer: &self.points,
+                count: self.data.len() as u32,
+                color: colors::DATA,
+                radius: 2.2 * scale,
+            });
+        }
+        if let Some(mdn) = &self.mdn {
+            let cols = mdn.curves.cols() as u32;
+            for k in 0..mdn.spec.k() as u32 {
+                let color = colors::component(k as usize);
+                if layers.means {
+                    main.push(Draw::Strip {
+                        buffer: &mdn.curves.verts,
+                        first: k * cols,
+                        count: cols,
+                        y_field: FIELD_Y,
+                        alpha_field: FIELD_PI,
+                        color,
+                        half_width: 1.6 * scale,
+                    });
+                }
+                if layout.pi.is_some() {
+                    pi.push(Draw::Strip {
+                        buffer: &mdn.curves.verts,
+                        first: k * cols,
+                        count: cols,
+                        y_field: FIELD_PI,
+                        alpha_field: OPAQUE,
+                        color,
+                        half_width: 1.3 * scale,
+                    });
+                }
+            }
+        }
+        if let Some(mlp) = &self.mlp {
+            main.push(Draw::Strip {
+                buffer: &mlp.curves.verts,
+                first: 0,
+                count: mlp.curves.cols() as u32,
+                y_field: FIELD_Y,
+                alpha_field: OPAQUE,
+                color: colors::MLP,
+                half_width: 2.0 * scale,
+            });
+        }
+        let mut out = vec![PlotDraws {
+            view: layout.main,
+            grid_color: colors::GRID,
+            draws: main,
+        }];
+        if let Some(view) = layout.pi {
+            out.push(PlotDraws {
+                view,
+                grid_color: colors::GRID,
+                draws: pi,
+            });
+        }
+        out
+    }
+
+    /// (label, colour, drawn as a line) for each thing on the plot.
+    pub fn legend(&self) -> Vec<(&'static str, [f32; 4], bool)> {
+        let layers = self.settings.layers;
+        let mut items = Vec::new();
+        if layers.data {
+            items.push(("Data", colors::DATA, false));
+        }
+        if self.scene.has_mlp() {
+            items.push(("MLP", colors::MLP, true));
+        }
+        if self.scene.has_mdn() {
+            if layers.samples {
+                items.push(("MDN samples", colors::SAMPLES, false));
+            }
+            if layers.means {
+                items.push((
+                    "MDN means \u{03bc}_k (opacity \u{03c0}_k)",
+                    colors::component(0),
+                    true,
+                ));
+            }
+            if layers.density {
+                items.push(("MDN density p(t|x)", colors::HEAT, false));
+            }
+        }
+        items
+    }
+
+    /// Whether the legend goes in the lower-right corner, where the inverse
+    /// problem has no data (elsewhere the upper left is empty).
+    pub fn legend_low_right(&self) -> bool {
+        matches!(self.scene, Scene::Inverse | Scene::Mdn)
+    }
+
+    /// Axis titles (horizontal, vertical).
+    pub fn axis_names(&self) -> (String, String) {
+        let name = |v: &[String]| v.first().cloned().unwrap_or_default();
+        let (i, t) = (name(&self.data.input_names), name(&self.data.target_names));
+        match self.scene {
+            Scene::Forward | Scene::Playground => (i, t),
+            Scene::Inverse | Scene::Mdn => (format!("{i} (input)"), format!("{t} (target)")),
+        }
+    }
+
+    /// "MSE 0.0123", "NLL -1.234", both in the playground, "-" before
+    /// the first reading.
+    pub fn loss_text(&self) -> String {
+        let parts: Vec<String> = self
+            .nets()
+            .map(|n| match n.loss {
+                Some(l) => format!("{} {l:.4}", n.loss_name()),
+                None => format!("{} -", n.loss_name()),
+            })
+            .collect();
+        if parts.is_empty() {
+            "Loss -".into()
+        } else {
+            parts.join("  ")
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! What a user chooses for a scene: which demo, which layers, the network
+//! and training settings, and the status the HUD shows.
+
+use crate::device::DeviceChoice;
+
+/// The four demos of the tutorial.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Scene {
+    /// Toy data x → y and an MLP trained with MSE.
+    Forward,
+    /// The same data with the axes swapped: the MLP draws the conditional
+    /// mean through empty space.
+    Inverse,
+    /// A mixture density network on the inverse problem.
+    Mdn,
+    /// Points drawn with the mouse; an MLP and an MDN side by side.
+    Playground,
+}
+
+impl Scene {
+    pub const ALL: [Scene; 4] = [
+        Scene::Forward,
+        Scene::Inverse,
+        Scene::Mdn,
+        Scene::Playground,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Scene::Forward => "forward",
+            Scene::Inverse => "inverse",
+            Scene::Mdn => "mdn",
+            Scene::Playground => "playground",
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Scene::Forward => "Forward problem: y = f(x)",
+            Scene::Inverse => "Inverse problem: x = f^-1(y)",
+            Scene::Mdn => "MDN on the inverse problem",
+            Scene::Playground => "Playground: MLP vs MDN",
+        }
+    }
+
+    pub fn has_mlp(self) -> bool {
+        !matches!(self, Scene::Mdn)
+    }
+
+    pub fn has_mdn(self) -> bool {
+        matches!(self, Scene::Mdn | Scene::Playground)
+    }
+}
+
+/// What is drawn; the mixture layers only where there is a mixture.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layers {
+    pub data: bool,
+    pub samples: bool,
+    pub density: bool,
+    pub means: bool,
+    pub pi_panel: bool,
+}
+
+impl Default for Layers {
+    fn default() -> Self {
+        Layers {
+            data: true,
+            samples: true,
+            density: false,
+            means: false,
+            pi_panel: false,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    /// Mixture components (1–10 in the HUD).
+    pub k: usize,
+    pub hidden: Vec<usize>,
+    pub lr: f64,
+    /// Minibatch rows (at most the data's).
+    pub batch: usize,
+    /// Points sampled from the mixture each frame.
+    pub samples: usize,
+    pub seed: u64,
+    /// Rows of toy data in the toy scenes.
+    pub toy_points: usize,
+    /// Stop training once the loss stops improving.
+    pub stop_when_converged: bool,
+    pub layers: Layers,
+    /// Where the nets train: `auto` is the GPU unless the adapter is a
+    /// software rasteriser (then the CPU; drawing stays on the adapter).
+    pub device: DeviceChoice,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            k: 5,
+            hidden: vec![24, 24],
+            lr: 1e-2,
+            batch: 256,
+            samples: 10_000,
+            seed: 0,
+            toy_points: 1000,
+            stop_when_converged: true,
+            layers: Layers::default(),
+            device: DeviceChoice::Auto,
+        }
+    }
+}
+
+pub const MAX_K: usize = 10;
+/// The playground trains once it has this many points.
+pub const MIN_POINTS: usize = 5;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Ready,
+    Training,
+    Converged,
+    Diverged,
+    DrawPoints,
+}
+
+impl Status {
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::Ready => "Ready",
+            Status::Training => "Training",
+            Status::Converged => "Converged",
+            Status::Diverged => "Diverged",
+            Status::DrawPoints => "Draw points",
+        }
+    }
+}
