@@ -279,7 +279,7 @@ impl Model {
     }
 
     /// [`Model::sample`] on a device: on the GPU the draws come from
-    /// head's `sample` entry, the same counter-based RNG as the CPU twin.
+    /// the head's `sample` entry, the same counter-based RNG as the CPU twin.
     pub fn sample_on(
         &self,
         inputs: &[f32],
