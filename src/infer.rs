@@ -15,6 +15,7 @@ use crate::gpu::context::GpuContext;
 use crate::gpu::sampler::GpuSampler;
 
 use crate::head::{HeadKind, Metric, SampleParams, sample_rows};
+use crate::metrics::{Calibration, CalibrationAccumulator, ComponentUsage, Mix1, UsageAccumulator};
 use crate::model::Model;
 
 const CHUNK_ROWS: usize = 8192;
@@ -57,6 +58,41 @@ pub struct Mixture {
     pub pi: Vec<f32>,
     pub mu: Vec<f32>,
     pub sigma: Vec<f32>,
+}
+
+/// Everything `eval` reports: the loss, and what else the head supports —
+/// calibration and the mean's error for a one-dimensional mixture, the
+/// mean's error and the component usage for any mixture, MAE for an MLP.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EvalReport {
+    pub loss: Evaluation,
+    /// MSE of the point prediction (the mixture's mean; the MLP's output),
+    /// original units, over rows and target dimensions.
+    pub mse_mean: f64,
+    /// Mean absolute error of the point prediction (MLPs).
+    pub mae: Option<f64>,
+    /// One-dimensional mixtures: CRPS, PIT, coverage.
+    pub calibration: Option<Calibration>,
+    /// Mixtures: the weight each component gets.
+    pub usage: Option<ComponentUsage>,
+}
+
+/// Point summaries `predict --point` can add.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Point {
+    Mean,
+    Median,
+    Mode,
+}
+
+impl Point {
+    pub fn name(self) -> &'static str {
+        match self {
+            Point::Mean => "mean",
+            Point::Median => "median",
+            Point::Mode => "mode",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -236,34 +272,168 @@ impl Model {
     }
 
     pub fn evaluate_on(&self, data: &Dataset, dev: &Inference) -> Result<Evaluation> {
+        Ok(self.report_on(data, dev)?.loss)
+    }
+
+    fn check_data(&self, data: &Dataset) -> Result<()> {
         if data.in_dim != self.spec.in_dim || data.out_dim != self.spec.out_dim {
             return Err(MdnError::Data(format!(
                 "data has {} input and {} target column(s), the model expects {} and {}",
                 data.in_dim, data.out_dim, self.spec.in_dim, self.spec.out_dim
             )));
         }
+        Ok(())
+    }
+
+    fn check_loss(&self, e: &Evaluation) -> Result<()> {
+        if !e.value.is_finite() {
+            return Err(MdnError::Data(format!(
+                "the {} on this data is not finite ({}); the model or the data is out of range",
+                e.metric.name(),
+                e.value
+            )));
+        }
+        Ok(())
+    }
+
+    /// `eval`'s report on `data` (original units).
+    pub fn report_on(&self, data: &Dataset, dev: &Inference) -> Result<EvalReport> {
+        self.check_data(data)?;
         let head = self.head_outputs_on(&data.inputs, dev)?;
         let targets = self.target_norm.apply(&data.targets);
         let def = self.spec.head_def();
         let (k, d, width) = (self.spec.k(), self.spec.out_dim, self.spec.head_width());
         let rows = data.len();
-        let total: f64 = head
+        let norm = &self.target_norm;
+        let mut total = 0.0f64;
+        let (mut sq, mut abs) = (0.0f64, 0.0f64);
+        let mut mean_z = vec![0.0f32; d];
+        let mut pi = vec![0.0f32; k];
+        let (mut mu, mut sigma) = (vec![0.0f32; k], vec![0.0f32; k]);
+        let mut usage = def.is_distribution().then(|| UsageAccumulator::new(k));
+        let mut calibration: Option<CalibrationAccumulator> = None;
+        for (r, (h, t)) in head
             .chunks_exact(width)
             .zip(targets.chunks_exact(d))
-            .map(|(h, t)| def.row_loss_original(h, t, k, &self.target_norm))
-            .sum();
-        let (metric, value) = (def.metric(), total / rows as f64);
-        if !value.is_finite() {
-            return Err(MdnError::Data(format!(
-                "the {} on this data is not finite ({value}); the model or the data is out of range",
-                metric.name()
+            .enumerate()
+        {
+            total += def.row_loss_original(h, t, k, norm);
+            def.mean(h, k, &mut mean_z);
+            for j in 0..d {
+                let err = ((mean_z[j] - t[j]) * norm.std[j]) as f64;
+                sq += err * err;
+                abs += err.abs();
+            }
+            if let Some(u) = &mut usage {
+                def.weights(h, k, &mut pi);
+                u.add(&pi);
+                if def.components_1d(h, k, norm, &mut mu, &mut sigma) {
+                    let m = Mix1 {
+                        pi: &pi,
+                        mu: &mu,
+                        sigma: &sigma,
+                    };
+                    calibration
+                        .get_or_insert_with(|| CalibrationAccumulator::new(k))
+                        .add(&m, data.targets[r]);
+                }
+            }
+        }
+        let values = (rows * d) as f64;
+        let loss = Evaluation {
+            metric: def.metric(),
+            value: total / rows as f64,
+            rows,
+        };
+        self.check_loss(&loss)?;
+        Ok(EvalReport {
+            loss,
+            mse_mean: sq / values,
+            mae: (!def.is_distribution()).then_some(abs / values),
+            calibration: calibration.map(CalibrationAccumulator::finish),
+            usage: usage.map(UsageAccumulator::finish),
+        })
+    }
+
+    /// Columns `predict --point … --quantiles …` adds after the head's own.
+    pub fn summary_columns(&self, points: &[Point], quantiles: &[f64]) -> Result<Vec<String>> {
+        let d = self.spec.out_dim;
+        let def = self.spec.head_def();
+        let only_mean = points.iter().all(|&p| p == Point::Mean) && quantiles.is_empty();
+        if !def.is_distribution() && !only_mean {
+            return Err(MdnError::Config(
+                "median, mode and quantiles need a mixture model; an MLP predicts one point (--point mean)"
+                    .into(),
+            ));
+        }
+        if d > 1 && !only_mean {
+            return Err(MdnError::Config(format!(
+                "median, mode and quantiles are defined for one target column; this model has {d} \
+                 ({}); --point mean works for any",
+                self.target_names.join(", ")
             )));
         }
-        Ok(Evaluation {
-            metric,
-            value,
-            rows,
-        })
+        if let Some(q) = quantiles.iter().find(|q| !(**q > 0.0 && **q < 1.0)) {
+            return Err(MdnError::Config(format!(
+                "--quantiles must lie strictly between 0 and 1, got {q}"
+            )));
+        }
+        let mut names = Vec::new();
+        for p in points {
+            if d == 1 {
+                names.push(p.name().to_string());
+            } else {
+                names.extend((0..d).map(|j| format!("{}_{j}", p.name())));
+            }
+        }
+        names.extend(quantiles.iter().map(|q| format!("q_{q}")));
+        Ok(names)
+    }
+
+    /// The values of [`Model::summary_columns`] per input row, original
+    /// units: means exactly, the median and quantiles by root-finding on
+    /// the mixture's CDF, the mode as the global maximum of its density.
+    pub fn summaries_on(
+        &self,
+        inputs: &[f32],
+        points: &[Point],
+        quantiles: &[f64],
+        dev: &Inference,
+    ) -> Result<Vec<f32>> {
+        let cols = self.summary_columns(points, quantiles)?.len();
+        let head = self.head_outputs_on(inputs, dev)?;
+        let def = self.spec.head_def();
+        let (k, d, width) = (self.spec.k(), self.spec.out_dim, self.spec.head_width());
+        let norm = &self.target_norm;
+        let mut out = Vec::with_capacity(head.len() / width * cols);
+        let mut mean_z = vec![0.0f32; d];
+        let mut pi = vec![0.0f32; k];
+        let (mut mu, mut sigma) = (vec![0.0f32; k], vec![0.0f32; k]);
+        for h in head.chunks_exact(width) {
+            let one_d = def.is_distribution() && {
+                def.weights(h, k, &mut pi);
+                def.components_1d(h, k, norm, &mut mu, &mut sigma)
+            };
+            let m = Mix1 {
+                pi: &pi,
+                mu: &mu,
+                sigma: &sigma,
+            };
+            for p in points {
+                match p {
+                    Point::Mean => {
+                        def.mean(h, k, &mut mean_z);
+                        out.extend((0..d).map(|j| mean_z[j] * norm.std[j] + norm.mean[j]));
+                    }
+                    Point::Median if one_d => out.push(m.median() as f32),
+                    Point::Mode if one_d => out.push(m.mode() as f32),
+                    _ => unreachable!("summary_columns refuses these"),
+                }
+            }
+            out.extend(quantiles.iter().map(|&q| m.quantile(q) as f32));
+        }
+        check_finite(&out, cols.max(1), "point predictions")?;
+        Ok(out)
     }
 
     /// `per_input` samples per input row, in original units, `[rows ·

@@ -13,9 +13,11 @@
 //! 6. [`cpu`] and [`gpu`] (the two trainers and their stages);
 //! 7. [`device`] (where work runs), [`infer`] (using a model) and [`fit`]
 //!    (data + spec + device → trained model);
-//! 8. [`bench`] and [`viz`]; the CLI (`src/cli/`, in the binary) on top.
+//! 8. [`bench`], [`viz`] and [`calibration_plot`]; the CLI (`src/cli/`, in
+//!    the binary) on top.
 
 pub mod bench;
+pub mod calibration_plot;
 pub mod cpu;
 pub mod data;
 pub mod defaults;
@@ -26,6 +28,7 @@ pub mod fsutil;
 pub mod gpu;
 pub mod head;
 pub mod infer;
+pub mod metrics;
 pub mod model;
 pub mod simd;
 pub mod train;

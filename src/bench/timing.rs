@@ -166,6 +166,12 @@ mod tests {
         fn restore_checkpoint(&mut self) -> Result<()> {
             Ok(())
         }
+        fn optimizer_state(&mut self) -> Result<(Vec<f32>, Vec<f32>)> {
+            Ok((Vec::new(), Vec::new()))
+        }
+        fn restore_state(&mut self, _: &[f32], _: &[f32], _: &[f32], _: usize) -> Result<()> {
+            Ok(())
+        }
         fn params(&mut self) -> Result<Vec<f32>> {
             Ok(Vec::new())
         }

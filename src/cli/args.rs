@@ -223,9 +223,12 @@ pub struct EvalArgs {
     pub model: PathBuf,
     #[arg(long)]
     pub data: PathBuf,
-    /// Print one JSON object instead of `nll <value>`.
+    /// Print one JSON object instead of the metrics line.
     #[arg(long)]
     pub json: bool,
+    /// Draw the calibration (PIT histogram and interval coverage) into this PNG (one-target mixtures).
+    #[arg(long, value_name = "F.png")]
+    pub plot: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -240,6 +243,12 @@ pub struct PredictArgs {
     /// Write the CSV here instead of stdout.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Point predictions to add as columns, comma-separated: mean, median, mode (median and mode: one target column).
+    #[arg(long, value_name = "LIST")]
+    pub point: Option<String>,
+    /// Quantiles of the predicted distribution to add as columns q_<level>, e.g. 0.05,0.5,0.95 (one target column).
+    #[arg(long, value_name = "LIST", allow_hyphen_values = true)]
+    pub quantiles: Option<String>,
 }
 
 #[derive(Args, Debug)]

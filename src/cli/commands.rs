@@ -9,7 +9,7 @@ use mdn::data::csv::{ColumnChoice, load_dataset, load_inputs, to_csv_string};
 use mdn::data::toy::toy_dataset;
 use mdn::fsutil::write_atomic;
 use mdn::gpu::context::GpuOptions;
-use mdn::infer::{Evaluation, Inference};
+use mdn::infer::{Inference, Point};
 use mdn::model::{Head, Model, ModelSpec, load_model, save_model};
 use mdn::train::BatchOrder;
 use mdn::{Dataset, TrainConfig, fit};
@@ -174,21 +174,96 @@ pub fn eval(a: EvalArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
     let model = load_model(&a.model)?;
     let data = model_dataset(&model, &a.data)?;
     let (dev, note) = device(a.device.into(), gpu)?;
-    let Evaluation {
-        metric,
-        value,
-        rows,
-    } = model.evaluate_on(&data, &dev)?;
-    if a.json {
-        println!(
-            "{}",
-            serde_json::json!({ metric.name(): value, "rows": rows })
-        );
+    let report = model.report_on(&data, &dev)?;
+    if let Some(path) = &a.plot {
+        plot_calibration(&report, &a.model, &a.data, path)?;
+    }
+    let loss = &report.loss;
+    let mut fields: Vec<(&str, f64)> = vec![(loss.metric.name(), loss.value)];
+    if let Some(c) = &report.calibration {
+        fields.extend([
+            ("crps", c.crps),
+            ("pit_ks", c.pit_ks),
+            ("coverage_50", c.coverage_50),
+            ("coverage_90", c.coverage_90),
+        ]);
+    }
+    if let Some(mae) = report.mae {
+        fields.push(("mae", mae));
     } else {
-        println!("{} {value:.6}", metric.name());
+        fields.push(("mse_mean", report.mse_mean));
+    }
+    if a.json {
+        let mut obj = serde_json::Map::new();
+        for (name, v) in &fields {
+            obj.insert(name.to_string(), serde_json::json!(v));
+        }
+        obj.insert("rows".into(), serde_json::json!(loss.rows));
+        if let Some(u) = &report.usage {
+            let comps: Vec<serde_json::Value> = u
+                .mean_pi
+                .iter()
+                .enumerate()
+                .map(|(k, p)| serde_json::json!({"k": k, "mean_pi": p}))
+                .collect();
+            obj.insert("components".into(), comps.into());
+            obj.insert(
+                "dead_components".into(),
+                serde_json::json!(u.dead_components()),
+            );
+        }
+        println!("{}", serde_json::Value::Object(obj));
+    } else {
+        let line: Vec<String> = fields.iter().map(|(n, v)| format!("{n} {v:.6}")).collect();
+        println!("{}", line.join("  "));
+    }
+    if let Some(u) = &report.usage {
+        report_usage(u);
     }
     print_note(note);
     Ok(())
+}
+
+/// The mixture's component usage on stderr, with a warning and what to try
+/// when components are dead or one dominates.
+fn report_usage(u: &mdn::metrics::ComponentUsage) {
+    let pis: Vec<String> = u.mean_pi.iter().map(|p| format!("{p:.3}")).collect();
+    eprintln!("mean π per component: {}", pis.join(" "));
+    if let Some(advice) = u.advice() {
+        eprintln!("warning: {advice}");
+    }
+}
+
+fn plot_calibration(
+    report: &mdn::infer::EvalReport,
+    model: &Path,
+    data: &Path,
+    out: &Path,
+) -> anyhow::Result<()> {
+    let Some(c) = &report.calibration else {
+        bail!(
+            "--plot draws the calibration of a mixture model with one target column; this model has none to draw"
+        );
+    };
+    let title = format!("{} on {}", file_name(model), file_name(data));
+    let fig = mdn::calibration_plot::CalibrationFigure {
+        pit_histogram: &c.pit_histogram,
+        coverage_curve: &c.coverage_curve,
+        pit_ks: c.pit_ks,
+        rows: c.rows,
+        title: &title,
+    };
+    mdn::calibration_plot::render_png(&fig, out, 900, 400)
+        .map_err(|e| anyhow::anyhow!("--plot {}: {e}", out.display()))?;
+    eprintln!("wrote the calibration plot to {}", out.display());
+    Ok(())
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 fn write_output(out: Option<&Path>, text: &str) -> anyhow::Result<()> {
@@ -211,18 +286,75 @@ pub fn predict(a: PredictArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
     let rows = model.input_rows(&inputs)?;
     let (dev, note) = device(a.device.into(), gpu)?;
     let din = model.spec.in_dim;
+    let points = parse_points(a.point.as_deref())?;
+    let quantiles = parse_quantiles(a.quantiles.as_deref())?;
     let mut header = model.input_names.clone();
     header.extend(model.prediction_columns());
     let cols = header.len() - din;
+    let summary_cols = model.summary_columns(&points, &quantiles)?;
+    header.extend(summary_cols.iter().cloned());
     let pred = model.predict_on(&inputs, &dev)?;
+    let summaries = if summary_cols.is_empty() {
+        Vec::new()
+    } else {
+        model.summaries_on(&inputs, &points, &quantiles, &dev)?
+    };
+    let s = summary_cols.len();
     let mut values = Vec::with_capacity(rows * header.len());
     for r in 0..rows {
         values.extend_from_slice(&inputs[r * din..(r + 1) * din]);
         values.extend_from_slice(&pred[r * cols..(r + 1) * cols]);
+        values.extend_from_slice(&summaries[r * s..(r + 1) * s]);
     }
     write_output(a.out.as_deref(), &to_csv_string(&header, &values))?;
     print_note(note);
     Ok(())
+}
+
+/// Parses `--point mean,median,mode`.
+fn parse_points(text: Option<&str>) -> anyhow::Result<Vec<Point>> {
+    let Some(text) = text else {
+        return Ok(Vec::new());
+    };
+    let mut points = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let p = match part {
+            "mean" => Point::Mean,
+            "median" => Point::Median,
+            "mode" => Point::Mode,
+            other => {
+                bail!("--point: unknown point prediction `{other}`; choose from mean, median, mode")
+            }
+        };
+        if !points.contains(&p) {
+            points.push(p);
+        }
+    }
+    if points.is_empty() {
+        bail!("--point needs at least one of mean, median, mode");
+    }
+    Ok(points)
+}
+
+/// Parses `--quantiles 0.05,0.5,0.95`.
+fn parse_quantiles(text: Option<&str>) -> anyhow::Result<Vec<f64>> {
+    let Some(text) = text else {
+        return Ok(Vec::new());
+    };
+    let qs = text
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            p.parse::<f64>().map_err(|_| {
+                anyhow::anyhow!("--quantiles: `{p}` is not a number (expected e.g. 0.05,0.5,0.95)")
+            })
+        })
+        .collect::<anyhow::Result<Vec<f64>>>()?;
+    if qs.is_empty() {
+        bail!("--quantiles needs at least one level, e.g. 0.05,0.5,0.95");
+    }
+    Ok(qs)
 }
 
 /// Parses `LO:HI:N` into N evenly spaced values from LO to HI inclusive.

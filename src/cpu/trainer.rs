@@ -11,7 +11,9 @@ use super::reduce::reduce;
 use crate::data::Dataset;
 use crate::error::Result;
 use crate::model::{ModelSpec, ParamLayout};
-use crate::train::{BatchOrder, LossAccumulator, TrainConfig, Trainer, check_trainer_inputs};
+use crate::train::{
+    BatchOrder, LossAccumulator, TrainConfig, Trainer, check_state_lengths, check_trainer_inputs,
+};
 
 /// Rows per block: each block runs the whole forward and backward pass on
 /// one thread while its activations stay in cache, so a step has one
@@ -238,6 +240,20 @@ impl Trainer for CpuTrainer {
 
     fn params(&mut self) -> Result<Vec<f32>> {
         Ok(self.params.clone())
+    }
+
+    fn optimizer_state(&mut self) -> Result<(Vec<f32>, Vec<f32>)> {
+        Ok((self.m.clone(), self.v.clone()))
+    }
+
+    fn restore_state(&mut self, params: &[f32], m: &[f32], v: &[f32], step: usize) -> Result<()> {
+        check_state_lengths(self.params.len(), params, m, v)?;
+        self.params.copy_from_slice(params);
+        self.saved.copy_from_slice(params);
+        self.m.copy_from_slice(m);
+        self.v.copy_from_slice(v);
+        self.step = step;
+        Ok(())
     }
 
     fn device_name(&self) -> String {

@@ -91,6 +91,23 @@ pub trait HeadDef: Sync {
     /// The point prediction (the conditional mean), z-scored, `d` values.
     fn mean(&self, head: &[f32], k: usize, out: &mut [f32]);
 
+    /// The mixture weights π of one row, `k` values; heads without
+    /// components write nothing.
+    fn weights(&self, head: &[f32], k: usize, out: &mut [f32]);
+
+    /// For a one-dimensional Gaussian mixture: each component's mean and
+    /// standard deviation in original units (`k` values each), and `true`.
+    /// `false` (nothing written) for any other head. Calibration metrics,
+    /// medians, modes and quantiles are defined on these.
+    fn components_1d(
+        &self,
+        head: &[f32],
+        k: usize,
+        norm: &Normalizer,
+        mu: &mut [f32],
+        sigma: &mut [f32],
+    ) -> bool;
+
     /// One draw (z-scored, `p.d` values) for global sample `index` of one
     /// head row: the CPU twin of the shader's `sample` entry. Only called
     /// on heads that are [`HeadDef::is_distribution`].

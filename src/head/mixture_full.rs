@@ -367,6 +367,22 @@ impl HeadDef for MixtureFull {
         mixture_mean(head, k, out);
     }
 
+    fn weights(&self, head: &[f32], k: usize, out: &mut [f32]) {
+        softmax_into(&head[..k], out);
+    }
+
+    /// Never one-dimensional (D ≥ 2 by `validate`).
+    fn components_1d(
+        &self,
+        _head: &[f32],
+        _k: usize,
+        _norm: &Normalizer,
+        _mu: &mut [f32],
+        _sigma: &mut [f32],
+    ) -> bool {
+        false
+    }
+
     fn sample_one(&self, head: &[f32], p: &SampleParams, index: u32, out: &mut [f32]) {
         sample_one(head, p, index, out);
     }

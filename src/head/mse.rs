@@ -110,6 +110,19 @@ impl HeadDef for Mse {
         out.copy_from_slice(&head[..out.len()]);
     }
 
+    fn weights(&self, _head: &[f32], _k: usize, _out: &mut [f32]) {}
+
+    fn components_1d(
+        &self,
+        _head: &[f32],
+        _k: usize,
+        _norm: &Normalizer,
+        _mu: &mut [f32],
+        _sigma: &mut [f32],
+    ) -> bool {
+        false
+    }
+
     fn sample_one(&self, _head: &[f32], _p: &SampleParams, _index: u32, out: &mut [f32]) {
         // Callers ask `is_distribution` first; a point prediction has
         // nothing to draw, so this never runs, and NaN would show if it did.

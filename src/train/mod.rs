@@ -2,6 +2,7 @@
 //! minibatch order, the trainer interface and the loop that drives it
 //! (progress, divergence guard, checkpoints of the last good parameters).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rand::SeedableRng;
@@ -138,6 +139,19 @@ pub fn check_trainer_inputs(
     Ok((layout, order))
 }
 
+/// The check both trainers make before taking a checkpoint's state back.
+pub fn check_state_lengths(n: usize, params: &[f32], m: &[f32], v: &[f32]) -> Result<()> {
+    if params.len() != n || m.len() != n || v.len() != n {
+        return Err(MdnError::Spec(format!(
+            "the checkpoint holds {}, {} and {} values for parameters and Adam's moments; the model has {n}",
+            params.len(),
+            m.len(),
+            v.len()
+        )));
+    }
+    Ok(())
+}
+
 /// What both trainers implement. `run` must not read anything back from the
 /// device; `take_loss` is the one place the loss crosses back.
 pub trait Trainer {
@@ -153,6 +167,13 @@ pub trait Trainer {
     fn restore_checkpoint(&mut self) -> Result<()>;
     /// The current parameters (a readback on the GPU).
     fn params(&mut self) -> Result<Vec<f32>>;
+    /// Adam's first and second moments, in the flat parameter order (a
+    /// readback on the GPU), for checkpoints.
+    fn optimizer_state(&mut self) -> Result<(Vec<f32>, Vec<f32>)>;
+    /// Puts a checkpoint back: parameters, Adam's moments and the number
+    /// of steps done, so the next step is the one the checkpointed run
+    /// would have taken.
+    fn restore_state(&mut self, params: &[f32], m: &[f32], v: &[f32], step: usize) -> Result<()>;
     /// A short name for messages: "cpu" or the adapter's name.
     fn device_name(&self) -> String;
 }
@@ -174,6 +195,64 @@ impl From<Divergence> for MdnError {
     }
 }
 
+/// The parameters with the best validation loss so far.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Best {
+    pub step: usize,
+    /// Validation loss, original units.
+    pub loss: f64,
+    pub params: Vec<f32>,
+    /// Validation checks since this one without an improvement.
+    pub checks_since: usize,
+}
+
+/// A validation set the loop checks the parameters on.
+pub struct Validation<'a> {
+    /// Steps between checks (and a check at the end).
+    pub every: usize,
+    /// Stop after this many checks in a row without an improvement.
+    pub patience: Option<usize>,
+    /// The loss of a parameter vector on the validation set.
+    pub loss: &'a mut dyn FnMut(&[f32]) -> Result<f64>,
+}
+
+/// Writes a checkpoint of the trainer (and the best parameters so far).
+pub type CheckpointFn<'a> = &'a mut dyn FnMut(&mut dyn Trainer, Option<&Best>) -> Result<()>;
+
+/// What drives a run besides the trainer.
+pub struct LoopControl<'a> {
+    pub total_steps: usize,
+    pub validation: Option<Validation<'a>>,
+    /// Set (by a signal handler) to stop after the chunk in flight.
+    pub stop: Option<&'a AtomicBool>,
+    /// A checkpoint every this many steps, through the function.
+    pub checkpoint: Option<(usize, CheckpointFn<'a>)>,
+    /// The best so far of a resumed run.
+    pub best: Option<Best>,
+}
+
+impl LoopControl<'_> {
+    /// Just `total_steps`, nothing else.
+    pub fn steps(total_steps: usize) -> Self {
+        LoopControl {
+            total_steps,
+            validation: None,
+            stop: None,
+            checkpoint: None,
+            best: None,
+        }
+    }
+}
+
+/// Why a run ended before its last step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stopped {
+    /// `--patience` checks without a better validation loss.
+    EarlyStop,
+    /// The stop flag was set (SIGINT, SIGTERM).
+    Interrupted,
+}
+
 #[derive(Clone, Debug)]
 pub struct TrainReport {
     pub steps: usize,
@@ -181,7 +260,12 @@ pub struct TrainReport {
     pub final_loss: f32,
     /// (step, mean loss) at every reading, for loss curves.
     pub history: Vec<(usize, f32)>,
+    /// (step, validation loss in original units) at every check.
+    pub val_history: Vec<(usize, f64)>,
+    /// The best parameters on the validation set, if there is one.
+    pub best: Option<Best>,
     pub diverged: Option<Divergence>,
+    pub stopped: Option<Stopped>,
     pub elapsed: Duration,
 }
 
@@ -195,16 +279,47 @@ pub const READ_INTERVAL: Duration = Duration::from_millis(200);
 pub fn run_training(
     trainer: &mut dyn Trainer,
     total_steps: usize,
+    on_progress: impl FnMut(usize, f32),
+) -> Result<TrainReport> {
+    run_training_with(trainer, LoopControl::steps(total_steps), on_progress)
+}
+
+/// [`run_training`] with a validation set (checked every `every` steps:
+/// the best parameters are kept, and `patience` checks without a better
+/// loss stop the run), a stop flag checked between chunks, and periodic
+/// checkpoints. Chunks end at every check and checkpoint, so where they
+/// fall depends only on the step count: a resumed run checks and
+/// checkpoints at the same steps as an uninterrupted one.
+pub fn run_training_with(
+    trainer: &mut dyn Trainer,
+    mut ctl: LoopControl<'_>,
     mut on_progress: impl FnMut(usize, f32),
 ) -> Result<TrainReport> {
     let start = Instant::now();
+    let total_steps = ctl.total_steps;
     let mut history = Vec::new();
+    let mut val_history = Vec::new();
     let mut chunk = 1usize;
     let mut final_loss = f32::NAN;
     let mut good_step = trainer.step();
+    let mut best = ctl.best.take();
+    let mut stopped = None;
     trainer.checkpoint()?;
+    let next_multiple = |step: usize, every: usize| (step / every + 1) * every;
     while trainer.step() < total_steps {
-        let n = chunk.min(total_steps - trainer.step());
+        if ctl.stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
+            stopped = Some(Stopped::Interrupted);
+            break;
+        }
+        let step = trainer.step();
+        let mut end = total_steps.min(step + chunk);
+        if let Some(v) = &ctl.validation {
+            end = end.min(next_multiple(step, v.every));
+        }
+        if let Some((every, _)) = &ctl.checkpoint {
+            end = end.min(next_multiple(step, *every));
+        }
+        let n = end - step;
         let t0 = Instant::now();
         trainer.run(n)?;
         let acc = trainer.take_loss()?;
@@ -216,11 +331,14 @@ pub fn run_training(
                 steps: good_step,
                 final_loss,
                 history,
+                val_history,
+                best,
                 diverged: Some(Divergence {
                     step,
                     loss: acc.last,
                     good_step,
                 }),
+                stopped: None,
                 elapsed: start.elapsed(),
             });
         }
@@ -229,6 +347,38 @@ pub fn run_training(
         final_loss = acc.mean();
         history.push((step, final_loss));
         on_progress(step, final_loss);
+        if let Some(v) = &mut ctl.validation
+            && (step.is_multiple_of(v.every) || step == total_steps)
+        {
+            let params = trainer.params()?;
+            let loss = (v.loss)(&params)?;
+            val_history.push((step, loss));
+            match &mut best {
+                Some(b) if loss.is_nan() || loss >= b.loss => b.checks_since += 1,
+                _ => {
+                    best = Some(Best {
+                        step,
+                        loss,
+                        params,
+                        checks_since: 0,
+                    })
+                }
+            }
+            if let (Some(p), Some(b)) = (v.patience, &best)
+                && b.checks_since >= p
+                && step < total_steps
+            {
+                stopped = Some(Stopped::EarlyStop);
+            }
+        }
+        if let Some((every, write)) = &mut ctl.checkpoint
+            && step.is_multiple_of(*every)
+        {
+            write(trainer, best.as_ref())?;
+        }
+        if stopped.is_some() {
+            break;
+        }
         // Grow or shrink the chunk so one chunk takes about READ_INTERVAL.
         let per_step = dt.as_secs_f64() / n as f64;
         let want = (READ_INTERVAL.as_secs_f64() / per_step.max(1e-7)) as usize;
@@ -238,7 +388,10 @@ pub fn run_training(
         steps: trainer.step(),
         final_loss,
         history,
+        val_history,
+        best,
         diverged: None,
+        stopped,
         elapsed: start.elapsed(),
     })
 }

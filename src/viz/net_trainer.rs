@@ -120,6 +120,16 @@ impl Trainer for NetTrainer {
         self.inner_mut().params()
     }
 
+    fn optimizer_state(&mut self) -> Result<(Vec<f32>, Vec<f32>)> {
+        self.inner_mut().optimizer_state()
+    }
+
+    fn restore_state(&mut self, params: &[f32], m: &[f32], v: &[f32], step: usize) -> Result<()> {
+        self.inner_mut().restore_state(params, m, v, step)?;
+        self.upload();
+        Ok(())
+    }
+
     fn device_name(&self) -> String {
         self.inner().device_name()
     }

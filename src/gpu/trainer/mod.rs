@@ -35,7 +35,9 @@ use crate::data::Dataset;
 use crate::error::Result;
 use crate::head::SampleParams;
 use crate::model::{ModelSpec, ParamLayout};
-use crate::train::{BatchOrder, LossAccumulator, TrainConfig, Trainer, check_trainer_inputs};
+use crate::train::{
+    BatchOrder, LossAccumulator, TrainConfig, Trainer, check_state_lengths, check_trainer_inputs,
+};
 
 pub struct GpuTrainer {
     ctx: Arc<GpuContext>,
@@ -345,6 +347,29 @@ impl Trainer for GpuTrainer {
 
     fn params(&mut self) -> Result<Vec<f32>> {
         read_f32(&self.ctx, &self.res.params, self.layout.len)
+    }
+
+    fn optimizer_state(&mut self) -> Result<(Vec<f32>, Vec<f32>)> {
+        let n = self.layout.len;
+        Ok((
+            read_f32(&self.ctx, &self.res.adam_m, n)?,
+            read_f32(&self.ctx, &self.res.adam_v, n)?,
+        ))
+    }
+
+    fn restore_state(&mut self, params: &[f32], m: &[f32], v: &[f32], step: usize) -> Result<()> {
+        check_state_lengths(self.layout.len, params, m, v)?;
+        let q = &self.ctx.queue;
+        for (buffer, values) in [
+            (&self.res.params, params),
+            (&self.res.saved, params),
+            (&self.res.adam_m, m),
+            (&self.res.adam_v, v),
+        ] {
+            q.write_buffer(buffer, 0, bytemuck::cast_slice(values));
+        }
+        self.step = step;
+        Ok(self.ctx.check()?)
     }
 
     fn device_name(&self) -> String {

@@ -196,6 +196,29 @@ impl HeadDef for MixtureDiag {
         mixture_mean(head, k, out);
     }
 
+    fn weights(&self, head: &[f32], k: usize, out: &mut [f32]) {
+        softmax_into(&head[..k], out);
+    }
+
+    fn components_1d(
+        &self,
+        head: &[f32],
+        k: usize,
+        norm: &Normalizer,
+        mu: &mut [f32],
+        sigma: &mut [f32],
+    ) -> bool {
+        if norm.dim() != 1 {
+            return false;
+        }
+        let (mean, std) = (norm.mean[0], norm.std[0]);
+        for c in 0..k {
+            mu[c] = head[k + c] * std + mean;
+            sigma[c] = head[2 * k + c].exp() * std;
+        }
+        true
+    }
+
     fn sample_one(&self, head: &[f32], p: &SampleParams, index: u32, out: &mut [f32]) {
         sample_one(head, p, index, out);
     }
