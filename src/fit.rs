@@ -13,7 +13,13 @@ use crate::gpu::context::GpuOptions;
 use crate::infer::Inference;
 use crate::model::init::init_params;
 use crate::model::{Model, ModelSpec};
-use crate::train::{TrainConfig, TrainReport, Trainer, run_training};
+use std::sync::atomic::AtomicBool;
+
+use crate::train::checkpoint::{Checkpoint, MinibatchState, RunConfig};
+use crate::train::{
+    BatchOrder, Best, CheckpointFn, LoopControl, TrainConfig, TrainReport, Trainer, Validation,
+    run_training_with,
+};
 
 /// Training data z-scored with its own statistics, plus those statistics.
 pub struct Prepared {
@@ -96,9 +102,38 @@ pub fn inference_device(
 }
 
 pub struct FitResult {
+    /// The model to write: the best on the validation set when there is
+    /// one, else the last good parameters.
     pub model: Model,
+    /// Its validation loss (original units), with a validation set.
+    pub val_loss: Option<f64>,
     pub report: TrainReport,
     pub device_name: String,
+}
+
+/// Where [`fit_with`] hands its checkpoints, to be written.
+pub type CheckpointSink<'a> = &'a mut dyn FnMut(Checkpoint) -> Result<()>;
+
+/// What a run has besides the data, the spec and the settings.
+#[derive(Default)]
+pub struct FitOptions<'a> {
+    /// Validation rows (original units); the best parameters on them are
+    /// kept and returned.
+    pub val: Option<&'a Dataset>,
+    /// Steps between validation checks.
+    pub eval_every: usize,
+    /// Stop after this many checks without a better validation loss.
+    pub patience: Option<usize>,
+    /// Set (by a signal handler) to stop after the chunk in flight.
+    pub stop: Option<&'a AtomicBool>,
+    /// Every so many steps, the run's state as a [`Checkpoint`] (its
+    /// `run` is the caller's to fill in) to write.
+    pub checkpoint: Option<(usize, CheckpointSink<'a>)>,
+    /// Continue this checkpoint instead of starting afresh.
+    pub resume: Option<Checkpoint>,
+    /// What the checkpoints' `train_config` says (required with
+    /// `checkpoint`).
+    pub run: Option<RunConfig>,
 }
 
 /// Trains `spec` on `data` (original units). A divergence is not an error
@@ -113,10 +148,58 @@ pub fn fit(
     note: &mut dyn FnMut(&str),
     on_progress: impl FnMut(usize, f32),
 ) -> Result<FitResult> {
+    fit_with(
+        data,
+        spec,
+        config,
+        device,
+        gpu,
+        FitOptions::default(),
+        note,
+        on_progress,
+    )
+}
+
+/// [`fit`] with a validation set, a stop flag, checkpoints or a resumed
+/// state ([`FitOptions`]).
+#[allow(clippy::too_many_arguments)]
+pub fn fit_with(
+    data: &Dataset,
+    spec: &ModelSpec,
+    config: &TrainConfig,
+    device: DeviceChoice,
+    gpu: &GpuOptions,
+    opts: FitOptions<'_>,
+    note: &mut dyn FnMut(&str),
+    on_progress: impl FnMut(usize, f32),
+) -> Result<FitResult> {
     spec.validate()?;
     config.validate()?;
+    let FitOptions {
+        val,
+        eval_every,
+        patience,
+        stop,
+        mut checkpoint,
+        resume,
+        run,
+    } = opts;
+    if let Some(v) = val {
+        if v.is_empty() {
+            return Err(MdnError::Data("the validation set has no rows".into()));
+        }
+        if v.in_dim != data.in_dim || v.out_dim != data.out_dim {
+            return Err(MdnError::Data(format!(
+                "the validation set has {} input and {} target column(s), the training data {} and {}",
+                v.in_dim, v.out_dim, data.in_dim, data.out_dim
+            )));
+        }
+    }
     let prepared = prepare(data)?;
-    let params = init_params(spec, config.seed);
+    let params = match &resume {
+        Some(ck) => ck.model.params.clone(),
+        None => init_params(spec, config.seed),
+    };
     let mut trainer = make_trainer(
         device,
         gpu,
@@ -126,17 +209,67 @@ pub fn fit(
         config,
         note,
     )?;
-    let report = run_training(trainer.as_mut(), config.steps, on_progress)?;
-    let model = Model {
+    if let Some(ck) = &resume {
+        trainer.restore_state(&ck.model.params, &ck.m, &ck.v, ck.step)?;
+    }
+    // A model with these statistics and names, for whichever parameters
+    // are being checked or written.
+    let shell = Model {
         spec: spec.clone(),
-        params: trainer.params()?,
+        params: Vec::new(),
         input_norm: prepared.input_norm,
         target_norm: prepared.target_norm,
         input_names: data.input_names.clone(),
         target_names: data.target_names.clone(),
     };
+    let with_params = |params: Vec<f32>| Model {
+        params,
+        ..shell.clone()
+    };
+    let mut val_loss = |params: &[f32]| -> Result<f64> {
+        let v = val.expect("only called with a validation set");
+        Ok(with_params(params.to_vec()).evaluate(v)?.value)
+    };
+    let every = checkpoint.as_ref().map(|(e, _)| *e);
+    let mut write = |t: &mut dyn Trainer, best: Option<&Best>| -> Result<()> {
+        let (_, save) = checkpoint.as_mut().expect("only called with checkpoints");
+        let (m, v) = t.optimizer_state()?;
+        let step = t.step();
+        let mut run = run
+            .clone()
+            .ok_or_else(|| MdnError::Config("a checkpoint needs the run's settings".into()))?;
+        run.minibatch = MinibatchState::at(
+            &BatchOrder::new(data.len(), config.batch, config.seed)?,
+            step,
+        );
+        save(Checkpoint {
+            model: with_params(t.params()?),
+            m,
+            v,
+            step,
+            best: best.cloned(),
+            run,
+        })
+    };
+    let ctl = LoopControl {
+        total_steps: config.steps,
+        validation: val.map(|_| Validation {
+            every: eval_every.max(1),
+            patience,
+            loss: &mut val_loss,
+        }),
+        stop,
+        checkpoint: every.map(|e| (e, &mut write as CheckpointFn<'_>)),
+        best: resume.and_then(|ck| ck.best),
+    };
+    let report = run_training_with(trainer.as_mut(), ctl, on_progress)?;
+    let (params, val_loss) = match &report.best {
+        Some(b) => (b.params.clone(), Some(b.loss)),
+        None => (trainer.params()?, None),
+    };
     Ok(FitResult {
-        model,
+        model: with_params(params),
+        val_loss,
         report,
         device_name: trainer.device_name(),
     })

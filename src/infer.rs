@@ -272,7 +272,41 @@ impl Model {
     }
 
     pub fn evaluate_on(&self, data: &Dataset, dev: &Inference) -> Result<Evaluation> {
-        Ok(self.report_on(data, dev)?.loss)
+        self.check_data(data)?;
+        let head = self.head_outputs_on(&data.inputs, dev)?;
+        let targets = self.target_norm.apply(&data.targets);
+        let def = self.spec.head_def();
+        let (k, d, width) = (self.spec.k(), self.spec.out_dim, self.spec.head_width());
+        let total: f64 = head
+            .chunks_exact(width)
+            .zip(targets.chunks_exact(d))
+            .map(|(h, t)| def.row_loss_original(h, t, k, &self.target_norm))
+            .sum();
+        let e = Evaluation {
+            metric: def.metric(),
+            value: total / data.len() as f64,
+            rows: data.len(),
+        };
+        self.check_loss(&e)?;
+        Ok(e)
+    }
+
+    /// The weight each mixture component gets over `data`'s inputs (on the
+    /// CPU); `None` for a head without components.
+    pub fn component_usage(&self, inputs: &[f32]) -> Result<Option<ComponentUsage>> {
+        let def = self.spec.head_def();
+        if !def.is_distribution() {
+            return Ok(None);
+        }
+        let head = self.head_outputs(inputs)?;
+        let (k, width) = (self.spec.k(), self.spec.head_width());
+        let mut usage = UsageAccumulator::new(k);
+        let mut pi = vec![0.0f32; k];
+        for h in head.chunks_exact(width) {
+            def.weights(h, k, &mut pi);
+            usage.add(&pi);
+        }
+        Ok(Some(usage.finish()))
     }
 
     fn check_data(&self, data: &Dataset) -> Result<()> {

@@ -16,6 +16,12 @@ fn main() -> ExitCode {
     }
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
+        // Already said on stderr what was written; the code tells the
+        // shell which signal it was (130 SIGINT, 143 SIGTERM).
+        Err(e) if e.downcast_ref::<cli::Interrupted>().is_some() => {
+            let code = e.downcast_ref::<cli::Interrupted>().map_or(1, |i| i.0);
+            ExitCode::from(code)
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

@@ -124,13 +124,16 @@ fn train(dir: &Path, extra: &str) -> Run {
 }
 
 /// `mdn train` with small, CPU-only settings (each unless `extra` gives that
-/// flag itself) and exactly the given extra arguments.
+/// flag itself) and exactly the given extra arguments. Without a validation
+/// set unless `extra` asks for one, so the model trains on every row of the
+/// file the tests evaluate it on (tests/interrupt.rs covers validation).
 fn train_args(dir: &Path, extra: &[&str]) -> Run {
     let mut args = vec!["train"];
     for (flag, value) in [
         ("--steps", "300"),
         ("--hidden", "16,16"),
         ("--device", "cpu"),
+        ("--val", "none"),
     ] {
         if !extra.contains(&flag) {
             args.extend([flag, value]);

@@ -31,18 +31,54 @@ fn train(data: &Dataset, spec: &ModelSpec, steps: usize, lr: f64, seed: u64) -> 
     result.model
 }
 
-/// The quick-start claim: the CLI defaults reach a held-out NLL ≤ −1.15 nats
-/// on fresh toy data (the optimum, the true conditional entropy, is −1.283).
+/// The quick-start claim: `mdn train --toy inverse` with its defaults (the
+/// toy rows, a tenth as many fresh rows for validation, the best model on
+/// them) reaches a held-out NLL ≤ −1.20 nats on 65 536 fresh rows (the
+/// optimum, the true conditional entropy, is −1.283). Measured −1.204 to
+/// −1.206 over seeds on 100 000 rows; the 65 536-row estimate itself
+/// scatters by about ±0.003.
 #[test]
 fn defaults_reach_the_stated_inverse_nll() {
-    let data = toy_dataset(ToyProblem::Inverse, defaults::TOY_TRAIN_ROWS, 0);
+    use mdn::data::source::{DataSource, ValSource};
+    use mdn::fit::{FitOptions, fit_with};
+    let source = DataSource::Toy {
+        problem: ToyProblem::Inverse,
+        n: defaults::TOY_TRAIN_ROWS,
+        seed: 0,
+    };
+    let (data, val) = ValSource::Fraction(0.1)
+        .split(&source, source.load().unwrap(), 0)
+        .unwrap();
     let hidden = ModelSpec::parse_hidden(defaults::HIDDEN).unwrap();
     let spec = ModelSpec::mixture(1, 1, hidden, defaults::K).unwrap();
-    let model = train(&data, &spec, defaults::STEPS, defaults::LR, 0);
-    let test = toy_dataset(ToyProblem::Inverse, 16_384, 12345);
+    let config = TrainConfig {
+        steps: defaults::STEPS,
+        batch: defaults::BATCH,
+        lr: defaults::LR,
+        schedule: LrSchedule::Cosine,
+        seed: 0,
+    };
+    let opts = FitOptions {
+        val: Some(&val),
+        eval_every: defaults::STEPS / 50,
+        ..FitOptions::default()
+    };
+    let result = fit_with(
+        &data,
+        &spec,
+        &config,
+        DeviceChoice::Cpu,
+        &GpuOptions::default(),
+        opts,
+        &mut |_| {},
+        |_, _| {},
+    )
+    .unwrap();
+    let model = result.model;
+    let test = toy_dataset(ToyProblem::Inverse, 65_536, 12345);
     let nll = model.evaluate(&test).unwrap().value;
     eprintln!("held-out NLL with the defaults: {nll:.4}");
-    assert!(nll <= -1.15, "held-out NLL {nll}");
+    assert!(nll <= -1.20, "held-out NLL {nll}");
     assert!(
         nll > -1.30,
         "better than the true conditional entropy is impossible: {nll}"

@@ -38,7 +38,7 @@ pub enum Command {
     /// Write Bishop's toy data set as CSV.
     Data(DataArgs),
     /// Train an MDN or an MLP and save it as safetensors.
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Mean NLL (mixture) or MSE (MLP) of a model on a CSV file, in original units.
     Eval(EvalArgs),
     /// Mixture parameters (or MLP predictions) for each input row, as CSV.
@@ -159,7 +159,7 @@ pub enum ModelKind {
 #[derive(Args, Debug)]
 pub struct TrainArgs {
     /// Training data (CSV with a header row).
-    #[arg(long, conflicts_with = "toy", required_unless_present = "toy")]
+    #[arg(long, conflicts_with = "toy", required_unless_present_any = ["toy", "resume"])]
     pub data: Option<PathBuf>,
     /// Train on freshly generated toy data instead of a file.
     #[arg(long, value_enum)]
@@ -186,9 +186,9 @@ pub struct TrainArgs {
     /// Hidden layer sizes, comma-separated.
     #[arg(long, default_value = mdn::defaults::HIDDEN)]
     pub hidden: String,
-    /// Adam steps.
-    #[arg(long, default_value_t = mdn::defaults::STEPS, conflicts_with = "epochs")]
-    pub steps: usize,
+    /// Adam steps [default: 60000]; with --resume, a new total for the resumed run.
+    #[arg(long, conflicts_with = "epochs")]
+    pub steps: Option<usize>,
     /// Passes over the data (instead of --steps).
     #[arg(long)]
     pub epochs: Option<usize>,
@@ -206,6 +206,24 @@ pub struct TrainArgs {
     /// Held-out data to report the loss on (default with --toy: fresh toy data).
     #[arg(long)]
     pub test: Option<PathBuf>,
+    /// Validation set: a share of the training rows (with --toy: that many fresh rows), a CSV file, or `none` [default: 0.1, none below 200 rows]. The model written is the one with the best validation loss.
+    #[arg(long, value_name = "FRAC|F.csv|none")]
+    pub val: Option<String>,
+    /// Steps between validation checks [default: a fiftieth of the run].
+    #[arg(long, value_name = "N")]
+    pub eval_every: Option<usize>,
+    /// Stop after this many validation checks without an improvement.
+    #[arg(long, value_name = "N")]
+    pub patience: Option<usize>,
+    /// Write a checkpoint (the model plus Adam's state and the settings) to this file, atomically; also when interrupted.
+    #[arg(long, value_name = "F")]
+    pub checkpoint: Option<PathBuf>,
+    /// Steps between checkpoints [default: a tenth of the run].
+    #[arg(long, value_name = "N", requires = "checkpoint")]
+    pub checkpoint_every: Option<usize>,
+    /// Continue the run saved in this checkpoint, with its data and settings (--steps may raise the total).
+    #[arg(long, value_name = "F", conflicts_with_all = ["data", "toy", "n", "input", "target", "model", "k", "covariance", "hidden", "epochs", "batch", "lr", "schedule", "seed", "test", "val", "eval_every", "patience"])]
+    pub resume: Option<PathBuf>,
     /// Where to write the model (safetensors).
     #[arg(long)]
     pub out: PathBuf,

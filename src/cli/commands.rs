@@ -1,28 +1,20 @@
 //! One function per subcommand: read inputs, call the library, write outputs.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use mdn::Dataset;
 use mdn::data::csv::{ColumnChoice, load_dataset, load_inputs, to_csv_string};
 use mdn::data::toy::toy_dataset;
 use mdn::fsutil::write_atomic;
 use mdn::gpu::context::GpuOptions;
 use mdn::infer::{Inference, Point};
-use mdn::model::{Head, Model, ModelSpec, load_model, save_model};
-use mdn::train::BatchOrder;
-use mdn::{Dataset, TrainConfig, fit};
+use mdn::model::{Model, load_model};
 
 use super::args::{
-    AdaptersArgs, DataArgs, EvalArgs, ModelKind, PredictArgs, RenderArgs, SampleArgs, TrainArgs,
-    ViewArgs,
+    AdaptersArgs, DataArgs, EvalArgs, PredictArgs, RenderArgs, SampleArgs, ViewArgs,
 };
-use super::choices::CovarianceArg;
-
-use mdn::defaults;
-/// Seed offset for the held-out toy set, so it never equals the training set.
-const TEST_SEED_OFFSET: u64 = 0x005e_ed0f_7e57;
 
 pub fn data(a: DataArgs) -> anyhow::Result<()> {
     if a.n == 0 {
@@ -35,130 +27,6 @@ pub fn data(a: DataArgs) -> anyhow::Result<()> {
         .collect();
     write_atomic(&a.out, to_csv_string(&header, &values).as_bytes())?;
     eprintln!("wrote {} rows to {}", d.len(), a.out.display());
-    Ok(())
-}
-
-pub fn train(a: TrainArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
-    let hidden = ModelSpec::parse_hidden(&a.hidden)?;
-    let columns = ColumnChoice::from_flags(a.input.as_deref(), a.target.as_deref());
-    let (train_data, test_data): (Dataset, Option<(Dataset, String)>) = match (&a.data, a.toy) {
-        (Some(path), _) => (load_dataset(path, &columns)?, None),
-        (None, Some(problem)) => {
-            if a.n == 0 {
-                bail!("--n must be at least 1");
-            }
-            let test = toy_dataset(
-                problem.into(),
-                defaults::TOY_TEST_ROWS,
-                a.seed.wrapping_add(TEST_SEED_OFFSET),
-            );
-            (
-                toy_dataset(problem.into(), a.n, a.seed),
-                Some((
-                    test,
-                    format!("fresh toy data, {} rows", defaults::TOY_TEST_ROWS),
-                )),
-            )
-        }
-        (None, None) => bail!("give --data FILE.csv or --toy forward|inverse"),
-    };
-    let test_data = match &a.test {
-        Some(path) => {
-            let cols = ColumnChoice {
-                input: Some(train_data.input_names.clone()),
-                target: Some(train_data.target_names.clone()),
-            };
-            Some((load_dataset(path, &cols)?, path.display().to_string()))
-        }
-        None => test_data,
-    };
-    if a.model == ModelKind::Mlp && a.covariance != CovarianceArg::Diag {
-        bail!("--covariance describes a mixture's components; it needs --model mdn");
-    }
-    let head = match a.model {
-        ModelKind::Mdn => Head::Mixture {
-            k: a.k,
-            covariance: a.covariance.into(),
-        },
-        ModelKind::Mlp => Head::Mse,
-    };
-    let spec = ModelSpec::new(train_data.in_dim, train_data.out_dim, hidden, head)?;
-    let order = BatchOrder::new(train_data.len(), a.batch, a.seed)?;
-    let steps = match a.epochs {
-        Some(e) => e * order.steps_per_epoch(),
-        None => a.steps,
-    };
-    if steps == 0 {
-        bail!("--steps / --epochs must be at least 1");
-    }
-    let config = TrainConfig {
-        steps,
-        batch: a.batch,
-        lr: a.lr,
-        schedule: a.schedule.into(),
-        seed: a.seed,
-    };
-    config.validate()?;
-
-    let show = !a.quiet && std::io::stderr().is_terminal();
-    let bar = ProgressBar::with_draw_target(
-        Some(steps as u64),
-        if show {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
-        },
-    );
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} steps  loss {msg}  ({per_sec}, eta {eta})")
-            .expect("template is valid"),
-    );
-    let quiet = a.quiet;
-    let mut note = |m: &str| {
-        if !quiet {
-            eprintln!("note: {m}");
-        }
-    };
-    let result = fit(
-        &train_data,
-        &spec,
-        &config,
-        a.device.into(),
-        gpu,
-        &mut note,
-        |step, loss| {
-            bar.set_position(step as u64);
-            bar.set_message(format!("{loss:.4}"));
-        },
-    )?;
-    bar.finish_and_clear();
-
-    let report = &result.report;
-    let model = &result.model;
-    if let Some(d) = report.diverged {
-        save_model(model, &a.out)?;
-        bail!(
-            "training diverged at step {} (loss {}); saved the last good parameters (step {}) to {}; try a smaller --lr",
-            d.step,
-            d.loss,
-            d.good_step,
-            a.out.display()
-        );
-    }
-    save_model(model, &a.out)?;
-    let train_eval = model.evaluate(&train_data)?;
-    eprintln!(
-        "trained {} steps on {} in {:.1}s; wrote {}",
-        report.steps,
-        result.device_name,
-        report.elapsed.as_secs_f64(),
-        a.out.display()
-    );
-    println!("train {} {:.5}", train_eval.metric.name(), train_eval.value);
-    if let Some((test, what)) = test_data {
-        let e = model.evaluate(&test)?;
-        println!("test {} {:.5}  ({what})", e.metric.name(), e.value);
-    }
     Ok(())
 }
 
@@ -226,7 +94,7 @@ pub fn eval(a: EvalArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
 
 /// The mixture's component usage on stderr, with a warning and what to try
 /// when components are dead or one dominates.
-fn report_usage(u: &mdn::metrics::ComponentUsage) {
+pub(super) fn report_usage(u: &mdn::metrics::ComponentUsage) {
     let pis: Vec<String> = u.mean_pi.iter().map(|p| format!("{p:.3}")).collect();
     eprintln!("mean π per component: {}", pis.join(" "));
     if let Some(advice) = u.advice() {

@@ -5,16 +5,18 @@ mod args;
 mod bench;
 mod choices;
 mod commands;
+mod train;
 
 use args::{Command, ViewArgs};
 
 pub use args::Cli;
+pub use train::Interrupted;
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let gpu = cli.gpu_options();
     match cli.command {
         Some(Command::Data(a)) => commands::data(a),
-        Some(Command::Train(a)) => commands::train(a, &gpu),
+        Some(Command::Train(a)) => train::train(*a, &gpu),
         Some(Command::Eval(a)) => commands::eval(a, &gpu),
         Some(Command::Predict(a)) => commands::predict(a, &gpu),
         Some(Command::Sample(a)) => commands::sample(a, &gpu),

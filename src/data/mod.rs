@@ -2,6 +2,7 @@
 
 pub mod csv;
 pub mod normalize;
+pub mod source;
 pub mod toy;
 
 use crate::error::{MdnError, Result};

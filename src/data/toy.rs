@@ -6,7 +6,8 @@ use rand_chacha::ChaCha8Rng;
 
 use super::Dataset;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ToyProblem {
     /// input x, target y: unimodal, a plain MLP fits it.
     Forward,

@@ -23,8 +23,26 @@ fn le_bytes(values: &[f32]) -> Vec<u8> {
 }
 
 pub fn model_to_bytes(model: &Model) -> Result<Vec<u8>> {
+    model_to_bytes_with(model, &[], &[])
+}
+
+/// Tensors loaders skip: a checkpoint's optimizer state (DESIGN.md,
+/// "Checkpoints").
+pub const EXTRA_PREFIX: &str = "optimizer.";
+
+/// The model file plus `extra` tensors (named `optimizer.…`, flat f32) and
+/// metadata, as a checkpoint is written.
+pub fn model_to_bytes_with(
+    model: &Model,
+    extra: &[(&str, &[f32])],
+    extra_meta: &[(&str, String)],
+) -> Result<Vec<u8>> {
     let layout = model.spec.layout();
     let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (name, values) in extra {
+        debug_assert!(name.starts_with(EXTRA_PREFIX));
+        owned.push((name.to_string(), vec![values.len()], le_bytes(values)));
+    }
     for (i, l) in layout.layers.iter().enumerate() {
         owned.push((
             format!("layers.{i}.weight"),
@@ -53,6 +71,9 @@ pub fn model_to_bytes(model: &Model) -> Result<Vec<u8>> {
     meta.insert("target_std".to_string(), json(&model.target_norm.std));
     meta.insert("input_names".to_string(), json(&model.input_names));
     meta.insert("target_names".to_string(), json(&model.target_names));
+    for (k, v) in extra_meta {
+        meta.insert(k.to_string(), v.clone());
+    }
     let bytes = safetensors::tensor::serialize(views, Some(meta))
         .map_err(|e| MdnError::Spec(format!("cannot serialise model: {e}")))?;
     canonical_header(bytes)
@@ -177,10 +198,14 @@ pub fn model_from_bytes(bytes: &[u8]) -> std::result::Result<Model, String> {
     }
     let layout = spec.layout();
     let expected = 2 * layout.layers.len();
-    if tensors.len() != expected {
+    let model_tensors = tensors
+        .names()
+        .iter()
+        .filter(|n| !n.starts_with(EXTRA_PREFIX))
+        .count();
+    if model_tensors != expected {
         return Err(format!(
-            "the file has {} tensors, the spec needs {expected}",
-            tensors.len()
+            "the file has {model_tensors} tensors, the spec needs {expected}"
         ));
     }
     let mut params = vec![0.0f32; layout.len];

@@ -13,11 +13,13 @@ use crate::data::Dataset;
 use crate::error::{MdnError, Result};
 use crate::model::{ModelSpec, ParamLayout};
 
+pub mod checkpoint;
 pub mod step;
 
 pub use step::{AdamStep, LossAccumulator};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum LrSchedule {
     Constant,
     /// Cosine decay from `lr` to `lr · COSINE_FLOOR` over the run: the late,
@@ -287,8 +289,9 @@ pub fn run_training(
 /// [`run_training`] with a validation set (checked every `every` steps:
 /// the best parameters are kept, and `patience` checks without a better
 /// loss stop the run), a stop flag checked between chunks, and periodic
-/// checkpoints. Chunks end at every check and checkpoint, so where they
-/// fall depends only on the step count: a resumed run checks and
+/// checkpoints (every `every` steps and at the end of the run, however it
+/// ends but by divergence). Chunks end at every check and checkpoint, so
+/// where they fall depends only on the step count: a resumed run checks and
 /// checkpoints at the same steps as an uninterrupted one.
 pub fn run_training_with(
     trainer: &mut dyn Trainer,
@@ -304,6 +307,7 @@ pub fn run_training_with(
     let mut good_step = trainer.step();
     let mut best = ctl.best.take();
     let mut stopped = None;
+    let mut written = trainer.step();
     trainer.checkpoint()?;
     let next_multiple = |step: usize, every: usize| (step / every + 1) * every;
     while trainer.step() < total_steps {
@@ -375,6 +379,7 @@ pub fn run_training_with(
             && step.is_multiple_of(*every)
         {
             write(trainer, best.as_ref())?;
+            written = step;
         }
         if stopped.is_some() {
             break;
@@ -383,6 +388,13 @@ pub fn run_training_with(
         let per_step = dt.as_secs_f64() / n as f64;
         let want = (READ_INTERVAL.as_secs_f64() / per_step.max(1e-7)) as usize;
         chunk = want.clamp(1, (chunk * 4).max(4)).min(100_000);
+    }
+    // The run's last state too (finished, stopped early or interrupted), so
+    // a later run can go on from where this one ended.
+    if let Some((_, write)) = &mut ctl.checkpoint
+        && written != trainer.step()
+    {
+        write(trainer, best.as_ref())?;
     }
     Ok(TrainReport {
         steps: trainer.step(),

@@ -1,0 +1,398 @@
+//! Runs a user must never lose: the real binary, interrupted by signals
+//! sent to its own process group, and checkpoints resumed. All on the CPU,
+//! where a seeded run is bit-deterministic.
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn mdn(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mdn"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the mdn binary runs")
+}
+
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let out = mdn(dir, args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "mdn {args:?}: {stderr}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Starts `mdn ARGS` as the leader of a process group of its own, as a
+/// shell starts a job.
+fn spawn(dir: &Path, args: &[&str]) -> Child {
+    use std::os::unix::process::CommandExt;
+    Command::new(env!("CARGO_BIN_EXE_mdn"))
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .expect("the mdn binary starts")
+}
+
+/// Sends `signals` to the child's process group, as Ctrl-C in a terminal
+/// does, microseconds apart.
+fn signal_group(child: &Child, signals: &[i32]) {
+    for &sig in signals {
+        // SAFETY: kill(2) with a process group id and a signal number.
+        let r = unsafe { libc::kill(-(child.id() as i32), sig) };
+        assert_eq!(r, 0, "kill failed");
+    }
+}
+
+/// Waits until `path` exists: the run has passed its first checkpoint, so
+/// it is training, well before its end.
+fn wait_for(path: &Path, child: &mut Child) {
+    let start = Instant::now();
+    while !path.exists() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("mdn ended before {}: {status}", path.display());
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no {}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+const TRAIN: &[&str] = &[
+    "train", "--data", "d.csv", "--k", "3", "--hidden", "16,16", "--batch", "64", "--device",
+    "cpu", "--quiet", "--seed", "5",
+];
+
+fn setup(d: &Path) {
+    ok(
+        d,
+        &[
+            "data", "--toy", "inverse", "--n", "2048", "--seed", "1", "--out", "d.csv",
+        ],
+    );
+}
+
+/// SIGINT mid-run: exit 130, the model written loads and evaluates to a
+/// finite NLL, stderr says what was written and at which step, and the
+/// checkpoint it wrote resumes to the same bytes as a run never
+/// interrupted (cosine schedule, validation on: the settings a user has).
+#[test]
+fn sigint_writes_the_best_model_and_the_run_resumes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    setup(d);
+    let steps = ["--steps", "150000"];
+    let mut child = spawn(
+        d,
+        &[
+            TRAIN,
+            &steps,
+            &[
+                "--checkpoint",
+                "ck.st",
+                "--checkpoint-every",
+                "2000",
+                "--out",
+                "m.st",
+            ],
+        ]
+        .concat(),
+    );
+    wait_for(&d.join("ck.st"), &mut child);
+    std::thread::sleep(Duration::from_millis(300));
+    signal_group(&child, &[libc::SIGINT]);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("SIGINT: stopped at step") && stderr.contains("m.st"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let e = ok(
+        d,
+        &[
+            "eval", "--model", "m.st", "--data", "d.csv", "--device", "cpu",
+        ],
+    );
+    let nll: f64 = e.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(nll.is_finite(), "{e}");
+
+    // Resumed to the end, it equals the run that never stopped.
+    ok(
+        d,
+        &[
+            "train",
+            "--resume",
+            "ck.st",
+            "--device",
+            "cpu",
+            "--quiet",
+            "--out",
+            "resumed.st",
+        ],
+    );
+    ok(d, &[TRAIN, &steps, &["--out", "whole.st"]].concat());
+    let (a, b) = (
+        std::fs::read(d.join("resumed.st")).unwrap(),
+        std::fs::read(d.join("whole.st")).unwrap(),
+    );
+    assert!(
+        a == b,
+        "resumed and uninterrupted runs wrote different models"
+    );
+}
+
+/// Two signals in a row: the second aborts at once and writes nothing, so
+/// the previous model file stays byte-identical. (The second is a SIGTERM:
+/// two SIGINTs sent microseconds apart can reach the process as one, as
+/// the kernel does not queue a signal already pending; a person's second
+/// Ctrl-C comes far later.) A lone SIGTERM exits 143.
+#[test]
+fn a_second_signal_aborts_without_writing_and_sigterm_exits_143() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    setup(d);
+    ok(d, &[TRAIN, &["--steps", "300", "--out", "m.st"]].concat());
+    let before = std::fs::read(d.join("m.st")).unwrap();
+    let long = [
+        TRAIN,
+        &[
+            "--steps",
+            "150000",
+            "--checkpoint",
+            "ck.st",
+            "--checkpoint-every",
+            "2000",
+            "--out",
+            "m.st",
+        ],
+    ]
+    .concat();
+    let mut child = spawn(d, &long);
+    wait_for(&d.join("ck.st"), &mut child);
+    let ck_before = std::fs::read(d.join("ck.st")).unwrap();
+    signal_group(&child, &[libc::SIGINT, libc::SIGTERM]);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // 128 + whichever of the two was handled second (handlers may run on
+    // any of the process's threads).
+    assert!(
+        matches!(out.status.code(), Some(130 | 143)),
+        "{:?}: {stderr}",
+        out.status
+    );
+    assert!(
+        !stderr.contains("stopped at step"),
+        "it wrote and said so: {stderr}"
+    );
+    assert!(
+        std::fs::read(d.join("m.st")).unwrap() == before,
+        "the model file changed"
+    );
+    // The checkpoint is whole: the one from before, or a newer complete one.
+    let ck = std::fs::read(d.join("ck.st")).unwrap();
+    if ck != ck_before {
+        ok(
+            d,
+            &[
+                "eval", "--model", "ck.st", "--data", "d.csv", "--device", "cpu",
+            ],
+        );
+    }
+
+    std::fs::remove_file(d.join("ck.st")).unwrap();
+    let mut child = spawn(d, &long);
+    wait_for(&d.join("ck.st"), &mut child);
+    signal_group(&child, &[libc::SIGTERM]);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "{stderr}");
+    assert!(stderr.contains("SIGTERM: stopped at step"), "{stderr}");
+    assert!(
+        std::fs::read(d.join("m.st")).unwrap() != before,
+        "no model written"
+    );
+}
+
+/// N steps, a checkpoint, and N more with `--resume --steps 2N` give the
+/// same bytes as 2N steps in one run (constant learning rate, so the
+/// schedule does not depend on the total), from a CSV and from toy data.
+#[test]
+fn n_plus_n_resumed_steps_equal_2n_steps_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    setup(d);
+    let constant = ["--schedule", "constant"];
+    for source in [
+        &["--data", "d.csv"][..],
+        &["--toy", "band", "--n", "1500"][..],
+    ] {
+        let base: Vec<&str> = [
+            &[
+                "train", "--k", "3", "--hidden", "16,16", "--batch", "64", "--device", "cpu",
+            ][..],
+            &["--quiet", "--seed", "5", "--eval-every", "250"],
+            &constant,
+            source,
+        ]
+        .concat();
+        ok(
+            d,
+            &[
+                &base[..],
+                &[
+                    "--steps",
+                    "1000",
+                    "--checkpoint",
+                    "half.st",
+                    "--out",
+                    "a.st",
+                ],
+            ]
+            .concat(),
+        );
+        ok(
+            d,
+            &[
+                "train", "--resume", "half.st", "--steps", "2000", "--device", "cpu", "--quiet",
+                "--out", "b.st",
+            ],
+        );
+        ok(
+            d,
+            &[&base[..], &["--steps", "2000", "--out", "c.st"]].concat(),
+        );
+        let (b, c) = (
+            std::fs::read(d.join("b.st")).unwrap(),
+            std::fs::read(d.join("c.st")).unwrap(),
+        );
+        assert!(
+            b == c,
+            "{source:?}: 1000 + 1000 resumed steps differ from 2000 steps"
+        );
+    }
+    // Resuming past the end, or without a checkpoint, is refused.
+    let out = mdn(
+        d,
+        &[
+            "train", "--resume", "c.st", "--device", "cpu", "--out", "x.st",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("not a checkpoint"),
+        "{stderr}"
+    );
+    let out = mdn(
+        d,
+        &[
+            "train", "--resume", "half.st", "--steps", "500", "--device", "cpu", "--out", "x.st",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("larger --steps"),
+        "{stderr}"
+    );
+    let out = mdn(
+        d,
+        &["train", "--resume", "half.st", "--k", "5", "--out", "x.st"],
+    );
+    assert!(!out.status.success());
+    assert!(!d.join("x.st").exists());
+}
+
+/// A run long enough to overfit a small data set: the model written is the
+/// best on the validation file, from before the end, and `eval` on that
+/// file gives exactly the validation NLL `train` printed.
+#[test]
+fn the_model_written_is_the_best_on_validation() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(
+        d,
+        &[
+            "data",
+            "--toy",
+            "inverse",
+            "--n",
+            "150",
+            "--seed",
+            "1",
+            "--out",
+            "small.csv",
+        ],
+    );
+    ok(
+        d,
+        &[
+            "data", "--toy", "inverse", "--n", "1000", "--seed", "2", "--out", "v.csv",
+        ],
+    );
+    let out = mdn(
+        d,
+        &[
+            "train",
+            "--data",
+            "small.csv",
+            "--val",
+            "v.csv",
+            "--k",
+            "8",
+            "--hidden",
+            "64,64",
+            "--steps",
+            "6000",
+            "--batch",
+            "32",
+            "--lr",
+            "1e-2",
+            "--schedule",
+            "constant",
+            "--eval-every",
+            "100",
+            "--device",
+            "cpu",
+            "--quiet",
+            "--out",
+            "m.st",
+        ],
+    );
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    let printed: f64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("val nll "))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no val line in {stdout}"));
+    let best_step: usize = stderr
+        .split("validation set (step ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no best step in {stderr}"));
+    assert!(
+        best_step < 6000,
+        "no overfitting to select against: {stderr}"
+    );
+    let e = ok(
+        d,
+        &[
+            "eval", "--model", "m.st", "--data", "v.csv", "--device", "cpu",
+        ],
+    );
+    let nll: f64 = e.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(
+        (nll - printed).abs() < 1e-5,
+        "eval {nll} vs printed {printed}"
+    );
+}
