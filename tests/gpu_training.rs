@@ -209,6 +209,67 @@ fn first_step_gradients_match_cpu_with_split_batches() {
     }
 }
 
+/// A run's state read from one GPU trainer (parameters, Adam's moments,
+/// the step) and put into a fresh one continues as the first would have:
+/// what `train --resume` does on the GPU. The GPU is deterministic run to
+/// run, so the two runs agree to the last bit; the CPU trainer, resumed
+/// from the GPU's state, agrees within the usual parity tolerance.
+#[test]
+fn a_resumed_gpu_trainer_continues_the_run() {
+    for backend in BACKENDS {
+        let Some(ctx) = context(backend) else {
+            continue;
+        };
+        let spec = ModelSpec::mixture(1, 1, vec![16, 16], 3).unwrap();
+        let data = toy(600, 2);
+        let config = TrainConfig {
+            steps: 200,
+            batch: 50,
+            lr: 3e-3,
+            schedule: LrSchedule::Cosine,
+            seed: 4,
+        };
+        let p0 = init_params(&spec, 3);
+        let kernels = Arc::new(Kernels::new(&ctx).unwrap());
+        let trainer = || {
+            GpuTrainer::with_kernels(
+                Arc::clone(&ctx),
+                Arc::clone(&kernels),
+                &spec,
+                &data,
+                p0.clone(),
+                &config,
+            )
+            .unwrap()
+        };
+        let mut whole = trainer();
+        whole.run(200).unwrap();
+        let mut first = trainer();
+        first.run(77).unwrap();
+        let (params, (m, v)) = (first.params().unwrap(), first.optimizer_state().unwrap());
+        assert!(m.iter().any(|&x| x != 0.0) && v.iter().all(|&x| x >= 0.0));
+        let mut second = trainer();
+        second.restore_state(&params, &m, &v, 77).unwrap();
+        assert_eq!(second.step(), 77);
+        second.run(123).unwrap();
+        assert_eq!(
+            second.params().unwrap(),
+            whole.params().unwrap(),
+            "{backend}: resumed GPU run differs"
+        );
+        let mut cpu = CpuTrainer::new(&spec, &data, p0.clone(), &config).unwrap();
+        cpu.restore_state(&params, &m, &v, 77).unwrap();
+        cpu.run(123).unwrap();
+        let err = relative_error(&cpu.params().unwrap(), &whole.params().unwrap());
+        assert!(
+            err <= 1e-4,
+            "{backend}: CPU resumed from GPU state: {err:.3e}"
+        );
+        // A state of the wrong length is refused, not half-applied.
+        assert!(second.restore_state(&params[1..], &m, &v, 5).is_err());
+    }
+}
+
 /// The loss state is read and cleared by `take_loss`; checkpoints are
 /// copies on the GPU that `restore_checkpoint` puts back.
 #[test]
