@@ -11,8 +11,8 @@
 //! 4. [`model`] (spec, flat parameter layout, init, file format);
 //! 5. [`train`] (the loop and the step values both trainers share);
 //! 6. [`cpu`] and [`gpu`] (the two trainers and their stages);
-//! 7. [`device`] (where work runs), [`infer`] (using a model) and [`fit`]
-//!    (data + spec + device → trained model);
+//! 7. [`device`] (where work runs), [`infer`] (using a model), [`fit`]
+//!    (data + spec + device → trained model) and [`sweep`] (many of them);
 //! 8. [`bench`], [`viz`] and [`calibration_plot`]; the CLI (`src/cli/`, in
 //!    the binary) on top.
 
@@ -31,6 +31,7 @@ pub mod infer;
 pub mod metrics;
 pub mod model;
 pub mod simd;
+pub mod sweep;
 pub mod train;
 pub mod viz;
 

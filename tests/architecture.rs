@@ -23,6 +23,7 @@ const FLOORS: &[(&str, usize)] = &[
     ("device", 7),
     ("infer", 7),
     ("fit", 7),
+    ("sweep", 7),
     ("bench", 8),
     ("viz", 8),
     ("calibration_plot", 8),

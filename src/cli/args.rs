@@ -47,6 +47,8 @@ pub enum Command {
     Sample(SampleArgs),
     /// Every GPU adapter of every backend on this machine, with driver info.
     Adapters(AdaptersArgs),
+    /// Train a grid of models (K × seeds × learning rates × hidden sizes) and rank them on a validation set.
+    Sweep(Box<SweepArgs>),
     /// GPU vs CPU training throughput on the toy inverse problem.
     Bench(bench::BenchArgs),
     /// Open the desktop visualizer (what `mdn` alone does).
@@ -228,6 +230,73 @@ pub struct TrainArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SweepArgs {
+    /// Training data (CSV with a header row).
+    #[arg(long, conflicts_with = "toy", required_unless_present_any = ["toy", "merge"])]
+    pub data: Option<PathBuf>,
+    /// Train on freshly generated toy data instead of a file.
+    #[arg(long, value_enum)]
+    pub toy: Option<Toy>,
+    /// Rows of toy data to generate with --toy.
+    #[arg(long, default_value_t = mdn::defaults::TOY_TRAIN_ROWS, requires = "toy", conflicts_with = "data")]
+    pub n: usize,
+    /// Input columns, comma-separated (default: all but the last).
+    #[arg(long, value_name = "COLS")]
+    pub input: Option<String>,
+    /// Target columns, comma-separated (default: the last).
+    #[arg(long, value_name = "COLS")]
+    pub target: Option<String>,
+    /// Mixture components to try, comma-separated.
+    #[arg(long, value_name = "LIST", default_value = "1,2,3,5,8")]
+    pub k: String,
+    /// Seeds per combination (0, 1, …).
+    #[arg(long, default_value_t = 1)]
+    pub seeds: u64,
+    /// Peak learning rates to try, comma-separated.
+    #[arg(long, value_name = "LIST", default_value = "5e-3")]
+    pub lr: String,
+    /// Hidden layer sizes to try, `;`-separated, e.g. "32,32;64,64".
+    #[arg(long, value_name = "LIST", default_value = mdn::defaults::HIDDEN)]
+    pub hidden: String,
+    #[arg(long, value_enum, default_value = "diag")]
+    pub covariance: CovarianceArg,
+    /// Validation set the models are ranked on: a share of the rows (with --toy: fresh rows) or a CSV file.
+    #[arg(long, value_name = "FRAC|F.csv", default_value = "0.1")]
+    pub val: String,
+    /// Adam steps per model [default: 60000].
+    #[arg(long)]
+    pub steps: Option<usize>,
+    #[arg(long, default_value_t = mdn::defaults::BATCH)]
+    pub batch: usize,
+    #[arg(long, value_enum, default_value = "cosine")]
+    pub schedule: Schedule,
+    /// Steps between validation checks [default: a fiftieth of the run].
+    #[arg(long, value_name = "N")]
+    pub eval_every: Option<usize>,
+    /// Where the models train: on the CPU side by side on the cores, on a GPU one after another.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub device: Device,
+    /// Train only every n-th combination starting at i (0-based), as one job of n.
+    #[arg(long, value_name = "i/n")]
+    pub shard: Option<String>,
+    /// Rank the results of these sweep directories together instead of training.
+    #[arg(long, value_name = "DIR", num_args = 1.., conflicts_with_all = ["data", "toy", "shard"])]
+    pub merge: Option<Vec<PathBuf>>,
+    /// Where sweep.jsonl and best.safetensors go.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: PathBuf,
+    /// Also write every model, named after its combination.
+    #[arg(long)]
+    pub keep_all: bool,
+    /// Print the results as JSON lines instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress lines.
     #[arg(long, short)]
     pub quiet: bool,
 }

@@ -5,6 +5,7 @@ mod args;
 mod bench;
 mod choices;
 mod commands;
+mod sweep;
 mod train;
 
 use args::{Command, ViewArgs};
@@ -21,6 +22,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Predict(a)) => commands::predict(a, &gpu),
         Some(Command::Sample(a)) => commands::sample(a, &gpu),
         Some(Command::Adapters(a)) => commands::adapters(a, &gpu),
+        Some(Command::Sweep(a)) => sweep::sweep(*a, &gpu),
         Some(Command::Bench(a)) => bench::run(a, &gpu),
         Some(Command::View(a)) => commands::view(a, &gpu),
         Some(Command::Render(a)) => commands::render(a, &gpu),

@@ -1,0 +1,238 @@
+//! `mdn sweep`: the grid from the flags, the data and its validation set,
+//! the ranked table, `sweep.jsonl`, `best.safetensors`; and `--merge`,
+//! which ranks several shards' results together.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use mdn::data::source::{DataSource, ValSource};
+use mdn::defaults;
+use mdn::fsutil::write_atomic;
+use mdn::gpu::context::GpuOptions;
+use mdn::model::{ModelSpec, save_model};
+use mdn::sweep::{Grid, Shard, SweepResult, order, run_sweep};
+
+use super::args::SweepArgs;
+
+const RESULTS: &str = "sweep.jsonl";
+const BEST: &str = "best.safetensors";
+
+fn list<T: std::str::FromStr>(flag: &str, text: &str) -> anyhow::Result<Vec<T>> {
+    let items = text
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            p.parse::<T>()
+                .map_err(|_| anyhow::anyhow!("--{flag}: `{p}` is not a number"))
+        })
+        .collect::<anyhow::Result<Vec<T>>>()?;
+    if items.is_empty() {
+        bail!("--{flag} needs at least one value");
+    }
+    Ok(items)
+}
+
+pub fn sweep(a: SweepArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
+    if let Some(dirs) = &a.merge {
+        return merge(dirs, &a.out_dir, a.json);
+    }
+    let steps = a.steps.unwrap_or(defaults::STEPS);
+    let grid = Grid {
+        k: list("k", &a.k)?,
+        seeds: (0..a.seeds).collect(),
+        lr: list("lr", &a.lr)?,
+        hidden: a
+            .hidden
+            .split(';')
+            .map(ModelSpec::parse_hidden)
+            .collect::<mdn::Result<Vec<_>>>()?,
+        covariance: a.covariance.into(),
+        steps,
+        batch: a.batch,
+        schedule: a.schedule.into(),
+        eval_every: a.eval_every.unwrap_or((steps / 50).max(1)),
+    };
+    if a.seeds == 0 || steps == 0 {
+        bail!("--seeds and --steps must be at least 1");
+    }
+    if let Some(&bad) = grid.lr.iter().find(|lr| !(**lr > 0.0 && lr.is_finite())) {
+        bail!("--lr: {bad} is not a positive learning rate");
+    }
+    let shard = match &a.shard {
+        Some(s) => Shard::parse(s)?,
+        None => Shard::ALL,
+    };
+    let cols = |text: &Option<String>| {
+        text.as_deref().map(|t| {
+            t.split(',')
+                .map(|c| c.trim().to_string())
+                .collect::<Vec<_>>()
+        })
+    };
+    let source = match (&a.data, a.toy) {
+        (Some(path), _) => DataSource::Csv {
+            path: path.clone(),
+            input: cols(&a.input),
+            target: cols(&a.target),
+        },
+        (None, Some(problem)) => DataSource::Toy {
+            problem: problem.into(),
+            n: a.n,
+            seed: 0,
+        },
+        (None, None) => bail!("give --data FILE.csv, --toy forward|inverse|band or --merge DIR…"),
+    };
+    let val_source = match a.val.trim() {
+        "none" => bail!("a sweep ranks its models on a validation set; --val none has none"),
+        text => ValSource::parse(text)?,
+    };
+    let (train, val) = val_source.split(&source, source.load()?, 0)?;
+    std::fs::create_dir_all(&a.out_dir)
+        .with_context(|| format!("creating {}", a.out_dir.display()))?;
+
+    let total = grid
+        .combinations()
+        .iter()
+        .enumerate()
+        .filter(|(j, _)| shard.takes(*j))
+        .count();
+    let quiet = a.quiet;
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let on_done = |r: &SweepResult| {
+        let n = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        if !quiet {
+            eprintln!(
+                "[{n}/{total}] k {} seed {} lr {} hidden {}: val nll {:.5} ({:.1}s)",
+                r.k,
+                r.seed,
+                r.lr,
+                hidden_text(&r.hidden),
+                r.val_nll,
+                r.seconds
+            );
+        }
+    };
+    let mut note = |m: &str| {
+        if !quiet {
+            eprintln!("note: {m}");
+        }
+    };
+    let results = run_sweep(
+        &train,
+        &val,
+        &grid,
+        shard,
+        a.device.into(),
+        gpu,
+        None,
+        &mut note,
+        &on_done,
+    )?;
+    if a.keep_all {
+        for (r, model) in &results {
+            save_model(model, &a.out_dir.join(r.file_name()))?;
+        }
+    }
+    save_model(&results[0].1, &a.out_dir.join(BEST))?;
+    let ranked: Vec<SweepResult> = results.into_iter().map(|(r, _)| r).collect();
+    write_results(&a.out_dir, &ranked)?;
+    print(&ranked, a.json)?;
+    eprintln!(
+        "wrote {} and {} (k {}, seed {}, lr {}, hidden {}) to {}",
+        RESULTS,
+        BEST,
+        ranked[0].k,
+        ranked[0].seed,
+        ranked[0].lr,
+        hidden_text(&ranked[0].hidden),
+        a.out_dir.display()
+    );
+    Ok(())
+}
+
+fn hidden_text(hidden: &[usize]) -> String {
+    hidden
+        .iter()
+        .map(|h| h.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn write_results(dir: &Path, ranked: &[SweepResult]) -> anyhow::Result<()> {
+    let mut text = String::new();
+    for r in ranked {
+        text += &serde_json::to_string(r)?;
+        text.push('\n');
+    }
+    write_atomic(&dir.join(RESULTS), text.as_bytes())?;
+    Ok(())
+}
+
+fn print(ranked: &[SweepResult], json: bool) -> anyhow::Result<()> {
+    if json {
+        for r in ranked {
+            println!("{}", serde_json::to_string(r)?);
+        }
+        return Ok(());
+    }
+    println!(
+        "{:>4}  {:>4}  {:>4}  {:>9}  {:>11}  {:>10}  {:>10}  {:>7}  {:>4}  {:>7}",
+        "rank", "k", "seed", "lr", "hidden", "val_nll", "train_nll", "steps", "dead", "seconds"
+    );
+    for (i, r) in ranked.iter().enumerate() {
+        println!(
+            "{:>4}  {:>4}  {:>4}  {:>9}  {:>11}  {:>10.5}  {:>10.5}  {:>7}  {:>4}  {:>7.1}",
+            i + 1,
+            r.k,
+            r.seed,
+            r.lr,
+            hidden_text(&r.hidden),
+            r.val_nll,
+            r.train_nll,
+            r.steps,
+            r.dead_components.len(),
+            r.seconds
+        );
+    }
+    Ok(())
+}
+
+/// Ranks the shards' `sweep.jsonl` together into `out`, with a copy of
+/// the best shard's `best.safetensors`.
+fn merge(dirs: &[PathBuf], out: &Path, json: bool) -> anyhow::Result<()> {
+    let mut all: Vec<(SweepResult, PathBuf)> = Vec::new();
+    for dir in dirs {
+        let path = dir.join(RESULTS);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("{}: not a sweep directory", dir.display()))?;
+        for (i, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
+            let r: SweepResult = serde_json::from_str(line)
+                .with_context(|| format!("{}: line {}", path.display(), i + 1))?;
+            all.push((r, dir.clone()));
+        }
+    }
+    if all.is_empty() {
+        bail!("no results in {}", dirs.len());
+    }
+    all.sort_by(|a, b| order(&a.0, &b.0));
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    // The best overall is its shard's best.
+    let best = std::fs::read(all[0].1.join(BEST))
+        .with_context(|| format!("{}: {BEST} is missing", all[0].1.display()))?;
+    write_atomic(&out.join(BEST), &best)?;
+    let ranked: Vec<SweepResult> = all.into_iter().map(|(r, _)| r).collect();
+    write_results(out, &ranked)?;
+    print(&ranked, json)?;
+    eprintln!(
+        "merged {} results from {} directories into {}",
+        ranked.len(),
+        dirs.len(),
+        out.display()
+    );
+    Ok(())
+}

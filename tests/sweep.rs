@@ -1,0 +1,217 @@
+//! `mdn sweep` end to end: the ranking, the best model, shards and their
+//! merge, a sweep model equal to the same model trained alone, and the GPU
+//! sweep against the CPU's.
+
+use std::path::Path;
+use std::process::Command;
+
+use mdn::gpu::context::{BackendChoice, GpuOptions, test_context_with};
+use mdn::model::load_model;
+use serde_json::Value;
+
+fn mdn(dir: &Path, args: &[&str]) -> (String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_mdn"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the mdn binary runs");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "mdn {args:?}: {stderr}");
+    (String::from_utf8(out.stdout).unwrap(), stderr)
+}
+
+/// `sweep.jsonl` without the timings, which differ run to run.
+fn results(dir: &Path) -> Vec<Value> {
+    std::fs::read_to_string(dir.join("sweep.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: Value = serde_json::from_str(l).unwrap();
+            v.as_object_mut().unwrap().remove("seconds");
+            v
+        })
+        .collect()
+}
+
+const GRID: &[&str] = &[
+    "sweep",
+    "--toy",
+    "inverse",
+    "--n",
+    "8192",
+    "--k",
+    "1,2,3,5,8",
+    "--seeds",
+    "2",
+    "--steps",
+    "3000",
+    "--hidden",
+    "32,32",
+    "--val",
+    "v.csv",
+    "--device",
+    "cpu",
+    "--quiet",
+];
+
+#[test]
+fn a_sweep_ranks_k3_or_more_first_and_shards_merge_to_the_same_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    mdn(
+        d,
+        &[
+            "data", "--toy", "inverse", "--n", "2000", "--seed", "9", "--out", "v.csv",
+        ],
+    );
+    let (table, _) = mdn(d, &[GRID, &["--out-dir", "all", "--keep-all"]].concat());
+    assert_eq!(table.lines().count(), 11, "{table}");
+    let all = results(&d.join("all"));
+    assert_eq!(all.len(), 10);
+    let first = &all[0];
+    assert!(first["k"].as_u64().unwrap() >= 3, "{first}");
+    let vals: Vec<f64> = all.iter().map(|r| r["val_nll"].as_f64().unwrap()).collect();
+    assert!(
+        vals.windows(2).all(|w| w[0] <= w[1]),
+        "not ranked: {vals:?}"
+    );
+    // K = 1 is the point-regression-like worst: both seeds rank last.
+    assert!(all[8..].iter().all(|r| r["k"] == 1), "{all:?}");
+    for r in &all {
+        for key in [
+            "seed",
+            "lr",
+            "hidden",
+            "train_nll",
+            "steps",
+            "dead_components",
+        ] {
+            assert!(r.get(key).is_some(), "{key} missing in {r}");
+        }
+    }
+
+    // best.safetensors evaluates to the validation NLL reported for it.
+    let (e, _) = mdn(
+        d,
+        &[
+            "eval",
+            "--model",
+            "all/best.safetensors",
+            "--data",
+            "v.csv",
+            "--device",
+            "cpu",
+        ],
+    );
+    let nll: f64 = e.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(
+        (nll - vals[0]).abs() < 1e-5,
+        "eval {nll} vs reported {}",
+        vals[0]
+    );
+
+    // A sweep's model is the model `train` makes alone with its settings.
+    mdn(
+        d,
+        &[
+            "train", "--toy", "inverse", "--n", "8192", "--k", "3", "--seed", "0", "--steps",
+            "3000", "--hidden", "32,32", "--val", "v.csv", "--device", "cpu", "--quiet", "--out",
+            "alone.st",
+        ],
+    );
+    let alone = std::fs::read(d.join("alone.st")).unwrap();
+    let swept = std::fs::read(d.join("all/model-k3-seed0-lr0.005-h32x32.safetensors")).unwrap();
+    assert!(
+        alone == swept,
+        "the sweep's k 3 seed 0 model differs from train's"
+    );
+
+    // Two shards, merged, are the whole sweep.
+    mdn(d, &[GRID, &["--out-dir", "s0", "--shard", "0/2"]].concat());
+    mdn(d, &[GRID, &["--out-dir", "s1", "--shard", "1/2"]].concat());
+    assert_eq!(
+        results(&d.join("s0")).len() + results(&d.join("s1")).len(),
+        10
+    );
+    mdn(
+        d,
+        &[
+            "sweep",
+            "--merge",
+            "s0",
+            "s1",
+            "--out-dir",
+            "merged",
+            "--quiet",
+        ],
+    );
+    assert_eq!(results(&d.join("merged")), all);
+    assert!(
+        std::fs::read(d.join("merged/best.safetensors")).unwrap()
+            == std::fs::read(d.join("all/best.safetensors")).unwrap(),
+        "merged best differs"
+    );
+}
+
+/// Every model of a sweep on the GPU (Vulkan and GL) has the parameters of
+/// the CPU sweep's after 200 steps, within the single-model parity
+/// tolerance, with models of different K in one sweep.
+#[test]
+fn the_gpu_sweep_equals_the_cpu_sweep() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let grid = [
+        "sweep",
+        "--toy",
+        "inverse",
+        "--n",
+        "1024",
+        "--k",
+        "1,3,7",
+        "--steps",
+        "200",
+        "--eval-every",
+        "200",
+        "--hidden",
+        "17",
+        "--batch",
+        "100",
+        "--keep-all",
+        "--quiet",
+    ];
+    mdn(
+        d,
+        &[&grid[..], &["--device", "cpu", "--out-dir", "cpu"]].concat(),
+    );
+    for backend in [BackendChoice::Vulkan, BackendChoice::Gl] {
+        let opts = GpuOptions {
+            backend: Some(backend),
+            adapter: Some(String::new()),
+        };
+        if test_context_with(&opts).is_none() {
+            continue;
+        }
+        let name = backend.to_string();
+        mdn(
+            d,
+            &[
+                &grid[..],
+                &["--device", "gpu", "--backend", &name, "--out-dir", &name],
+            ]
+            .concat(),
+        );
+        for k in [1, 3, 7] {
+            let file = format!("model-k{k}-seed0-lr0.005-h17.safetensors");
+            let cpu = load_model(&d.join("cpu").join(&file)).unwrap().params;
+            let gpu = load_model(&d.join(&name).join(&file)).unwrap().params;
+            let scale = cpu.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            let err = cpu
+                .iter()
+                .zip(&gpu)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max)
+                / scale;
+            assert!(err <= 1e-4, "{name} k {k}: parameters differ by {err:.2e}");
+        }
+    }
+}
