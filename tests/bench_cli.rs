@@ -56,6 +56,7 @@ fn check_row(row: &Value, device: &str, mode: &str) {
     assert_eq!(row["batch"], 1024, "{}", ctx());
     assert_eq!(row["hidden"], serde_json::json!([32, 32]), "{}", ctx());
     assert_eq!(row["k"], 5, "{}", ctx());
+    assert_eq!(row["models"], 1, "{}", ctx());
     for key in NUMBERS {
         let v = row[key]
             .as_f64()

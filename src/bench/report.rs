@@ -62,6 +62,9 @@ pub struct BenchRow {
     pub gpu_cpu_ratio: Option<f64>,
     /// Compute dispatches recorded per step (GPU rows).
     pub dispatches_per_step: Option<usize>,
+    /// Models trained at once (DESIGN.md): 1, as the trainers step one
+    /// model per dispatch; `mdn sweep` runs several on the CPU's cores.
+    pub models: usize,
     /// The kernel configuration on GPU rows, in `MDN_GPU_KERNELS` syntax
     /// (so a sweep's JSON says which configuration gave which row); the
     /// CPU kernel set (`avx2+fma` or `portable`) on CPU rows.

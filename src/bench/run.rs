@@ -280,6 +280,7 @@ impl Bench {
                 BenchDevice::Cpu => None,
             },
             dispatches_per_step,
+            models: 1,
             kernels,
             adapter,
             backend,
