@@ -158,10 +158,13 @@ pub enum ModelKind {
     Mlp,
 }
 
+/// Where `train` and `sweep` take their data from. Giving neither `--data`
+/// nor `--toy` is an error the commands word themselves (`--resume` and
+/// `--merge` need neither).
 #[derive(Args, Debug)]
-pub struct TrainArgs {
+pub struct SourceArgs {
     /// Training data (CSV with a header row).
-    #[arg(long, conflicts_with = "toy", required_unless_present_any = ["toy", "resume"])]
+    #[arg(long, conflicts_with = "toy")]
     pub data: Option<PathBuf>,
     /// Train on freshly generated toy data instead of a file.
     #[arg(long, value_enum)]
@@ -177,6 +180,45 @@ pub struct TrainArgs {
     /// Target columns, comma-separated (default: the last).
     #[arg(long, value_name = "COLS")]
     pub target: Option<String>,
+}
+
+impl SourceArgs {
+    /// The data source the flags name; `None` when neither is given.
+    pub fn source(&self, seed: u64) -> anyhow::Result<Option<mdn::data::source::DataSource>> {
+        use mdn::data::source::DataSource;
+        let cols = |text: &Option<String>| {
+            text.as_deref().map(|t| {
+                t.split(',')
+                    .map(|c| c.trim().to_string())
+                    .filter(|c| !c.is_empty())
+                    .collect::<Vec<_>>()
+            })
+        };
+        Ok(match (&self.data, self.toy) {
+            (Some(path), _) => Some(DataSource::Csv {
+                path: std::path::absolute(path).unwrap_or_else(|_| path.clone()),
+                input: cols(&self.input),
+                target: cols(&self.target),
+            }),
+            (None, Some(problem)) => {
+                if self.n == 0 {
+                    anyhow::bail!("--n must be at least 1");
+                }
+                Some(DataSource::Toy {
+                    problem: problem.into(),
+                    n: self.n,
+                    seed,
+                })
+            }
+            (None, None) => None,
+        })
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
     #[arg(long, value_enum, default_value = "mdn")]
     pub model: ModelKind,
     /// Mixture components.
@@ -236,21 +278,8 @@ pub struct TrainArgs {
 
 #[derive(Args, Debug)]
 pub struct SweepArgs {
-    /// Training data (CSV with a header row).
-    #[arg(long, conflicts_with = "toy", required_unless_present_any = ["toy", "merge"])]
-    pub data: Option<PathBuf>,
-    /// Train on freshly generated toy data instead of a file.
-    #[arg(long, value_enum)]
-    pub toy: Option<Toy>,
-    /// Rows of toy data to generate with --toy.
-    #[arg(long, default_value_t = mdn::defaults::TOY_TRAIN_ROWS, requires = "toy", conflicts_with = "data")]
-    pub n: usize,
-    /// Input columns, comma-separated (default: all but the last).
-    #[arg(long, value_name = "COLS")]
-    pub input: Option<String>,
-    /// Target columns, comma-separated (default: the last).
-    #[arg(long, value_name = "COLS")]
-    pub target: Option<String>,
+    #[command(flatten)]
+    pub source: SourceArgs,
     /// Mixture components to try, comma-separated.
     #[arg(long, value_name = "LIST", default_value = "1,2,3,5,8")]
     pub k: String,

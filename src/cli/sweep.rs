@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use mdn::data::source::{DataSource, ValSource};
+use mdn::data::source::ValSource;
 use mdn::defaults;
 use mdn::fsutil::write_atomic;
 use mdn::gpu::context::GpuOptions;
@@ -63,25 +63,8 @@ pub fn sweep(a: SweepArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
         Some(s) => Shard::parse(s)?,
         None => Shard::ALL,
     };
-    let cols = |text: &Option<String>| {
-        text.as_deref().map(|t| {
-            t.split(',')
-                .map(|c| c.trim().to_string())
-                .collect::<Vec<_>>()
-        })
-    };
-    let source = match (&a.data, a.toy) {
-        (Some(path), _) => DataSource::Csv {
-            path: path.clone(),
-            input: cols(&a.input),
-            target: cols(&a.target),
-        },
-        (None, Some(problem)) => DataSource::Toy {
-            problem: problem.into(),
-            n: a.n,
-            seed: 0,
-        },
-        (None, None) => bail!("give --data FILE.csv, --toy forward|inverse|band or --merge DIR…"),
+    let Some(source) = a.source.source(0)? else {
+        bail!("give --data FILE.csv, --toy forward|inverse|band or --merge DIR…");
     };
     let val_source = match a.val.trim() {
         "none" => bail!("a sweep ranks its models on a validation set; --val none has none"),

@@ -82,31 +82,8 @@ impl Signals {
 
 /// The settings of a fresh run, as a checkpoint would record them.
 fn fresh_run(a: &TrainArgs) -> anyhow::Result<RunConfig> {
-    let cols = |text: &Option<String>| {
-        text.as_deref().map(|t| {
-            t.split(',')
-                .map(|c| c.trim().to_string())
-                .filter(|c| !c.is_empty())
-                .collect::<Vec<_>>()
-        })
-    };
-    let data = match (&a.data, a.toy) {
-        (Some(path), _) => DataSource::Csv {
-            path: absolute(path),
-            input: cols(&a.input),
-            target: cols(&a.target),
-        },
-        (None, Some(problem)) => {
-            if a.n == 0 {
-                bail!("--n must be at least 1");
-            }
-            DataSource::Toy {
-                problem: problem.into(),
-                n: a.n,
-                seed: a.seed,
-            }
-        }
-        (None, None) => bail!("give --data FILE.csv or --toy forward|inverse|band"),
+    let Some(data) = a.source.source(a.seed)? else {
+        bail!("give --data FILE.csv, --toy forward|inverse|band or --resume CHECKPOINT");
     };
     let val = match a.val.as_deref().map(str::trim) {
         Some("none") => None,

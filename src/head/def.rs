@@ -140,6 +140,26 @@ pub fn mixture_mean(head: &[f32], k: usize, out: &mut [f32]) {
     }
 }
 
+/// The columns both mixture kinds start `predict` with: `pi_k`, then
+/// `mu_k` (or `mu_k_d`).
+pub fn mixture_columns(k: usize, d: usize) -> Vec<String> {
+    let mut names: Vec<String> = (0..k).map(|c| format!("pi_{c}")).collect();
+    for c in 0..k {
+        names.extend((0..d).map(|j| format!("mu_{}", component_suffix(c, j, d))));
+    }
+    names
+}
+
+/// Their values in original units, from a row `[logits (K) | mu (K·D) | …]`:
+/// π, then each mean de-normalised; appended to `out`.
+pub fn decode_weights_and_means(head: &[f32], k: usize, norm: &Normalizer, out: &mut Vec<f32>) {
+    let d = norm.dim();
+    let at = out.len();
+    out.resize(at + k, 0.0);
+    softmax_into(&head[..k], &mut out[at..]);
+    out.extend((0..k * d).map(|i| head[k + i] * norm.std[i % d] + norm.mean[i % d]));
+}
+
 /// Column suffix of component `c`, dimension `j`: `c` for one target
 /// dimension, `c_j` for several (DESIGN.md §2, `predict`).
 pub fn component_suffix(c: usize, j: usize, d: usize) -> String {

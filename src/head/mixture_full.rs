@@ -9,7 +9,10 @@
 // Index loops on purpose: they mirror the shader's loops one to one.
 #![allow(clippy::needless_range_loop)]
 
-use super::def::{HALF_LOG_2PI, HeadDef, Metric, component_suffix, mixture_mean, softmax_into};
+use super::def::{
+    HALF_LOG_2PI, HeadDef, Metric, decode_weights_and_means, mixture_columns, mixture_mean,
+    softmax_into,
+};
 use super::sample::{SampleParams, choose_component, normal};
 use crate::data::normalize::Normalizer;
 
@@ -333,10 +336,7 @@ impl HeadDef for MixtureFull {
 
     /// `pi_k`, `mu_k_d`, then `cov_k_i_j` for i ≤ j (DESIGN.md).
     fn columns(&self, k: usize, d: usize) -> Vec<String> {
-        let mut names: Vec<String> = (0..k).map(|c| format!("pi_{c}")).collect();
-        for c in 0..k {
-            names.extend((0..d).map(|j| format!("mu_{}", component_suffix(c, j, d))));
-        }
+        let mut names = mixture_columns(k, d);
         for c in 0..k {
             for i in 0..d {
                 names.extend((i..d).map(|j| format!("cov_{c}_{i}_{j}")));
@@ -348,10 +348,7 @@ impl HeadDef for MixtureFull {
     /// Covariances in original units: entry (i, j) scales by std_i·std_j.
     fn decode(&self, head: &[f32], k: usize, norm: &Normalizer, out: &mut Vec<f32>) {
         let d = norm.dim();
-        let at = out.len();
-        out.resize(at + k, 0.0);
-        softmax_into(&head[..k], &mut out[at..]);
-        out.extend((0..k * d).map(|i| head[k + i] * norm.std[i % d] + norm.mean[i % d]));
+        decode_weights_and_means(head, k, norm, out);
         let mut cov = vec![0.0f32; chol_len(d)];
         for c in 0..k {
             covariance(head, k, d, c, &mut cov);

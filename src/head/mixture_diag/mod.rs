@@ -10,7 +10,10 @@ pub mod portable;
 
 use rayon::prelude::*;
 
-use super::def::{HALF_LOG_2PI, HeadDef, Metric, component_suffix, mixture_mean, softmax_into};
+use super::def::{
+    HALF_LOG_2PI, HeadDef, Metric, component_suffix, decode_weights_and_means, mixture_columns,
+    mixture_mean, softmax_into,
+};
 use super::sample::{SampleParams, choose_component, normal};
 use crate::data::normalize::Normalizer;
 use crate::simd::rows_per_task;
@@ -174,21 +177,16 @@ impl HeadDef for MixtureDiag {
     }
 
     fn columns(&self, k: usize, d: usize) -> Vec<String> {
-        let mut names: Vec<String> = (0..k).map(|c| format!("pi_{c}")).collect();
-        for name in ["mu", "sigma"] {
-            for c in 0..k {
-                names.extend((0..d).map(|j| format!("{name}_{}", component_suffix(c, j, d))));
-            }
+        let mut names = mixture_columns(k, d);
+        for c in 0..k {
+            names.extend((0..d).map(|j| format!("sigma_{}", component_suffix(c, j, d))));
         }
         names
     }
 
     fn decode(&self, head: &[f32], k: usize, norm: &Normalizer, out: &mut Vec<f32>) {
         let d = norm.dim();
-        let at = out.len();
-        out.resize(at + k, 0.0);
-        softmax_into(&head[..k], &mut out[at..]);
-        out.extend((0..k * d).map(|i| head[k + i] * norm.std[i % d] + norm.mean[i % d]));
+        decode_weights_and_means(head, k, norm, out);
         out.extend((0..k * d).map(|i| head[k + k * d + i].exp() * norm.std[i % d]));
     }
 
