@@ -144,7 +144,8 @@ pub fn order(a: &SweepResult, b: &SweepResult) -> std::cmp::Ordering {
 
 /// Trains the combinations of `grid` that `shard` takes, on `train`
 /// (original units) with validation rows `val`, and returns each result
-/// with its model, ranked. `on_done` hears of each model as it finishes.
+/// with its model, ranked. `on_done` gets each model as it finishes (to
+/// write it then, so a sweep stopped halfway keeps what it finished).
 #[allow(clippy::too_many_arguments)]
 pub fn run_sweep(
     train: &Dataset,
@@ -155,7 +156,7 @@ pub fn run_sweep(
     gpu: &GpuOptions,
     stop: Option<&AtomicBool>,
     note: &mut dyn FnMut(&str),
-    on_done: &(dyn Fn(&SweepResult) + Sync),
+    on_done: &(dyn Fn(&SweepResult, &Model) -> Result<()> + Sync),
 ) -> Result<Vec<(SweepResult, Model)>> {
     // Where the models run, decided once: the CPU runs them side by side.
     let device = match device.place(gpu)? {
@@ -224,7 +225,7 @@ pub fn run_sweep(
             dead_components: usage.map(|u| u.dead_components()).unwrap_or_default(),
             seconds: start.elapsed().as_secs_f64(),
         };
-        on_done(&result);
+        on_done(&result, &fit.model)?;
         Ok((result, fit.model))
     };
     let mut done: Vec<(SweepResult, Model)> = match device {

@@ -81,9 +81,22 @@ pub fn sweep(a: SweepArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
         .filter(|(j, _)| shard.takes(*j))
         .count();
     let quiet = a.quiet;
-    let done = std::sync::atomic::AtomicUsize::new(0);
-    let on_done = |r: &SweepResult| {
-        let n = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+    // Finished results so far: sweep.jsonl is rewritten, ranked, as each
+    // model finishes (and with --keep-all its model), so a sweep that is
+    // stopped keeps every model it finished.
+    let finished = std::sync::Mutex::new(Vec::<SweepResult>::new());
+    let out_dir = a.out_dir.clone();
+    let keep_all = a.keep_all;
+    let on_done = |r: &SweepResult, model: &mdn::Model| -> mdn::Result<()> {
+        if keep_all {
+            save_model(model, &out_dir.join(r.file_name()))?;
+        }
+        let mut list = finished.lock().unwrap_or_else(|p| p.into_inner());
+        list.push(r.clone());
+        list.sort_by(order);
+        let n = list.len();
+        write_results(&out_dir, &list).map_err(|e| mdn::MdnError::Data(e.to_string()))?;
+        drop(list);
         if !quiet {
             eprintln!(
                 "[{n}/{total}] k {} seed {} lr {} hidden {}: val nll {:.5} ({:.1}s)",
@@ -95,6 +108,7 @@ pub fn sweep(a: SweepArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
                 r.seconds
             );
         }
+        Ok(())
     };
     let mut note = |m: &str| {
         if !quiet {
@@ -112,11 +126,6 @@ pub fn sweep(a: SweepArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
         &mut note,
         &on_done,
     )?;
-    if a.keep_all {
-        for (r, model) in &results {
-            save_model(model, &a.out_dir.join(r.file_name()))?;
-        }
-    }
     save_model(&results[0].1, &a.out_dir.join(BEST))?;
     let ranked: Vec<SweepResult> = results.into_iter().map(|(r, _)| r).collect();
     write_results(&a.out_dir, &ranked)?;
