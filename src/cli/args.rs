@@ -1,6 +1,6 @@
 //! Argument definitions (DESIGN.md §2).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::bench;
 use super::choices::{Backend, CovarianceArg, Device, SceneArg, Schedule, Toy};
@@ -158,6 +158,35 @@ pub enum ModelKind {
     Mlp,
 }
 
+/// A comma-separated list of numbers from a flag, e.g. `--k 1,2,3`;
+/// `example` is shown when the text is not one.
+pub fn number_list<T: std::str::FromStr>(
+    flag: &str,
+    text: &str,
+    example: &str,
+) -> anyhow::Result<Vec<T>> {
+    let items = text
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            p.parse::<T>().map_err(|_| {
+                anyhow::anyhow!("--{flag}: `{p}` is not a number (expected e.g. {example})")
+            })
+        })
+        .collect::<anyhow::Result<Vec<T>>>()?;
+    if items.is_empty() {
+        anyhow::bail!("--{flag} needs at least one value, e.g. {example}");
+    }
+    Ok(items)
+}
+
+/// A path as a run records it (checkpoints, sweeps): absolute, since the
+/// run may be resumed from another directory.
+pub fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
 /// Where `train` and `sweep` take their data from. Giving neither `--data`
 /// nor `--toy` is an error the commands word themselves (`--resume` and
 /// `--merge` need neither).
@@ -196,7 +225,7 @@ impl SourceArgs {
         };
         Ok(match (&self.data, self.toy) {
             (Some(path), _) => Some(DataSource::Csv {
-                path: std::path::absolute(path).unwrap_or_else(|_| path.clone()),
+                path: absolute(path),
                 input: cols(&self.input),
                 target: cols(&self.target),
             }),

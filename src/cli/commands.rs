@@ -13,7 +13,7 @@ use mdn::infer::{Inference, Point};
 use mdn::model::{Model, load_model};
 
 use super::args::{
-    AdaptersArgs, DataArgs, EvalArgs, PredictArgs, RenderArgs, SampleArgs, ViewArgs,
+    AdaptersArgs, DataArgs, EvalArgs, PredictArgs, RenderArgs, SampleArgs, ViewArgs, number_list,
 };
 
 pub fn data(a: DataArgs) -> anyhow::Result<()> {
@@ -206,23 +206,10 @@ fn parse_points(text: Option<&str>) -> anyhow::Result<Vec<Point>> {
 
 /// Parses `--quantiles 0.05,0.5,0.95`.
 fn parse_quantiles(text: Option<&str>) -> anyhow::Result<Vec<f64>> {
-    let Some(text) = text else {
-        return Ok(Vec::new());
-    };
-    let qs = text
-        .split(',')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            p.parse::<f64>().map_err(|_| {
-                anyhow::anyhow!("--quantiles: `{p}` is not a number (expected e.g. 0.05,0.5,0.95)")
-            })
-        })
-        .collect::<anyhow::Result<Vec<f64>>>()?;
-    if qs.is_empty() {
-        bail!("--quantiles needs at least one level, e.g. 0.05,0.5,0.95");
+    match text {
+        Some(t) => number_list("quantiles", t, "0.05,0.5,0.95"),
+        None => Ok(Vec::new()),
     }
-    Ok(qs)
 }
 
 /// Parses `LO:HI:N` into N evenly spaced values from LO to HI inclusive.

@@ -12,26 +12,10 @@ use mdn::gpu::context::GpuOptions;
 use mdn::model::{ModelSpec, save_model};
 use mdn::sweep::{Grid, Shard, SweepResult, order, run_sweep};
 
-use super::args::SweepArgs;
+use super::args::{SweepArgs, number_list};
 
 const RESULTS: &str = "sweep.jsonl";
 const BEST: &str = "best.safetensors";
-
-fn list<T: std::str::FromStr>(flag: &str, text: &str) -> anyhow::Result<Vec<T>> {
-    let items = text
-        .split(',')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            p.parse::<T>()
-                .map_err(|_| anyhow::anyhow!("--{flag}: `{p}` is not a number"))
-        })
-        .collect::<anyhow::Result<Vec<T>>>()?;
-    if items.is_empty() {
-        bail!("--{flag} needs at least one value");
-    }
-    Ok(items)
-}
 
 pub fn sweep(a: SweepArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
     if let Some(dirs) = &a.merge {
@@ -39,9 +23,9 @@ pub fn sweep(a: SweepArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
     }
     let steps = a.steps.unwrap_or(defaults::STEPS);
     let grid = Grid {
-        k: list("k", &a.k)?,
+        k: number_list("k", &a.k, "1,2,3,5,8")?,
         seeds: (0..a.seeds).collect(),
-        lr: list("lr", &a.lr)?,
+        lr: number_list("lr", &a.lr, "1e-3,5e-3")?,
         hidden: a
             .hidden
             .split(';')

@@ -4,7 +4,6 @@
 //! SIGTERM, or diverged.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -21,7 +20,7 @@ use mdn::train::checkpoint::{Checkpoint, MinibatchState, RunConfig};
 use mdn::train::{BatchOrder, Stopped};
 use mdn::{Dataset, TrainConfig};
 
-use super::args::{ModelKind, TrainArgs};
+use super::args::{ModelKind, TrainArgs, absolute};
 use super::choices::CovarianceArg;
 use super::commands::report_usage;
 
@@ -112,11 +111,6 @@ fn fresh_run(a: &TrainArgs) -> anyhow::Result<RunConfig> {
             batch_in_epoch: 0,
         },
     })
-}
-
-/// Paths as the checkpoint stores them: a resumed run may start elsewhere.
-fn absolute(path: &Path) -> PathBuf {
-    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 pub fn train(a: TrainArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
