@@ -67,7 +67,7 @@ fn window_opens_renders_every_scene_and_closes() {
         }
     };
     let mut opts = ViewOptions::new(Scene::Mdn);
-    opts.settings.hidden = vec![16, 16];
+    opts.settings.hidden = Some(vec![16, 16]);
     opts.settings.samples = 10_000;
     opts.settings.layers = Layers {
         density: true,

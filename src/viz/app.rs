@@ -29,6 +29,7 @@ use super::net::VizGpu;
 use super::renderer::{Renderer, begin_pass};
 use super::scene::SceneState;
 use super::settings::{Scene, Settings};
+use super::stroke::Stroke;
 
 #[derive(Clone, Debug)]
 pub struct ViewOptions {
@@ -150,6 +151,7 @@ struct Running {
     current: Scene,
     settings: Settings,
     rng: ChaCha8Rng,
+    stroke: Stroke,
     adapter: String,
     /// Training steps per frame; below 1 a step runs every few frames.
     steps_per_frame: f32,
@@ -352,6 +354,7 @@ impl Running {
             current: opts.scene,
             settings: opts.settings.clone(),
             rng: ChaCha8Rng::seed_from_u64(opts.settings.seed),
+            stroke: Stroke::default(),
             adapter,
             steps_per_frame: 16.0,
             step_credit: 0.0,
@@ -493,6 +496,7 @@ impl Running {
                 &input,
                 &mut settings,
                 &mut uniform,
+                &mut self.stroke,
                 &mut actions,
             ));
         });

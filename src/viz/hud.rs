@@ -9,6 +9,7 @@ use super::overlay;
 use super::plot::PixelRect;
 use super::scene::{SceneLayout, SceneState};
 use super::settings::{MAX_K, Scene, Settings, Status};
+use super::stroke::Stroke;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
@@ -47,6 +48,7 @@ pub fn ui(
     input: &HudInput<'_>,
     settings: &mut Settings,
     rng: &mut impl FnMut() -> f32,
+    stroke: &mut Stroke,
     actions: &mut Vec<Action>,
 ) -> SceneLayout {
     let scene = input.scene;
@@ -90,7 +92,7 @@ pub fn ui(
         let l = scene.layout(area, target, ppp);
         overlay::paint_scene(ui.painter(), scene, &l, ppp, true);
         if scene.scene == Scene::Playground {
-            canvas(ui, scene, &l, ppp, rng, actions);
+            canvas(ui, &l, ppp, rng, stroke, actions);
         }
         layout = Some(l);
     });
@@ -243,14 +245,14 @@ fn settled(r: &egui::Response) -> bool {
     r.drag_stopped() || (r.changed() && !r.dragged())
 }
 
-/// The playground: left-drag sprays points with a little jitter,
+/// The playground: left-drag draws a stroke of points (see [`Stroke`]),
 /// right-drag erases.
 fn canvas(
     ui: &mut Ui,
-    scene: &SceneState,
     layout: &SceneLayout,
     ppp: f32,
     rng: &mut impl FnMut() -> f32,
+    stroke: &mut Stroke,
     actions: &mut Vec<Action>,
 ) {
     let v = &layout.main;
@@ -260,6 +262,7 @@ fn canvas(
     );
     let resp = ui.allocate_rect(rect, Sense::click_and_drag());
     let Some(pos) = resp.interact_pointer_pos().or(resp.hover_pos()) else {
+        stroke.lift();
         return;
     };
     let (x, y) = v.from_pixel(pos.x * ppp, pos.y * ppp);
@@ -271,12 +274,14 @@ fn canvas(
     });
     let active = resp.is_pointer_button_down_on() || resp.dragged();
     if active && primary {
-        let jitter = 0.015;
-        let pts = (0..2)
-            .map(|_| (x + jitter * gauss(rng), y + jitter * gauss(rng)))
-            .collect();
-        actions.push(Action::AddPoints(pts));
-    } else if active && secondary {
+        let pts = stroke.extend(x, y, rng);
+        if !pts.is_empty() {
+            actions.push(Action::AddPoints(pts));
+        }
+        return;
+    }
+    stroke.lift();
+    if active && secondary {
         actions.push(Action::Erase {
             x,
             y,
@@ -291,12 +296,4 @@ fn canvas(
             egui::Stroke::new(1.0, Color32::from_gray(180)),
         );
     }
-    let _ = scene;
-}
-
-/// A standard normal draw from uniform ones (Box–Muller).
-fn gauss(rng: &mut impl FnMut() -> f32) -> f32 {
-    let u1 = rng().max(1e-7);
-    let u2 = rng();
-    (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
 }

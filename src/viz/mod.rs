@@ -23,6 +23,7 @@ pub mod plot;
 pub mod renderer;
 pub mod scene;
 pub mod settings;
+pub mod stroke;
 
 pub use app::{ViewOptions, ViewReport};
 pub use net::VizGpu;

@@ -254,11 +254,11 @@ impl SceneState {
         }
         let s = &self.settings;
         if self.scene.has_mlp() {
-            let spec = ModelSpec::mlp(1, 1, s.hidden.clone())?;
+            let spec = ModelSpec::mlp(1, 1, s.hidden_for(self.scene))?;
             self.mlp = Some(self.make_net(spec, mlp_carry)?);
         }
         if self.scene.has_mdn() {
-            let spec = ModelSpec::mixture(1, 1, s.hidden.clone(), s.k.clamp(1, MAX_K))?;
+            let spec = ModelSpec::mixture(1, 1, s.hidden_for(self.scene), s.k.clamp(1, MAX_K))?;
             self.mdn = Some(self.make_net(spec, mdn_carry)?);
         }
         self.build_sampler()?;
