@@ -659,3 +659,197 @@ fn playground_lesson_on_a_drawn_x() {
         },
     );
 }
+
+/// `view|render --data F [--model M]`: the user's data with an MDN trained
+/// live on it, then the model that training made, loaded and drawn without
+/// training: the same picture rules as the MDN scene, the loss the model's
+/// own on the data, nothing trained.
+#[test]
+fn data_scene_trains_live_or_draws_a_loaded_model() {
+    let Some(gpu) = gpu() else { return };
+    let data = mdn::data::toy::toy_dataset(mdn::data::toy::ToyProblem::Inverse, 500, 3);
+    let mut opts = options(Scene::Data, 3000);
+    opts.points = Some(data.clone());
+    let live = mdn::viz::render(&gpu, &opts).unwrap();
+    mdn_picture_is_right(&live);
+
+    let mut scene =
+        SceneState::with_model(&gpu, opts.settings.clone(), data.clone(), None).unwrap();
+    scene.set_playing(true);
+    scene.train(3000).unwrap();
+    scene.read_loss().unwrap();
+    let (input_norm, target_norm) = scene.normalizers();
+    let (input_norm, target_norm) = (input_norm.clone(), target_norm.clone());
+    let net = scene.mdn.as_mut().unwrap();
+    let model = mdn::Model {
+        spec: net.spec.clone(),
+        params: net.params().unwrap(),
+        input_norm,
+        target_norm,
+        input_names: data.input_names.clone(),
+        target_names: data.target_names.clone(),
+    };
+    let want = model.evaluate(&data).unwrap().value;
+    opts.model = Some(model);
+    let drawn = mdn::viz::render(&gpu, &opts).unwrap();
+    mdn_picture_is_right(&drawn);
+    assert_eq!(drawn.epoch, 0, "a loaded model is not trained");
+    assert!(
+        drawn
+            .trained_on
+            .as_deref()
+            .unwrap_or("")
+            .contains("loaded model"),
+        "{:?}",
+        drawn.trained_on
+    );
+    let shown: f64 = drawn.loss.trim_start_matches("NLL").trim().parse().unwrap();
+    assert!(
+        (shown - want).abs() < 1e-3,
+        "HUD {shown} vs the model's NLL {want}"
+    );
+
+    // Models the window cannot draw are refused with a reason.
+    let mut wide = opts.model.clone().unwrap();
+    wide.spec.in_dim = 2;
+    let err = SceneState::with_model(&gpu, opts.settings.clone(), data, Some(wide))
+        .err()
+        .expect("a two-input model is refused")
+        .to_string();
+    assert!(err.contains("one input and one target"), "{err}");
+}
+
+/// `mdn train` → `mdn render --data F --model M`, and the mistakes a user
+/// makes on the way: each a clear error, no picture.
+#[test]
+fn render_command_draws_a_trained_model_on_its_data() {
+    if gpu().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name);
+    let ok = |args: &[&std::ffi::OsStr]| {
+        let run = mdn_cmd().args(args).output().unwrap();
+        assert!(
+            run.status.success(),
+            "{:?}: {}",
+            args,
+            String::from_utf8_lossy(&run.stderr)
+        );
+        String::from_utf8_lossy(&run.stderr).to_string()
+    };
+    let os = |s: &str| std::ffi::OsString::from(s);
+    let data = p("inv.csv");
+    let model = p("m.safetensors");
+    ok(&[
+        &os("data"),
+        &os("--toy"),
+        &os("inverse"),
+        &os("--n"),
+        &os("600"),
+        &os("--out"),
+        data.as_os_str(),
+    ]);
+    ok(&[
+        &os("train"),
+        &os("--data"),
+        data.as_os_str(),
+        &os("--k"),
+        &os("3"),
+        &os("--hidden"),
+        &os("8"),
+        &os("--steps"),
+        &os("200"),
+        &os("--out"),
+        model.as_os_str(),
+    ]);
+    let out = p("drawn.png");
+    let said = ok(&[
+        &os("render"),
+        &os("--data"),
+        data.as_os_str(),
+        &os("--model"),
+        model.as_os_str(),
+        &os("--width"),
+        &os("200"),
+        &os("--height"),
+        &os("150"),
+        &os("--out"),
+        out.as_os_str(),
+    ]);
+    assert!(said.contains("data scene after 0 epochs"), "{said}");
+    assert_eq!(image::open(&out).unwrap().width(), 200);
+
+    let three = p("three.csv");
+    std::fs::write(&three, "a,b,c\n1,2,3\n2,3,4\n3,4,5\n").unwrap();
+    for (args, says) in [
+        (vec![os("render"), os("--scene"), os("data")], "add --data"),
+        (
+            vec![os("render"), os("--data"), three.clone().into()],
+            "pick two with --input COL --target COL",
+        ),
+        (
+            vec![
+                os("render"),
+                os("--data"),
+                data.clone().into(),
+                os("--model"),
+                p("none.safetensors").into(),
+            ],
+            "none.safetensors",
+        ),
+        (
+            vec![
+                os("render"),
+                os("--scene"),
+                os("mdn"),
+                os("--temperature"),
+                os("0"),
+            ],
+            "--temperature",
+        ),
+    ] {
+        let bad = p("bad.png");
+        let run = mdn_cmd()
+            .args(&args)
+            .arg("--out")
+            .arg(&bad)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert!(
+            !run.status.success() && err.contains(says),
+            "{args:?}: {err}"
+        );
+        assert!(!bad.exists());
+    }
+}
+
+/// The temperature slider's effect, in pixels: a hot sampler spreads
+/// samples off the data, a cold one keeps them on it.
+#[test]
+fn temperature_spreads_or_tightens_the_samples() {
+    let Some(gpu) = gpu() else { return };
+    let off_share = |t: f32| {
+        let mut opts = options(Scene::Mdn, 2000);
+        opts.settings.temperature = t;
+        let img = mdn::viz::render(&gpu, &opts).unwrap();
+        let (mut on, mut off) = (0usize, 0usize);
+        for px in columns(&img, 0.0, 1.0) {
+            for (y, x) in hits(&img, px, is_sample) {
+                if (bishop_f(x) - y).abs() <= 0.12 {
+                    on += 1;
+                } else {
+                    off += 1;
+                }
+            }
+        }
+        off as f32 / (on + off).max(1) as f32
+    };
+    let (cold, warm, hot) = (off_share(0.5), off_share(1.0), off_share(2.5));
+    assert!(
+        // Measured: 0.03, 0.22, 0.60.
+        cold < 0.5 * warm && hot > 2.0 * warm,
+        "share of samples off the data at T = 0.5, 1, 2.5: {cold} {warm} {hot}"
+    );
+}

@@ -57,16 +57,54 @@ pub enum Command {
     Render(RenderArgs),
 }
 
-#[derive(Args, Debug)]
-pub struct ViewArgs {
-    #[arg(long, value_enum, default_value = "forward")]
-    pub scene: SceneArg,
+/// What `view` and `render` share: the scene's data, nets and layers.
+#[derive(Args, Debug, Clone)]
+pub struct SceneArgs {
+    /// Your data for the data scene (CSV, with a header row).
+    #[arg(long, value_name = "F")]
+    pub data: Option<PathBuf>,
+    /// The data scene's input column [default: the model's, else all but the last column].
+    #[arg(long, value_name = "COL", requires = "data")]
+    pub input: Option<String>,
+    /// The data scene's target column [default: the model's, else the last column].
+    #[arg(long, value_name = "COL", requires = "data")]
+    pub target: Option<String>,
+    /// A trained model (`mdn train --out`) to draw over --data instead of training one live.
+    #[arg(long, value_name = "M.safetensors", requires = "data")]
+    pub model: Option<PathBuf>,
     /// Mixture components of the MDN (1–10).
     #[arg(long, default_value_t = mdn::viz::Settings::default().k as u64, value_parser = clap::value_parser!(u64).range(1..=mdn::viz::settings::MAX_K as u64))]
     pub k: u64,
+    /// Hidden layer widths, e.g. 24,24 [default: 24,24 on the toy scenes, 24 on the playground].
+    #[arg(long, value_name = "WIDTHS")]
+    pub hidden: Option<String>,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = mdn::viz::Settings::default().lr)]
+    pub lr: f64,
     /// Points sampled from the mixture each frame.
     #[arg(long, default_value_t = mdn::viz::Settings::default().samples)]
     pub samples: usize,
+    /// Sampling temperature: σ × T, π sharper below 1 and flatter above (as `mdn sample`).
+    #[arg(long, default_value_t = 1.0)]
+    pub temperature: f32,
+    /// What to draw, comma-separated: data, samples, density, means, pi.
+    #[arg(long, value_name = "LIST", default_value = "data,samples")]
+    pub layers: String,
+    /// Seed of the toy data and the nets' initial weights.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Where the nets train: the GPU, or the CPU when the only adapter is a software rasteriser (drawing always uses the adapter).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub device: Device,
+}
+
+#[derive(Args, Debug)]
+pub struct ViewArgs {
+    /// The scene to open [default: data with --data, else forward].
+    #[arg(long, value_enum)]
+    pub scene: Option<SceneArg>,
+    #[command(flatten)]
+    pub common: SceneArgs,
     /// Start training at once.
     #[arg(long)]
     pub play: bool,
@@ -76,38 +114,29 @@ pub struct ViewArgs {
     /// Window size in logical pixels, WxH.
     #[arg(long, value_name = "WxH", default_value = "1200x760")]
     pub size: String,
-    /// What to draw at first, comma-separated: data, samples, density, means, pi.
-    #[arg(long, value_name = "LIST", default_value = "data,samples")]
-    pub layers: String,
-    /// Where the nets train: the GPU, or the CPU when the only adapter is a software rasteriser (drawing always uses the adapter).
-    #[arg(long, value_enum, default_value = "auto")]
-    pub device: Device,
 }
 
 impl Default for ViewArgs {
     fn default() -> Self {
-        let s = mdn::viz::Settings::default();
-        ViewArgs {
-            scene: SceneArg::Forward,
-            k: s.k as u64,
-            samples: s.samples,
-            play: false,
-            frames: None,
-            size: "1200x760".into(),
-            layers: "data,samples".into(),
-            device: Device::Auto,
-        }
+        use clap::FromArgMatches;
+        // The flags' own defaults, from clap, so they are written once.
+        let cmd = <ViewArgs as clap::Args>::augment_args(clap::Command::new("view"));
+        let matches = cmd.get_matches_from(["view"]);
+        ViewArgs::from_arg_matches(&matches).expect("view's defaults parse")
     }
 }
 
 #[derive(Args, Debug)]
 pub struct RenderArgs {
-    #[arg(long, value_enum)]
-    pub scene: SceneArg,
+    /// The scene [default: data with --data].
+    #[arg(long, value_enum, required_unless_present = "data")]
+    pub scene: Option<SceneArg>,
+    #[command(flatten)]
+    pub common: SceneArgs,
     /// Where to write the PNG.
     #[arg(long)]
     pub out: PathBuf,
-    /// Training steps before the picture is taken.
+    /// Training steps before the picture is taken (none with --model).
     #[arg(long, default_value_t = 3000)]
     pub steps: usize,
     #[arg(long, default_value_t = 960)]
@@ -115,22 +144,8 @@ pub struct RenderArgs {
     #[arg(long, default_value_t = 600)]
     pub height: u32,
     /// Points to train on instead of the toy data (CSV with a header: input column, then target column).
-    #[arg(long, value_name = "F.csv")]
+    #[arg(long, value_name = "F.csv", conflicts_with = "data")]
     pub points: Option<PathBuf>,
-    /// Mixture components of the MDN (1–10).
-    #[arg(long, default_value_t = mdn::viz::Settings::default().k as u64, value_parser = clap::value_parser!(u64).range(1..=mdn::viz::settings::MAX_K as u64))]
-    pub k: u64,
-    /// Points sampled from the mixture.
-    #[arg(long, default_value_t = mdn::viz::Settings::default().samples)]
-    pub samples: usize,
-    /// What to draw, comma-separated: data, samples, density, means, pi.
-    #[arg(long, value_name = "LIST", default_value = "data,samples")]
-    pub layers: String,
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Where the nets train: the GPU, or the CPU when the only adapter is a software rasteriser (drawing always uses the adapter).
-    #[arg(long, value_enum, default_value = "auto")]
-    pub device: Device,
 }
 
 #[derive(Args, Debug)]

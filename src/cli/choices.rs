@@ -75,6 +75,8 @@ value_enum! {
         Mdn,
         /// Points drawn with the mouse; an MLP and an MDN side by side.
         Playground,
+        /// Your data (--data): an MDN trained live on it, or your --model drawn over it.
+        Data,
     }
 }
 

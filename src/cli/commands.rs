@@ -13,7 +13,8 @@ use mdn::infer::{Inference, Point};
 use mdn::model::{Model, load_model};
 
 use super::args::{
-    AdaptersArgs, DataArgs, EvalArgs, PredictArgs, RenderArgs, SampleArgs, ViewArgs, number_list,
+    AdaptersArgs, DataArgs, EvalArgs, PredictArgs, RenderArgs, SampleArgs, SceneArgs, ViewArgs,
+    number_list,
 };
 
 pub fn data(a: DataArgs) -> anyhow::Result<()> {
@@ -309,22 +310,82 @@ pub fn adapters(a: AdaptersArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn viz_settings(k: u64, samples: usize) -> anyhow::Result<mdn::viz::Settings> {
-    if samples == 0 || samples > 1_000_000 {
-        bail!("--samples must be 1..=1000000, got {samples}");
+/// The window's and the render's settings, and the data scene's data and
+/// model, from their shared flags.
+fn scene_setup(
+    a: &SceneArgs,
+) -> anyhow::Result<(mdn::viz::Settings, Option<mdn::Dataset>, Option<mdn::Model>)> {
+    if a.samples == 0 || a.samples > 1_000_000 {
+        bail!("--samples must be 1..=1000000, got {}", a.samples);
     }
-    Ok(mdn::viz::Settings {
-        k: k as usize,
-        samples,
+    if !(a.temperature.is_finite() && a.temperature > 0.0) {
+        bail!(
+            "--temperature must be a positive number, got {}",
+            a.temperature
+        );
+    }
+    if !(a.lr.is_finite() && a.lr > 0.0) {
+        bail!("--lr must be a positive number, got {}", a.lr);
+    }
+    let settings = mdn::viz::Settings {
+        k: a.k as usize,
+        samples: a.samples,
+        temperature: a.temperature,
+        lr: a.lr,
+        seed: a.seed,
+        hidden: a
+            .hidden
+            .as_deref()
+            .map(mdn::model::ModelSpec::parse_hidden)
+            .transpose()?,
+        layers: parse_layers(&a.layers)?,
+        device: a.device.into(),
         ..Default::default()
-    })
+    };
+    let model = a.model.as_deref().map(load_model).transpose()?;
+    let data = match &a.data {
+        Some(path) => {
+            let one = |flag: &Option<String>, from_model: Option<&Vec<String>>| {
+                flag.clone()
+                    .map(|c| vec![c])
+                    .or_else(|| from_model.cloned())
+            };
+            let cols = ColumnChoice {
+                input: one(&a.input, model.as_ref().map(|m| &m.input_names)),
+                target: one(&a.target, model.as_ref().map(|m| &m.target_names)),
+            };
+            let data = load_dataset(path, &cols)?;
+            if data.in_dim != 1 || data.out_dim != 1 {
+                bail!(
+                    "the data scene plots one input column against one target column; {} has {} inputs ({}) and {} targets ({}): pick two with --input COL --target COL",
+                    path.display(),
+                    data.in_dim,
+                    data.input_names.join(", "),
+                    data.out_dim,
+                    data.target_names.join(", ")
+                );
+            }
+            Some(data)
+        }
+        None => None,
+    };
+    Ok((settings, data, model))
 }
 
 pub fn view(a: ViewArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
-    let mut opts = mdn::viz::ViewOptions::new(a.scene.into());
-    opts.settings = viz_settings(a.k, a.samples)?;
-    opts.settings.layers = parse_layers(&a.layers)?;
-    opts.settings.device = a.device.into();
+    let (settings, data, model) = scene_setup(&a.common)?;
+    let scene = match (a.scene, &data) {
+        (Some(s), _) => s.into(),
+        (None, Some(_)) => mdn::viz::Scene::Data,
+        (None, None) => mdn::viz::Scene::Forward,
+    };
+    if scene == mdn::viz::Scene::Data && data.is_none() {
+        bail!("--scene data shows your data: add --data F.csv");
+    }
+    let mut opts = mdn::viz::ViewOptions::new(scene);
+    opts.settings = settings;
+    opts.data = data;
+    opts.model = model;
     opts.gpu = gpu.clone();
     opts.max_frames = a.frames;
     opts.autoplay = a.play;
@@ -340,13 +401,17 @@ pub fn view(a: ViewArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
 }
 
 pub fn render(a: RenderArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
-    let mut settings = viz_settings(a.k, a.samples)?;
-    settings.seed = a.seed;
-    settings.layers = parse_layers(&a.layers)?;
-    settings.device = a.device.into();
-    let points = match &a.points {
-        Some(path) => Some(load_dataset(path, &ColumnChoice::from_flags(None, None))?),
-        None => None,
+    let (settings, data, model) = scene_setup(&a.common)?;
+    let scene = match (a.scene, &data) {
+        (Some(s), _) => s.into(),
+        (None, _) => mdn::viz::Scene::Data,
+    };
+    if scene == mdn::viz::Scene::Data && data.is_none() {
+        bail!("--scene data shows your data: add --data F.csv");
+    }
+    let points = match (&a.points, data) {
+        (Some(path), _) => Some(load_dataset(path, &ColumnChoice::from_flags(None, None))?),
+        (None, data) => data,
     };
     let opts = mdn::viz::RenderOptions {
         settings,
@@ -354,7 +419,8 @@ pub fn render(a: RenderArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
         width: a.width,
         height: a.height,
         points,
-        ..mdn::viz::RenderOptions::new(a.scene.into())
+        model,
+        ..mdn::viz::RenderOptions::new(scene)
     };
     let ctx = std::sync::Arc::new(mdn::gpu::context::GpuContext::new(gpu)?);
     let viz = mdn::viz::VizGpu::new(ctx)?;
@@ -362,7 +428,7 @@ pub fn render(a: RenderArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
     rendered.write_png(&a.out)?;
     eprintln!(
         "rendered the {} scene after {} epochs ({}, {}), trained on {}, drawn on {}, to {}",
-        mdn::viz::Scene::from(a.scene).name(),
+        scene.name(),
         rendered.epoch,
         rendered.loss,
         rendered.status.label(),

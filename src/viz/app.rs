@@ -18,9 +18,11 @@ use winit::event_loop::{ActiveEventLoop, EventLoop};
 use winit::keyboard::{Key, NamedKey};
 use winit::window::{Window, WindowId};
 
+use crate::data::Dataset;
 use crate::error::GpuError;
 use crate::error::{MdnError, Result};
 use crate::gpu::context::{GpuContext, GpuOptions, create_instance};
+use crate::model::Model;
 
 use super::colors;
 use super::egui_pass::{EguiFrame, EguiPass};
@@ -44,6 +46,9 @@ pub struct ViewOptions {
     pub size: (u32, u32),
     /// Move to the next scene every this many frames (smoke tests).
     pub tour: Option<u64>,
+    /// The user's data (`--data`) for the data scene, and their model.
+    pub data: Option<Dataset>,
+    pub model: Option<Model>,
 }
 
 impl ViewOptions {
@@ -56,6 +61,8 @@ impl ViewOptions {
             autoplay: false,
             size: (1200, 760),
             tour: None,
+            data: None,
+            model: None,
         }
     }
 }
@@ -369,6 +376,15 @@ impl Running {
             tour: opts.tour,
             autoplay: opts.autoplay,
         };
+        if let Some(data) = &opts.data {
+            let s = SceneState::with_model(
+                &running.gpu,
+                running.settings.clone(),
+                data.clone(),
+                opts.model.clone(),
+            )?;
+            running.scenes.insert(Scene::Data, s);
+        }
         running.switch_to(opts.scene)?;
         if opts.autoplay {
             running.scene_mut().set_playing(true);
@@ -488,6 +504,7 @@ impl Running {
             } else {
                 0.0
             },
+            has_data: self.scenes.contains_key(&Scene::Data),
         };
         let mut layout = None;
         let mut output = egui_ctx.run_ui(raw, |ui| {

@@ -37,6 +37,8 @@ pub struct HudInput<'a> {
     pub fps: f32,
     pub adapter: &'a str,
     pub steps_per_frame: f32,
+    /// The user gave `--data`: the data scene has a tab.
+    pub has_data: bool,
 }
 
 /// Steps one press of "Step" runs.
@@ -58,7 +60,8 @@ pub fn ui(
     let bare = egui::Frame::NONE.inner_margin(egui::Margin::symmetric(8, 4));
     egui::Panel::top("scenes").frame(bare).show(ui, |ui| {
         ui.horizontal(|ui| {
-            for (i, s) in Scene::ALL.into_iter().enumerate() {
+            let data_tab = input.has_data.then_some(Scene::Data);
+            for (i, s) in Scene::ALL.into_iter().chain(data_tab).enumerate() {
                 let label = format!("{} {}", i + 1, tab_name(s));
                 if ui.selectable_label(s == scene.scene, label).clicked() && s != scene.scene {
                     actions.push(Action::SetScene(s));
@@ -72,7 +75,11 @@ pub fn ui(
         .frame(bare)
         .exact_size(250.0)
         .show(ui, |ui| {
-            side_panel(ui, input, settings, actions);
+            // Scrolls where the window is too short for every control
+            // (900×600 with the playground's extras).
+            egui::ScrollArea::vertical().show(ui, |ui| {
+                side_panel(ui, input, settings, actions);
+            });
         });
     let mut layout = None;
     egui::CentralPanel::no_frame().show(ui, |ui| {
@@ -105,6 +112,7 @@ fn tab_name(s: Scene) -> &'static str {
         Scene::Inverse => "Inverse",
         Scene::Mdn => "MDN",
         Scene::Playground => "Playground",
+        Scene::Data => "Your data",
     }
 }
 
@@ -131,11 +139,18 @@ fn side_panel(
         "Epoch",
         egui::RichText::new(scene.epoch().to_string()).monospace(),
     );
-    row(
-        ui,
-        "Loss",
-        egui::RichText::new(scene.loss_text()).monospace(),
-    );
+    // One row per net: both losses on one line overflowed the panel.
+    if scene.nets().next().is_none() {
+        row(ui, "Loss", egui::RichText::new("-").monospace());
+    }
+    for net in scene.nets() {
+        let value = net.loss.map_or("-".to_string(), |l| format!("{l:.4}"));
+        row(
+            ui,
+            &format!("Loss {}", net.loss_name()),
+            egui::RichText::new(value).monospace(),
+        );
+    }
     let status_color = match scene.status {
         Status::Training => Color32::from_rgb(120, 200, 255),
         Status::Converged => Color32::from_rgb(110, 220, 130),
@@ -199,6 +214,14 @@ fn side_panel(
                 .logarithmic(true)
                 .text("samples"),
         );
+        commit |= settled(&r);
+        let r = ui
+            .add(
+                egui::Slider::new(&mut settings.temperature, 0.1..=3.0)
+                    .logarithmic(true)
+                    .text("temperature"),
+            )
+            .on_hover_text("Sampling: σ × T; π sharper below 1, flatter above");
         commit |= settled(&r);
         ui.separator();
         ui.label(egui::RichText::new("Layers").weak());

@@ -19,6 +19,11 @@ use crate::train::{LossAccumulator, TrainConfig, Trainer};
 
 pub enum NetTrainer {
     Gpu(GpuTrainer),
+    /// A loaded model: drawn, never trained.
+    Fixed {
+        params: Vec<f32>,
+        buffer: wgpu::Buffer,
+    },
     Cpu {
         trainer: CpuTrainer,
         /// The parameters as of the last `run`, for the GPU passes.
@@ -56,11 +61,22 @@ impl NetTrainer {
         )?))
     }
 
+    /// A model's parameters uploaded for drawing; `run` does nothing.
+    pub fn fixed(ctx: &Arc<GpuContext>, params: Vec<f32>) -> Result<Self> {
+        let buffer = storage_init(ctx, "parameters (loaded model)", &params)?;
+        Ok(NetTrainer::Fixed { params, buffer })
+    }
+
+    pub fn is_fixed(&self) -> bool {
+        matches!(self, NetTrainer::Fixed { .. })
+    }
+
     /// The live parameters on the GPU.
     pub fn params_buffer(&self) -> &wgpu::Buffer {
         match self {
             NetTrainer::Gpu(t) => t.params_buffer(),
             NetTrainer::Cpu { params, .. } => params,
+            NetTrainer::Fixed { buffer, .. } => buffer,
         }
     }
 
@@ -76,61 +92,81 @@ impl NetTrainer {
         }
     }
 
-    fn inner(&self) -> &dyn Trainer {
+    fn inner(&self) -> Option<&dyn Trainer> {
         match self {
-            NetTrainer::Gpu(t) => t,
-            NetTrainer::Cpu { trainer, .. } => trainer,
+            NetTrainer::Gpu(t) => Some(t),
+            NetTrainer::Cpu { trainer, .. } => Some(trainer),
+            NetTrainer::Fixed { .. } => None,
         }
     }
 
-    fn inner_mut(&mut self) -> &mut dyn Trainer {
+    fn inner_mut(&mut self) -> Option<&mut dyn Trainer> {
         match self {
-            NetTrainer::Gpu(t) => t,
-            NetTrainer::Cpu { trainer, .. } => trainer,
+            NetTrainer::Gpu(t) => Some(t),
+            NetTrainer::Cpu { trainer, .. } => Some(trainer),
+            NetTrainer::Fixed { .. } => None,
         }
     }
 }
 
+/// A fixed model is a trainer that never steps: every scene path (train,
+/// read the loss, carry parameters) works on it unchanged.
 impl Trainer for NetTrainer {
     fn step(&self) -> usize {
-        self.inner().step()
+        self.inner().map_or(0, |t| t.step())
     }
 
     fn run(&mut self, n: usize) -> Result<()> {
-        self.inner_mut().run(n)?;
+        if let Some(t) = self.inner_mut() {
+            t.run(n)?;
+        }
         self.upload();
         Ok(())
     }
 
     fn take_loss(&mut self) -> Result<LossAccumulator> {
-        self.inner_mut().take_loss()
+        self.inner_mut()
+            .map_or(Ok(LossAccumulator::default()), |t| t.take_loss())
     }
 
     fn checkpoint(&mut self) -> Result<()> {
-        self.inner_mut().checkpoint()
+        self.inner_mut().map_or(Ok(()), |t| t.checkpoint())
     }
 
     fn restore_checkpoint(&mut self) -> Result<()> {
-        self.inner_mut().restore_checkpoint()?;
+        if let Some(t) = self.inner_mut() {
+            t.restore_checkpoint()?;
+        }
         self.upload();
         Ok(())
     }
 
     fn params(&mut self) -> Result<Vec<f32>> {
-        self.inner_mut().params()
+        match self {
+            NetTrainer::Fixed { params, .. } => Ok(params.clone()),
+            t => t.inner_mut().expect("a trainer").params(),
+        }
     }
 
     fn optimizer_state(&mut self) -> Result<(Vec<f32>, Vec<f32>)> {
-        self.inner_mut().optimizer_state()
+        match self {
+            NetTrainer::Fixed { params, .. } => {
+                Ok((vec![0.0; params.len()], vec![0.0; params.len()]))
+            }
+            t => t.inner_mut().expect("a trainer").optimizer_state(),
+        }
     }
 
     fn restore_state(&mut self, params: &[f32], m: &[f32], v: &[f32], step: usize) -> Result<()> {
-        self.inner_mut().restore_state(params, m, v, step)?;
+        if let Some(t) = self.inner_mut() {
+            t.restore_state(params, m, v, step)?;
+        }
         self.upload();
         Ok(())
     }
 
     fn device_name(&self) -> String {
-        self.inner().device_name()
+        self.inner()
+            .map_or("nothing (a loaded model)".into(), |t| t.device_name())
     }
 }

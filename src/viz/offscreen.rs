@@ -8,6 +8,7 @@ use std::sync::mpsc;
 use crate::data::Dataset;
 use crate::error::GpuError;
 use crate::error::{MdnError, Result};
+use crate::model::Model;
 
 use super::colors;
 use super::egui_pass::{EguiFrame, EguiPass};
@@ -31,8 +32,11 @@ pub struct RenderOptions {
     pub steps: usize,
     pub width: u32,
     pub height: u32,
-    /// The playground's points (or another data set for any scene).
+    /// The playground's points (or another data set for any scene); the
+    /// data scene's data.
     pub points: Option<Dataset>,
+    /// The data scene's model (drawn, not trained).
+    pub model: Option<Model>,
     pub legend: bool,
     /// The title and the Epoch / Loss / Status line.
     pub caption: bool,
@@ -47,6 +51,7 @@ impl RenderOptions {
             width: 960,
             height: 600,
             points: None,
+            model: None,
             legend: true,
             caption: true,
         }
@@ -113,7 +118,12 @@ pub fn render(gpu: &VizGpu, opts: &RenderOptions) -> Result<Rendered> {
     let mut settings = opts.settings.clone();
     // A render trains exactly the steps asked for.
     settings.stop_when_converged = false;
-    let mut scene = SceneState::new(gpu, opts.scene, settings, opts.points.clone())?;
+    let mut scene = match (opts.scene, &opts.points) {
+        (Scene::Data, Some(data)) => {
+            SceneState::with_model(gpu, settings, data.clone(), opts.model.clone())?
+        }
+        _ => SceneState::new(gpu, opts.scene, settings, opts.points.clone())?,
+    };
     scene.set_playing(true);
     let mut done = 0;
     while done < opts.steps && scene.playing {

@@ -250,9 +250,22 @@ pub fn paint_loss_curve(p: &Painter, rect: Rect, scene: &SceneState) {
         p.text(
             rect.right_top() + vec2(-3.0, 2.0 + 11.0 * i as f32),
             Align2::RIGHT_TOP,
-            format!("{} {hi:.3}..{lo:.3}", n.loss_name()),
+            // The range, short enough for the narrowest panel.
+            format!("{} {}..{}", n.loss_name(), short(hi), short(lo)),
             font.clone(),
             c,
         );
+    }
+}
+
+/// A loss in at most six characters: 0.0007, -2.41, 1.2e3.
+fn short(v: f32) -> String {
+    let a = v.abs();
+    if a != 0.0 && !(1e-3..1e3).contains(&a) {
+        format!("{v:.0e}")
+    } else if a < 1.0 {
+        format!("{v:.4}")
+    } else {
+        format!("{v:.2}")
     }
 }

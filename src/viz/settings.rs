@@ -15,6 +15,9 @@ pub enum Scene {
     Mdn,
     /// Points drawn with the mouse; an MLP and an MDN side by side.
     Playground,
+    /// The user's own data (`--data`): an MDN trained live on it, or the
+    /// user's model (`--model`) drawn over it.
+    Data,
 }
 
 impl Scene {
@@ -31,6 +34,7 @@ impl Scene {
             Scene::Inverse => "inverse",
             Scene::Mdn => "mdn",
             Scene::Playground => "playground",
+            Scene::Data => "data",
         }
     }
 
@@ -40,15 +44,18 @@ impl Scene {
             Scene::Inverse => "Inverse problem: x = f^-1(y)",
             Scene::Mdn => "MDN on the inverse problem",
             Scene::Playground => "Playground: MLP vs MDN",
+            Scene::Data => "Your data",
         }
     }
 
+    /// Whether the scene trains an MLP (the data scene shows a loaded MLP
+    /// model, but trains an MDN).
     pub fn has_mlp(self) -> bool {
-        !matches!(self, Scene::Mdn)
+        !matches!(self, Scene::Mdn | Scene::Data)
     }
 
     pub fn has_mdn(self) -> bool {
-        matches!(self, Scene::Mdn | Scene::Playground)
+        matches!(self, Scene::Mdn | Scene::Playground | Scene::Data)
     }
 }
 
@@ -85,6 +92,9 @@ pub struct Settings {
     pub batch: usize,
     /// Points sampled from the mixture each frame.
     pub samples: usize,
+    /// Sampling temperature: σ scaled by T, π sharpened (T < 1) or
+    /// flattened (T > 1), as `mdn sample --temperature`.
+    pub temperature: f32,
     pub seed: u64,
     /// Rows of toy data in the toy scenes.
     pub toy_points: usize,
@@ -104,6 +114,7 @@ impl Default for Settings {
             lr: 1e-2,
             batch: 256,
             samples: 10_000,
+            temperature: 1.0,
             seed: 0,
             toy_points: 1000,
             stop_when_converged: true,

@@ -172,7 +172,7 @@ impl SceneState {
         let name = |v: &[String]| v.first().cloned().unwrap_or_default();
         let (i, t) = (name(&self.data.input_names), name(&self.data.target_names));
         match self.scene {
-            Scene::Forward | Scene::Playground => (i, t),
+            Scene::Forward | Scene::Playground | Scene::Data => (i, t),
             Scene::Inverse | Scene::Mdn => (format!("{i} (input)"), format!("{t} (target)")),
         }
     }

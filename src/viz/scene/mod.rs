@@ -22,8 +22,9 @@ use crate::data::toy::{ToyProblem, toy_dataset};
 use crate::error::{MdnError, Result};
 use crate::gpu::context::GpuContext;
 use crate::gpu::sampler::GpuSampler;
-use crate::model::ModelSpec;
+use crate::head::HeadKind;
 use crate::model::init::init_params;
+use crate::model::{Model, ModelSpec};
 use crate::train::{LrSchedule, TrainConfig, Trainer};
 
 use super::curves::GridCurves;
@@ -59,6 +60,8 @@ pub struct SceneState {
     /// The playground's points changed since the trainers were built.
     data_dirty: bool,
     frame: u32,
+    /// The data scene's loaded model, drawn instead of a net trained live.
+    model: Option<Model>,
 }
 
 /// Where a scene is drawn: the main plot, and the π panel below it.
@@ -77,6 +80,16 @@ impl SceneState {
         scene: Scene,
         settings: Settings,
         points: Option<Dataset>,
+    ) -> Result<Self> {
+        Self::build(gpu, scene, settings, points, None)
+    }
+
+    fn build(
+        gpu: &VizGpu,
+        scene: Scene,
+        settings: Settings,
+        points: Option<Dataset>,
+        model: Option<Model>,
     ) -> Result<Self> {
         let data = match (scene, points) {
             (_, Some(d)) => {
@@ -99,6 +112,11 @@ impl SceneState {
                 settings.seed,
             ),
             (Scene::Playground, None) => empty_canvas(),
+            (Scene::Data, None) => {
+                return Err(MdnError::Config(
+                    "the data scene needs data: `--data F.csv`".into(),
+                ));
+            }
         };
         let points = points_buffer(&gpu.ctx, 1024);
         let mut state = SceneState {
@@ -121,9 +139,47 @@ impl SceneState {
             fresh: true,
             data_dirty: false,
             frame: 0,
+            model,
         };
         state.rebuild(false)?;
         Ok(state)
+    }
+
+    /// The data scene: the user's `data` (one input and one target column)
+    /// with their `model` drawn over it, or with an MDN trained live.
+    pub fn with_model(
+        gpu: &VizGpu,
+        settings: Settings,
+        data: Dataset,
+        model: Option<Model>,
+    ) -> Result<Self> {
+        if let Some(m) = &model {
+            let spec = &m.spec;
+            if spec.in_dim != 1 || spec.out_dim != 1 {
+                return Err(MdnError::Config(format!(
+                    "the visualizer draws models of one input and one target; this one has {} and {} (train one on the two columns to look at)",
+                    spec.in_dim, spec.out_dim
+                )));
+            }
+            if !matches!(spec.head_kind(), HeadKind::MixtureDiag | HeadKind::Mse) {
+                return Err(MdnError::Config(
+                    "the visualizer draws diagonal mixtures and MLPs, not full-covariance models"
+                        .into(),
+                ));
+            }
+            if data.in_dim != 1 || data.out_dim != 1 {
+                return Err(MdnError::Data(format!(
+                    "the data scene plots one input column against one target column; got {} and {}",
+                    data.in_dim, data.out_dim
+                )));
+            }
+        }
+        Self::build(gpu, Scene::Data, settings, Some(data), model)
+    }
+
+    /// The loaded model the scene draws, if any.
+    pub fn model(&self) -> Option<&Model> {
+        self.model.as_ref()
     }
 
     pub fn settings(&self) -> &Settings {
@@ -170,7 +226,7 @@ impl SceneState {
     }
 
     pub fn can_train(&self) -> bool {
-        (self.mlp.is_some() || self.mdn.is_some())
+        self.nets().any(|n| !n.trainer.is_fixed())
             && !matches!(self.status, Status::Diverged | Status::DrawPoints)
     }
 
@@ -206,6 +262,8 @@ impl SceneState {
             self.rebuild(true)?;
         } else if old.samples != s.samples {
             self.build_sampler()?;
+        } else if old.temperature != s.temperature {
+            self.fresh = true;
         }
         Ok(())
     }
@@ -227,6 +285,11 @@ impl SceneState {
             self.target_norm = canvas;
             self.view_x = Span::new(0.0, 1.0);
             self.view_y = Span::new(0.0, 1.0);
+        } else if let Some(m) = &self.model {
+            self.input_norm = m.input_norm.clone();
+            self.target_norm = m.target_norm.clone();
+            self.view_x = Span::of(self.data.inputs.iter().copied(), 0.06).unwrap_or(self.view_x);
+            self.view_y = Span::of(self.data.targets.iter().copied(), 0.08).unwrap_or(self.view_y);
         } else {
             self.input_norm = Normalizer::fit(&self.data.inputs, 1)?;
             self.target_norm = Normalizer::fit(&self.data.targets, 1)?;
@@ -250,6 +313,19 @@ impl SceneState {
         if rows < if playground { MIN_POINTS } else { 1 } {
             self.playing = false;
             self.status = Status::DrawPoints;
+            return Ok(());
+        }
+        if let Some(m) = self.model.clone() {
+            let loss = m.evaluate(&self.data)?.value as f32;
+            let mut net = self.make_net(m.spec.clone(), Some((m.params, 0)))?;
+            net.loss = Some(loss);
+            if net.is_mixture() {
+                self.mdn = Some(net);
+            } else {
+                self.mlp = Some(net);
+            }
+            self.build_sampler()?;
+            self.status = Status::Ready;
             return Ok(());
         }
         let s = &self.settings;
@@ -289,15 +365,19 @@ impl SceneState {
             .filter(|(p, _)| p.len() == spec.layout().len)
             .unwrap_or_else(|| (init_params(&spec, s.seed), 0));
         let g = &self.gpu;
-        let trainer = NetTrainer::new(
-            &g.ctx,
-            &g.kernels,
-            s.device.trains_on_cpu(&g.ctx.info),
-            &spec,
-            &normalized,
-            params,
-            &config,
-        )?;
+        let trainer = if self.model.is_some() {
+            NetTrainer::fixed(&g.ctx, params)?
+        } else {
+            NetTrainer::new(
+                &g.ctx,
+                &g.kernels,
+                s.device.trains_on_cpu(&g.ctx.info),
+                &spec,
+                &normalized,
+                params,
+                &config,
+            )?
+        };
         let (cols, heat_rows) = if spec.is_mixture() {
             (DENSITY_COLS, DENSITY_ROWS)
         } else {
@@ -465,7 +545,10 @@ impl SceneState {
         if let Some(s) = &self.sampler {
             // A new seed per update: the cloud follows the training
             // instead of sliding one fixed set of draws around.
-            s.set_options(self.frame.wrapping_mul(0x9e37_79b9), 1.0)?;
+            s.set_options(
+                self.frame.wrapping_mul(0x9e37_79b9),
+                self.settings.temperature,
+            )?;
         }
         let heat = self.settings.layers.density;
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
