@@ -72,6 +72,9 @@ pub struct SceneArgs {
     /// A trained model (`mdn train --out`) to draw over --data instead of training one live.
     #[arg(long, value_name = "M.safetensors", requires = "data")]
     pub model: Option<PathBuf>,
+    /// Start the playground on a preset drawing: x, ring, clusters, spiral, bishop.
+    #[arg(long, value_name = "NAME", value_parser = parse_preset, conflicts_with = "data")]
+    pub preset: Option<mdn::viz::presets::Preset>,
     /// Mixture components of the MDN (1–10).
     #[arg(long, default_value_t = mdn::viz::Settings::default().k as u64, value_parser = clap::value_parser!(u64).range(1..=mdn::viz::settings::MAX_K as u64))]
     pub k: u64,
@@ -98,9 +101,17 @@ pub struct SceneArgs {
     pub device: Device,
 }
 
+fn parse_preset(name: &str) -> Result<mdn::viz::presets::Preset, String> {
+    use mdn::viz::presets::Preset;
+    Preset::parse(name).ok_or_else(|| {
+        let names: Vec<&str> = Preset::ALL.iter().map(|p| p.name()).collect();
+        format!("no preset `{name}`; there are: {}", names.join(", "))
+    })
+}
+
 #[derive(Args, Debug)]
 pub struct ViewArgs {
-    /// The scene to open [default: data with --data, else forward].
+    /// The scene to open [default: data with --data, playground with --preset, else forward].
     #[arg(long, value_enum)]
     pub scene: Option<SceneArg>,
     #[command(flatten)]
@@ -128,8 +139,8 @@ impl Default for ViewArgs {
 
 #[derive(Args, Debug)]
 pub struct RenderArgs {
-    /// The scene [default: data with --data].
-    #[arg(long, value_enum, required_unless_present = "data")]
+    /// The scene [default: data with --data, playground with --preset].
+    #[arg(long, value_enum, required_unless_present_any = ["data", "preset"])]
     pub scene: Option<SceneArg>,
     #[command(flatten)]
     pub common: SceneArgs,
@@ -144,7 +155,7 @@ pub struct RenderArgs {
     #[arg(long, default_value_t = 600)]
     pub height: u32,
     /// Points to train on instead of the toy data (CSV with a header: input column, then target column).
-    #[arg(long, value_name = "F.csv", conflicts_with = "data")]
+    #[arg(long, value_name = "F.csv", conflicts_with_all = ["data", "preset"])]
     pub points: Option<PathBuf>,
 }
 

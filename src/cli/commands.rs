@@ -374,10 +374,11 @@ fn scene_setup(
 
 pub fn view(a: ViewArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
     let (settings, data, model) = scene_setup(&a.common)?;
-    let scene = match (a.scene, &data) {
-        (Some(s), _) => s.into(),
-        (None, Some(_)) => mdn::viz::Scene::Data,
-        (None, None) => mdn::viz::Scene::Forward,
+    let scene = match (a.scene, &data, a.common.preset) {
+        (Some(s), _, _) => s.into(),
+        (None, Some(_), _) => mdn::viz::Scene::Data,
+        (None, None, Some(_)) => mdn::viz::Scene::Playground,
+        (None, None, None) => mdn::viz::Scene::Forward,
     };
     if scene == mdn::viz::Scene::Data && data.is_none() {
         bail!("--scene data shows your data: add --data F.csv");
@@ -386,6 +387,7 @@ pub fn view(a: ViewArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
     opts.settings = settings;
     opts.data = data;
     opts.model = model;
+    opts.preset = a.common.preset;
     opts.gpu = gpu.clone();
     opts.max_frames = a.frames;
     opts.autoplay = a.play;
@@ -402,16 +404,19 @@ pub fn view(a: ViewArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
 
 pub fn render(a: RenderArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
     let (settings, data, model) = scene_setup(&a.common)?;
-    let scene = match (a.scene, &data) {
+    let scene = match (a.scene, a.common.preset) {
         (Some(s), _) => s.into(),
-        (None, _) => mdn::viz::Scene::Data,
+        (None, Some(_)) => mdn::viz::Scene::Playground,
+        (None, None) => mdn::viz::Scene::Data,
     };
     if scene == mdn::viz::Scene::Data && data.is_none() {
         bail!("--scene data shows your data: add --data F.csv");
     }
-    let points = match (&a.points, data) {
-        (Some(path), _) => Some(load_dataset(path, &ColumnChoice::from_flags(None, None))?),
-        (None, data) => data,
+    let points = match (&a.points, data, a.common.preset) {
+        (Some(path), _, _) => Some(load_dataset(path, &ColumnChoice::from_flags(None, None))?),
+        (None, Some(data), _) => Some(data),
+        (None, None, Some(p)) => Some(mdn::viz::presets::preset_dataset(p, a.common.seed)),
+        (None, None, None) => None,
     };
     let opts = mdn::viz::RenderOptions {
         settings,

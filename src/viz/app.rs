@@ -28,6 +28,7 @@ use super::colors;
 use super::egui_pass::{EguiFrame, EguiPass};
 use super::hud::{self, Action, HudInput, STEP_BUTTON_STEPS};
 use super::net::VizGpu;
+use super::presets::Preset;
 use super::renderer::{Renderer, begin_pass};
 use super::scene::SceneState;
 use super::settings::{Scene, Settings};
@@ -49,6 +50,8 @@ pub struct ViewOptions {
     /// The user's data (`--data`) for the data scene, and their model.
     pub data: Option<Dataset>,
     pub model: Option<Model>,
+    /// Points the playground starts with.
+    pub preset: Option<Preset>,
 }
 
 impl ViewOptions {
@@ -63,6 +66,7 @@ impl ViewOptions {
             tour: None,
             data: None,
             model: None,
+            preset: None,
         }
     }
 }
@@ -386,6 +390,11 @@ impl Running {
             running.scenes.insert(Scene::Data, s);
         }
         running.switch_to(opts.scene)?;
+        if let Some(p) = opts.preset {
+            running.switch_to(Scene::Playground)?;
+            let seed = running.settings.seed;
+            running.scene_mut().load_preset(p, seed)?;
+        }
         if opts.autoplay {
             running.scene_mut().set_playing(true);
         }
@@ -447,6 +456,10 @@ impl Running {
                     self.scene_mut().apply_settings(settings)?;
                 }
                 Action::ClearPoints => self.scene_mut().clear_points()?,
+                Action::Preset(p) => {
+                    let seed = self.settings.seed;
+                    self.scene_mut().load_preset(p, seed)?;
+                }
                 Action::AddPoints(p) => self.scene_mut().add_points(&p),
                 Action::Erase {
                     x,

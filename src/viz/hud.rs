@@ -7,6 +7,7 @@ use egui::{Color32, PointerButton, Sense, Ui, vec2};
 
 use super::overlay;
 use super::plot::PixelRect;
+use super::presets::Preset;
 use super::scene::{SceneLayout, SceneState};
 use super::settings::{MAX_K, Scene, Settings, Status};
 use super::stroke::Stroke;
@@ -19,6 +20,8 @@ pub enum Action {
     Reset,
     Apply(Settings),
     ClearPoints,
+    /// Replace the playground's points with a preset's.
+    Preset(Preset),
     /// Canvas points to add (data units, jitter already applied).
     AddPoints(Vec<(f32, f32)>),
     /// Erase around (x, y) in data units, radius in units of the plot's
@@ -240,9 +243,20 @@ fn side_panel(
     if scene.scene == Scene::Playground {
         ui.separator();
         ui.label(egui::RichText::new("Left-drag: add points · right-drag: erase").weak());
-        if ui.button("Clear points").clicked() {
-            actions.push(Action::ClearPoints);
-        }
+        ui.horizontal(|ui| {
+            if ui.button("Clear points").clicked() {
+                actions.push(Action::ClearPoints);
+            }
+            egui::ComboBox::from_id_salt("preset")
+                .selected_text("Presets")
+                .show_ui(ui, |ui| {
+                    for p in Preset::ALL {
+                        if ui.selectable_label(false, p.label()).clicked() {
+                            actions.push(Action::Preset(p));
+                        }
+                    }
+                });
+        });
     }
     ui.separator();
     ui.label(egui::RichText::new("Loss").weak());

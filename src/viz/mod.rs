@@ -20,6 +20,7 @@ pub mod net_trainer;
 pub mod offscreen;
 pub mod overlay;
 pub mod plot;
+pub mod presets;
 pub mod renderer;
 pub mod scene;
 pub mod settings;

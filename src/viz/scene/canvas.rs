@@ -3,6 +3,7 @@
 
 use super::{SceneState, empty_canvas};
 use crate::error::Result;
+use crate::viz::presets::Preset;
 use crate::viz::settings::Status;
 
 impl SceneState {
@@ -49,6 +50,15 @@ impl SceneState {
         self.data = empty_canvas();
         self.playing = false;
         self.rebuild(false)
+    }
+
+    /// Replaces the points with a preset's and starts training on them.
+    pub fn load_preset(&mut self, preset: Preset, seed: u64) -> Result<()> {
+        self.data = empty_canvas();
+        self.playing = false;
+        self.rebuild(false)?;
+        self.add_points(&preset.points(seed));
+        self.sync_data()
     }
 
     pub fn data_dirty(&self) -> bool {
