@@ -853,3 +853,58 @@ fn temperature_spreads_or_tightens_the_samples() {
         "share of samples off the data at T = 0.5, 1, 2.5: {cold} {warm} {hot}"
     );
 }
+
+/// The gap-to-optimum meter: the test loss of the scene's net against the
+/// optimum of Bishop's problem, drawn as a bar whose blue fill is the
+/// meter's value; it fills further as training gets going (on 500 rows it
+/// empties again later: at 3 000 steps these small settings overfit).
+#[test]
+fn gap_meter_shows_the_test_loss_against_the_optimum() {
+    let Some(gpu) = gpu() else { return };
+    let mut fills = Vec::new();
+    for (scene, steps) in [(Scene::Mdn, 30), (Scene::Mdn, 1000), (Scene::Forward, 3000)] {
+        let mut opts = options(scene, steps);
+        opts.legend = true;
+        let img = mdn::viz::render(&gpu, &opts).unwrap();
+        let gap = img.gap.expect("toy scenes have a meter");
+        let toy = if scene == Scene::Forward {
+            mdn::data::toy::ToyProblem::Forward
+        } else {
+            mdn::data::toy::ToyProblem::Inverse
+        };
+        let opt = mdn::data::toy::optimum(toy).unwrap();
+        let want = if scene == Scene::Mdn {
+            opt.nll
+        } else {
+            opt.mse
+        };
+        assert_eq!(gap.optimum, want);
+        assert_eq!(gap.metric, if scene == Scene::Mdn { "NLL" } else { "MSE" });
+        // The bar's blue pixels along its middle row: the fill.
+        let bar = mdn::viz::overlay::gap_bar_rect(&img.layout.main, 1.0, scene != Scene::Mdn);
+        let y = bar.center().y as u32;
+        let blue = (bar.min.x.ceil() as u32..bar.max.x.floor() as u32)
+            .filter(|&x| {
+                let [r, g, b, _] = img.pixel(x, y).map(i32::from);
+                b > 200 && b - r > 80 && b - g > 40
+            })
+            .count() as f32;
+        check(
+            (blue / bar.width() - gap.fill()).abs() < 0.05,
+            &img,
+            "gap-meter",
+            || {
+                format!(
+                    "{scene:?}: {blue} blue pixels of {} for a fill of {}",
+                    bar.width(),
+                    gap.fill()
+                )
+            },
+        );
+        fills.push(gap.fill());
+    }
+    assert!(
+        fills[1] > fills[0],
+        "more training, closer to the optimum: {fills:?}"
+    );
+}

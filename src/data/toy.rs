@@ -106,6 +106,65 @@ fn band_dataset(rng: &mut ChaCha8Rng, n: usize) -> Dataset {
         .expect("toy data is finite and rectangular by construction")
 }
 
+/// What a perfect model of Bishop's problem reaches on fresh data, per row:
+/// the conditional entropy (the lowest expected NLL, nats) and the noise
+/// floor of the squared error (the lowest expected MSE, of E[t|input]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Optimum {
+    pub nll: f64,
+    pub mse: f64,
+}
+
+/// [`Optimum`] of the forward or inverse problem, integrated numerically
+/// (once; the band's is [`band_entropy`]). Forward: the noise alone,
+/// log 0.2 and 0.2²/12. Inverse: H(x|y) = H(x, y) − H(y) = log 0.2 − H(y),
+/// with p(y) = 5 · |{x : |f(x) − y| < 0.1}|, and the mean over y of the
+/// variance of x on that set.
+pub fn optimum(problem: ToyProblem) -> Option<Optimum> {
+    static INVERSE: std::sync::OnceLock<Optimum> = std::sync::OnceLock::new();
+    match problem {
+        ToyProblem::Forward => Some(Optimum {
+            nll: (0.2f64).ln(),
+            mse: 0.04 / 12.0,
+        }),
+        ToyProblem::Inverse => Some(*INVERSE.get_or_init(inverse_optimum)),
+        ToyProblem::Band => None,
+    }
+}
+
+fn inverse_optimum() -> Optimum {
+    const XS: usize = 4000;
+    const YS: usize = 2000;
+    let f = |x: f64| x + 0.3 * (std::f64::consts::TAU * x).sin();
+    let fx: Vec<f64> = (0..XS).map(|i| f((i as f64 + 0.5) / XS as f64)).collect();
+    let (lo, hi) = (-0.45, 1.45);
+    let dy = (hi - lo) / YS as f64;
+    let (mut h_y, mut mse) = (0.0, 0.0);
+    for j in 0..YS {
+        let y = lo + (j as f64 + 0.5) * dy;
+        let (mut n, mut sum, mut sq) = (0usize, 0.0, 0.0);
+        for (i, v) in fx.iter().enumerate() {
+            if (v - y).abs() < 0.1 {
+                let x = (i as f64 + 0.5) / XS as f64;
+                n += 1;
+                sum += x;
+                sq += x * x;
+            }
+        }
+        if n == 0 {
+            continue;
+        }
+        let p = 5.0 * n as f64 / XS as f64;
+        h_y -= p * p.ln() * dy;
+        let mean = sum / n as f64;
+        mse += p * (sq / n as f64 - mean * mean) * dy;
+    }
+    Optimum {
+        nll: (0.2f64).ln() - h_y,
+        mse,
+    }
+}
+
 /// All x with f(x) = y (up to the grid resolution): the branches of the
 /// inverse problem. Used by tests and the visualizer to judge samples.
 pub fn inverse_branches(y: f32) -> Vec<f32> {
@@ -200,6 +259,41 @@ mod tests {
             assert!((rho - band_correlation(x0)).abs() < 0.05, "x {x0}: {rho}");
         }
         assert!((band_entropy() - (-2.6836)).abs() < 1e-3);
+        // A model that knows p(t|input) exactly scores the optimum on
+        // fresh data: the inverse problem's NLL and MSE by Monte Carlo.
+        let inv = optimum(ToyProblem::Inverse).unwrap();
+        let data = toy_dataset(ToyProblem::Inverse, 200_000, 9);
+        let fx: Vec<f32> = (0..4000)
+            .map(|i| bishop_f((i as f32 + 0.5) / 4000.0))
+            .collect();
+        let (mut nll, mut se) = (0.0f64, 0.0f64);
+        for r in 0..data.len() {
+            let (y, x) = (data.inputs[r], data.targets[r]);
+            let set: Vec<f32> = (0..4000)
+                .filter(|&i| (fx[i] - y).abs() < 0.1)
+                .map(|i| (i as f32 + 0.5) / 4000.0)
+                .collect();
+            // p(x|y) is uniform on the set: density 1 / (its length).
+            nll += (set.len() as f64 / 4000.0).ln();
+            let mean = set.iter().sum::<f32>() / set.len() as f32;
+            se += ((x - mean) as f64).powi(2);
+        }
+        let n = data.len() as f64;
+        assert!(
+            (nll / n - inv.nll).abs() < 0.01,
+            "{} vs {}",
+            nll / n,
+            inv.nll
+        );
+        assert!(
+            (se / n - inv.mse).abs() < 0.002,
+            "{} vs {}",
+            se / n,
+            inv.mse
+        );
+        assert!((inv.nll - (-1.282)).abs() < 0.005, "{}", inv.nll);
+        let fwd = optimum(ToyProblem::Forward).unwrap();
+        assert!((fwd.mse - 0.003333).abs() < 1e-5 && (fwd.nll + 1.6094).abs() < 1e-3);
     }
 
     #[test]

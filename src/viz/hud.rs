@@ -153,6 +153,31 @@ fn side_panel(
             &format!("Loss {}", net.loss_name()),
             egui::RichText::new(value).monospace(),
         );
+        if let Some(t) = net.test_loss() {
+            row(
+                ui,
+                &format!("Test {}", net.loss_name()),
+                egui::RichText::new(format!("{t:.4}")).monospace(),
+            );
+        }
+    }
+    if let Some(gap) = scene.gap() {
+        ui.horizontal(|ui| {
+            ui.add_sized(
+                vec2(70.0, 16.0),
+                egui::Label::new(egui::RichText::new("Gap").weak()),
+            )
+            .on_hover_text(format!(
+                "Test {} against the optimum of Bishop's problem ({:.4}): what a perfect model scores on fresh data",
+                gap.metric, gap.optimum
+            ));
+            ui.add(
+                egui::ProgressBar::new(gap.fill())
+                    .desired_width(90.0)
+                    .fill(overlay::color32(super::colors::GAP))
+                    .text(format!("{:.4}", gap.gap())),
+            );
+        });
     }
     let status_color = match scene.status {
         Status::Training => Color32::from_rgb(120, 200, 255),
@@ -268,6 +293,18 @@ fn side_panel(
             .small()
             .weak(),
     );
+    if let Some(mdn) = &scene.mdn
+        && !mdn.dead_components.is_empty()
+    {
+        ui.colored_label(
+            Color32::from_rgb(255, 190, 90),
+            format!(
+                "{} of {} components are dead (mean π < 1e-3): they add nothing; a smaller K fits the same.",
+                mdn.dead_components.len(),
+                mdn.spec.k()
+            ),
+        );
+    }
     if scene.status == Status::Diverged {
         ui.colored_label(
             Color32::from_rgb(255, 140, 140),

@@ -30,7 +30,7 @@ pub use app::{ViewOptions, ViewReport};
 pub use net::VizGpu;
 pub use offscreen::{RenderOptions, Rendered, render};
 pub use plot::{PixelRect, PlotView, Span};
-pub use scene::SceneState;
+pub use scene::{Gap, SceneState};
 pub use settings::{Layers, Scene, Settings, Status};
 
 /// Colours in gamma space (the targets are non-sRGB, as egui expects),
@@ -47,6 +47,8 @@ pub mod colors {
     pub const MLP: [f32; 4] = [1.0, 0.52, 0.12, 1.0];
     /// MDN samples: green.
     pub const SAMPLES: [f32; 4] = [0.25, 0.88, 0.45, 0.55];
+    /// The gap-to-optimum meter's bar: blue, unlike data, MLP and samples.
+    pub const GAP: [f32; 4] = [0.30, 0.55, 1.0, 1.0];
     /// Middle of the heatmap's ramp (purple → magenta → gold).
     pub const HEAT: [f32; 4] = [0.85, 0.25, 0.55, 0.85];
     /// Mixture components: the means' curves and the π panel.

@@ -45,6 +45,11 @@ pub struct Net {
     /// (step, loss in the data's units) at every reading.
     pub history: Vec<(usize, f32)>,
     pub(super) z_history: Vec<(usize, f32)>,
+    /// The loss on the scene's test rows at each reading, if it has any.
+    pub test_history: Vec<(usize, f32)>,
+    /// Components whose mean π over the data is below 1e-3 (the same rule
+    /// as `mdn eval`), of a mixture, at the last reading.
+    pub dead_components: Vec<usize>,
     pub converged: bool,
     pub diverged: bool,
 }
@@ -60,6 +65,11 @@ impl Net {
 
     pub fn loss_name(&self) -> &'static str {
         if self.is_mixture() { "NLL" } else { "MSE" }
+    }
+
+    /// The last test loss, in the data's units.
+    pub fn test_loss(&self) -> Option<f32> {
+        self.test_history.last().map(|h| h.1)
     }
 
     /// Reads back the live parameters.

@@ -69,6 +69,10 @@ pub struct Rendered {
     pub loss: String,
     /// Where the nets trained (`None` with no net, e.g. an empty playground).
     pub trained_on: Option<String>,
+    /// The toy scenes' gap-to-optimum meter, as drawn.
+    pub gap: Option<super::scene::Gap>,
+    /// The MDN's dead components, if the scene has an MDN.
+    pub dead_components: Option<Vec<usize>>,
 }
 
 impl Rendered {
@@ -257,5 +261,7 @@ pub fn render_state(
         epoch: scene.epoch(),
         loss: scene.loss_text(),
         trained_on: scene.trainer_device(),
+        gap: scene.gap(),
+        dead_components: scene.mdn.as_ref().map(|n| n.dead_components.clone()),
     })
 }

@@ -7,7 +7,7 @@ use egui::{Align2, Color32, FontId, Painter, Pos2, Rect, Stroke, pos2, vec2};
 use super::colors;
 use super::plot::{PlotView, Span, nice_ticks, tick_label};
 use super::renderer::{x_ticks, y_ticks};
-use super::scene::{SceneLayout, SceneState};
+use super::scene::{Gap, SceneLayout, SceneState};
 
 pub fn color32(c: [f32; 4]) -> Color32 {
     let b = |v: f32| (v.clamp(0.0, 1.0) * 255.0).round() as u8;
@@ -116,7 +116,50 @@ pub fn paint_scene(p: &Painter, scene: &SceneState, layout: &SceneLayout, ppp: f
     }
     if legend {
         paint_legend(p, main, ppp, &scene.legend(), scene.legend_low_right());
+        if let Some(gap) = scene.gap() {
+            paint_gap_meter(p, main, ppp, &gap, !scene.legend_low_right());
+        }
     }
+}
+
+/// Width and height of the gap meter's bar, in points.
+pub const GAP_BAR: (f32, f32) = (150.0, 8.0);
+
+/// Where the gap meter's bar is: in the plot's corner opposite the legend
+/// (the toy problems leave both empty).
+pub fn gap_bar_rect(view: &PlotView, ppp: f32, low_right: bool) -> Rect {
+    let rect = plot_rect(view, ppp);
+    let size = vec2(GAP_BAR.0 + 16.0, 40.0);
+    let origin = if low_right {
+        rect.max - size - vec2(8.0, 8.0)
+    } else {
+        rect.min + vec2(8.0, 8.0)
+    };
+    Rect::from_min_size(origin + vec2(8.0, 24.0), vec2(GAP_BAR.0, GAP_BAR.1))
+}
+
+/// The toy scenes' gap-to-optimum meter: the test loss against what a
+/// perfect model scores, as text and as a bar that fills towards 1 at the
+/// optimum.
+pub fn paint_gap_meter(p: &Painter, view: &PlotView, ppp: f32, gap: &Gap, low_right: bool) {
+    let bar = gap_bar_rect(view, ppp, low_right);
+    let frame = Rect::from_min_max(bar.min - vec2(8.0, 24.0), bar.max + vec2(8.0, 8.0));
+    p.rect_filled(frame, 4.0, color32(colors::LEGEND_BG));
+    let text = if gap.metric == "NLL" {
+        format!("test NLL {:.3}, optimum {:.3}", gap.test, gap.optimum)
+    } else {
+        format!("test MSE {:.4}, floor {:.4}", gap.test, gap.optimum)
+    };
+    p.text(
+        frame.min + vec2(8.0, 6.0),
+        Align2::LEFT_TOP,
+        text,
+        FontId::proportional(11.0),
+        text_color(),
+    );
+    p.rect_filled(bar, 2.0, color32(colors::GRID));
+    let filled = Rect::from_min_size(bar.min, vec2(bar.width() * gap.fill(), bar.height()));
+    p.rect_filled(filled, 2.0, color32(colors::GAP));
 }
 
 pub fn paint_legend(
@@ -247,6 +290,27 @@ pub fn paint_loss_curve(p: &Painter, rect: Rect, scene: &SceneState) {
             })
             .collect();
         p.add(egui::Shape::line(pts, Stroke::new(1.5, c)));
+        // The test loss on the same scale, dashed and dimmer.
+        let test: Vec<Pos2> = n
+            .test_history
+            .iter()
+            .map(|&(s, l)| {
+                pos2(
+                    rect.left() + rect.width() * (s - first) as f32 / (last - first) as f32,
+                    rect.bottom()
+                        - 4.0
+                        - (rect.height() - 8.0) * ((l - lo) / span).clamp(-0.05, 1.05),
+                )
+            })
+            .collect();
+        if test.len() > 1 {
+            p.extend(egui::Shape::dashed_line(
+                &test,
+                Stroke::new(1.2, c.gamma_multiply(0.7)),
+                4.0,
+                3.0,
+            ));
+        }
         p.text(
             rect.right_top() + vec2(-3.0, 2.0 + 11.0 * i as f32),
             Align2::RIGHT_TOP,

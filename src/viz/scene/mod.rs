@@ -18,7 +18,7 @@ use super::net_trainer::NetTrainer;
 use super::settings::{MAX_K, MIN_POINTS, Scene, Settings, Status};
 use crate::data::Dataset;
 use crate::data::normalize::Normalizer;
-use crate::data::toy::{ToyProblem, toy_dataset};
+use crate::data::toy::{ToyProblem, optimum, toy_dataset};
 use crate::error::{MdnError, Result};
 use crate::gpu::context::GpuContext;
 use crate::gpu::sampler::GpuSampler;
@@ -36,6 +36,10 @@ const DENSITY_COLS: usize = 192;
 const DENSITY_ROWS: usize = 160;
 /// Inputs of the sampler's forward pass at most.
 const SAMPLE_ROWS: usize = 1000;
+/// Rows the dead-component check looks at, at most.
+const USAGE_ROWS: usize = 4096;
+/// Seed offset of the toy scenes' test rows.
+const TEST_SEED: u64 = 0x7e57_0000;
 pub struct SceneState {
     gpu: VizGpu,
     pub scene: Scene,
@@ -62,6 +66,37 @@ pub struct SceneState {
     frame: u32,
     /// The data scene's loaded model, drawn instead of a net trained live.
     model: Option<Model>,
+    /// Rows the nets never train on, for the test loss: fresh rows of the
+    /// toy problem, or a fifth of the user's data in the data scene.
+    test: Option<Dataset>,
+}
+
+/// The gap-to-optimum meter of a toy scene: the test loss of the net that
+/// scene is about, against what a perfect model scores on fresh data.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Gap {
+    pub metric: &'static str,
+    pub test: f64,
+    pub optimum: f64,
+}
+
+impl Gap {
+    /// How far from the optimum, in the loss's units (never below 0: a
+    /// finite test set can land a little under it by chance).
+    pub fn gap(&self) -> f64 {
+        (self.test - self.optimum).max(0.0)
+    }
+
+    /// The meter's fill: 1 at the optimum, falling as the gap grows (half
+    /// at a gap of 0.1 nats, or at 1× the noise floor for an MSE).
+    pub fn fill(&self) -> f32 {
+        let scale = if self.metric == "NLL" {
+            0.1
+        } else {
+            self.optimum
+        };
+        (0.5f64.powf(self.gap() / scale)) as f32
+    }
 }
 
 /// Where a scene is drawn: the main plot, and the π panel below it.
@@ -140,6 +175,7 @@ impl SceneState {
             data_dirty: false,
             frame: 0,
             model,
+            test: None,
         };
         state.rebuild(false)?;
         Ok(state)
@@ -296,6 +332,7 @@ impl SceneState {
             self.view_x = Span::of(self.data.inputs.iter().copied(), 0.06).unwrap_or(self.view_x);
             self.view_y = Span::of(self.data.targets.iter().copied(), 0.08).unwrap_or(self.view_y);
         }
+        self.test = self.test_rows();
         self.upload_points();
         let carried = |net: &mut Option<Net>| -> Result<Option<(Vec<f32>, usize)>> {
             match net {
@@ -319,11 +356,13 @@ impl SceneState {
             let loss = m.evaluate(&self.data)?.value as f32;
             let mut net = self.make_net(m.spec.clone(), Some((m.params, 0)))?;
             net.loss = Some(loss);
-            if net.is_mixture() {
+            let mixture = net.is_mixture();
+            if mixture {
                 self.mdn = Some(net);
             } else {
                 self.mlp = Some(net);
             }
+            self.read_held_out(mixture)?;
             self.build_sampler()?;
             self.status = Status::Ready;
             return Ok(());
@@ -346,12 +385,91 @@ impl SceneState {
         Ok(())
     }
 
+    /// The toy problem this scene shows, if it is one.
+    pub fn toy_problem(&self) -> Option<ToyProblem> {
+        match self.scene {
+            Scene::Forward => Some(ToyProblem::Forward),
+            Scene::Inverse | Scene::Mdn => Some(ToyProblem::Inverse),
+            Scene::Playground | Scene::Data => None,
+        }
+    }
+
+    /// Fresh rows of the toy problem (as many as the training rows, from
+    /// another seed); in the data scene without a model every fifth row of
+    /// the user's data, which the net then does not train on.
+    fn test_rows(&self) -> Option<Dataset> {
+        if let Some(p) = self.toy_problem() {
+            let n = self.settings.toy_points.max(1);
+            return Some(toy_dataset(p, n, self.settings.seed ^ TEST_SEED));
+        }
+        if self.scene == Scene::Data && self.model.is_none() && self.data.len() >= 10 {
+            let pick = |keep: bool| -> Dataset {
+                let rows: Vec<usize> = (0..self.data.len())
+                    .filter(|r| (r % 5 == 4) == keep)
+                    .collect();
+                Dataset {
+                    inputs: rows.iter().map(|&r| self.data.inputs[r]).collect(),
+                    targets: rows.iter().map(|&r| self.data.targets[r]).collect(),
+                    ..self.data.clone()
+                }
+            };
+            return Some(pick(true));
+        }
+        None
+    }
+
+    /// The rows the nets train on: all of the data, but the test fifth of
+    /// the user's data in the data scene.
+    fn training_rows(&self) -> Dataset {
+        if self.scene == Scene::Data && self.test.is_some() {
+            let rows: Vec<usize> = (0..self.data.len()).filter(|r| r % 5 != 4).collect();
+            return Dataset {
+                inputs: rows.iter().map(|&r| self.data.inputs[r]).collect(),
+                targets: rows.iter().map(|&r| self.data.targets[r]).collect(),
+                ..self.data.clone()
+            };
+        }
+        self.data.clone()
+    }
+
+    /// The test rows, if the scene has them.
+    pub fn test_data(&self) -> Option<&Dataset> {
+        self.test.as_ref()
+    }
+
+    /// The meter of the toy scenes: the MLP's test MSE against the noise
+    /// floor (forward, inverse), the MDN's test NLL against the conditional
+    /// entropy (MDN scene).
+    pub fn gap(&self) -> Option<Gap> {
+        let opt = optimum(self.toy_problem()?)?;
+        let net = if self.scene == Scene::Mdn {
+            self.mdn.as_ref()?
+        } else {
+            self.mlp.as_ref()?
+        };
+        let test = net.test_loss()? as f64;
+        Some(if net.is_mixture() {
+            Gap {
+                metric: "NLL",
+                test,
+                optimum: opt.nll,
+            }
+        } else {
+            Gap {
+                metric: "MSE",
+                test,
+                optimum: opt.mse,
+            }
+        })
+    }
+
     fn make_net(&self, spec: ModelSpec, carry: Option<(Vec<f32>, usize)>) -> Result<Net> {
         let s = &self.settings;
+        let train = self.training_rows();
         let normalized = Dataset {
-            inputs: self.input_norm.apply(&self.data.inputs),
-            targets: self.target_norm.apply(&self.data.targets),
-            ..self.data.clone()
+            inputs: self.input_norm.apply(&train.inputs),
+            targets: self.target_norm.apply(&train.targets),
+            ..train
         };
         let rows = normalized.len();
         let config = TrainConfig {
@@ -406,6 +524,8 @@ impl SceneState {
             loss: None,
             history: Vec::new(),
             z_history: Vec::new(),
+            test_history: Vec::new(),
+            dead_components: Vec::new(),
             converged: false,
             diverged: false,
         })
@@ -496,6 +616,7 @@ impl SceneState {
         let target_norm = self.target_norm.clone();
         let stop = self.settings.stop_when_converged;
         let mut any = false;
+        let mut updated = Vec::new();
         for net in self.nets_mut() {
             let acc = net.trainer.take_loss()?;
             if acc.count == 0 && acc.nonfinite == 0 {
@@ -515,6 +636,10 @@ impl SceneState {
             net.history.push((step, loss));
             net.z_history.push((step, z));
             net.converged = plateaued(&net.z_history, step);
+            updated.push(net.is_mixture());
+        }
+        for mixture in updated {
+            self.read_held_out(mixture)?;
         }
         if !any {
             return Ok(());
@@ -530,6 +655,59 @@ impl SceneState {
             }
         } else if self.playing {
             self.status = Status::Training;
+        }
+        Ok(())
+    }
+
+    /// The net as a model in the data's units, from its live parameters
+    /// (a readback of a few thousand floats, at loss-reading time only).
+    fn model_of(&mut self, mixture: bool) -> Result<Option<Model>> {
+        let (input_norm, target_norm) = (self.input_norm.clone(), self.target_norm.clone());
+        let (input_names, target_names) = (
+            self.data.input_names.clone(),
+            self.data.target_names.clone(),
+        );
+        let net = if mixture {
+            &mut self.mdn
+        } else {
+            &mut self.mlp
+        };
+        let Some(net) = net else { return Ok(None) };
+        Ok(Some(Model {
+            spec: net.spec.clone(),
+            params: net.trainer.params()?,
+            input_norm,
+            target_norm,
+            input_names,
+            target_names,
+        }))
+    }
+
+    /// The test loss and, of a mixture, its dead components over the data
+    /// (at most [`USAGE_ROWS`] rows of it).
+    fn read_held_out(&mut self, mixture: bool) -> Result<()> {
+        let Some(model) = self.model_of(mixture)? else {
+            return Ok(());
+        };
+        let test = match &self.test {
+            Some(t) => Some(model.evaluate(t)?.value as f32),
+            None => None,
+        };
+        let rows = self.data.len().min(USAGE_ROWS);
+        let dead = match model.component_usage(&self.data.inputs[..rows])? {
+            Some(u) => u.dead_components(),
+            None => Vec::new(),
+        };
+        let net = if mixture {
+            &mut self.mdn
+        } else {
+            &mut self.mlp
+        };
+        if let Some(net) = net {
+            if let Some(t) = test {
+                net.test_history.push((net.steps(), t));
+            }
+            net.dead_components = dead;
         }
         Ok(())
     }
