@@ -523,8 +523,18 @@ fn samples_match_cpu_for_the_same_seed() {
                         };
                         let mut cpu = vec![0.0; rows * p.per_input * d];
                         sample_rows(kind, &head, &p, &mut cpu);
-                        let gpu = st.sample(kind, &head, &p).unwrap();
+                        let (gpu, comps) = st.sample(kind, &head, &p).unwrap();
                         assert_eq!(gpu.len(), cpu.len());
+                        // The component each draw came from, as the CPU
+                        // chooses it (the same near-boundary allowance).
+                        let width = kind.def().width(k, d);
+                        for (i, &g) in comps.iter().enumerate() {
+                            let h = &head[(i / p.per_input) * width..][..k];
+                            let c = mdn::head::sample::choose_component(h, &p, i as u32);
+                            if g as usize != c {
+                                switched += 1;
+                            }
+                        }
                         // Samples are μ + T·σ·z: the error is that of exp,
                         // log and cos, relative to the sample scale. A draw
                         // whose uniform lands within float noise of a

@@ -21,6 +21,8 @@ override ROWS_WG: u32 = 64u;
 @group(0) @binding(4) var<uniform> info: HeadInfo;
 @group(0) @binding(5) var<storage, read_write> samples: array<f32>;
 @group(0) @binding(6) var<uniform> sample_info: SampleInfo;
+// The component each sample was drawn from (the visualizer colours by it).
+@group(0) @binding(7) var<storage, read_write> sample_components: array<u32>;
 override SAMPLE_WG: u32 = 64u;
 
 // log π_k + Σ_d log N(t_d | μ_kd, σ_kd) for component k of the row whose
@@ -137,6 +139,7 @@ fn sample(
             break;
         }
     }
+    sample_components[i] = chosen;
     for (var d = 0u; d < dc; d++) {
         let j = chosen * dc + d;
         let mu = head[h + kc + j];

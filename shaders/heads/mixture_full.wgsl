@@ -21,6 +21,8 @@ override SAMPLE_WG: u32 = 64u;
 @group(0) @binding(4) var<uniform> info: HeadInfo;
 @group(0) @binding(5) var<storage, read_write> samples: array<f32>;
 @group(0) @binding(6) var<uniform> sample_info: SampleInfo;
+// The component each sample was drawn from (the visualizer colours by it).
+@group(0) @binding(7) var<storage, read_write> sample_components: array<u32>;
 
 // Per-invocation scratch of `log_joint`: the residual r = t − μ_k and the
 // whitened residual v = U_k r, reused by the gradient pass.
@@ -187,6 +189,7 @@ fn sample(
             break;
         }
     }
+    sample_components[i] = chosen;
     let mu = h + kc + chosen * dc;
     let c = h + kc + kc * dc + chosen * cl;
     var x: array<f32, MAX_FULL_D>;

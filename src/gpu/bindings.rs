@@ -121,6 +121,7 @@ kernel_bindings! {
         head @ 0: Slot::Read,
         samples @ 5: Slot::ReadWrite,
         sample_info @ 6: Slot::Uniform(size::<SampleInfo>()),
+        sample_components @ 7: Slot::ReadWrite,
     }
 }
 

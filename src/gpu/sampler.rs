@@ -24,6 +24,9 @@ pub struct GpuSampler {
     per_input: usize,
     /// `[rows · per_input, D]` z-scored samples; `STORAGE | VERTEX`.
     pub samples: wgpu::Buffer,
+    /// `[rows · per_input]` u32: the component each sample came from
+    /// (mixtures; `STORAGE | VERTEX`).
+    pub components: wgpu::Buffer,
     uniforms: wgpu::Buffer,
     sample_slot: UniformSlot,
     forward: ForwardPass,
@@ -67,6 +70,14 @@ impl GpuSampler {
             rows * per_input * spec.out_dim,
             STORAGE | wgpu::BufferUsages::VERTEX,
         )?;
+        // Which component each sample came from (u32, drawn as instance
+        // colours by the visualizer).
+        let components = storage_with_usage(
+            c,
+            "sample components",
+            rows * per_input,
+            STORAGE | wgpu::BufferUsages::VERTEX,
+        )?;
         let mut arena = UniformArena::new(c);
         let sample_slot = arena.push(&SampleInfo {
             rows: rows as u32,
@@ -84,6 +95,7 @@ impl GpuSampler {
                     head: whole(forward.head()),
                     samples: whole(&samples),
                     sample_info: slot(&uniforms, sample_slot),
+                    sample_components: whole(&components),
                 }
                 .bind(c, "sample", &kernel.layout),
                 grid(((rows * per_input) as u64).div_ceil(cfg.rows_wg as u64))?,
@@ -98,6 +110,7 @@ impl GpuSampler {
             rows,
             per_input,
             samples,
+            components,
             uniforms,
             sample_slot,
             forward,
@@ -200,6 +213,12 @@ impl GpuSampler {
     }
 
     /// Reads the head outputs of the last run back.
+    /// Reads back the component of every sample of the last run (tests).
+    pub fn read_components(&self) -> Result<Vec<u32>> {
+        let bits = read_f32(&self.ctx, &self.components, self.rows * self.per_input)?;
+        Ok(bits.into_iter().map(f32::to_bits).collect())
+    }
+
     pub fn read_head(&self) -> Result<Vec<f32>> {
         read_f32(
             &self.ctx,

@@ -377,8 +377,14 @@ impl<'a> Stages<'a> {
     }
 
     /// The `sample` entry of head `kind` (twin: `head::sample_rows`):
-    /// `head` `[rows, width]` → `[rows · per_input, D]`.
-    pub fn sample(&self, kind: HeadKind, head: &[f32], p: &SampleParams) -> Result<Vec<f32>> {
+    /// `head` `[rows, width]` → `[rows · per_input, D]`, and the component
+    /// each sample came from (twin: `head::sample::choose_component`).
+    pub fn sample(
+        &self,
+        kind: HeadKind,
+        head: &[f32],
+        p: &SampleParams,
+    ) -> Result<(Vec<f32>, Vec<u32>)> {
         let c = self.ctx;
         let width = kind.def().width(p.k, p.d);
         let rows = head.len() / width;
@@ -402,15 +408,21 @@ impl<'a> Stages<'a> {
                 kind.def().stem()
             )));
         };
+        let comps = storage(c, "sample components", n)?;
         let bg = HeadSampleBindings {
             head: whole(&h),
             samples: whole(&out),
             sample_info: slot(&uniforms, info),
+            sample_components: whole(&comps),
         }
         .bind(c, "sample", &k.layout);
         let (x, y) = grid((n as u64).div_ceil(self.kernels.config.rows_wg as u64))?;
         self.dispatch(&k.pipeline, &bg, false, (x, y))?;
-        read_f32(c, &out, n * p.d)
+        let bits = read_f32(c, &comps, n)?;
+        Ok((
+            read_f32(c, &out, n * p.d)?,
+            bits.into_iter().map(f32::to_bits).collect(),
+        ))
     }
 }
 
