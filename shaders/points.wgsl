@@ -31,6 +31,8 @@ struct VertexOut {
     // distance from the centre line in pixels. Heatmap: texture coordinate.
     @location(0) uv: vec2<f32>,
     @location(1) alpha: f32,
+    // Sprites: their colour (the draw's, or their component's).
+    @location(2) color: vec4<f32>,
 }
 
 // The six corners of a quad made of two triangles.
@@ -63,12 +65,41 @@ fn sprite(center: vec2<f32>, v: u32) -> VertexOut {
     out.position = vec4<f32>(to_clip(center) + px_to_clip(c), 0.0, 1.0);
     out.uv = c;
     out.alpha = 1.0;
+    out.color = draw.color;
     return out;
+}
+
+// Component k's colour (PALETTE comes from the Rust side, colors::COMPONENTS,
+// prepended to this file), at the draw's opacity.
+fn component_color(k: u32) -> vec4<f32> {
+    var palette = PALETTE;
+    return vec4<f32>(palette[k % PALETTE_LEN].rgb, draw.color.a);
 }
 
 @vertex
 fn vs_point(@builtin(vertex_index) v: u32, @location(0) p: vec2<f32>) -> VertexOut {
     return sprite(p, v);
+}
+
+// A data point coloured by the component most responsible for it
+// (src/viz/owners.rs).
+@vertex
+fn vs_point_owned(
+    @builtin(vertex_index) v: u32,
+    @location(0) p: vec2<f32>,
+    @location(1) owner: u32,
+) -> VertexOut {
+    var out = sprite(p, v);
+    out.color = component_color(owner);
+    return out;
+}
+
+fn sample_position(i: u32, z: f32) -> vec2<f32> {
+    let rows = max(draw.index.x, 1u);
+    let row = i / max(draw.index.y, 1u);
+    let input = mix(draw.extra.z, draw.extra.w, (f32(row) + 0.5) / f32(rows));
+    let target_value = z * draw.extra.y + draw.extra.x;
+    return vec2<f32>(input, target_value);
 }
 
 @vertex
@@ -77,11 +108,21 @@ fn vs_sample(
     @builtin(instance_index) i: u32,
     @location(0) z: f32,
 ) -> VertexOut {
-    let rows = max(draw.index.x, 1u);
-    let row = i / max(draw.index.y, 1u);
-    let input = mix(draw.extra.z, draw.extra.w, (f32(row) + 0.5) / f32(rows));
-    let target_value = z * draw.extra.y + draw.extra.x;
-    return sprite(vec2<f32>(input, target_value), v);
+    return sprite(sample_position(i, z), v);
+}
+
+// A sample coloured by the component it was drawn from (the sampler's
+// `sample_components`).
+@vertex
+fn vs_sample_owned(
+    @builtin(vertex_index) v: u32,
+    @builtin(instance_index) i: u32,
+    @location(0) z: f32,
+    @location(1) owner: u32,
+) -> VertexOut {
+    var out = sprite(sample_position(i, z), v);
+    out.color = component_color(owner);
+    return out;
 }
 
 @fragment
@@ -90,7 +131,7 @@ fn fs_point(in: VertexOut) -> @location(0) vec4<f32> {
     if (coverage <= 0.0) {
         discard;
     }
-    return vec4<f32>(draw.color.rgb, draw.color.a * coverage);
+    return vec4<f32>(in.color.rgb, in.color.a * coverage);
 }
 
 fn field(p: vec4<f32>, i: u32) -> f32 {

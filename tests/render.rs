@@ -335,7 +335,7 @@ fn the_visualizer_shaders_validate_and_match_their_rust_twins() {
     use mdn::viz::renderer::DrawInfo;
     use std::mem::{offset_of, size_of};
 
-    let points = parse_and_validate("points", points_source());
+    let points = parse_and_validate("points", &points_source());
     assert_eq!(
         wgsl_layout(&points, "DrawInfo"),
         (
@@ -907,4 +907,84 @@ fn gap_meter_shows_the_test_loss_against_the_optimum() {
         fills[1] > fills[0],
         "more training, closer to the optimum: {fills:?}"
     );
+}
+
+/// The `components` layer: each data point takes the colour of the
+/// component most responsible for it (the GPU's choice equals the CPU's
+/// argmax of π_k N(t | μ_k, σ_k)), and the samples their own component's:
+/// the plot shows several palette colours and no plain sample green.
+#[test]
+fn components_layer_colours_points_by_their_component() {
+    let Some(gpu) = gpu() else { return };
+    let mut opts = options(Scene::Mdn, 1500);
+    opts.settings.layers.components = true;
+    let mut scene = SceneState::new(&gpu, Scene::Mdn, opts.settings.clone(), None).unwrap();
+    scene.set_playing(true);
+    scene.train(1500).unwrap();
+    scene.read_loss().unwrap();
+    let mut enc = gpu
+        .ctx
+        .device
+        .create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
+    scene.encode(&mut enc).unwrap();
+    gpu.ctx.queue.submit([enc.finish()]);
+    let owners = scene.read_owners().unwrap().expect("the layer is on");
+    let data = scene.data().clone();
+    let (input_norm, target_norm) = scene.normalizers();
+    let (input_norm, target_norm) = (input_norm.clone(), target_norm.clone());
+    let net = scene.mdn.as_mut().unwrap();
+    let model = mdn::Model {
+        spec: net.spec.clone(),
+        params: net.params().unwrap(),
+        input_norm,
+        target_norm,
+        input_names: data.input_names.clone(),
+        target_names: data.target_names.clone(),
+    };
+    let m = model.mixture(&data.inputs).unwrap();
+    let k = m.k;
+    let mut agree = 0;
+    for (r, &owner) in owners.iter().enumerate() {
+        let t = data.targets[r];
+        let score = |j: usize| {
+            let (p, mu, s) = (m.pi[r * k + j], m.mu[r * k + j], m.sigma[r * k + j]);
+            p.ln() - s.ln() - 0.5 * ((t - mu) / s).powi(2)
+        };
+        let best = (0..k)
+            .max_by(|&a, &b| score(a).total_cmp(&score(b)))
+            .unwrap();
+        if best == owner as usize {
+            agree += 1;
+        }
+    }
+    assert!(
+        agree * 100 >= owners.len() * 99,
+        "GPU owners agree with the CPU argmax for {agree} of {} points",
+        owners.len()
+    );
+
+    let img = mdn::viz::render(&gpu, &opts).unwrap();
+    let palette = mdn::viz::colors::COMPONENTS;
+    let mut per_colour = vec![0usize; k];
+    let mut green = 0;
+    for px in columns(&img, -0.1, 1.1) {
+        let v = &img.layout.main;
+        for py in v.rect.y0 as u32 + 1..v.rect.y1 as u32 - 1 {
+            let p = img.pixel(px, py).map(i32::from);
+            let near = |c: [f32; 4]| {
+                let c = c.map(|v| (v * 255.0) as i32);
+                (0..3).all(|i| (p[i] - c[i]).abs() < 40)
+            };
+            if let Some(j) = (0..k).find(|&j| near(palette[j])) {
+                per_colour[j] += 1;
+            }
+            if near(mdn::viz::colors::SAMPLES) && !(0..k).any(|j| near(palette[j])) {
+                green += 1;
+            }
+        }
+    }
+    let used = per_colour.iter().filter(|&&n| n > 150).count();
+    check(used >= 2 && green < 50, &img, "components", || {
+        format!("pixels per component colour {per_colour:?}, plain sample green {green}")
+    });
 }

@@ -462,6 +462,7 @@ fn parse_layers(text: &str) -> anyhow::Result<mdn::viz::Layers> {
         density: false,
         means: false,
         pi_panel: false,
+        components: false,
     };
     for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         match part {
@@ -470,8 +471,9 @@ fn parse_layers(text: &str) -> anyhow::Result<mdn::viz::Layers> {
             "density" => l.density = true,
             "means" => l.means = true,
             "pi" => l.pi_panel = true,
+            "components" => l.components = true,
             other => bail!(
-                "--layers: unknown layer `{other}`; choose from data, samples, density, means, pi"
+                "--layers: unknown layer `{other}`; choose from data, samples, density, means, pi, components"
             ),
         }
     }

@@ -68,6 +68,9 @@ macro_rules! kernel_bindings {
     };
 }
 
+// The visualizer's kernels declare their bindings the same way.
+pub(crate) use kernel_bindings;
+
 kernel_bindings! {
     /// `shaders/gather.wgsl`.
     GatherBindings {

@@ -19,6 +19,7 @@ pub mod net;
 pub mod net_trainer;
 pub mod offscreen;
 pub mod overlay;
+pub mod owners;
 pub mod plot;
 pub mod presets;
 pub mod renderer;
@@ -52,7 +53,7 @@ pub mod colors {
     /// Middle of the heatmap's ramp (purple → magenta → gold).
     pub const HEAT: [f32; 4] = [0.85, 0.25, 0.55, 0.85];
     /// Mixture components: the means' curves and the π panel.
-    const COMPONENTS: [[f32; 4]; 10] = [
+    pub const COMPONENTS: [[f32; 4]; 10] = [
         [0.98, 0.85, 0.30, 1.0],
         [0.35, 0.75, 1.0, 1.0],
         [0.98, 0.45, 0.70, 1.0],

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::curves::{CurveInfo, GridCurves, VizKernels};
 use super::net_trainer::NetTrainer;
+use super::owners::OwnersKernel;
 use crate::error::Result;
 use crate::gpu::Kernels;
 use crate::gpu::context::GpuContext;
@@ -22,13 +23,20 @@ pub struct VizGpu {
     pub ctx: Arc<GpuContext>,
     pub kernels: Arc<Kernels>,
     pub viz: Arc<VizKernels>,
+    pub owners: Arc<OwnersKernel>,
 }
 
 impl VizGpu {
     pub fn new(ctx: Arc<GpuContext>) -> Result<Self> {
         let kernels = Arc::new(Kernels::new(&ctx)?);
         let viz = Arc::new(VizKernels::new(&ctx)?);
-        Ok(VizGpu { ctx, kernels, viz })
+        let owners = Arc::new(OwnersKernel::new(&ctx)?);
+        Ok(VizGpu {
+            ctx,
+            kernels,
+            viz,
+            owners,
+        })
     }
 }
 

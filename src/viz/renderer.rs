@@ -8,11 +8,23 @@ use bytemuck::{Pod, Zeroable};
 use super::curves::VizKernels;
 use super::plot::{PlotView, Span, nice_ticks};
 
+use super::colors;
+
 const POINTS_WGSL: &str = include_str!("../../shaders/points.wgsl");
 
-/// The WGSL source, for validation without a device.
-pub fn points_source() -> &'static str {
-    POINTS_WGSL
+/// The WGSL source, for validation without a device: `points.wgsl` after
+/// the component palette, which is defined once, in [`colors`].
+pub fn points_source() -> String {
+    let entries: Vec<String> = colors::COMPONENTS
+        .iter()
+        .map(|c| format!("vec4<f32>({:?}, {:?}, {:?}, {:?})", c[0], c[1], c[2], c[3]))
+        .collect();
+    format!(
+        "const PALETTE_LEN: u32 = {}u;\nconst PALETTE = array<vec4<f32>, {}>({});\n\n{POINTS_WGSL}",
+        entries.len(),
+        entries.len(),
+        entries.join(", ")
+    )
 }
 
 /// Mirrors `DrawInfo` in `shaders/points.wgsl`: one draw's uniforms.
@@ -38,6 +50,8 @@ pub enum Draw<'a> {
     Points {
         buffer: &'a wgpu::Buffer,
         count: u32,
+        /// Each point's component (u32, at least `count`): coloured by it.
+        owners: Option<&'a wgpu::Buffer>,
         color: [f32; 4],
         radius: f32,
     },
@@ -47,6 +61,8 @@ pub enum Draw<'a> {
     Samples {
         buffer: &'a wgpu::Buffer,
         count: u32,
+        /// Each sample's component (u32, at least `count`): coloured by it.
+        owners: Option<&'a wgpu::Buffer>,
         rows: u32,
         per_input: u32,
         inputs: Span,
@@ -100,6 +116,8 @@ pub struct Renderer {
     draw_layout: wgpu::BindGroupLayout,
     points: wgpu::RenderPipeline,
     samples: wgpu::RenderPipeline,
+    points_owned: wgpu::RenderPipeline,
+    samples_owned: wgpu::RenderPipeline,
     strip: wgpu::RenderPipeline,
     lines: wgpu::RenderPipeline,
     heat: wgpu::RenderPipeline,
@@ -130,7 +148,7 @@ impl Renderer {
         });
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some("points"),
-            source: wgpu::ShaderSource::Wgsl(POINTS_WGSL.into()),
+            source: wgpu::ShaderSource::Wgsl(points_source().into()),
         });
         let base = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
             label: Some("plot"),
@@ -149,6 +167,7 @@ impl Renderer {
         };
         let point_attrs = [attr(0, wgpu::VertexFormat::Float32x2, 0)];
         let sample_attrs = [attr(0, wgpu::VertexFormat::Float32, 0)];
+        let owner_attrs = [attr(1, wgpu::VertexFormat::Uint32, 0)];
         let a_attrs = [attr(0, wgpu::VertexFormat::Float32x4, 0)];
         let b_attrs = [attr(1, wgpu::VertexFormat::Float32x4, 0)];
         let pair_attrs = [
@@ -207,6 +226,20 @@ impl Renderer {
             "fs_point",
             &[instanced(4, &sample_attrs)],
         );
+        let points_owned = pipeline(
+            "data points by component",
+            &base,
+            "vs_point_owned",
+            "fs_point",
+            &[instanced(8, &point_attrs), instanced(4, &owner_attrs)],
+        );
+        let samples_owned = pipeline(
+            "sampled points by component",
+            &base,
+            "vs_sample_owned",
+            "fs_point",
+            &[instanced(4, &sample_attrs), instanced(4, &owner_attrs)],
+        );
         let strip = pipeline(
             "curve",
             &base,
@@ -231,6 +264,8 @@ impl Renderer {
             draw_layout,
             points,
             samples,
+            points_owned,
+            samples_owned,
             strip,
             lines,
             heat,
@@ -396,20 +431,42 @@ impl Renderer {
                 let offset = next_offset();
                 pass.set_bind_group(0, &self.draw_bind, &[offset]);
                 match d {
-                    Draw::Points { buffer, count, .. } => {
+                    Draw::Points {
+                        buffer,
+                        count,
+                        owners,
+                        ..
+                    } => {
                         if *count == 0 {
                             continue;
                         }
-                        pass.set_pipeline(&self.points);
                         pass.set_vertex_buffer(0, buffer.slice(..));
+                        match owners {
+                            Some(o) => {
+                                pass.set_pipeline(&self.points_owned);
+                                pass.set_vertex_buffer(1, o.slice(..));
+                            }
+                            None => pass.set_pipeline(&self.points),
+                        }
                         pass.draw(0..6, 0..*count);
                     }
-                    Draw::Samples { buffer, count, .. } => {
+                    Draw::Samples {
+                        buffer,
+                        count,
+                        owners,
+                        ..
+                    } => {
                         if *count == 0 {
                             continue;
                         }
-                        pass.set_pipeline(&self.samples);
                         pass.set_vertex_buffer(0, buffer.slice(..));
+                        match owners {
+                            Some(o) => {
+                                pass.set_pipeline(&self.samples_owned);
+                                pass.set_vertex_buffer(1, o.slice(..));
+                            }
+                            None => pass.set_pipeline(&self.samples),
+                        }
                         pass.draw(0..6, 0..*count);
                     }
                     Draw::Strip {

@@ -67,6 +67,9 @@ pub struct Layers {
     pub density: bool,
     pub means: bool,
     pub pi_panel: bool,
+    /// Data coloured by their most responsible component, samples by the
+    /// component they came from.
+    pub components: bool,
 }
 
 impl Default for Layers {
@@ -77,6 +80,7 @@ impl Default for Layers {
             density: false,
             means: false,
             pi_panel: false,
+            components: false,
         }
     }
 }

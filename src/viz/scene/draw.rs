@@ -62,6 +62,7 @@ impl SceneState {
             main.push(Draw::Samples {
                 buffer: &s.samples,
                 count: (s.rows() * s.per_input()) as u32,
+                owners: layers.components.then_some(&s.components),
                 rows: s.rows() as u32,
                 per_input: s.per_input() as u32,
                 inputs: self.sample_inputs,
@@ -75,6 +76,7 @@ impl SceneState {
             main.push(Draw::Points {
                 buffer: &self.points,
                 count: self.data.len() as u32,
+                owners: self.owners_in_step(),
                 color: colors::DATA,
                 radius: 2.2 * scale,
             });
@@ -137,14 +139,31 @@ impl SceneState {
     pub fn legend(&self) -> Vec<(&'static str, [f32; 4], bool)> {
         let layers = self.settings.layers;
         let mut items = Vec::new();
+        // By component: the swatch is the first component's colour.
+        let owned = layers.components && self.mdn.is_some();
         if layers.data {
-            items.push(("Data", colors::DATA, false));
+            if owned && self.owners.is_some() {
+                items.push((
+                    "Data (colour: most responsible component)",
+                    colors::component(0),
+                    false,
+                ));
+            } else {
+                items.push(("Data", colors::DATA, false));
+            }
         }
-        if self.scene.has_mlp() {
+        // The nets there are: a loaded model is either.
+        if self.mlp.is_some() {
             items.push(("MLP", colors::MLP, true));
         }
-        if self.scene.has_mdn() {
-            if layers.samples {
+        if self.mdn.is_some() {
+            if layers.samples && owned {
+                items.push((
+                    "MDN samples (colour: their component)",
+                    colors::component(0),
+                    false,
+                ));
+            } else if layers.samples {
                 items.push(("MDN samples", colors::SAMPLES, false));
             }
             if layers.means {

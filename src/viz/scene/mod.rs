@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use super::net::{Net, VizGpu, plateaued};
 use super::net_trainer::NetTrainer;
+use super::owners::{DataOwners, MAX_OWNED_ROWS};
 use super::settings::{MAX_K, MIN_POINTS, Scene, Settings, Status};
 use crate::data::Dataset;
 use crate::data::normalize::Normalizer;
@@ -69,6 +70,9 @@ pub struct SceneState {
     /// Rows the nets never train on, for the test loss: fresh rows of the
     /// toy problem, or a fifth of the user's data in the data scene.
     test: Option<Dataset>,
+    /// The data points' most responsible MDN components (the
+    /// `components` layer).
+    owners: Option<DataOwners>,
 }
 
 /// The gap-to-optimum meter of a toy scene: the test loss of the net that
@@ -176,6 +180,7 @@ impl SceneState {
             frame: 0,
             model,
             test: None,
+            owners: None,
         };
         state.rebuild(false)?;
         Ok(state)
@@ -299,6 +304,11 @@ impl SceneState {
         } else if old.samples != s.samples {
             self.build_sampler()?;
         } else if old.temperature != s.temperature {
+            self.fresh = true;
+        } else if old.layers.components != s.layers.components {
+            self.build_owners()?;
+        }
+        if old.layers != self.settings.layers {
             self.fresh = true;
         }
         Ok(())
@@ -548,7 +558,48 @@ impl SceneState {
             .unwrap_or(self.view_x)
     }
 
+    /// The owners pass over the data, when the layer is on and the MDN
+    /// and the data allow it.
+    fn build_owners(&mut self) -> Result<()> {
+        self.owners = None;
+        let Some(mdn) = &self.mdn else {
+            return Ok(());
+        };
+        let rows = self.data.len();
+        let drawable = mdn.spec.head_kind() == HeadKind::MixtureDiag;
+        if !self.settings.layers.components || !drawable || rows == 0 || rows > MAX_OWNED_ROWS {
+            return Ok(());
+        }
+        let g = &self.gpu;
+        self.owners = Some(DataOwners::new(
+            Arc::clone(&g.ctx),
+            Arc::clone(&g.kernels),
+            &g.owners,
+            &mdn.spec,
+            mdn.trainer.params_buffer(),
+            &self.input_norm.apply(&self.data.inputs),
+            &self.target_norm.apply(&self.data.targets),
+        )?);
+        self.fresh = true;
+        Ok(())
+    }
+
+    /// The owners buffer if it covers the points drawn now (between an
+    /// edit of the playground and the next rebuild it does not).
+    pub(super) fn owners_in_step(&self) -> Option<&wgpu::Buffer> {
+        self.owners
+            .as_ref()
+            .filter(|o| o.rows() == self.data.len())
+            .map(|o| &o.owners)
+    }
+
+    /// Reads back each data point's most responsible component (tests).
+    pub fn read_owners(&self) -> Result<Option<Vec<u32>>> {
+        self.owners.as_ref().map(DataOwners::read).transpose()
+    }
+
     fn build_sampler(&mut self) -> Result<()> {
+        self.build_owners()?;
         self.sampler = None;
         let Some(mdn) = &self.mdn else {
             return Ok(());
@@ -735,6 +786,9 @@ impl SceneState {
         });
         for net in self.nets() {
             net.curves.encode(&mut pass, heat);
+        }
+        if let Some(o) = &self.owners {
+            o.encode(&self.gpu.owners, &mut pass);
         }
         if let Some(s) = &self.sampler {
             s.encode(&mut pass);
