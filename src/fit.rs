@@ -34,10 +34,14 @@ pub fn prepare(data: &Dataset) -> Result<Prepared> {
     }
     let input_norm = Normalizer::fit(&data.inputs, data.in_dim)?;
     let target_norm = Normalizer::fit(&data.targets, data.out_dim)?;
+    // Only the names are cloned: the z-scored values are new buffers.
     let normalized = Dataset {
         inputs: input_norm.apply(&data.inputs),
         targets: target_norm.apply(&data.targets),
-        ..data.clone()
+        in_dim: data.in_dim,
+        out_dim: data.out_dim,
+        input_names: data.input_names.clone(),
+        target_names: data.target_names.clone(),
     };
     Ok(Prepared {
         input_norm,
@@ -46,13 +50,14 @@ pub fn prepare(data: &Dataset) -> Result<Prepared> {
     })
 }
 
-/// Builds the trainer for `device`. `Auto` falls back to the CPU when no
-/// GPU trainer can be made, and says so through `note`.
+/// Builds the trainer for `device` on z-scored `data`, which the CPU
+/// trainer keeps (no copy). `Auto` falls back to the CPU when no GPU
+/// trainer can be made, and says so through `note`.
 pub fn make_trainer(
     device: DeviceChoice,
     gpu: &GpuOptions,
     spec: &ModelSpec,
-    data: &Dataset,
+    data: Dataset,
     params: Vec<f32>,
     config: &TrainConfig,
     note: &mut dyn FnMut(&str),
@@ -61,22 +66,24 @@ pub fn make_trainer(
     // not read as "no GPU".
     spec.validate()?;
     config.validate()?;
-    let cpu = |params| -> Result<Box<dyn Trainer>> {
-        Ok(Box::new(CpuTrainer::new(spec, data, params, config)?))
+    let cpu = |params, data| -> Result<Box<dyn Trainer>> {
+        Ok(Box::new(CpuTrainer::from_owned(
+            spec, data, params, config,
+        )?))
     };
     match device.place(gpu)? {
         Placement::Cpu { note: why } => {
             if let Some(why) = why {
                 note(&format!("{why}; training on the CPU"));
             }
-            cpu(params)
+            cpu(params, data)
         }
         Placement::Gpu(ctx) => {
-            match GpuTrainer::new(Arc::new(*ctx), spec, data, params.clone(), config) {
+            match GpuTrainer::new(Arc::new(*ctx), spec, &data, params.clone(), config) {
                 Ok(t) => Ok(Box::new(t)),
                 Err(e) if device == DeviceChoice::Auto => {
                     note(&format!("no usable GPU adapter ({e}); training on the CPU"));
-                    cpu(params)
+                    cpu(params, data)
                 }
                 Err(e) => Err(e),
             }
@@ -195,20 +202,16 @@ pub fn fit_with(
             )));
         }
     }
-    let prepared = prepare(data)?;
+    let Prepared {
+        input_norm,
+        target_norm,
+        normalized,
+    } = prepare(data)?;
     let params = match &resume {
         Some(ck) => ck.model.params.clone(),
         None => init_params(spec, config.seed),
     };
-    let mut trainer = make_trainer(
-        device,
-        gpu,
-        spec,
-        &prepared.normalized,
-        params,
-        config,
-        note,
-    )?;
+    let mut trainer = make_trainer(device, gpu, spec, normalized, params, config, note)?;
     if let Some(ck) = &resume {
         trainer.restore_state(&ck.model.params, &ck.m, &ck.v, ck.step)?;
     }
@@ -217,8 +220,8 @@ pub fn fit_with(
     let shell = Model {
         spec: spec.clone(),
         params: Vec::new(),
-        input_norm: prepared.input_norm,
-        target_norm: prepared.target_norm,
+        input_norm,
+        target_norm,
         input_names: data.input_names.clone(),
         target_names: data.target_names.clone(),
     };

@@ -14,7 +14,7 @@ use crate::gpu::buffers::storage_init;
 use crate::gpu::context::GpuContext;
 use crate::gpu::sampler::GpuSampler;
 
-use crate::head::{HeadKind, Metric, SampleParams, sample_rows};
+use crate::head::{HeadKind, Metric, SampleParams, sample_rows_from};
 use crate::metrics::{Calibration, CalibrationAccumulator, ComponentUsage, Mix1, UsageAccumulator};
 use crate::model::Model;
 
@@ -203,6 +203,17 @@ impl Model {
     /// What `predict` writes after the input columns, in original units:
     /// `[rows, prediction_columns().len()]`, as the head kind decodes it.
     pub fn predict_on(&self, inputs: &[f32], dev: &Inference) -> Result<Vec<f32>> {
+        self.predict_from(inputs, dev, 0)
+    }
+
+    /// [`Model::predict_on`] for a chunk of a file's rows starting at
+    /// `first_row` (0-based), so errors name the file's row.
+    pub fn predict_from(
+        &self,
+        inputs: &[f32],
+        dev: &Inference,
+        first_row: usize,
+    ) -> Result<Vec<f32>> {
         let head = self.head_outputs_on(inputs, dev)?;
         let def = self.spec.head_def();
         let (k, width) = (self.spec.k(), self.spec.head_width());
@@ -211,7 +222,7 @@ impl Model {
         for h in head.chunks_exact(width) {
             def.decode(h, k, &self.target_norm, &mut out);
         }
-        check_finite(&out, cols, "predictions")?;
+        check_finite(&out, cols, "predictions", first_row)?;
         Ok(out)
     }
 
@@ -262,7 +273,7 @@ impl Model {
             def.mean(h, k, o);
         }
         let out = self.target_norm.invert(&z);
-        check_finite(&out, d, "predictions")?;
+        check_finite(&out, d, "predictions", 0)?;
         Ok(out)
     }
 
@@ -332,61 +343,29 @@ impl Model {
 
     /// `eval`'s report on `data` (original units).
     pub fn report_on(&self, data: &Dataset, dev: &Inference) -> Result<EvalReport> {
-        self.check_data(data)?;
-        let head = self.head_outputs_on(&data.inputs, dev)?;
-        let targets = self.target_norm.apply(&data.targets);
+        let mut acc = self.eval_accumulator();
+        acc.add(self, data, dev)?;
+        acc.finish(self)
+    }
+
+    /// Sums for `eval` over a file read in chunks: add each chunk in
+    /// order, then finish. The sums run row by row in the same order as
+    /// over the whole file, so the report is the same to the last bit.
+    pub fn eval_accumulator(&self) -> EvalAccumulator {
+        let (k, d) = (self.spec.k(), self.spec.out_dim);
         let def = self.spec.head_def();
-        let (k, d, width) = (self.spec.k(), self.spec.out_dim, self.spec.head_width());
-        let rows = data.len();
-        let norm = &self.target_norm;
-        let mut total = 0.0f64;
-        let (mut sq, mut abs) = (0.0f64, 0.0f64);
-        let mut mean_z = vec![0.0f32; d];
-        let mut pi = vec![0.0f32; k];
-        let (mut mu, mut sigma) = (vec![0.0f32; k], vec![0.0f32; k]);
-        let mut usage = def.is_distribution().then(|| UsageAccumulator::new(k));
-        let mut calibration: Option<CalibrationAccumulator> = None;
-        for (r, (h, t)) in head
-            .chunks_exact(width)
-            .zip(targets.chunks_exact(d))
-            .enumerate()
-        {
-            total += def.row_loss_original(h, t, k, norm);
-            def.mean(h, k, &mut mean_z);
-            for j in 0..d {
-                let err = ((mean_z[j] - t[j]) * norm.std[j]) as f64;
-                sq += err * err;
-                abs += err.abs();
-            }
-            if let Some(u) = &mut usage {
-                def.weights(h, k, &mut pi);
-                u.add(&pi);
-                if def.components_1d(h, k, norm, &mut mu, &mut sigma) {
-                    let m = Mix1 {
-                        pi: &pi,
-                        mu: &mu,
-                        sigma: &sigma,
-                    };
-                    calibration
-                        .get_or_insert_with(|| CalibrationAccumulator::new(k))
-                        .add(&m, data.targets[r]);
-                }
-            }
+        EvalAccumulator {
+            rows: 0,
+            total: 0.0,
+            sq: 0.0,
+            abs: 0.0,
+            mean_z: vec![0.0; d],
+            pi: vec![0.0; k],
+            mu: vec![0.0; k],
+            sigma: vec![0.0; k],
+            usage: def.is_distribution().then(|| UsageAccumulator::new(k)),
+            calibration: None,
         }
-        let values = (rows * d) as f64;
-        let loss = Evaluation {
-            metric: def.metric(),
-            value: total / rows as f64,
-            rows,
-        };
-        self.check_loss(&loss)?;
-        Ok(EvalReport {
-            loss,
-            mse_mean: sq / values,
-            mae: (!def.is_distribution()).then_some(abs / values),
-            calibration: calibration.map(CalibrationAccumulator::finish),
-            usage: usage.map(UsageAccumulator::finish),
-        })
     }
 
     /// Columns `predict --point … --quantiles …` adds after the head's own.
@@ -434,6 +413,18 @@ impl Model {
         quantiles: &[f64],
         dev: &Inference,
     ) -> Result<Vec<f32>> {
+        self.summaries_from(inputs, points, quantiles, dev, 0)
+    }
+
+    /// [`Model::summaries_on`] for a chunk of rows starting at `first_row`.
+    pub fn summaries_from(
+        &self,
+        inputs: &[f32],
+        points: &[Point],
+        quantiles: &[f64],
+        dev: &Inference,
+        first_row: usize,
+    ) -> Result<Vec<f32>> {
         let cols = self.summary_columns(points, quantiles)?.len();
         let head = self.head_outputs_on(inputs, dev)?;
         let def = self.spec.head_def();
@@ -466,7 +457,7 @@ impl Model {
             }
             out.extend(quantiles.iter().map(|&q| m.quantile(q) as f32));
         }
-        check_finite(&out, cols.max(1), "point predictions")?;
+        check_finite(&out, cols.max(1), "point predictions", first_row)?;
         Ok(out)
     }
 
@@ -492,6 +483,21 @@ impl Model {
         seed: u32,
         dev: &Inference,
     ) -> Result<Vec<f32>> {
+        self.sample_from(inputs, per_input, temperature, seed, dev, 0)
+    }
+
+    /// [`Model::sample_on`] for a chunk of a run's rows starting at
+    /// `first_row`: each draw is the one the whole run gives it. On the
+    /// GPU a run is one pass, so there `first_row` must be 0.
+    pub fn sample_from(
+        &self,
+        inputs: &[f32],
+        per_input: usize,
+        temperature: f32,
+        seed: u32,
+        dev: &Inference,
+        first_row: usize,
+    ) -> Result<Vec<f32>> {
         let def = self.spec.head_def();
         if !def.is_distribution() {
             return Err(MdnError::Config(
@@ -508,9 +514,10 @@ impl Model {
             )));
         }
         let rows = self.input_rows(inputs)?;
-        if rows.checked_mul(per_input).is_none_or(|n| n > MAX_SAMPLES) {
+        let upto = first_row + rows;
+        if upto.checked_mul(per_input).is_none_or(|n| n > MAX_SAMPLES) {
             return Err(MdnError::Config(format!(
-                "{rows} input rows × --per-input {per_input} is more than {MAX_SAMPLES} samples"
+                "{upto} input rows × --per-input {per_input} is more than {MAX_SAMPLES} samples"
             )));
         }
         let d = self.spec.out_dim;
@@ -525,10 +532,21 @@ impl Model {
                     temperature,
                 };
                 let mut out = vec![0.0; rows * per_input * d];
-                sample_rows(self.spec.head_kind(), &head, &p, &mut out);
+                sample_rows_from(
+                    self.spec.head_kind(),
+                    &head,
+                    &p,
+                    first_row * per_input,
+                    &mut out,
+                );
                 out
             }
             // One pass, so sample indices (and so the draws) match the CPU's.
+            Inference::Gpu(_) if first_row > 0 => {
+                return Err(MdnError::Config(
+                    "GPU sampling draws a run in one pass; it cannot start mid-run".into(),
+                ));
+            }
             Inference::Gpu(gpu) => {
                 let sampler = self.gpu_sampler(gpu, rows, per_input)?;
                 sampler.set_inputs(&self.input_norm.apply(inputs))?;
@@ -538,19 +556,96 @@ impl Model {
             }
         };
         let out = self.target_norm.invert(&out);
-        check_finite(&out, per_input * d, "samples")?;
+        check_finite(&out, per_input * d, "samples", first_row)?;
         Ok(out)
     }
 }
 
 /// A model file may hold finite weights whose outputs are not (σ = exp of a
 /// huge log σ); those must become an error, not `inf` or `NaN` in a CSV.
-fn check_finite(values: &[f32], per_row: usize, what: &str) -> Result<()> {
+fn check_finite(values: &[f32], per_row: usize, what: &str, first_row: usize) -> Result<()> {
     match values.iter().position(|v| !v.is_finite()) {
         None => Ok(()),
         Some(i) => Err(MdnError::Data(format!(
             "the model's {what} for input row {} are not finite; its weights are out of range",
-            i / per_row.max(1) + 1
+            first_row + i / per_row.max(1) + 1
         ))),
+    }
+}
+
+/// `eval`'s running sums; see [`Model::eval_accumulator`].
+pub struct EvalAccumulator {
+    rows: usize,
+    total: f64,
+    sq: f64,
+    abs: f64,
+    mean_z: Vec<f32>,
+    pi: Vec<f32>,
+    mu: Vec<f32>,
+    sigma: Vec<f32>,
+    usage: Option<UsageAccumulator>,
+    calibration: Option<CalibrationAccumulator>,
+}
+
+impl EvalAccumulator {
+    /// Adds the next rows of the data set.
+    pub fn add(&mut self, model: &Model, data: &Dataset, dev: &Inference) -> Result<()> {
+        model.check_data(data)?;
+        let head = model.head_outputs_on(&data.inputs, dev)?;
+        let targets = model.target_norm.apply(&data.targets);
+        let def = model.spec.head_def();
+        let (k, d, width) = (model.spec.k(), model.spec.out_dim, model.spec.head_width());
+        let norm = &model.target_norm;
+        for (r, (h, t)) in head
+            .chunks_exact(width)
+            .zip(targets.chunks_exact(d))
+            .enumerate()
+        {
+            self.total += def.row_loss_original(h, t, k, norm);
+            def.mean(h, k, &mut self.mean_z);
+            for ((m, tj), sd) in self.mean_z.iter().zip(t).zip(&norm.std) {
+                let err = ((m - tj) * sd) as f64;
+                self.sq += err * err;
+                self.abs += err.abs();
+            }
+            if let Some(u) = &mut self.usage {
+                def.weights(h, k, &mut self.pi);
+                u.add(&self.pi);
+                if def.components_1d(h, k, norm, &mut self.mu, &mut self.sigma) {
+                    let m = Mix1 {
+                        pi: &self.pi,
+                        mu: &self.mu,
+                        sigma: &self.sigma,
+                    };
+                    self.calibration
+                        .get_or_insert_with(|| CalibrationAccumulator::new(k))
+                        .add(&m, data.targets[r]);
+                }
+            }
+        }
+        self.rows += data.len();
+        Ok(())
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn finish(self, model: &Model) -> Result<EvalReport> {
+        let def = model.spec.head_def();
+        let values = (self.rows * model.spec.out_dim) as f64;
+        let loss = Evaluation {
+            metric: def.metric(),
+            value: self.total / self.rows as f64,
+            rows: self.rows,
+        };
+        model.check_loss(&loss)?;
+        Ok(EvalReport {
+            loss,
+            mse_mean: self.sq / values,
+            mae: (!def.is_distribution()).then_some(self.abs / values),
+            calibration: self.calibration.map(CalibrationAccumulator::finish),
+            usage: self.usage.map(UsageAccumulator::finish),
+        })
     }
 }

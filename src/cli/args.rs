@@ -39,7 +39,7 @@ pub enum Command {
     Data(DataArgs),
     /// Train an MDN or an MLP and save it as safetensors.
     Train(Box<TrainArgs>),
-    /// Mean NLL (mixture) or MSE (MLP) of a model on a CSV file, in original units.
+    /// Mean NLL (mixture) or MSE (MLP) of a model on a CSV, Parquet or NPY file, in original units.
     Eval(EvalArgs),
     /// Mixture parameters (or MLP predictions) for each input row, as CSV.
     Predict(PredictArgs),
@@ -218,7 +218,7 @@ pub fn absolute(path: &Path) -> PathBuf {
 /// `--merge` need neither).
 #[derive(Args, Debug)]
 pub struct SourceArgs {
-    /// Training data (CSV with a header row).
+    /// Training data: CSV with a header row, `.parquet` (numeric columns named by the schema) or `.npy` (a 2-D array; columns c0, c1, … or the names in F.npy.names).
     #[arg(long, conflicts_with = "toy")]
     pub data: Option<PathBuf>,
     /// Train on freshly generated toy data instead of a file.
@@ -305,7 +305,7 @@ pub struct TrainArgs {
     /// Held-out data to report the loss on (default with --toy: fresh toy data).
     #[arg(long)]
     pub test: Option<PathBuf>,
-    /// Validation set: a share of the training rows (with --toy: that many fresh rows), a CSV file, or `none` [default: 0.1, none below 200 rows]. The model written is the one with the best validation loss.
+    /// Validation set: a share of the training rows (with --toy: that many fresh rows), a CSV, Parquet or NPY file, or `none` [default: 0.1, none below 200 rows]. The model written is the one with the best validation loss.
     #[arg(long, value_name = "FRAC|F.csv|none")]
     pub val: Option<String>,
     /// Steps between validation checks [default: a fiftieth of the run].
@@ -429,7 +429,7 @@ pub struct SampleArgs {
     pub device: Device,
     #[arg(long)]
     pub model: PathBuf,
-    /// Inputs from a CSV file (its columns are picked by the model's input names).
+    /// Inputs from a CSV, `.parquet` or `.npy` file (its columns are picked by the model's input names).
     #[arg(long, conflicts_with = "grid", required_unless_present = "grid")]
     pub data: Option<PathBuf>,
     /// Evenly spaced inputs LO:HI:N (single-input models); LO may be negative (`--grid -1:1:50`).

@@ -5,12 +5,13 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use mdn::Dataset;
-use mdn::data::csv::{ColumnChoice, load_dataset, load_inputs, to_csv_string};
+use mdn::data::csv::{ColumnChoice, csv_rows, load_dataset, to_csv_string};
+use mdn::data::table::Table;
 use mdn::data::toy::toy_dataset;
-use mdn::fsutil::write_atomic;
+use mdn::fsutil::{AtomicFile, write_atomic};
 use mdn::gpu::context::GpuOptions;
 use mdn::infer::{Inference, Point};
-use mdn::model::{Model, load_model};
+use mdn::model::load_model;
 
 use super::args::{
     AdaptersArgs, DataArgs, EvalArgs, PredictArgs, RenderArgs, SampleArgs, SceneArgs, ViewArgs,
@@ -31,19 +32,48 @@ pub fn data(a: DataArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn model_dataset(model: &Model, path: &Path) -> anyhow::Result<Dataset> {
-    let cols = ColumnChoice {
-        input: Some(model.input_names.clone()),
-        target: Some(model.target_names.clone()),
-    };
-    Ok(load_dataset(path, &cols)?)
+/// Rows that `predict`, `sample` and `eval` read, compute and write at a
+/// time, so their memory does not grow with the file.
+/// `MDN_CHUNK_ROWS` overrides it: tests use a few rows to cross chunks.
+fn chunk_rows() -> usize {
+    std::env::var("MDN_CHUNK_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(65_536)
+}
+
+/// The next chunk of a file's rows, one vector per column group; `None`
+/// at the end.
+fn next_chunk(table: &mut Table, groups: &[Vec<usize>]) -> anyhow::Result<Option<Vec<Vec<f32>>>> {
+    let mut outs = vec![Vec::new(); groups.len()];
+    let n = table.read_batch(groups, chunk_rows(), &mut outs)?;
+    Ok((n > 0).then_some(outs))
 }
 
 pub fn eval(a: EvalArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
     let model = load_model(&a.model)?;
-    let data = model_dataset(&model, &a.data)?;
+    let mut table = Table::open(&a.data)?;
+    let cols = ColumnChoice {
+        input: Some(model.input_names.clone()),
+        target: Some(model.target_names.clone()),
+    };
+    let (input, target) = cols.resolve(&a.data, &table.header)?;
+    let groups = vec![
+        table.column_indices(&input)?,
+        table.column_indices(&target)?,
+    ];
     let (dev, note) = device(a.device.into(), gpu)?;
-    let report = model.report_on(&data, &dev)?;
+    let mut acc = model.eval_accumulator();
+    while let Some(mut c) = next_chunk(&mut table, &groups)? {
+        let (targets, inputs) = (c.pop().unwrap_or_default(), c.pop().unwrap_or_default());
+        let chunk = Dataset::new(inputs, targets, input.clone(), target.clone())?;
+        acc.add(&model, &chunk, &dev)?;
+    }
+    if acc.rows() == 0 {
+        return Err(table.no_rows_error().into());
+    }
+    let report = acc.finish(&model)?;
     if let Some(path) = &a.plot {
         plot_calibration(&report, &a.model, &a.data, path)?;
     }
@@ -135,24 +165,60 @@ fn file_name(path: &Path) -> String {
     )
 }
 
-fn write_output(out: Option<&Path>, text: &str) -> anyhow::Result<()> {
-    match out {
-        Some(path) => write_atomic(path, text.as_bytes())?,
-        None => {
-            let mut stdout = std::io::stdout().lock();
-            stdout
-                .write_all(text.as_bytes())
-                .and_then(|_| stdout.flush())
-                .context("writing to stdout")?;
-        }
+/// Where `predict` and `sample` write, a chunk at a time: a file that
+/// appears whole only when the command succeeds, or stdout.
+enum Sink {
+    File(AtomicFile),
+    Stdout(std::io::BufWriter<std::io::Stdout>),
+}
+
+/// The sink, opened with the header line when the first rows are ready,
+/// so a command that fails on them has written nothing.
+fn open_sink<'a>(
+    sink: &'a mut Option<Sink>,
+    out: Option<&Path>,
+    header: &[String],
+) -> anyhow::Result<&'a mut Sink> {
+    if sink.is_none() {
+        let mut s = Sink::open(out)?;
+        s.write(&format!("{}\n", header.join(",")))?;
+        *sink = Some(s);
     }
-    Ok(())
+    Ok(sink.as_mut().expect("just opened"))
+}
+
+impl Sink {
+    fn open(out: Option<&Path>) -> anyhow::Result<Self> {
+        Ok(match out {
+            Some(path) => Sink::File(AtomicFile::create(path)?),
+            None => Sink::Stdout(std::io::BufWriter::with_capacity(
+                1 << 20,
+                std::io::stdout(),
+            )),
+        })
+    }
+
+    fn write(&mut self, text: &str) -> anyhow::Result<()> {
+        match self {
+            Sink::File(f) => f.write_all(text.as_bytes())?,
+            Sink::Stdout(s) => s.write_all(text.as_bytes()).context("writing to stdout")?,
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> anyhow::Result<()> {
+        match self {
+            Sink::File(f) => f.commit()?,
+            Sink::Stdout(mut s) => s.flush().context("writing to stdout")?,
+        }
+        Ok(())
+    }
 }
 
 pub fn predict(a: PredictArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
     let model = load_model(&a.model)?;
-    let inputs = load_inputs(&a.data, &model.input_names)?;
-    let rows = model.input_rows(&inputs)?;
+    let mut table = Table::open(&a.data)?;
+    let groups = vec![table.column_indices(&model.input_names)?];
     let (dev, note) = device(a.device.into(), gpu)?;
     let din = model.spec.in_dim;
     let points = parse_points(a.point.as_deref())?;
@@ -162,20 +228,31 @@ pub fn predict(a: PredictArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
     let cols = header.len() - din;
     let summary_cols = model.summary_columns(&points, &quantiles)?;
     header.extend(summary_cols.iter().cloned());
-    let pred = model.predict_on(&inputs, &dev)?;
-    let summaries = if summary_cols.is_empty() {
-        Vec::new()
-    } else {
-        model.summaries_on(&inputs, &points, &quantiles, &dev)?
-    };
     let s = summary_cols.len();
-    let mut values = Vec::with_capacity(rows * header.len());
-    for r in 0..rows {
-        values.extend_from_slice(&inputs[r * din..(r + 1) * din]);
-        values.extend_from_slice(&pred[r * cols..(r + 1) * cols]);
-        values.extend_from_slice(&summaries[r * s..(r + 1) * s]);
+    let mut sink: Option<Sink> = None;
+    let mut first = 0;
+    while let Some(mut c) = next_chunk(&mut table, &groups)? {
+        let inputs = c.pop().unwrap_or_default();
+        let rows = model.input_rows(&inputs)?;
+        let pred = model.predict_from(&inputs, &dev, first)?;
+        let summaries = if s == 0 {
+            Vec::new()
+        } else {
+            model.summaries_from(&inputs, &points, &quantiles, &dev, first)?
+        };
+        let mut values = Vec::with_capacity(rows * header.len());
+        for r in 0..rows {
+            values.extend_from_slice(&inputs[r * din..(r + 1) * din]);
+            values.extend_from_slice(&pred[r * cols..(r + 1) * cols]);
+            values.extend_from_slice(&summaries[r * s..(r + 1) * s]);
+        }
+        open_sink(&mut sink, a.out.as_deref(), &header)?.write(&csv_rows(header.len(), &values))?;
+        first += rows;
     }
-    write_output(a.out.as_deref(), &to_csv_string(&header, &values))?;
+    match sink {
+        Some(s) => s.finish()?,
+        None => return Err(table.no_rows_error().into()),
+    }
     print_note(note);
     Ok(())
 }
@@ -234,10 +311,36 @@ fn parse_grid(text: &str) -> anyhow::Result<Vec<f32>> {
         .collect())
 }
 
+/// The input rows of `sample`: a file read in chunks, or a grid.
+enum SampleInputs {
+    File(Box<Table>, Vec<Vec<usize>>),
+    Grid(Vec<f32>, usize),
+}
+
+impl SampleInputs {
+    fn next(&mut self) -> anyhow::Result<Option<Vec<f32>>> {
+        match self {
+            SampleInputs::File(table, groups) => {
+                Ok(next_chunk(table, groups)?.and_then(|mut c| c.pop()))
+            }
+            SampleInputs::Grid(values, at) => {
+                let end = (*at + chunk_rows()).min(values.len());
+                let chunk = values[*at..end].to_vec();
+                *at = end;
+                Ok((!chunk.is_empty()).then_some(chunk))
+            }
+        }
+    }
+}
+
 pub fn sample(a: SampleArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
     let model = load_model(&a.model)?;
-    let inputs = match (&a.data, &a.grid) {
-        (Some(path), _) => load_inputs(path, &model.input_names)?,
+    let mut inputs = match (&a.data, &a.grid) {
+        (Some(path), _) => {
+            let table = Table::open(path)?;
+            let groups = vec![table.column_indices(&model.input_names)?];
+            SampleInputs::File(Box::new(table), groups)
+        }
         (None, Some(grid)) => {
             if model.spec.in_dim != 1 {
                 bail!(
@@ -246,22 +349,49 @@ pub fn sample(a: SampleArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
                     model.input_names.join(", ")
                 );
             }
-            parse_grid(grid)?
+            SampleInputs::Grid(parse_grid(grid)?, 0)
         }
         (None, None) => bail!("give --data FILE.csv or --grid LO:HI:N"),
     };
-    let rows = model.input_rows(&inputs)?;
     let (dev, note) = device(a.device.into(), gpu)?;
-    let samples = model.sample_on(&inputs, a.per_input, a.temperature, a.seed, &dev)?;
     let (din, d) = (model.spec.in_dim, model.spec.out_dim);
     let header = [model.input_names.clone(), model.target_names.clone()].concat();
-    let mut values = Vec::with_capacity(rows * a.per_input * (din + d));
-    for (i, s) in samples.chunks_exact(d).enumerate() {
-        let r = i / a.per_input;
-        values.extend_from_slice(&inputs[r * din..(r + 1) * din]);
-        values.extend_from_slice(s);
+    // The GPU draws a run in one pass (its RNG counter is the sample's
+    // index in the pass), so there the rows are gathered first.
+    let gather = matches!(dev, Inference::Gpu(_));
+    let mut sink: Option<Sink> = None;
+    let mut first = 0;
+    loop {
+        let chunk = if gather {
+            let mut all = Vec::new();
+            while let Some(c) = inputs.next()? {
+                all.extend_from_slice(&c);
+            }
+            if first > 0 || all.is_empty() {
+                None
+            } else {
+                Some(all)
+            }
+        } else {
+            inputs.next()?
+        };
+        let Some(chunk) = chunk else { break };
+        let rows = model.input_rows(&chunk)?;
+        let samples = model.sample_from(&chunk, a.per_input, a.temperature, a.seed, &dev, first)?;
+        let mut values = Vec::with_capacity(rows * a.per_input * (din + d));
+        for (i, s) in samples.chunks_exact(d).enumerate() {
+            let r = i / a.per_input;
+            values.extend_from_slice(&chunk[r * din..(r + 1) * din]);
+            values.extend_from_slice(s);
+        }
+        open_sink(&mut sink, a.out.as_deref(), &header)?.write(&csv_rows(header.len(), &values))?;
+        first += rows;
     }
-    write_output(a.out.as_deref(), &to_csv_string(&header, &values))?;
+    match (sink, inputs) {
+        (Some(s), _) => s.finish()?,
+        (None, SampleInputs::File(table, _)) => return Err(table.no_rows_error().into()),
+        (None, SampleInputs::Grid(..)) => bail!("--grid gave no rows"),
+    }
     print_note(note);
     Ok(())
 }

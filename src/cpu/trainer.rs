@@ -71,7 +71,19 @@ impl CpuTrainer {
         params: Vec<f32>,
         config: &TrainConfig,
     ) -> Result<Self> {
-        let (layout, order) = check_trainer_inputs(spec, data, params.len(), config)?;
+        check_trainer_inputs(spec, data, params.len(), config)?;
+        Self::from_owned(spec, data.clone(), params, config)
+    }
+
+    /// [`CpuTrainer::new`] keeping `data`'s buffers instead of copying
+    /// them: a large training set is held once.
+    pub fn from_owned(
+        spec: &ModelSpec,
+        data: Dataset,
+        params: Vec<f32>,
+        config: &TrainConfig,
+    ) -> Result<Self> {
+        let (layout, order) = check_trainer_inputs(spec, &data, params.len(), config)?;
         let b = order.batch;
         let n_blocks = (b / BLOCK_ROWS).clamp(1, MAX_BLOCKS);
         let block_rows = b.div_ceil(n_blocks);
@@ -96,8 +108,8 @@ impl CpuTrainer {
             layout,
             config: config.clone(),
             order,
-            inputs: data.inputs.clone(),
-            targets: data.targets.clone(),
+            inputs: data.inputs,
+            targets: data.targets,
             perm: Vec::new(),
             perm_epoch: None,
             saved: params.clone(),

@@ -1,117 +1,448 @@
 //! CSV input and output. A header row is required; columns are picked by
 //! name, and every problem is reported with the file, line and column.
+//!
+//! The reader parses bytes, never a `String` per cell, and only the columns
+//! asked for. The text is read in blocks of a few megabytes, cut at
+//! newlines, and each block is parsed on all cores straight into `f32`.
+//! A quoted field may hold a comma or a newline, so from the first line
+//! holding a `"` on, the file is read by one sequential `csv` reader.
 
+use std::fs::File;
+use std::io::{Chain, Cursor, Read};
 use std::path::{Path, PathBuf};
 
-use super::Dataset;
+use ::csv::{ByteRecord, ReaderBuilder, Trim};
+use rayon::prelude::*;
+
 use crate::error::{MdnError, Result};
 
-/// A CSV file read as text, parsed into numbers only for the columns used.
-pub struct CsvTable {
-    pub path: PathBuf,
-    pub header: Vec<String>,
-    records: Vec<::csv::StringRecord>,
+pub use super::table::{ColumnChoice, load_dataset, load_inputs};
+
+/// Text read per batch: megabytes for every core to parse, and never the
+/// whole file at once.
+const BLOCK_BYTES: usize = 8 << 20;
+/// The smallest piece of a block handed to one core.
+const MIN_PIECE_BYTES: usize = 256 << 10;
+
+type Rest = Chain<Cursor<Vec<u8>>, File>;
+
+/// A CSV file being read: its header, and the text not yet parsed.
+pub struct CsvReader {
+    path: PathBuf,
+    header: Vec<String>,
+    file: Option<File>,
+    buf: Vec<u8>,
+    /// Where the unparsed text starts in `buf`.
+    start: usize,
+    eof: bool,
+    /// The file's line number of `buf[start]`.
+    line: usize,
+    /// Set from the first line holding a `"` on.
+    seq: Option<Sequential>,
+    /// Bytes of text parsed in blocks so far.
+    parsed: usize,
 }
 
-impl CsvTable {
-    pub fn read(path: &Path) -> Result<Self> {
-        let file = std::fs::File::open(path).map_err(|e| MdnError::io(path, e))?;
-        let mut reader = ::csv::ReaderBuilder::new()
-            .has_headers(true)
-            .trim(::csv::Trim::All)
-            .from_reader(std::io::BufReader::new(file));
-        let err = |row: usize, msg: String| MdnError::Csv {
-            path: path.to_path_buf(),
-            row,
-            column: None,
-            msg,
-        };
-        let header: Vec<String> = reader
-            .headers()
-            .map_err(|e| csv_error(path, e))?
-            .iter()
-            .map(str::to_string)
-            .collect();
-        if header.is_empty() || header.iter().all(String::is_empty) {
-            return Err(err(
-                1,
-                "the file is empty; expected a header row such as `x,y`".into(),
-            ));
-        }
-        if let Some(i) = header.iter().position(String::is_empty) {
-            return Err(err(1, format!("header column {} has no name", i + 1)));
-        }
-        for (i, name) in header.iter().enumerate() {
-            if header[..i].contains(name) {
-                return Err(err(1, format!("column name `{name}` appears twice")));
+struct Sequential {
+    reader: ::csv::Reader<Rest>,
+    /// The file's line number of the reader's first line.
+    first_line: usize,
+    record: ByteRecord,
+}
+
+fn builder(has_headers: bool) -> ReaderBuilder {
+    let mut b = ReaderBuilder::new();
+    b.has_headers(has_headers).flexible(true).trim(Trim::All);
+    b
+}
+
+/// A cell error within a block, before its line is known in the file.
+struct CellError {
+    /// 1-based line within the block.
+    line: usize,
+    column: Option<usize>,
+    msg: String,
+}
+
+impl CsvReader {
+    pub fn open(path: &Path) -> Result<Self> {
+        let mut file = File::open(path).map_err(|e| MdnError::io(path, e))?;
+        let mut buf = Vec::new();
+        let mut eof = false;
+        // Up to the end of the first record: the first newline after a
+        // byte that is not a line ending.
+        let header_end = loop {
+            let first = buf.iter().position(|&b| b != b'\n' && b != b'\r');
+            if let Some(end) =
+                first.and_then(|f| memchr::memchr(b'\n', &buf[f..]).map(|n| f + n + 1))
+            {
+                break end;
             }
+            if eof {
+                break buf.len();
+            }
+            eof = fill(&mut file, &mut buf, 64 << 10).map_err(|e| MdnError::io(path, e))?;
+        };
+        let head = &buf[..header_end];
+        // A quote, or a lone `\r` ending records inside this line: the
+        // header is read by a sequential reader, and so is the rest.
+        let bare_cr = head
+            .iter()
+            .enumerate()
+            .any(|(i, &b)| b == b'\r' && head.get(i + 1).is_some_and(|&n| n != b'\n'));
+        if head.contains(&b'"') || bare_cr {
+            let mut reader = builder(true).from_reader(Cursor::new(buf).chain(file));
+            let header = reader
+                .byte_headers()
+                .map_err(|e| csv_error(path, 1, e))?
+                .clone();
+            let header = header_strings(path, &header)?;
+            return Ok(CsvReader {
+                path: path.to_path_buf(),
+                header,
+                file: None,
+                buf: Vec::new(),
+                start: 0,
+                eof: true,
+                line: 0,
+                seq: Some(Sequential {
+                    reader,
+                    first_line: 1,
+                    record: ByteRecord::new(),
+                }),
+                parsed: 0,
+            });
         }
-        let records = reader
-            .records()
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| csv_error(path, e))?;
-        if records.is_empty() {
-            return Err(err(2, "no data rows after the header".into()));
-        }
-        Ok(CsvTable {
+        let mut reader = builder(true).from_reader(head);
+        let header = reader
+            .byte_headers()
+            .map_err(|e| csv_error(path, 1, e))?
+            .clone();
+        let header = header_strings(path, &header)?;
+        let line = 1 + memchr::memchr_iter(b'\n', head).count();
+        Ok(CsvReader {
             path: path.to_path_buf(),
             header,
-            records,
+            file: Some(file),
+            buf,
+            start: header_end,
+            eof,
+            line,
+            seq: None,
+            parsed: header_end,
         })
     }
 
-    pub fn rows(&self) -> usize {
-        self.records.len()
+    pub fn header(&self) -> &[String] {
+        &self.header
     }
 
-    pub fn column_index(&self, name: &str) -> Result<usize> {
-        self.header
-            .iter()
-            .position(|h| h == name)
-            .ok_or_else(|| MdnError::Csv {
-                path: self.path.clone(),
-                row: 1,
-                column: Some(name.to_string()),
-                msg: format!("no such column; the header has: {}", self.header.join(", ")),
-            })
+    /// A guess of the rows left, from the file's size and the text read so
+    /// far, for reserving memory once instead of doubling.
+    pub fn size_hint(&self, rows_read: usize, bytes_read: usize) -> Option<usize> {
+        let len = self.file.as_ref()?.metadata().ok()?.len() as usize;
+        (rows_read > 0 && bytes_read > 0)
+            .then(|| ((len as f64 / bytes_read as f64) * rows_read as f64 * 1.02) as usize)
     }
 
-    /// The named columns as a row-major `[rows, names.len()]` matrix.
-    pub fn numeric_columns(&self, names: &[String]) -> Result<Vec<f32>> {
-        let idx = names
-            .iter()
-            .map(|n| self.column_index(n))
-            .collect::<Result<Vec<_>>>()?;
-        let mut out = Vec::with_capacity(self.rows() * idx.len());
-        for (r, rec) in self.records.iter().enumerate() {
-            let line = rec.position().map(|p| p.line() as usize).unwrap_or(r + 2);
-            for (&c, name) in idx.iter().zip(names) {
-                let cell = rec.get(c).unwrap_or("");
-                let bad = |msg: String| MdnError::Csv {
-                    path: self.path.clone(),
-                    row: line,
-                    column: Some(name.clone()),
-                    msg,
-                };
-                let v: f32 = cell
-                    .parse()
-                    .map_err(|_| bad(format!("`{cell}` is not a number")))?;
-                if !v.is_finite() {
-                    return Err(bad(format!("`{cell}` is not a finite number")));
-                }
-                out.push(v);
+    /// Bytes of text parsed so far (of the parallel part of the file).
+    pub fn consumed(&self) -> usize {
+        self.parsed
+    }
+
+    /// Appends up to about `max_rows` rows to `outs`: for each group of
+    /// column indices, the row-major values of those columns. Returns the
+    /// rows read; 0 only at the end of the file.
+    pub fn read_batch(
+        &mut self,
+        groups: &[Vec<usize>],
+        max_rows: usize,
+        outs: &mut [Vec<f32>],
+    ) -> Result<usize> {
+        let max_rows = max_rows.max(1);
+        loop {
+            if let Some(seq) = &mut self.seq {
+                return read_sequential(&self.path, &self.header, seq, groups, max_rows, outs);
             }
+            let cut = loop {
+                if let Some(cut) = find_cut(&self.buf[self.start..], max_rows, self.eof) {
+                    break cut;
+                }
+                self.refill()?;
+            };
+            let text = &self.buf[self.start..self.start + cut];
+            let quoted_at = memchr::memchr(b'"', text)
+                .map(|q| memchr::memrchr(b'\n', &text[..q]).map_or(0, |n| n + 1));
+            let safe = quoted_at.unwrap_or(cut);
+            if safe > 0 {
+                // Blank lines only read as no rows: go on to the next.
+                match self.parse_parallel(safe, groups, outs)? {
+                    0 => continue,
+                    n => return Ok(n),
+                }
+            }
+            if cut == 0 {
+                return Ok(0);
+            }
+            // The next line holds a quote: the rest of the file goes to a
+            // sequential reader, starting with the text in hand.
+            let rest = self.buf.split_off(self.start);
+            self.buf = Vec::new();
+            self.start = 0;
+            let file = self.file.take().expect("the file is open until then");
+            self.seq = Some(Sequential {
+                reader: builder(false).from_reader(Cursor::new(rest).chain(file)),
+                first_line: self.line,
+                record: ByteRecord::new(),
+            });
         }
-        Ok(out)
+    }
+
+    /// Drops the parsed text and reads another block after the rest.
+    fn refill(&mut self) -> Result<()> {
+        self.buf.drain(..self.start);
+        self.start = 0;
+        let file = self
+            .file
+            .as_mut()
+            .expect("the file is open while parsing in blocks");
+        self.eof =
+            fill(file, &mut self.buf, BLOCK_BYTES).map_err(|e| MdnError::io(&self.path, e))?;
+        Ok(())
+    }
+
+    fn parse_parallel(
+        &mut self,
+        len: usize,
+        groups: &[Vec<usize>],
+        outs: &mut [Vec<f32>],
+    ) -> Result<usize> {
+        let text = &self.buf[self.start..self.start + len];
+        let pieces = split_at_newlines(text, rayon::current_num_threads() * 2);
+        let width = self.header.len();
+        let parsed: Vec<_> = pieces
+            .par_iter()
+            .map(|p| parse_block(p, width, groups))
+            .collect();
+        let mut line = self.line;
+        let mut rows = 0;
+        for (piece, result) in pieces.iter().zip(parsed) {
+            match result {
+                Ok((n, values)) => {
+                    for (out, v) in outs.iter_mut().zip(values) {
+                        out.extend_from_slice(&v);
+                    }
+                    rows += n;
+                }
+                Err(e) => {
+                    return Err(MdnError::Csv {
+                        path: self.path.clone(),
+                        row: line + e.line - 1,
+                        column: e.column.map(|c| self.header[c].clone()),
+                        msg: e.msg,
+                    });
+                }
+            }
+            line += memchr::memchr_iter(b'\n', piece).count();
+        }
+        self.line = line;
+        self.start += len;
+        self.parsed += len;
+        Ok(rows)
     }
 }
 
-fn csv_error(path: &Path, e: ::csv::Error) -> MdnError {
-    let row = e.position().map(|p| p.line() as usize).unwrap_or(0);
+/// Reads at least `want` more bytes unless the file ends first; true at
+/// the end of the file.
+fn fill(file: &mut File, buf: &mut Vec<u8>, want: usize) -> std::io::Result<bool> {
+    let goal = buf.len() + want;
+    buf.reserve(want);
+    while buf.len() < goal {
+        let n = file
+            .by_ref()
+            .take((goal - buf.len()) as u64)
+            .read_to_end(buf)?;
+        if n == 0 {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Where the next batch of `text` ends: after `max_rows` newlines, or
+/// after the last newline of a full block, or at the end of the file.
+/// `None` when more text must be read first.
+fn find_cut(text: &[u8], max_rows: usize, eof: bool) -> Option<usize> {
+    if let Some(n) = memchr::memchr_iter(b'\n', text).nth(max_rows - 1) {
+        return Some(n + 1);
+    }
+    if eof {
+        return Some(text.len());
+    }
+    if text.len() >= BLOCK_BYTES {
+        return memchr::memrchr(b'\n', text).map(|n| n + 1);
+    }
+    None
+}
+
+/// Up to `parts` pieces of `text`, each ending at a newline (the last at
+/// the end of the text).
+fn split_at_newlines(text: &[u8], parts: usize) -> Vec<&[u8]> {
+    let parts = parts.clamp(1, (text.len() / MIN_PIECE_BYTES).max(1));
+    let mut pieces = Vec::with_capacity(parts);
+    let mut from = 0;
+    for i in 1..parts {
+        let aim = (text.len() * i / parts).max(from);
+        let Some(n) = memchr::memchr(b'\n', &text[aim..]) else {
+            break;
+        };
+        let to = aim + n + 1;
+        pieces.push(&text[from..to]);
+        from = to;
+    }
+    pieces.push(&text[from..]);
+    pieces
+}
+
+/// Parses whole lines of unquoted CSV: the rows read, and per group the
+/// values of its columns.
+fn parse_block(
+    text: &[u8],
+    width: usize,
+    groups: &[Vec<usize>],
+) -> std::result::Result<(usize, Vec<Vec<f32>>), CellError> {
+    let lines_guess = text.len() / 16 + 1;
+    let mut outs: Vec<Vec<f32>> = groups
+        .iter()
+        .map(|g| Vec::with_capacity(lines_guess * g.len()))
+        .collect();
+    let mut reader = builder(false).from_reader(text);
+    let mut record = ByteRecord::new();
+    let mut rows = 0;
+    loop {
+        match reader.read_byte_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                return Err(CellError {
+                    line: e.position().map_or(1, |p| p.line() as usize),
+                    column: None,
+                    msg: e.to_string(),
+                });
+            }
+        }
+        // Counted from the record's byte offset: the csv crate's own line
+        // count skips some blank lines.
+        let line = || {
+            // The offset is where the previous record ended: blank
+            // lines before this one are counted too.
+            let mut at = record.position().map_or(0, |p| p.byte() as usize);
+            while at < text.len() && matches!(text[at], b'\n' | b'\r') {
+                at += 1;
+            }
+            1 + memchr::memchr_iter(b'\n', &text[..at]).count()
+        };
+        if let Err((column, msg)) = take_row(&record, width, groups, &mut outs) {
+            return Err(CellError {
+                line: line(),
+                column,
+                msg,
+            });
+        }
+        rows += 1;
+    }
+    Ok((rows, outs))
+}
+
+/// Checks one record's field count and appends its chosen cells.
+fn take_row(
+    record: &ByteRecord,
+    width: usize,
+    groups: &[Vec<usize>],
+    outs: &mut [Vec<f32>],
+) -> std::result::Result<(), (Option<usize>, String)> {
+    if record.len() != width {
+        return Err((
+            None,
+            format!(
+                "this row has {} fields but the header has {width}",
+                record.len()
+            ),
+        ));
+    }
+    for (g, out) in groups.iter().zip(outs.iter_mut()) {
+        for &c in g {
+            out.push(parse_cell(&record[c]).map_err(|msg| (Some(c), msg))?);
+        }
+    }
+    Ok(())
+}
+
+/// One cell as a finite `f32`, rounded exactly as `str::parse` rounds.
+pub fn parse_cell(cell: &[u8]) -> std::result::Result<f32, String> {
+    match fast_float2::parse::<f32, _>(cell) {
+        Ok(v) if v.is_finite() => Ok(v),
+        Ok(_) => Err(format!(
+            "`{}` is not a finite number",
+            String::from_utf8_lossy(cell)
+        )),
+        Err(_) => match std::str::from_utf8(cell) {
+            Ok(s) => Err(format!("`{s}` is not a number")),
+            Err(_) => Err("the file is not UTF-8 text".into()),
+        },
+    }
+}
+
+fn read_sequential(
+    path: &Path,
+    header: &[String],
+    seq: &mut Sequential,
+    groups: &[Vec<usize>],
+    max_rows: usize,
+    outs: &mut [Vec<f32>],
+) -> Result<usize> {
+    let offset = seq.first_line - 1;
+    let mut rows = 0;
+    while rows < max_rows {
+        match seq.reader.read_byte_record(&mut seq.record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => return Err(csv_error(path, offset, e)),
+        }
+        if let Err((column, msg)) = take_row(&seq.record, header.len(), groups, outs) {
+            return Err(MdnError::Csv {
+                path: path.to_path_buf(),
+                row: offset + seq.record.position().map_or(0, |p| p.line() as usize),
+                column: column.map(|c| header[c].clone()),
+                msg,
+            });
+        }
+        rows += 1;
+    }
+    Ok(rows)
+}
+
+fn header_strings(path: &Path, record: &ByteRecord) -> Result<Vec<String>> {
+    record
+        .iter()
+        .map(|f| {
+            std::str::from_utf8(f)
+                .map(str::to_string)
+                .map_err(|_| MdnError::Csv {
+                    path: path.to_path_buf(),
+                    row: 1,
+                    column: None,
+                    msg: "the header is not UTF-8 text".into(),
+                })
+        })
+        .collect()
+}
+
+/// A `csv` error with its line in the file (`offset` lines before the
+/// reader's first).
+fn csv_error(path: &Path, offset: usize, e: ::csv::Error) -> MdnError {
+    let row = offset + e.position().map_or(0, |p| p.line() as usize);
     let msg = match e.kind() {
-        ::csv::ErrorKind::UnequalLengths {
-            expected_len, len, ..
-        } => format!("this row has {len} fields but the header has {expected_len}"),
         ::csv::ErrorKind::Utf8 { .. } => "the file is not UTF-8 text".to_string(),
         ::csv::ErrorKind::Io(io) => io.to_string(),
         _ => e.to_string(),
@@ -124,89 +455,26 @@ fn csv_error(path: &Path, e: ::csv::Error) -> MdnError {
     }
 }
 
-/// Which columns are inputs and which targets; `None` means the defaults
-/// (all but the last / the last).
-#[derive(Clone, Debug, Default)]
-pub struct ColumnChoice {
-    pub input: Option<Vec<String>>,
-    pub target: Option<Vec<String>>,
-}
-
-impl ColumnChoice {
-    /// Parses `--input a,b` / `--target c` as given on the command line.
-    pub fn from_flags(input: Option<&str>, target: Option<&str>) -> Self {
-        let split = |s: &str| s.split(',').map(|p| p.trim().to_string()).collect();
-        ColumnChoice {
-            input: input.map(split),
-            target: target.map(split),
-        }
-    }
-}
-
-/// Reads a training or evaluation set.
-pub fn load_dataset(path: &Path, columns: &ColumnChoice) -> Result<Dataset> {
-    let table = CsvTable::read(path)?;
-    let header = &table.header;
-    let target = match &columns.target {
-        Some(t) => t.clone(),
-        None => vec![header.last().cloned().unwrap_or_default()],
-    };
-    let input = match &columns.input {
-        Some(i) => i.clone(),
-        None => header
-            .iter()
-            .filter(|h| !target.contains(h))
-            .cloned()
-            .collect(),
-    };
-    if input.is_empty() {
-        return Err(MdnError::Data(format!(
-            "{}: no input columns (the file has only `{}`); a dataset needs an input and a target column",
-            path.display(),
-            header.join(",")
-        )));
-    }
-    for (what, cols) in [("input", &input), ("target", &target)] {
-        if let Some((_, c)) = cols
-            .iter()
-            .enumerate()
-            .find(|(i, c)| cols[..*i].contains(c))
-        {
-            return Err(MdnError::Config(format!(
-                "column `{c}` is listed twice among the {what} columns"
-            )));
-        }
-    }
-    if let Some(c) = input.iter().find(|c| target.contains(c)) {
-        return Err(MdnError::Config(format!(
-            "column `{c}` is both an input and a target"
-        )));
-    }
-    let inputs = table.numeric_columns(&input)?;
-    let targets = table.numeric_columns(&target)?;
-    Dataset::new(inputs, targets, input, target)
-}
-
-/// Reads the named input columns only (for `predict` and `sample`).
-pub fn load_inputs(path: &Path, names: &[String]) -> Result<Vec<f32>> {
-    CsvTable::read(path)?.numeric_columns(names)
-}
-
 /// CSV text of a header and row-major values, numbers written in full
 /// precision (Rust's shortest round-trip form).
 pub fn to_csv_string(header: &[String], values: &[f32]) -> String {
-    use rayon::prelude::*;
-    use std::fmt::Write;
     let mut out = String::with_capacity(values.len() * 12 + 64);
     out.push_str(&header.join(","));
     out.push('\n');
-    if header.is_empty() {
-        return out;
+    out.push_str(&csv_rows(header.len(), values));
+    out
+}
+
+/// The rows of [`to_csv_string`] without the header, so a file can be
+/// written a chunk at a time with the same bytes.
+pub fn csv_rows(width: usize, values: &[f32]) -> String {
+    use std::fmt::Write;
+    if width == 0 {
+        return String::new();
     }
     // Formatting floats is most of `predict` on big inputs: rows are
     // formatted in parallel blocks, then joined in order (same bytes).
     const ROWS_PER_BLOCK: usize = 16_384;
-    let width = header.len();
     let blocks: Vec<String> = values
         .par_chunks(width * ROWS_PER_BLOCK)
         .map(|block| {
@@ -224,6 +492,7 @@ pub fn to_csv_string(header: &[String], values: &[f32]) -> String {
             text
         })
         .collect();
+    let mut out = String::with_capacity(blocks.iter().map(String::len).sum());
     for block in blocks {
         out.push_str(&block);
     }
@@ -244,6 +513,16 @@ mod tests {
     fn err_text(text: &str, cols: &ColumnChoice) -> String {
         let f = file(text);
         load_dataset(f.path(), cols).unwrap_err().to_string()
+    }
+
+    fn read_ab(text: &str) -> Vec<f32> {
+        let f = file(text);
+        let d = load_dataset(f.path(), &ColumnChoice::from_flags(Some("a"), Some("b"))).unwrap();
+        d.inputs
+            .iter()
+            .zip(&d.targets)
+            .flat_map(|(a, b)| [*a, *b])
+            .collect()
     }
 
     #[test]
@@ -276,25 +555,105 @@ mod tests {
         let e = err_text("x,y\n1,2\n", &ColumnChoice::from_flags(Some("z"), None));
         assert!(e.contains("`z`") && e.contains("x, y"), "{e}");
         assert!(err_text("y\n1\n", &none).contains("no input columns"));
+        let e = err_text("x,x\n1,2\n", &none);
+        assert!(e.contains("line 1") && e.contains("twice"), "{e}");
+        // Blank lines are skipped but counted; quoted text keeps its lines.
+        let e = err_text("x,y\n\n1,2\n\n3,q\n", &none);
+        assert!(e.contains("line 5") && e.contains("`q`"), "{e}");
+        let e = err_text("x,y\n1,2\n\"3\",\"a\nb\"\n4,z\n", &none);
+        assert!(e.contains("line 3") && e.contains("a\nb"), "{e}");
+        let e = err_text("x,y\n1,2\n\"3\",\"4\n\"\n4,5,6\n", &none);
+        assert!(e.contains("line 5") && e.contains("3 fields"), "{e}");
+        let e = err_text("\"x\",y\n1,2\n3,w\n", &none);
+        assert!(e.contains("line 3") && e.contains("`w`"), "{e}");
+    }
+
+    #[test]
+    fn line_numbers_hold_across_blocks_and_pieces() {
+        // Far more text than one piece, so several cores parse it, and a
+        // bad cell near the end.
+        let rows = 200_000;
+        let mut text = String::from("a,b\n");
+        for i in 0..rows {
+            text.push_str(&format!("{i},{}\n", i as f32 * 0.25));
+        }
+        text.push_str("1,oops\n");
+        let e = err_text(&text, &ColumnChoice::default());
+        assert!(
+            e.contains(&format!("line {}", rows + 2)) && e.contains("oops"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn quotes_crlf_and_blank_lines_read_as_the_csv_crate_does() {
+        let plain = read_ab("a,b\n1,2\n3,4\n");
+        assert_eq!(plain, vec![1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(read_ab("a,b\r\n1,2\r\n\r\n3,4\r\n"), plain);
+        assert_eq!(read_ab("a,b\n1,2\n\"3\",\" 4 \"\n"), plain);
+        assert_eq!(read_ab("\"a\",\"b\"\n1,2\n3,4"), plain);
+        assert_eq!(read_ab("\u{feff}a,b\n 1 , 2\n3,4\n"), plain);
+        assert_eq!(read_ab("a,b\r1,2\r3,4\r"), plain);
+        assert_eq!(read_ab("\n\na,b\n1,2\n3,4\n"), plain);
+    }
+
+    #[test]
+    fn cells_parse_as_str_parse_does() {
+        for s in [
+            "1",
+            "-0",
+            "+1.5",
+            ".5",
+            "5.",
+            "1e-45",
+            "3.4028235e38",
+            "1e39",
+            "inf",
+            "-Infinity",
+            "NaN",
+            "nan",
+            "0x10",
+            "1e",
+            "",
+            " ",
+            "1_0",
+            "1.0f",
+            "--1",
+            "0.1",
+            "16777217",
+            "1.00000005960464477539",
+            "7.0e-46",
+        ] {
+            let want = s.parse::<f32>().ok().filter(|v| v.is_finite());
+            let got = parse_cell(s.as_bytes()).ok();
+            assert_eq!(got.map(f32::to_bits), want.map(f32::to_bits), "`{s}`");
+        }
     }
 
     #[test]
     fn csv_text_round_trips() {
-        let text = to_csv_string(&["a".into(), "b".into()], &[0.1, -2.5e-7, 3.0, 4.0]);
-        let f = file(&text);
-        let t = CsvTable::read(f.path()).unwrap();
-        assert_eq!(
-            t.numeric_columns(&["a".into(), "b".into()]).unwrap(),
-            vec![0.1, -2.5e-7, 3.0, 4.0]
-        );
+        let values = vec![0.1, -2.5e-7, 3.0, 4.0];
+        let text = to_csv_string(&["a".into(), "b".into()], &values);
+        assert_eq!(read_ab(&text), values);
         // Several parallel blocks of rows come back in order.
         let values: Vec<f32> = (0..100_000).map(|i| i as f32 * 0.5 - 7.25).collect();
         let text = to_csv_string(&["a".into(), "b".into()], &values);
+        assert_eq!(read_ab(&text), values);
+    }
+
+    #[test]
+    fn batches_of_a_few_rows_give_the_whole() {
+        let values: Vec<f32> = (0..1000).map(|i| i as f32 * 0.5 - 7.25).collect();
+        let mut text = to_csv_string(&["a".into(), "b".into()], &values);
+        let mid = text[text.len() / 2..].find('\n').unwrap() + text.len() / 2;
+        text.insert(mid, '\n'); // a blank line mid-file
         let f = file(&text);
-        let t = CsvTable::read(f.path()).unwrap();
-        assert_eq!(
-            t.numeric_columns(&["a".into(), "b".into()]).unwrap(),
-            values
-        );
+        for max in [1, 7, 1000, 5000] {
+            let mut r = CsvReader::open(f.path()).unwrap();
+            let mut out = vec![Vec::new()];
+            let groups = vec![vec![0, 1]];
+            while r.read_batch(&groups, max, &mut out).unwrap() > 0 {}
+            assert_eq!(out[0], values, "batches of {max}");
+        }
     }
 }

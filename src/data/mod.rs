@@ -1,8 +1,12 @@
-//! Data: Bishop's toy problem, CSV reading, and z-score normalisation.
+//! Data: Bishop's toy problem, CSV, Parquet and NPY reading, and z-score
+//! normalisation.
 
 pub mod csv;
 pub mod normalize;
+pub mod npy;
+pub mod parquet;
 pub mod source;
+pub mod table;
 pub mod toy;
 
 use crate::error::{MdnError, Result};

@@ -1,5 +1,5 @@
 //! Where a data set comes from, written down so a run can read it again
-//! (`train --resume` takes it from the checkpoint): a CSV file with its
+//! (`train --resume` takes it from the checkpoint): a data file with its
 //! column choice, or the toy problem with its size and seed. And the
 //! validation set: a seeded share of the training rows, or a file.
 
@@ -18,6 +18,9 @@ use crate::error::{MdnError, Result};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DataSource {
+    /// A data file in any format `load_dataset` reads (CSV, Parquet, NPY);
+    /// named `csv` in checkpoints since before the other formats, and kept
+    /// so, so every checkpoint still loads.
     Csv {
         path: PathBuf,
         input: Option<Vec<String>>,
@@ -121,20 +124,39 @@ fn split_rows(data: Dataset, frac: f64, seed: u64) -> Result<(Dataset, Dataset)>
     for &i in &order[..take] {
         is_val[i] = true;
     }
-    let pick = |want: bool| -> Result<Dataset> {
-        let rows: Vec<usize> = (0..n).filter(|&i| is_val[i] == want).collect();
-        Dataset::new(
-            rows.iter()
-                .flat_map(|&i| data.input_row(i).to_vec())
-                .collect(),
-            rows.iter()
-                .flat_map(|&i| data.target_row(i).to_vec())
-                .collect(),
-            data.input_names.clone(),
-            data.target_names.clone(),
-        )
-    };
-    Ok((pick(false)?, pick(true)?))
+    // The training rows move down in place; only the validation rows are
+    // copied out, so the data is never held twice.
+    let Dataset {
+        mut inputs,
+        mut targets,
+        in_dim,
+        out_dim,
+        input_names,
+        target_names,
+    } = data;
+    let (mut val_in, mut val_out) = (
+        Vec::with_capacity(take * in_dim),
+        Vec::with_capacity(take * out_dim),
+    );
+    let mut kept = 0;
+    for (i, &v) in is_val.iter().enumerate() {
+        let (x, y) = (i * in_dim..(i + 1) * in_dim, i * out_dim..(i + 1) * out_dim);
+        if v {
+            val_in.extend_from_slice(&inputs[x]);
+            val_out.extend_from_slice(&targets[y]);
+        } else {
+            inputs.copy_within(x, kept * in_dim);
+            targets.copy_within(y, kept * out_dim);
+            kept += 1;
+        }
+    }
+    inputs.truncate(kept * in_dim);
+    targets.truncate(kept * out_dim);
+    inputs.shrink_to_fit();
+    targets.shrink_to_fit();
+    let val = Dataset::new(val_in, val_out, input_names.clone(), target_names.clone())?;
+    let train = Dataset::new(inputs, targets, input_names, target_names)?;
+    Ok((train, val))
 }
 
 #[cfg(test)]

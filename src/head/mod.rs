@@ -66,10 +66,28 @@ impl HeadKind {
 /// `head` `[rows, width]` → `out` `[rows · per_input, D]` (z-scored units).
 /// Sample `i` belongs to row `i / per_input`, as on the GPU.
 pub fn sample_rows(kind: HeadKind, head: &[f32], p: &SampleParams, out: &mut [f32]) {
+    sample_rows_from(kind, head, p, 0, out)
+}
+
+/// [`sample_rows`] for rows that come after `first` samples of the same
+/// run: their draws are the ones the whole run would give them (the RNG
+/// counter is the sample's index in the run).
+pub fn sample_rows_from(
+    kind: HeadKind,
+    head: &[f32],
+    p: &SampleParams,
+    first: usize,
+    out: &mut [f32],
+) {
     let def = kind.def();
     let width = def.width(p.k, p.d);
     out.par_chunks_mut(p.d).enumerate().for_each(|(i, o)| {
         let row = i / p.per_input;
-        def.sample_one(&head[row * width..(row + 1) * width], p, i as u32, o);
+        def.sample_one(
+            &head[row * width..(row + 1) * width],
+            p,
+            (first + i) as u32,
+            o,
+        );
     });
 }
