@@ -60,7 +60,7 @@ pub enum Command {
 /// What `view` and `render` share: the scene's data, nets and layers.
 #[derive(Args, Debug, Clone)]
 pub struct SceneArgs {
-    /// Your data for the data scene (CSV, with a header row).
+    /// Your data for the data scene (CSV with a header row, Parquet or NPY).
     #[arg(long, value_name = "F")]
     pub data: Option<PathBuf>,
     /// The data scene's input column [default: the model's, else all but the last column].
