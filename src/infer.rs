@@ -22,6 +22,9 @@ const CHUNK_ROWS: usize = 8192;
 /// Rows per GPU inference pass: keeps every activation buffer far below
 /// the smallest storage-binding limit (128 MiB) for any allowed width.
 const GPU_PASS_ROWS: usize = 2048;
+/// Rows per block of the CPU's blockwise passes (evaluation, usage):
+/// 64 Ki rows of K = 32 head outputs are 25 MB.
+const CPU_BLOCK_ROWS: usize = 65_536;
 
 /// Where inference runs.
 pub enum Inference {
@@ -156,27 +159,48 @@ impl Model {
     /// with the training kernels, in passes of at most `GPU_PASS_ROWS` rows
     /// through one set of buffers.
     pub fn head_outputs_on(&self, inputs: &[f32], dev: &Inference) -> Result<Vec<f32>> {
-        let Inference::Gpu(gpu) = dev else {
-            return self.head_outputs(inputs);
-        };
         let rows = self.input_rows(inputs)?;
-        let z = self.input_norm.apply(inputs);
+        let mut out = Vec::with_capacity(rows * self.spec.head_width());
+        self.for_each_head_chunk(inputs, dev, |_, head| {
+            out.extend_from_slice(head);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// The head outputs of `inputs` a block of rows at a time, in row
+    /// order: `f(first row, head rows)`. Memory stays at one block's
+    /// outputs whatever the rows (`CPU_BLOCK_ROWS` on the CPU, a GPU pass on
+    /// the GPU, whose buffers are made once).
+    pub fn for_each_head_chunk(
+        &self,
+        inputs: &[f32],
+        dev: &Inference,
+        mut f: impl FnMut(usize, &[f32]) -> Result<()>,
+    ) -> Result<()> {
+        let rows = self.input_rows(inputs)?;
         let (din, width) = (self.spec.in_dim, self.spec.head_width());
+        let Inference::Gpu(gpu) = dev else {
+            for (i, chunk) in inputs.chunks(CPU_BLOCK_ROWS * din).enumerate() {
+                let head = self.head_outputs_normalized(&self.input_norm.apply(chunk));
+                f(i * CPU_BLOCK_ROWS, &head)?;
+            }
+            return Ok(());
+        };
         let pass_rows = rows.min(GPU_PASS_ROWS);
         let sampler = self.gpu_sampler(gpu, pass_rows, 1)?;
-        let mut out = Vec::with_capacity(rows * width);
         let mut padded = vec![0.0f32; pass_rows * din];
-        for chunk in z.chunks(pass_rows * din) {
+        for (i, chunk) in inputs.chunks(pass_rows * din).enumerate() {
             // The last pass may be short: its tail rows are zeros whose
             // outputs are dropped.
-            padded[..chunk.len()].copy_from_slice(chunk);
+            padded[..chunk.len()].copy_from_slice(&self.input_norm.apply(chunk));
             padded[chunk.len()..].fill(0.0);
             sampler.set_inputs(&padded)?;
             sampler.run()?;
             let head = sampler.read_head()?;
-            out.extend_from_slice(&head[..chunk.len() / din * width]);
+            f(i * pass_rows, &head[..chunk.len() / din * width])?;
         }
-        Ok(out)
+        Ok(())
     }
 
     /// A sampler over `rows` inputs that reads this model's parameters,
@@ -284,15 +308,23 @@ impl Model {
 
     pub fn evaluate_on(&self, data: &Dataset, dev: &Inference) -> Result<Evaluation> {
         self.check_data(data)?;
-        let head = self.head_outputs_on(&data.inputs, dev)?;
-        let targets = self.target_norm.apply(&data.targets);
         let def = self.spec.head_def();
         let (k, d, width) = (self.spec.k(), self.spec.out_dim, self.spec.head_width());
-        let total: f64 = head
-            .chunks_exact(width)
-            .zip(targets.chunks_exact(d))
-            .map(|(h, t)| def.row_loss_original(h, t, k, &self.target_norm))
-            .sum();
+        // Block by block, summed in row order: the same total as one pass,
+        // without the whole data set's head outputs in memory.
+        let mut total = 0.0f64;
+        self.for_each_head_chunk(&data.inputs, dev, |first, head| {
+            let rows = head.len() / width;
+            let targets = self
+                .target_norm
+                .apply(&data.targets[first * d..(first + rows) * d]);
+            total = head
+                .chunks_exact(width)
+                .zip(targets.chunks_exact(d))
+                .map(|(h, t)| def.row_loss_original(h, t, k, &self.target_norm))
+                .fold(total, |acc, l| acc + l);
+            Ok(())
+        })?;
         let e = Evaluation {
             metric: def.metric(),
             value: total / data.len() as f64,
@@ -309,14 +341,16 @@ impl Model {
         if !def.is_distribution() {
             return Ok(None);
         }
-        let head = self.head_outputs(inputs)?;
         let (k, width) = (self.spec.k(), self.spec.head_width());
         let mut usage = UsageAccumulator::new(k);
         let mut pi = vec![0.0f32; k];
-        for h in head.chunks_exact(width) {
-            def.weights(h, k, &mut pi);
-            usage.add(&pi);
-        }
+        self.for_each_head_chunk(inputs, &Inference::Cpu, |_, head| {
+            for h in head.chunks_exact(width) {
+                def.weights(h, k, &mut pi);
+                usage.add(&pi);
+            }
+            Ok(())
+        })?;
         Ok(Some(usage.finish()))
     }
 
@@ -647,5 +681,43 @@ impl EvalAccumulator {
             calibration: self.calibration.map(CalibrationAccumulator::finish),
             usage: self.usage.map(UsageAccumulator::finish),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::normalize::Normalizer;
+    use crate::data::toy::{ToyProblem, toy_dataset};
+    use crate::model::ModelSpec;
+    use crate::model::init::init_params;
+
+    /// Blockwise evaluation (more rows than one block) gives the bits of
+    /// the plain one-pass sum over every row's loss.
+    #[test]
+    fn blockwise_evaluation_equals_one_pass() {
+        let data = toy_dataset(ToyProblem::Inverse, CPU_BLOCK_ROWS + 1234, 5);
+        let spec = ModelSpec::mixture(1, 1, vec![8], 3).unwrap();
+        let model = Model {
+            params: init_params(&spec, 2),
+            input_norm: Normalizer::fit(&data.inputs, 1).unwrap(),
+            target_norm: Normalizer::fit(&data.targets, 1).unwrap(),
+            input_names: data.input_names.clone(),
+            target_names: data.target_names.clone(),
+            spec,
+        };
+        let head = model.head_outputs(&data.inputs).unwrap();
+        let targets = model.target_norm.apply(&data.targets);
+        let def = model.spec.head_def();
+        let width = model.spec.head_width();
+        let total: f64 = head
+            .chunks_exact(width)
+            .zip(&targets)
+            .map(|(h, t)| def.row_loss_original(h, std::slice::from_ref(t), 3, &model.target_norm))
+            .sum();
+        let e = model.evaluate(&data).unwrap();
+        assert_eq!(e.value.to_bits(), (total / data.len() as f64).to_bits());
+        let usage = model.component_usage(&data.inputs).unwrap().unwrap();
+        assert!((usage.mean_pi.iter().sum::<f64>() - 1.0).abs() < 1e-6);
     }
 }
