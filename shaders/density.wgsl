@@ -114,3 +114,56 @@ fn density(@builtin(global_invocation_id) gid: vec3<u32>) {
         heat[r * info.cols + col] = heat[r * info.cols + col] * scale;
     }
 }
+
+// The mixture's mean Σ π_k μ_k and its mode (the global maximum of the
+// density) per input column, as two more strips after the K component
+// strips: vertex `K·cols + col` is (x, mean, 1, 0), `(K+1)·cols + col` is
+// (x, mode, 1, 0). The mode climbs from every component's mean by the
+// Gaussian-mixture mean-shift fixed point x ← Σ w_k μ_k/σ_k² / Σ w_k/σ_k²,
+// w_k = π_k N(x | μ_k, σ_k), and keeps the highest density reached (the CPU's
+// `Mix1::mode` climbs the same way, in f64, to convergence).
+const MODE_STEPS: u32 = 60u;
+
+@compute @workgroup_size(64)
+fn summary(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let col = gid.x;
+    if (col >= info.cols) {
+        return;
+    }
+    let h = col * info.width;
+    let norm = logit_norm(h);
+    var mean = 0.0;
+    for (var k = 0u; k < info.k; k++) {
+        let pi = exp(head[h + k] - norm.x) / norm.y;
+        mean += pi * (head[h + info.k + k] * info.t_std + info.t_mean);
+    }
+    var best_x = mean;
+    var best_p = -1.0;
+    for (var start = 0u; start < info.k; start++) {
+        var x = head[h + info.k + start] * info.t_std + info.t_mean;
+        for (var it = 0u; it < MODE_STEPS; it++) {
+            var num = 0.0;
+            var den = 0.0;
+            for (var k = 0u; k < info.k; k++) {
+                let pi = exp(head[h + k] - norm.x) / norm.y;
+                let mu = head[h + info.k + k] * info.t_std + info.t_mean;
+                let sigma = max(exp(head[h + 2u * info.k + k]) * info.t_std, 1e-6);
+                let z = (x - mu) / sigma;
+                let w = pi / sigma * exp(-0.5 * z * z) / (sigma * sigma);
+                num += w * mu;
+                den += w;
+            }
+            if (den > 0.0) {
+                x = num / den;
+            }
+        }
+        let p = mixture_pdf(h, norm, x);
+        if (p > best_p) {
+            best_p = p;
+            best_x = x;
+        }
+    }
+    let at = grid_input(col);
+    verts[info.k * info.cols + col] = vec4<f32>(at, mean, 1.0, 0.0);
+    verts[(info.k + 1u) * info.cols + col] = vec4<f32>(at, best_x, 1.0, 0.0);
+}

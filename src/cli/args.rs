@@ -90,7 +90,7 @@ pub struct SceneArgs {
     /// Sampling temperature: σ × T, π sharper below 1 and flatter above (as `mdn sample`).
     #[arg(long, default_value_t = 1.0)]
     pub temperature: f32,
-    /// What to draw, comma-separated: data, samples, density, means, pi, components (colour data and samples by mixture component).
+    /// What to draw, comma-separated: data, samples, density, means, pi, components (colour data and samples by mixture component), mean and mode (the MDN's mean and mode curves).
     #[arg(long, value_name = "LIST", default_value = "data,samples")]
     pub layers: String,
     /// Seed of the toy data and the nets' initial weights.

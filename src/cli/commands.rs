@@ -593,6 +593,8 @@ fn parse_layers(text: &str) -> anyhow::Result<mdn::viz::Layers> {
         means: false,
         pi_panel: false,
         components: false,
+        mean: false,
+        mode: false,
     };
     for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         match part {
@@ -602,8 +604,10 @@ fn parse_layers(text: &str) -> anyhow::Result<mdn::viz::Layers> {
             "means" => l.means = true,
             "pi" => l.pi_panel = true,
             "components" => l.components = true,
+            "mean" => l.mean = true,
+            "mode" => l.mode = true,
             other => bail!(
-                "--layers: unknown layer `{other}`; choose from data, samples, density, means, pi, components"
+                "--layers: unknown layer `{other}`; choose from data, samples, density, means, pi, components, mean, mode"
             ),
         }
     }

@@ -48,6 +48,7 @@ pub struct VizKernels {
     curve_layout: wgpu::BindGroupLayout,
     mlp_curve: wgpu::ComputePipeline,
     components: wgpu::ComputePipeline,
+    summary: wgpu::ComputePipeline,
     density: wgpu::ComputePipeline,
     /// Group 1 of the heatmap draw: the heat cells, read by the fragment
     /// shader.
@@ -113,12 +114,24 @@ impl VizKernels {
         let kernels = VizKernels {
             mlp_curve: pipeline("mlp_curve"),
             components: pipeline("components"),
+            summary: pipeline("summary"),
             density: pipeline("density"),
             curve_layout,
             heat_layout,
         };
         ctx.check()?;
         Ok(kernels)
+    }
+}
+
+/// Curve strips of a net: the MLP's one; a mixture's K component means,
+/// then its mean and its mode (`density.wgsl`'s `summary`).
+fn summary_strips(spec: &ModelSpec) -> usize {
+    let strips = spec.head_def().strips(spec.k());
+    if spec.is_mixture() {
+        strips + 2
+    } else {
+        strips
     }
 }
 
@@ -142,7 +155,8 @@ pub struct GridCurves {
     forward: ForwardPass,
     curve_bind: wgpu::BindGroup,
     /// Curve vertices `vec4` (x, y, alpha-or-π, σ), `STORAGE | VERTEX`: the
-    /// MLP's prediction (`cols`), or each component's mean (`k · cols`).
+    /// MLP's prediction (`cols`), or each component's mean (`k · cols`)
+    /// followed by the mixture's mean and mode (`2 · cols`).
     pub verts: wgpu::Buffer,
     /// `[heat_rows, cols]` column-normalised density (mixtures only).
     pub heat: wgpu::Buffer,
@@ -202,7 +216,7 @@ impl GridCurves {
         };
         let info_slot = arena.push(&info);
         let uniforms = arena.finish(c, "curve uniforms");
-        let strips = spec.head_def().strips(spec.k());
+        let strips = summary_strips(spec);
         let verts = storage_with_usage(
             c,
             "curve vertices",
@@ -299,6 +313,8 @@ impl GridCurves {
         if self.spec.is_mixture() {
             pass.set_pipeline(&self.viz.components);
             pass.dispatch_workgroups(groups(self.cols * self.spec.k()), 1, 1);
+            pass.set_pipeline(&self.viz.summary);
+            pass.dispatch_workgroups(groups(self.cols), 1, 1);
             if heat {
                 pass.set_pipeline(&self.viz.density);
                 pass.dispatch_workgroups(groups(self.cols), 1, 1);
@@ -316,7 +332,7 @@ impl GridCurves {
 
     /// Reads the curve vertices back (tests and debugging only).
     pub fn read_verts(&self) -> Result<Vec<[f32; 4]>> {
-        let strips = self.spec.k().max(1);
+        let strips = summary_strips(&self.spec);
         let flat = buffers::read_f32(&self.ctx, &self.verts, self.cols * strips * 4)?;
         Ok(flat
             .chunks_exact(4)

@@ -260,6 +260,8 @@ fn side_panel(
             .changed();
         commit |= ui.checkbox(&mut l.means, "component means μ_k").changed();
         commit |= ui.checkbox(&mut l.pi_panel, "π_k panel").changed();
+        commit |= ui.checkbox(&mut l.mean, "MDN mean E[t|x]").changed();
+        commit |= ui.checkbox(&mut l.mode, "MDN mode").changed();
         commit |= ui
             .checkbox(&mut l.components, "colour by component")
             .on_hover_text("Data: the component most responsible for each point; samples: the component each came from")

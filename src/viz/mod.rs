@@ -48,6 +48,10 @@ pub mod colors {
     pub const MLP: [f32; 4] = [1.0, 0.52, 0.12, 1.0];
     /// MDN samples: green.
     pub const SAMPLES: [f32; 4] = [0.25, 0.88, 0.45, 0.55];
+    /// The MDN's mean curve: white, dashed in the legend's words only.
+    pub const MDN_MEAN: [f32; 4] = [0.96, 0.96, 0.96, 0.95];
+    /// The MDN's mode curve: red.
+    pub const MDN_MODE: [f32; 4] = [1.0, 0.32, 0.32, 0.95];
     /// The gap-to-optimum meter's bar: blue, unlike data, MLP and samples.
     pub const GAP: [f32; 4] = [0.30, 0.55, 1.0, 1.0];
     /// Middle of the heatmap's ramp (purple → magenta → gold).

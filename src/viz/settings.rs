@@ -70,6 +70,10 @@ pub struct Layers {
     /// Data coloured by their most responsible component, samples by the
     /// component they came from.
     pub components: bool,
+    /// The MDN's mean E[t|x] and mode (the density's peak) as curves,
+    /// beside the MLP's.
+    pub mean: bool,
+    pub mode: bool,
 }
 
 impl Default for Layers {
@@ -81,6 +85,8 @@ impl Default for Layers {
             means: false,
             pi_panel: false,
             components: false,
+            mean: false,
+            mode: false,
         }
     }
 }

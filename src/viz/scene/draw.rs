@@ -109,6 +109,25 @@ impl SceneState {
                 }
             }
         }
+        if let Some(mdn) = &self.mdn {
+            let (cols, k) = (mdn.curves.cols() as u32, mdn.spec.k() as u32);
+            for (on, strip, color) in [
+                (layers.mean, k, colors::MDN_MEAN),
+                (layers.mode, k + 1, colors::MDN_MODE),
+            ] {
+                if on {
+                    main.push(Draw::Strip {
+                        buffer: &mdn.curves.verts,
+                        first: strip * cols,
+                        count: cols,
+                        y_field: FIELD_Y,
+                        alpha_field: OPAQUE,
+                        color,
+                        half_width: 1.8 * scale,
+                    });
+                }
+            }
+        }
         if let Some(mlp) = &self.mlp {
             main.push(Draw::Strip {
                 buffer: &mlp.curves.verts,
@@ -175,6 +194,12 @@ impl SceneState {
             }
             if layers.density {
                 items.push(("MDN density p(t|x)", colors::HEAT, false));
+            }
+            if layers.mean {
+                items.push(("MDN mean E[t|x]", colors::MDN_MEAN, true));
+            }
+            if layers.mode {
+                items.push(("MDN mode (peak of p(t|x))", colors::MDN_MODE, true));
             }
         }
         items
