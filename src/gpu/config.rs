@@ -89,7 +89,7 @@ pub struct KernelConfig {
 pub const MAX_TILE: u32 = 8;
 
 /// Whether the fused step is on unless `MDN_GPU_KERNELS` says otherwise.
-pub const FUSED_DEFAULT: bool = false;
+pub const FUSED_DEFAULT: bool = true;
 
 /// Environment variable with kernel overrides, e.g. `tile=8x8,k=8`.
 pub const GPU_KERNELS_ENV: &str = "MDN_GPU_KERNELS";
