@@ -88,9 +88,6 @@ pub struct KernelConfig {
 /// `MAX_TILE` in `shaders/matmul.wgsl`.
 pub const MAX_TILE: u32 = 8;
 
-/// Whether the fused step is on unless `MDN_GPU_KERNELS` says otherwise.
-pub const FUSED_DEFAULT: bool = true;
-
 /// Environment variable with kernel overrides, e.g. `tile=8x8,k=8`.
 pub const GPU_KERNELS_ENV: &str = "MDN_GPU_KERNELS";
 
@@ -177,7 +174,12 @@ impl KernelConfig {
             narrow_macs: 16,
             big_tile: None,
             big_macs: 256,
-            fused: FUSED_DEFAULT,
+            // Off: on CPU drivers a step is bound by loads, not by
+            // dispatches (~14 µs each), and the fused step's one-output-per-
+            // invocation loops load 8× more per multiply-add than the 8×8
+            // register tiles: 3-5× slower on lavapipe (docs/benchmarks.md).
+            // `fused=on` still runs it (the tests do).
+            fused: false,
             fused_wg: 64,
             // A few workgroups per thread, as for the matmuls: more would
             // only lengthen Adam's sum over the partial slices.
@@ -207,7 +209,10 @@ impl KernelConfig {
             narrow_macs: 16,
             big_tile: None,
             big_macs: 256,
-            fused: FUSED_DEFAULT,
+            // On: small networks' steps are bound by dispatch latency on
+            // real GPUs (the case the fused step is for). Not yet measured
+            // on one: see docs/benchmarks.md; `fused=off` for the old path.
+            fused: true,
             fused_wg: 64,
             fused_groups: 256,
         }

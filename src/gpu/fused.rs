@@ -3,7 +3,9 @@
 //! dispatches — the fused forward/backward pass, the loss reduction
 //! (`reduce.wgsl`) and Adam, which sums the workgroups' gradient slices —
 //! instead of `3·L + 3`: at the sizes MDN users train (hidden 32–64, batch
-//! 256–4096) a step is bound by dispatch latency, not arithmetic.
+//! 256–4096) a step on a real GPU is bound by dispatch latency, not
+//! arithmetic. On CPU drivers it is the other way round, and the fused step
+//! is off there by default (`KernelConfig::software`, docs/benchmarks.md).
 //!
 //! A workgroup takes chunks of `chunk_rows` batch rows, one at a time, and
 //! keeps a chunk's every activation, its targets and two blocks of deltas
