@@ -121,8 +121,9 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-/// Per backend: the per-stage kernels and two fused configurations (the
-/// adapter's own, and three workgroups so each takes several chunks).
+/// Per backend: the per-stage kernels and three fused configurations (the
+/// adapter's own with the fused step on, the real-GPU defaults, and three
+/// workgroups so each takes several chunks).
 struct Device {
     backend: BackendChoice,
     ctx: Arc<GpuContext>,
@@ -146,6 +147,8 @@ fn devices() -> Vec<Device> {
                 }),
                 fused: vec![
                     build(fused),
+                    // The real-GPU defaults, where the fused step is on.
+                    build(KernelConfig::hardware()),
                     build(KernelConfig {
                         fused_groups: 3,
                         fused_wg: 32,
