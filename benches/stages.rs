@@ -42,7 +42,7 @@ use mdn::cpu::gather::gather;
 use mdn::data::Dataset;
 use mdn::gpu::context::{GpuContext, test_context};
 use mdn::gpu::trainer::StepStage;
-use mdn::gpu::{GpuTrainer, Kernels};
+use mdn::gpu::{GpuTrainer, KernelConfig, Kernels};
 use mdn::head::mixture_diag::mixture_head;
 use mdn::model::ModelSpec;
 use mdn::model::init::init_params;
@@ -296,9 +296,16 @@ fn time_submit_wait(ctx: &GpuContext, iters: u64) -> Duration {
 
 fn stages(c: &mut Criterion) {
     let gpu = test_context().map(Arc::new);
-    let kernels = gpu
-        .as_ref()
-        .map(|ctx| Arc::new(Kernels::new(ctx).expect("kernels build")));
+    let kernels = gpu.as_ref().map(|ctx| {
+        // Per-stage timing needs the per-stage path: a fused step has
+        // no separate forward, head or backward dispatches.
+        let config = KernelConfig::from_env(&ctx.info).expect("kernel configuration");
+        let config = KernelConfig {
+            fused: false,
+            ..config
+        };
+        Arc::new(Kernels::with_config(ctx, config).expect("kernels build"))
+    });
     if let Some(ctx) = &gpu {
         eprintln!("GPU: {}", ctx.describe());
         let mut group = c.benchmark_group("overhead");

@@ -163,3 +163,42 @@ fn normal(seed: u32, index: u32, draw: u32) -> f32 {
     let u2 = uniform01(seed, index, draw + 1u);
     return sqrt(-2.0 * log(u1)) * cos(TAU * u2);
 }
+
+// Mirrors `FusedLayer` in src/gpu/layouts.rs: one layer of the fused step
+// (fused_step.wgsl). Offsets into the flat parameter vector as
+// `LayerLayout`; `act_in`/`act_out` are where the layer's input and output
+// rows sit in workgroup memory; the layer's gradient partials are one
+// slice of out·(in + 1) values per workgroup from `partial_offset`.
+struct FusedLayer {
+    in_dim: u32,
+    out_dim: u32,
+    weight: u32,
+    bias: u32,
+    act_in: u32,
+    act_out: u32,
+    partial_offset: u32,
+    tanh: u32,
+}
+
+// Mirrors `FusedInfo` in src/gpu/layouts.rs: the fused step's network and
+// the layout of its workgroup memory (src/gpu/fused.rs).
+struct FusedInfo {
+    // Batch rows.
+    rows: u32,
+    layer_count: u32,
+    // Rows per chunk, and chunks per workgroup.
+    chunk_rows: u32,
+    chunks_per_group: u32,
+    in_dim: u32,
+    // Target dimensions, mixture components, head outputs per row.
+    d: u32,
+    k: u32,
+    head_width: u32,
+    // 1/batch: the gradient is that of the mean batch loss.
+    grad_scale: f32,
+    // Workgroup-memory offsets of the targets and of the two delta blocks.
+    targets_at: u32,
+    delta_a: u32,
+    delta_b: u32,
+    layers: array<FusedLayer, MAX_LAYERS>,
+}

@@ -150,6 +150,12 @@ fn gpu_rows_have_every_field() {
             row["dispatches_per_step"].as_u64().is_some_and(|d| d > 0),
             "{row}"
         );
+        // Whether the fused step ran, and with it the dispatch count.
+        match row["fused"].as_bool() {
+            Some(true) => assert_eq!(row["dispatches_per_step"], 3, "{row}"),
+            Some(false) => {}
+            None => panic!("a GPU row says whether the fused step ran: {row}"),
+        }
         // The configuration in override syntax, as the header prints it.
         let kernels = row["kernels"].as_str().unwrap_or_default();
         assert!(kernels.starts_with("matmul="), "{row}");

@@ -305,6 +305,31 @@ fn rust_twins_match_the_wgsl_structs() {
             _pad0,
             _pad1
         }),
+        rust_layout!(FusedLayer {
+            in_dim,
+            out_dim,
+            weight,
+            bias,
+            act_in,
+            act_out,
+            partial_offset,
+            tanh
+        }),
+        rust_layout!(FusedInfo {
+            rows,
+            layer_count,
+            chunk_rows,
+            chunks_per_group,
+            in_dim,
+            d,
+            k,
+            head_width,
+            grad_scale,
+            targets_at,
+            delta_a,
+            delta_b,
+            layers
+        }),
     ];
     // The structs live in common.wgsl, which every stage starts with; any
     // stage's module has them all.

@@ -4,8 +4,8 @@
 // (`HeadLossBindings` and `HeadSampleBindings` in src/gpu/bindings.rs):
 // * `loss`: per batch row (one invocation each) the mixture NLL by
 //   log-sum-exp and, in the same pass, the gradient of the mean batch loss
-//   with respect to the head outputs. The loops and their order are the
-//   CPU's, so the two round alike.
+//   with respect to the head outputs: `head_row_loss` of
+//   heads/mixture_diag_row.wgsl, which the fused step shares.
 // * `sample`: one draw per invocation with the counter-based RNG of
 //   common.wgsl, so a seed gives the same samples on the GPU and the CPU.
 //   Sample i belongs to input row i / per_input; the output buffer
@@ -25,33 +25,18 @@ override ROWS_WG: u32 = 64u;
 @group(0) @binding(7) var<storage, read_write> sample_components: array<u32>;
 override SAMPLE_WG: u32 = 64u;
 
-// log π_k + Σ_d log N(t_d | μ_kd, σ_kd) for component k of the row whose
-// head starts at h and targets at t.
-fn log_joint(h: u32, t: u32, k: u32, log_pi: f32) -> f32 {
-    let kc = info.k;
-    let dc = info.d;
-    let mu = h + kc + k * dc;
-    let ls = h + kc + kc * dc + k * dc;
-    var acc = log_pi;
-    for (var d = 0u; d < dc; d++) {
-        let z = (targets[t + d] - head[mu + d]) * exp(-head[ls + d]);
-        acc -= 0.5 * z * z + head[ls + d] + HALF_LOG_2PI;
-    }
-    return acc;
+// Where heads/mixture_diag_row.wgsl (prepended by HeadDef::wgsl) reads
+// and writes: this stage's storage buffers.
+fn head_at(i: u32) -> f32 {
+    return head[i];
 }
 
-// log Σ_k exp(logit_k). Starts from the first logit instead of −∞ (WGSL has
-// no infinity literal); the same maximum for any finite input.
-fn logit_lse(h: u32) -> f32 {
-    var m = head[h];
-    for (var k = 1u; k < info.k; k++) {
-        m = max(m, head[h + k]);
-    }
-    var s = 0.0;
-    for (var k = 0u; k < info.k; k++) {
-        s += exp(head[h + k] - m);
-    }
-    return m + log(s);
+fn target_at(i: u32) -> f32 {
+    return targets[i];
+}
+
+fn set_grad(i: u32, v: f32) {
+    grad_head[i] = v;
 }
 
 @compute @workgroup_size(ROWS_WG)
@@ -64,46 +49,7 @@ fn loss(
     if (r >= info.rows) {
         return;
     }
-    let kc = info.k;
-    let dc = info.d;
-    let h = r * info.width;
-    let t = r * dc;
-    let lse_l = logit_lse(h);
-    // Online log-sum-exp over components: one pass, nothing K-sized. The
-    // CPU starts from m = −∞; taking the first component as the start is
-    // the same for every finite log joint.
-    var m = 0.0;
-    var s = 0.0;
-    for (var k = 0u; k < kc; k++) {
-        let lp = log_joint(h, t, k, head[h + k] - lse_l);
-        if (k == 0u) {
-            m = lp;
-            s = 1.0;
-        } else if (lp > m) {
-            s = s * exp(m - lp) + 1.0;
-            m = lp;
-        } else {
-            s += exp(lp - m);
-        }
-    }
-    let nll = -(m + log(s));
-    row_loss[r] = nll;
-    let log_p = -nll;
-    let scale = info.grad_scale;
-    let mu_off = h + kc;
-    let ls_off = h + kc + kc * dc;
-    for (var k = 0u; k < kc; k++) {
-        let log_pi = head[h + k] - lse_l;
-        let gamma = exp(log_joint(h, t, k, log_pi) - log_p);
-        grad_head[h + k] = (exp(log_pi) - gamma) * scale;
-        for (var d = 0u; d < dc; d++) {
-            let i = k * dc + d;
-            let inv_sigma = exp(-head[ls_off + i]);
-            let z = (targets[t + d] - head[mu_off + i]) * inv_sigma;
-            grad_head[mu_off + i] = -gamma * z * inv_sigma * scale;
-            grad_head[ls_off + i] = gamma * (1.0 - z * z) * scale;
-        }
-    }
+    row_loss[r] = head_row_loss(r * info.width, r * info.d, info.k, info.d, info.grad_scale);
 }
 
 @compute @workgroup_size(SAMPLE_WG)

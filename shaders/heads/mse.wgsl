@@ -1,6 +1,7 @@
 // heads/mse.wgsl: twin of src/head/mse.rs (the MLP's head). Per batch row:
 // the squared error averaged over the D target dimensions, and its gradient
-// scaled for the mean batch loss. Bindings as every head's `loss` entry
+// scaled for the mean batch loss (heads/mse_row.wgsl, shared with the fused
+// step). Bindings as every head's `loss` entry
 // (`HeadLossBindings` in src/gpu/bindings.rs); no `sample` entry, since a
 // point prediction has no distribution to draw from.
 
@@ -12,6 +13,20 @@ override ROWS_WG: u32 = 64u;
 @group(0) @binding(3) var<storage, read_write> row_loss: array<f32>;
 @group(0) @binding(4) var<uniform> info: HeadInfo;
 
+// Where heads/mse_row.wgsl (prepended by HeadDef::wgsl) reads and writes:
+// this stage's storage buffers.
+fn head_at(i: u32) -> f32 {
+    return head[i];
+}
+
+fn target_at(i: u32) -> f32 {
+    return targets[i];
+}
+
+fn set_grad(i: u32, v: f32) {
+    grad_head[i] = v;
+}
+
 @compute @workgroup_size(ROWS_WG)
 fn loss(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -22,14 +37,5 @@ fn loss(
     if (r >= info.rows) {
         return;
     }
-    let dc = info.d;
-    let inv_d = 1.0 / f32(dc);
-    var acc = 0.0;
-    for (var j = 0u; j < dc; j++) {
-        let i = r * dc + j;
-        let diff = head[i] - targets[i];
-        acc += diff * diff;
-        grad_head[i] = 2.0 * diff * inv_d * info.grad_scale;
-    }
-    row_loss[r] = acc * inv_d;
+    row_loss[r] = head_row_loss(r * info.width, r * info.d, info.k, info.d, info.grad_scale);
 }

@@ -62,6 +62,9 @@ pub struct BenchRow {
     pub gpu_cpu_ratio: Option<f64>,
     /// Compute dispatches recorded per step (GPU rows).
     pub dispatches_per_step: Option<usize>,
+    /// Whether the GPU trainer ran the fused step (`gpu::fused`); `null` on
+    /// CPU rows.
+    pub fused: Option<bool>,
     /// Models trained at once (DESIGN.md): 1, as the trainers step one
     /// model per dispatch; `mdn sweep` runs several on the CPU's cores.
     pub models: usize,
@@ -89,7 +92,7 @@ pub struct BenchRow {
 impl BenchRow {
     pub fn table_header() -> String {
         format!(
-            "{:<6} {:<6} {:<15} {:>6} {:<8} {:>2} {:>10}  {:>9} {:<19} {:>9} {:>9} {:>8} {:>7}",
+            "{:<6} {:<6} {:<15} {:>6} {:<8} {:>2} {:>10}  {:>9} {:<19} {:>9} {:>9} {:>8} {:>7} {:>9}",
             "config",
             "device",
             "mode",
@@ -102,7 +105,8 @@ impl BenchRow {
             "samples/s",
             "ms/step",
             "GFLOP/s",
-            "vs cpu"
+            "vs cpu",
+            "disp/step"
         )
     }
 
@@ -121,8 +125,14 @@ impl BenchRow {
         let ratio = self
             .gpu_cpu_ratio
             .map_or("-".to_string(), |r| format!("{}x", num(r)));
+        // Dispatches per step, `f` marking the fused step.
+        let dispatches = match (self.dispatches_per_step, self.fused) {
+            (Some(d), Some(true)) => format!("{d}f"),
+            (Some(d), _) => d.to_string(),
+            (None, _) => "-".to_string(),
+        };
         format!(
-            "{:<6} {:<6} {:<15} {:>6} {:<8} {:>2} {:>10}  {:>9} {:<19} {:>9} {:>9} {:>8} {:>7}",
+            "{:<6} {:<6} {:<15} {:>6} {:<8} {:>2} {:>10}  {:>9} {:<19} {:>9} {:>9} {:>8} {:>7} {:>9}",
             self.config.name(),
             self.device.name(),
             self.mode.name(),
@@ -135,7 +145,8 @@ impl BenchRow {
             si(self.samples_per_s),
             num(self.ms_per_step),
             num(self.gflops),
-            ratio
+            ratio,
+            dispatches
         )
     }
 }

@@ -212,7 +212,7 @@ impl Bench {
                     params,
                     &tc,
                 )?;
-                let dispatches = Some(t.dispatches_per_step());
+                let dispatches = Some((t.dispatches_per_step(), t.is_fused()));
                 let cold = warm_up(&mut t)?;
                 let plan = self.plan(&what, cold, note);
                 let chunked = measure(&mut t, BenchMode::Chunked, &plan, cold)?;
@@ -233,7 +233,7 @@ impl Bench {
         rc: &RowContext<'_>,
         mode: BenchMode,
         m: Measured,
-        dispatches_per_step: Option<usize>,
+        dispatches: Option<(usize, bool)>,
     ) -> BenchRow {
         let (config, spec, device, cpu_rate) = (rc.config, rc.spec, rc.device, rc.cpu_rate);
         let rates: Vec<f64> = m
@@ -279,7 +279,8 @@ impl Bench {
                 BenchDevice::Gpu => cpu_rate.map(|c| stats.median / c),
                 BenchDevice::Cpu => None,
             },
-            dispatches_per_step,
+            dispatches_per_step: dispatches.map(|d| d.0),
+            fused: dispatches.map(|d| d.1),
             models: 1,
             kernels,
             adapter,

@@ -9,7 +9,9 @@
 use std::num::NonZeroU64;
 
 use super::context::GpuContext;
-use super::layouts::{AdamInfo, DenseInfo, GatherInfo, HeadInfo, ReduceInfo, SampleInfo, StepInfo};
+use super::layouts::{
+    AdamInfo, DenseInfo, FusedInfo, GatherInfo, HeadInfo, ReduceInfo, SampleInfo, StepInfo,
+};
 
 /// What one binding of group 0 holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -147,6 +149,20 @@ kernel_bindings! {
         grads @ 4: Slot::ReadWrite,
         info @ 5: Slot::Uniform(size::<AdamInfo>()),
         step @ 6: Slot::DynamicUniform(size::<StepInfo>()),
+    }
+}
+
+kernel_bindings! {
+    /// `shaders/fused_step.wgsl` (every head kind's build).
+    FusedStepBindings {
+        perm @ 0: Slot::Read,
+        inputs @ 1: Slot::Read,
+        targets @ 2: Slot::Read,
+        params @ 3: Slot::Read,
+        partials @ 4: Slot::ReadWrite,
+        row_loss @ 5: Slot::ReadWrite,
+        info @ 6: Slot::Uniform(size::<FusedInfo>()),
+        step @ 7: Slot::DynamicUniform(size::<StepInfo>()),
     }
 }
 

@@ -74,6 +74,15 @@ pub struct KernelConfig {
     /// multiply-adds (tiled variants; `None`: `tile` for every product).
     pub big_tile: Option<(u32, u32)>,
     pub big_macs: u32,
+    /// Whether networks that qualify train with the fused step
+    /// (`shaders/fused_step.wgsl`, see `gpu::fused`): `fused=off` forces
+    /// the per-stage path, the parity oracle.
+    pub fused: bool,
+    /// Invocations per workgroup of the fused step…
+    pub fused_wg: u32,
+    /// …and at most this many workgroups per step, each summing its chunks'
+    /// gradients into one partial slice that Adam adds up.
+    pub fused_groups: u32,
 }
 
 /// `MAX_TILE` in `shaders/matmul.wgsl`.
@@ -114,9 +123,16 @@ impl std::fmt::Display for KernelConfig {
             self.narrow_macs
         )?;
         match self.big_tile {
-            Some((m, n)) => write!(f, ",big_tile={m}x{n},big_macs={}", self.big_macs),
-            None => write!(f, ",big_tile=none,big_macs={}", self.big_macs),
+            Some((m, n)) => write!(f, ",big_tile={m}x{n},big_macs={}", self.big_macs)?,
+            None => write!(f, ",big_tile=none,big_macs={}", self.big_macs)?,
         }
+        write!(
+            f,
+            ",fused={},fused_wg={},fused_groups={}",
+            if self.fused { "on" } else { "off" },
+            self.fused_wg,
+            self.fused_groups
+        )
     }
 }
 
@@ -158,6 +174,16 @@ impl KernelConfig {
             narrow_macs: 16,
             big_tile: None,
             big_macs: 256,
+            // Off: on CPU drivers a step is bound by loads, not by
+            // dispatches (~14 µs each), and the fused step's one-output-per-
+            // invocation loops load 8× more per multiply-add than the 8×8
+            // register tiles: 3-5× slower on lavapipe (docs/benchmarks.md).
+            // `fused=on` still runs it (the tests do).
+            fused: false,
+            fused_wg: 64,
+            // A few workgroups per thread, as for the matmuls: more would
+            // only lengthen Adam's sum over the partial slices.
+            fused_groups: 4 * threads,
         }
     }
 
@@ -183,6 +209,12 @@ impl KernelConfig {
             narrow_macs: 16,
             big_tile: None,
             big_macs: 256,
+            // On: small networks' steps are bound by dispatch latency on
+            // real GPUs (the case the fused step is for). Not yet measured
+            // on one: see docs/benchmarks.md; `fused=off` for the old path.
+            fused: true,
+            fused_wg: 64,
+            fused_groups: 256,
         }
     }
 
@@ -205,7 +237,8 @@ impl KernelConfig {
     /// `reduce_wg=256`, `adam_wg=256`, `invocations=65536` and
     /// `split_rows=64` (weight-gradient row splits), `narrow=16` (see
     /// [`KernelConfig::narrow_macs`]), `big_tile=8x8|none` and
-    /// `big_macs=256` (see [`KernelConfig::big_tile`]).
+    /// `big_macs=256` (see [`KernelConfig::big_tile`]), `fused=on|off`,
+    /// `fused_wg=64` and `fused_groups=256` (see [`KernelConfig::fused`]).
     pub fn with_overrides(mut self, spec: &str) -> std::result::Result<Self, String> {
         fn number(key: &str, v: &str) -> std::result::Result<u32, String> {
             v.trim()
@@ -244,10 +277,20 @@ impl KernelConfig {
                 "big_tile" if v.trim() == "none" => self.big_tile = None,
                 "big_tile" => self.big_tile = Some(pair(key, v)?),
                 "big_macs" => self.big_macs = number(key, v)?,
+                "fused" => {
+                    self.fused = match v.trim() {
+                        "on" => true,
+                        "off" => false,
+                        other => return Err(format!("fused is on or off, got `{other}`")),
+                    }
+                }
+                "fused_wg" => self.fused_wg = number(key, v)?,
+                "fused_groups" => self.fused_groups = number(key, v)?,
                 other => {
                     return Err(format!(
                         "unknown key `{other}`; keys: matmul, tile, wg, k, blocked_wg, rows_wg, \
-                         reduce_wg, adam_wg, invocations, split_rows, narrow, big_tile, big_macs"
+                         reduce_wg, adam_wg, invocations, split_rows, narrow, big_tile, big_macs, \
+                         fused, fused_wg, fused_groups"
                     ));
                 }
             }
@@ -279,6 +322,7 @@ impl KernelConfig {
             ("row", self.rows_wg),
             ("reduce", self.reduce_wg),
             ("adam", self.adam_wg),
+            ("fused step", self.fused_wg),
         ] {
             if wg == 0 || wg > max_wg {
                 return bad(format!("{name} workgroup of {wg} (device max {max_wg})"));
@@ -312,7 +356,11 @@ impl KernelConfig {
                 ));
             }
         }
-        if self.tile_k == 0 || self.target_invocations == 0 || self.min_split_rows == 0 {
+        if self.tile_k == 0
+            || self.target_invocations == 0
+            || self.min_split_rows == 0
+            || self.fused_groups == 0
+        {
             return bad("sizes must be positive".into());
         }
         Ok(())
@@ -529,6 +577,11 @@ mod tests {
             );
         }
         assert_eq!(base.with_overrides("").unwrap(), base);
+        // `fused=off` forces the per-stage path; `on` allows the fused one.
+        let off = base.with_overrides("fused=off,fused_groups=8").unwrap();
+        assert!(!off.fused && off.fused_groups == 8);
+        assert!(off.with_overrides("fused=on").unwrap().fused);
+        assert!(base.with_overrides("fused=maybe").is_err());
     }
 
     #[test]

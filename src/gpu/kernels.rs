@@ -7,8 +7,8 @@
 use std::sync::OnceLock;
 
 use super::bindings::{
-    AdamBindings, BindingSpec, DenseBackwardBindings, DenseForwardBindings, GatherBindings,
-    HeadLossBindings, HeadSampleBindings, ReduceBindings, layout,
+    AdamBindings, BindingSpec, DenseBackwardBindings, DenseForwardBindings, FusedStepBindings,
+    GatherBindings, HeadLossBindings, HeadSampleBindings, ReduceBindings, layout,
 };
 use super::config::{KernelConfig, MatmulVariant};
 use super::context::GpuContext;
@@ -31,6 +31,9 @@ pub enum Shader {
     Reduce,
     Adam,
     Head(HeadKind),
+    /// `fused_step.wgsl` with one head kind's row loss
+    /// ([`crate::head::HeadDef::row_wgsl`]); only for kinds that have one.
+    FusedStep(HeadKind),
 }
 
 impl Shader {
@@ -44,6 +47,7 @@ impl Shader {
             Shader::Adam,
         ];
         all.extend(HeadKind::ALL.map(Shader::Head));
+        all.extend(fused_kinds().map(Shader::FusedStep));
         all
     }
 
@@ -56,6 +60,7 @@ impl Shader {
             Shader::Reduce => "reduce".into(),
             Shader::Adam => "adam".into(),
             Shader::Head(kind) => format!("heads/{}", kind.def().stem()),
+            Shader::FusedStep(kind) => format!("fused_step ({})", kind.def().stem()),
         }
     }
 
@@ -76,6 +81,12 @@ impl Shader {
             Shader::Reduce => s.push_str(include_str!("../../shaders/reduce.wgsl")),
             Shader::Adam => s.push_str(include_str!("../../shaders/adam.wgsl")),
             Shader::Head(kind) => s.push_str(&kind.def().wgsl()),
+            Shader::FusedStep(kind) => {
+                s.push_str(&super::fused::prelude());
+                let row = kind.def().row_wgsl();
+                s.push_str(&row.expect("fused shaders exist for kinds with a row loss"));
+                s.push_str(include_str!("../../shaders/fused_step.wgsl"));
+            }
         }
         s
     }
@@ -91,8 +102,16 @@ impl Shader {
             Shader::Adam => AdamBindings::slots(),
             Shader::Head(_) if entry == HEAD_SAMPLE => HeadSampleBindings::slots(),
             Shader::Head(_) => HeadLossBindings::slots(),
+            Shader::FusedStep(_) => FusedStepBindings::slots(),
         }
     }
+}
+
+/// The head kinds the fused step can run.
+pub fn fused_kinds() -> impl Iterator<Item = HeadKind> {
+    HeadKind::ALL
+        .into_iter()
+        .filter(|k| k.def().row_wgsl().is_some())
 }
 
 /// The entry points every head shader has (`sample` only where the head
@@ -216,6 +235,14 @@ impl KernelConfig {
                 ));
             }
         }
+        for kind in fused_kinds() {
+            specs.push(spec(
+                &format!("fused_step {}", kind.def().stem()),
+                Shader::FusedStep(kind),
+                "main",
+                vec![("FUSED_WG", self.fused_wg as f64)],
+            ));
+        }
         specs
     }
 
@@ -297,6 +324,7 @@ pub struct Kernels {
     pub adam: AdamKernel,
     device: wgpu::Device,
     heads: [OnceLock<HeadKernel>; HeadKind::ALL.len()],
+    fused: [OnceLock<Option<Kernel>>; HeadKind::ALL.len()],
 }
 
 impl Kernels {
@@ -321,6 +349,7 @@ impl Kernels {
             adam: adam(d, &config),
             device: d.clone(),
             heads: Default::default(),
+            fused: Default::default(),
         };
         ctx.check()?;
         Ok(kernels)
@@ -341,6 +370,21 @@ impl Kernels {
                     .then(|| stage(d, cfg, shader, HEAD_SAMPLE, &HeadSampleBindings::slots())),
             }
         })
+    }
+}
+
+impl Kernels {
+    /// The fused step's pipeline for a head kind (`None` for kinds without
+    /// a row loss), built the first time it is asked for.
+    pub fn fused(&self, kind: HeadKind) -> Option<&Kernel> {
+        self.fused[kind.index()]
+            .get_or_init(|| {
+                kind.def().row_wgsl()?;
+                let shader = Shader::FusedStep(kind);
+                let slots = FusedStepBindings::slots();
+                Some(stage(&self.device, &self.config, shader, "main", &slots))
+            })
+            .as_ref()
     }
 }
 

@@ -189,3 +189,43 @@ pub struct SampleInfo {
     pub _pad0: u32,
     pub _pad1: u32,
 }
+
+/// Mirrors `FusedLayer` in `shaders/common.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct FusedLayer {
+    pub in_dim: u32,
+    pub out_dim: u32,
+    pub weight: u32,
+    pub bias: u32,
+    pub act_in: u32,
+    pub act_out: u32,
+    pub partial_offset: u32,
+    pub tanh: u32,
+}
+
+/// Mirrors `FusedInfo` in `shaders/common.wgsl`; built by
+/// `gpu::fused::FusedShape`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Pod, Zeroable)]
+pub struct FusedInfo {
+    pub rows: u32,
+    pub layer_count: u32,
+    pub chunk_rows: u32,
+    pub chunks_per_group: u32,
+    pub in_dim: u32,
+    pub d: u32,
+    pub k: u32,
+    pub head_width: u32,
+    pub grad_scale: f32,
+    pub targets_at: u32,
+    pub delta_a: u32,
+    pub delta_b: u32,
+    pub layers: [FusedLayer; MAX_LAYERS],
+}
+
+impl Default for FusedInfo {
+    fn default() -> Self {
+        Zeroable::zeroed()
+    }
+}

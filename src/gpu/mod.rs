@@ -5,6 +5,7 @@ pub mod buffers;
 pub mod config;
 pub mod context;
 pub mod forward;
+pub mod fused;
 pub mod kernels;
 pub mod layouts;
 pub mod matmul;

@@ -38,6 +38,15 @@ pub trait HeadDef: Sync {
     /// emitted here from the Rust side.
     fn wgsl(&self) -> String;
 
+    /// The loss of one row as WGSL functions (`head_row_loss`, reading
+    /// through `head_at` / `target_at` and writing through `set_grad`,
+    /// which the includer defines), for kinds whose per-stage `loss` entry
+    /// and the fused training step (`shaders/fused_step.wgsl`) share it.
+    /// `None`: the kind trains on the per-stage path only.
+    fn row_wgsl(&self) -> Option<String> {
+        None
+    }
+
     /// Outputs of the last layer.
     fn width(&self, k: usize, d: usize) -> usize;
 

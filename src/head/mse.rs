@@ -39,7 +39,12 @@ impl HeadDef for Mse {
     }
 
     fn wgsl(&self) -> String {
-        include_str!("../../shaders/heads/mse.wgsl").to_string()
+        let row = self.row_wgsl().expect("the MSE head has a row loss");
+        row + include_str!("../../shaders/heads/mse.wgsl")
+    }
+
+    fn row_wgsl(&self) -> Option<String> {
+        Some(include_str!("../../shaders/heads/mse_row.wgsl").to_string())
     }
 
     fn width(&self, _k: usize, d: usize) -> usize {

@@ -4,7 +4,9 @@
 //!
 //! One step is `3·L + 3` dispatches for L layers: gather, L forward, the
 //! head, the loss reduction, L weight-gradient and L − 1 input-gradient
-//! passes, Adam. Per-step values (where the batch starts in the permutation
+//! passes, Adam. Networks that qualify (`gpu::fused`) run the fused step
+//! instead: one dispatch for gather to weight gradients, the reduction,
+//! Adam. Per-step values (where the batch starts in the permutation
 //! ring, the Adam constants) are `StepInfo` records in a uniform buffer,
 //! written before the submission and picked per dispatch by a dynamic
 //! offset, so `run(n)` records up to [`STEP_CAPACITY`] steps into one command
@@ -22,11 +24,12 @@ mod resident;
 pub use plan::StepStage;
 pub use resident::{STEP_CAPACITY, choose_splits};
 
-use plan::{Dispatch, Pipe, Plan, record_step};
+use plan::{Dispatch, Pipe, Plan, record_fused_step, record_step};
 use resident::Resident;
 
 use super::buffers::{read_back_with, read_f32};
 use super::context::GpuContext;
+use super::fused::FusedShape;
 use super::kernels::Kernels;
 use super::layouts::{LossState, StepInfo};
 use super::prefetch::PermutationPrefetch;
@@ -57,6 +60,8 @@ pub struct GpuTrainer {
     slot_epoch: Vec<Option<usize>>,
     prefetch: PermutationPrefetch,
     step: usize,
+    /// Why the per-stage path runs (`None`: the fused step runs).
+    not_fused: Option<String>,
 }
 
 impl GpuTrainer {
@@ -84,6 +89,8 @@ impl GpuTrainer {
     ) -> Result<Self> {
         let (layout, order) = check_trainer_inputs(spec, data, params.len(), config)?;
         ctx.check()?;
+        let workgroup_bytes = ctx.device.limits().max_compute_workgroup_storage_size;
+        let fused = FusedShape::plan(&kernels.config, spec, &layout, order.batch, workgroup_bytes);
         let res = Box::new(Resident::new(
             &ctx,
             &kernels.config,
@@ -92,11 +99,15 @@ impl GpuTrainer {
             &order,
             data,
             &params,
+            fused.as_ref().ok(),
         )?);
         let Plan {
             bind_groups,
             dispatches: plan,
-        } = record_step(&ctx, &kernels, spec, &layout, order.batch, &res)?;
+        } = match &fused {
+            Ok(shape) => record_fused_step(&ctx, &kernels, spec, &layout, shape, &res)?,
+            Err(_) => record_step(&ctx, &kernels, spec, &layout, order.batch, &res)?,
+        };
         let mut gradient_plan = plan.clone();
         if let Some(last) = gradient_plan.last_mut() {
             last.pipe = Pipe::SumPartials;
@@ -118,7 +129,18 @@ impl GpuTrainer {
             plan,
             gradient_plan,
             step: 0,
+            not_fused: fused.err(),
         })
+    }
+
+    /// Whether steps run fused (`gpu::fused`) rather than per stage.
+    pub fn is_fused(&self) -> bool {
+        self.not_fused.is_none()
+    }
+
+    /// Why the per-stage path runs, or `None` when the fused step does.
+    pub fn why_not_fused(&self) -> Option<&str> {
+        self.not_fused.as_deref()
     }
 
     pub fn context(&self) -> &Arc<GpuContext> {
@@ -143,7 +165,8 @@ impl GpuTrainer {
         &self.res.params
     }
 
-    /// Batch splits of each layer's weight-gradient pass.
+    /// Batch splits of each layer's weight-gradient pass (on the fused
+    /// path: the fused step's workgroups, one gradient slice each).
     pub fn splits(&self) -> &[u32] {
         &self.res.splits
     }
@@ -234,6 +257,10 @@ impl GpuTrainer {
                         Pipe::BackwardInput(shape) => k.dense_backward.input.get(shape),
                         Pipe::Adam => &k.adam.adam,
                         Pipe::SumPartials => &k.adam.sum_partials,
+                        Pipe::Fused => {
+                            let kernel = k.fused(self.spec.head_kind());
+                            &kernel.expect("a fused plan has a fused kernel").pipeline
+                        }
                     };
                     pass.set_pipeline(pipeline);
                     let offsets: &[u32] = if d.per_step { &offset } else { &[] };
@@ -303,6 +330,13 @@ impl GpuTrainer {
         sampler.set_options(p.seed, p.temperature)?;
         sampler.run()?;
         sampler.read_samples()
+    }
+
+    /// Each row's loss in the last step's minibatch (z-scored units), as
+    /// the head wrote them for the loss reduction; for tests comparing the
+    /// fused and per-stage forward passes.
+    pub fn row_losses(&self) -> Result<Vec<f32>> {
+        read_f32(&self.ctx, &self.res.row_loss, self.order.batch)
     }
 
     /// Layer layout the buffers follow.

@@ -5,11 +5,12 @@
 use super::resident::Resident;
 use crate::error::Result;
 use crate::gpu::bindings::{
-    AdamBindings, DenseBackwardBindings, DenseForwardBindings, GatherBindings, HeadLossBindings,
-    ReduceBindings,
+    AdamBindings, DenseBackwardBindings, DenseForwardBindings, FusedStepBindings, GatherBindings,
+    HeadLossBindings, ReduceBindings,
 };
 use crate::gpu::buffers::{UniformSlot, grid, slot, whole};
 use crate::gpu::context::GpuContext;
+use crate::gpu::fused::FusedShape;
 use crate::gpu::kernels::Kernels;
 use crate::gpu::layouts::StepInfo;
 use crate::gpu::matmul::{MatmulShape, Product};
@@ -25,6 +26,8 @@ pub(super) enum Pipe {
     BackwardInput(MatmulShape),
     Adam,
     SumPartials,
+    /// The fused forward/backward pass (`fused_step.wgsl`).
+    Fused,
 }
 
 impl Pipe {
@@ -36,13 +39,15 @@ impl Pipe {
             Pipe::Reduce => StepStage::Reduce,
             Pipe::BackwardWeight(_) | Pipe::BackwardInput(_) => StepStage::DenseBackward,
             Pipe::Adam | Pipe::SumPartials => StepStage::Adam,
+            Pipe::Fused => StepStage::Fused,
         }
     }
 }
 
 /// The stages of a training step, in order, as [`GpuTrainer::run_stage`]
 /// times them: the dense stages cover every layer; `Head` is the mixture or
-/// MSE head; `Adam` also sums the weight-gradient partials.
+/// MSE head; `Adam` also sums the weight-gradient partials. A fused step
+/// has `Fused` (gather to weight gradients), `Reduce` and `Adam` only.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StepStage {
     Gather,
@@ -51,6 +56,7 @@ pub enum StepStage {
     Reduce,
     DenseBackward,
     Adam,
+    Fused,
 }
 
 /// One recorded dispatch of a step.
@@ -123,13 +129,7 @@ pub(super) fn record_step(
     let b = batch;
     let n = layout.len;
     let layers = layout.layers.len();
-    let step_binding = slot(
-        &r.step_info,
-        UniformSlot {
-            offset: 0,
-            size: size_of::<StepInfo>() as u64,
-        },
-    );
+    let step_binding = step_binding(r);
     let mut plan = Plan::default();
     let rows_groups = (b as u64).div_ceil(cfg.rows_wg as u64);
     plan.add(
@@ -234,4 +234,82 @@ pub(super) fn record_step(
         1,
     )?;
     Ok(plan)
+}
+
+/// The fused step's dispatches (`gpu::fused`): the forward and backward
+/// pass of every chunk of rows, the loss reduction, Adam.
+pub(super) fn record_fused_step(
+    c: &GpuContext,
+    k: &Kernels,
+    spec: &ModelSpec,
+    layout: &ParamLayout,
+    shape: &FusedShape,
+    r: &Resident,
+) -> Result<Plan> {
+    let cfg = k.config;
+    let fused = k
+        .fused(spec.head_kind())
+        .expect("FusedShape::plan takes only heads with a row loss");
+    let info = r
+        .slots
+        .fused
+        .expect("a fused trainer has a FusedInfo record");
+    let mut plan = Plan::default();
+    plan.add(
+        FusedStepBindings {
+            perm: whole(&r.perm),
+            inputs: whole(&r.inputs),
+            targets: whole(&r.targets),
+            params: whole(&r.params),
+            partials: whole(&r.partials),
+            row_loss: whole(&r.row_loss),
+            info: slot(&r.uniforms, info),
+            step: step_binding(r),
+        }
+        .bind(c, "fused_step", &fused.layout),
+        Pipe::Fused,
+        true,
+        shape.groups as u64,
+        1,
+    )?;
+    plan.add(
+        ReduceBindings {
+            row_loss: whole(&r.row_loss),
+            loss: whole(&r.loss_state),
+            info: slot(&r.uniforms, r.slots.reduce),
+        }
+        .bind(c, "reduce", &k.reduce.layout),
+        Pipe::Reduce,
+        false,
+        1,
+        1,
+    )?;
+    plan.add(
+        AdamBindings {
+            params: whole(&r.params),
+            partials: whole(&r.partials),
+            m_state: whole(&r.adam_m),
+            v_state: whole(&r.adam_v),
+            grads: whole(&r.grads),
+            info: slot(&r.uniforms, r.slots.adam),
+            step: step_binding(r),
+        }
+        .bind(c, "adam", &k.adam.layout),
+        Pipe::Adam,
+        true,
+        (layout.len as u64).div_ceil(cfg.adam_wg as u64),
+        1,
+    )?;
+    Ok(plan)
+}
+
+/// The step's `StepInfo` record, picked per step by a dynamic offset.
+fn step_binding(r: &Resident) -> wgpu::BindingResource<'_> {
+    slot(
+        &r.step_info,
+        UniformSlot {
+            offset: 0,
+            size: size_of::<StepInfo>() as u64,
+        },
+    )
 }

@@ -8,6 +8,7 @@ use crate::error::Result;
 use crate::gpu::buffers::{UniformArena, UniformSlot, staging, storage, storage_init};
 use crate::gpu::config::KernelConfig;
 use crate::gpu::context::GpuContext;
+use crate::gpu::fused::FusedShape;
 use crate::gpu::kernels::adam_info;
 use crate::gpu::layouts::{
     AdamLayer, DenseInfo, GatherInfo, HeadInfo, LossState, ReduceInfo, StepInfo,
@@ -32,6 +33,8 @@ pub(super) struct Slots {
     pub head: UniformSlot,
     pub reduce: UniformSlot,
     pub adam: UniformSlot,
+    /// The fused step's `FusedInfo`, when the trainer runs it.
+    pub fused: Option<UniformSlot>,
 }
 
 pub(super) struct Resident {
@@ -71,7 +74,13 @@ pub(super) struct Resident {
 
 impl Resident {
     /// Allocates and fills everything for training `spec` on `data`
-    /// (z-scored) in minibatches of `order`, starting from `params`.
+    /// (z-scored) in minibatches of `order`, starting from `params`; with
+    /// `fused`, the gradient partials are the fused step's (one slice per
+    /// workgroup and layer) instead of the weight-gradient splits'.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the trainer's inputs, passed through once"
+    )]
     pub fn new(
         c: &GpuContext,
         cfg: &KernelConfig,
@@ -80,6 +89,7 @@ impl Resident {
         order: &BatchOrder,
         data: &Dataset,
         params: &[f32],
+        fused: Option<&FusedShape>,
     ) -> Result<Self> {
         let b = order.batch;
         let rows = order.rows;
@@ -97,12 +107,18 @@ impl Resident {
                 .collect()
         };
 
-        let splits = choose_splits(cfg, layout, b, binding_limit);
+        let splits = match fused {
+            Some(f) => vec![f.groups; layout.layers.len()],
+            None => choose_splits(cfg, layout, b, binding_limit),
+        };
+        // The fused step's slices are laid out as the splits' are: layer
+        // by layer, `splits` slices each (FusedShape::partial_offset).
         let mut partial_offset = 0usize;
         let mut dense = Vec::with_capacity(layout.layers.len());
         let mut adam_layers = Vec::with_capacity(layout.layers.len());
-        for (l, &s) in layout.layers.iter().zip(&splits) {
+        for (i, (l, &s)) in layout.layers.iter().zip(&splits).enumerate() {
             let len = l.out_dim * (l.in_dim + 1);
+            debug_assert!(fused.is_none_or(|f| f.partial_offset(i) == partial_offset));
             dense.push(DenseInfo::for_layer(l, b, s, partial_offset));
             adam_layers.push(AdamLayer {
                 start: l.weight as u32,
@@ -135,6 +151,7 @@ impl Resident {
                 ..Default::default()
             }),
             adam: arena.push(&adam_info(n, &adam_layers)),
+            fused: fused.map(|f| arena.push(&f.info)),
         };
 
         let step_stride = (size_of::<StepInfo>() as u64)

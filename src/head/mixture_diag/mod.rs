@@ -136,7 +136,12 @@ impl HeadDef for MixtureDiag {
     }
 
     fn wgsl(&self) -> String {
-        include_str!("../../../shaders/heads/mixture_diag.wgsl").to_string()
+        let row = self.row_wgsl().expect("the diagonal head has a row loss");
+        row + include_str!("../../../shaders/heads/mixture_diag.wgsl")
+    }
+
+    fn row_wgsl(&self) -> Option<String> {
+        Some(include_str!("../../../shaders/heads/mixture_diag_row.wgsl").to_string())
     }
 
     fn width(&self, k: usize, d: usize) -> usize {

@@ -1,0 +1,180 @@
+// fused_step.wgsl: the forward and backward pass of a whole training step
+// in one dispatch, for networks small enough that a block of rows' every
+// activation fits in workgroup memory (src/gpu/fused.rs decides which, and
+// lays the memory out). Twin of one block of `CpuTrainer::compute_gradients`
+// (src/cpu/trainer.rs): each workgroup takes `chunks_per_group` consecutive
+// chunks of `chunk_rows` batch rows and, per chunk,
+//   1. gathers the rows' inputs and targets (gather.wgsl),
+//   2. runs every layer forward (dense_forward.wgsl: acc from 0 over the
+//      inputs in order, + bias, tanh on hidden layers),
+//   3. runs the head's `head_row_loss` (the head's row WGSL, prepended by
+//      the Rust side: the same function the per-stage `loss` entry calls),
+//      writing each row's loss to `row_loss` for reduce.wgsl and the
+//      gradient into workgroup memory,
+//   4. runs every layer backward (dense_backward.wgsl's two products), adding
+//      the chunk's weight and bias gradients into the workgroup's own slice
+//      of the partials buffer, in the parameter order Adam reads.
+// adam.wgsl then sums the workgroups' slices in group order: the gradient
+// is deterministic (fixed chunking, fixed order, no atomics), and only its
+// rounding differs from the per-stage path's, whose splits cut the batch
+// elsewhere.
+//
+// FUSED_SCRATCH (floats of workgroup memory) comes from Rust in a prelude.
+
+override FUSED_WG: u32 = 64u;
+
+@group(0) @binding(0) var<storage, read> perm: array<u32>;
+@group(0) @binding(1) var<storage, read> inputs: array<f32>;
+@group(0) @binding(2) var<storage, read> targets: array<f32>;
+@group(0) @binding(3) var<storage, read> params: array<f32>;
+@group(0) @binding(4) var<storage, read_write> partials: array<f32>;
+@group(0) @binding(5) var<storage, read_write> row_loss: array<f32>;
+@group(0) @binding(6) var<uniform> info: FusedInfo;
+@group(0) @binding(7) var<uniform> step: StepInfo;
+
+// One chunk's activations (each layer's input and output, rows × width),
+// its targets, and two blocks of rows × widest-layer deltas used in turn.
+var<workgroup> scratch: array<f32, FUSED_SCRATCH>;
+
+// From a head output's index in `scratch` to its gradient's: the head's
+// gradient is the last layer's delta (wrapping u32 arithmetic).
+var<private> grad_shift: u32;
+
+// Where the head's row WGSL reads and writes: workgroup memory.
+fn head_at(i: u32) -> f32 {
+    return scratch[i];
+}
+
+fn target_at(i: u32) -> f32 {
+    return scratch[i];
+}
+
+fn set_grad(i: u32, v: f32) {
+    scratch[i + grad_shift] = v;
+}
+
+// Copies `n` rows of `dim` values, picked by the permutation, from `src`
+// (the training inputs or targets) into scratch from `at`.
+fn gather_rows(r0: u32, n: u32, dim: u32, at: u32, lid: u32, is_target: bool) {
+    for (var e = lid; e < n * dim; e += FUSED_WG) {
+        let r = e / dim;
+        let j = e - r * dim;
+        let row = perm[step.batch_start + r0 + r];
+        if (is_target) {
+            scratch[at + e] = targets[row * dim + j];
+        } else {
+            scratch[at + e] = inputs[row * dim + j];
+        }
+    }
+}
+
+// Layer `l` forward for `n` rows.
+fn forward(l: u32, n: u32, lid: u32) {
+    let layer = info.layers[l];
+    let n_in = layer.in_dim;
+    let n_out = layer.out_dim;
+    for (var e = lid; e < n * n_out; e += FUSED_WG) {
+        let r = e / n_out;
+        let o = e - r * n_out;
+        let a = layer.act_in + r * n_in;
+        let w = layer.weight + o * n_in;
+        var acc = 0.0;
+        for (var i = 0u; i < n_in; i++) {
+            acc += scratch[a + i] * params[w + i];
+        }
+        var v = acc + params[layer.bias + o];
+        if (layer.tanh != 0u) {
+            v = tanh(v);
+        }
+        scratch[layer.act_out + e] = v;
+    }
+}
+
+// Layer `l` backward for `n` rows, from its output's delta at `d_out`:
+// the weight and bias gradients summed over the rows into group `group`'s
+// partial slice (written on the group's first chunk, added after), and,
+// above layer 0, the delta of its input through the tanh below at `d_in`.
+fn backward(l: u32, n: u32, d_out: u32, d_in: u32, group: u32, first: bool, lid: u32) {
+    let layer = info.layers[l];
+    let n_in = layer.in_dim;
+    let n_out = layer.out_dim;
+    let weights = n_out * n_in;
+    let len = weights + n_out;
+    let slice = layer.partial_offset + group * len;
+    for (var p = lid; p < len; p += FUSED_WG) {
+        var s = 0.0;
+        if (p < weights) {
+            let o = p / n_in;
+            let i = p - o * n_in;
+            for (var r = 0u; r < n; r++) {
+                s += scratch[d_out + r * n_out + o] * scratch[layer.act_in + r * n_in + i];
+            }
+        } else {
+            let o = p - weights;
+            for (var r = 0u; r < n; r++) {
+                s += scratch[d_out + r * n_out + o];
+            }
+        }
+        if (first) {
+            partials[slice + p] = s;
+        } else {
+            partials[slice + p] += s;
+        }
+    }
+    if (l == 0u) {
+        return;
+    }
+    for (var e = lid; e < n * n_in; e += FUSED_WG) {
+        let r = e / n_in;
+        let i = e - r * n_in;
+        var acc = 0.0;
+        for (var o = 0u; o < n_out; o++) {
+            acc += scratch[d_out + r * n_out + o] * params[layer.weight + o * n_in + i];
+        }
+        let x = scratch[layer.act_in + e];
+        scratch[d_in + e] = acc * (1.0 - x * x);
+    }
+}
+
+@compute @workgroup_size(FUSED_WG)
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let group = flat_group(wid, nwg);
+    let last = info.layer_count - 1u;
+    let head_base = info.layers[last].act_out;
+    grad_shift = info.delta_a - head_base;
+    for (var c = 0u; c < info.chunks_per_group; c++) {
+        // Every value below is the same for the whole workgroup, so the
+        // barriers stay in uniform control flow.
+        let r0 = (group * info.chunks_per_group + c) * info.chunk_rows;
+        if (r0 >= info.rows) {
+            break;
+        }
+        let n = min(info.chunk_rows, info.rows - r0);
+        gather_rows(r0, n, info.in_dim, info.layers[0].act_in, lid, false);
+        gather_rows(r0, n, info.d, info.targets_at, lid, true);
+        workgroupBarrier();
+        for (var l = 0u; l < info.layer_count; l++) {
+            forward(l, n, lid);
+            workgroupBarrier();
+        }
+        for (var r = lid; r < n; r += FUSED_WG) {
+            let h = head_base + r * info.head_width;
+            let t = info.targets_at + r * info.d;
+            row_loss[r0 + r] = head_row_loss(h, t, info.k, info.d, info.grad_scale);
+        }
+        workgroupBarrier();
+        var d_out = info.delta_a;
+        var d_in = info.delta_b;
+        for (var b = 0u; b < info.layer_count; b++) {
+            backward(last - b, n, d_out, d_in, group, c == 0u, lid);
+            workgroupBarrier();
+            let t = d_out;
+            d_out = d_in;
+            d_in = t;
+        }
+    }
+}

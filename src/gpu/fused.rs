@@ -1,0 +1,204 @@
+//! The fused training step (`shaders/fused_step.wgsl`): which networks it
+//! takes and how it lays out one workgroup's memory. A step is then three
+//! dispatches — the fused forward/backward pass, the loss reduction
+//! (`reduce.wgsl`) and Adam, which sums the workgroups' gradient slices —
+//! instead of `3·L + 3`: at the sizes MDN users train (hidden 32–64, batch
+//! 256–4096) a step on a real GPU is bound by dispatch latency, not
+//! arithmetic. On CPU drivers it is the other way round, and the fused step
+//! is off there by default (`KernelConfig::software`, docs/benchmarks.md).
+//!
+//! A workgroup takes chunks of `chunk_rows` batch rows, one at a time, and
+//! keeps a chunk's every activation, its targets and two blocks of deltas
+//! in [`FUSED_SCRATCH`] floats of workgroup memory, so `chunk_rows` is what
+//! fits. The chunking depends only on the network, the batch and the
+//! configuration, never on timing, so the step is deterministic.
+
+use super::config::KernelConfig;
+use super::layouts::{FusedInfo, FusedLayer, MAX_LAYERS};
+use crate::model::{ModelSpec, ParamLayout};
+
+/// Floats of workgroup memory the fused step declares: 16 KiB, the limit
+/// every wgpu device offers (`Limits::default()`).
+pub const FUSED_SCRATCH: usize = 4096;
+
+/// Widest hidden layer the fused step takes; wider networks keep the
+/// per-stage kernels, whose tiled products use the device better.
+pub const FUSED_MAX_WIDTH: usize = 128;
+
+/// Most rows per chunk: beyond this a bigger chunk saves nothing (each
+/// invocation already has several outputs per phase).
+const MAX_CHUNK_ROWS: usize = 64;
+
+/// The WGSL the Rust side prepends to `fused_step.wgsl` (after
+/// `common.wgsl` and the head's row loss).
+pub fn prelude() -> String {
+    format!("const FUSED_SCRATCH: u32 = {FUSED_SCRATCH}u;\n")
+}
+
+/// How one network's fused step runs: its uniform record and its grid.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FusedShape {
+    pub info: FusedInfo,
+    /// Workgroups per step; also the number of gradient slices per layer.
+    pub groups: u32,
+}
+
+impl FusedShape {
+    /// The fused step for `spec` in minibatches of `batch`, or `None`
+    /// (with the reason) where the network does not qualify: the
+    /// configuration turns it off, the head has no row loss in WGSL (the
+    /// full-covariance head), a hidden layer is wider than
+    /// [`FUSED_MAX_WIDTH`], one row's values do not fit the workgroup
+    /// memory, or the device offers less of it than [`FUSED_SCRATCH`].
+    pub fn plan(
+        cfg: &KernelConfig,
+        spec: &ModelSpec,
+        layout: &ParamLayout,
+        batch: usize,
+        workgroup_bytes: u32,
+    ) -> Result<Self, String> {
+        if !cfg.fused {
+            return Err("turned off (fused=off)".into());
+        }
+        if spec.head_def().row_wgsl().is_none() {
+            return Err(format!(
+                "the {} head has no fused row loss",
+                spec.head_def().stem()
+            ));
+        }
+        if let Some(&w) = spec.hidden.iter().find(|&&w| w > FUSED_MAX_WIDTH) {
+            return Err(format!("a hidden layer of {w} > {FUSED_MAX_WIDTH}"));
+        }
+        if (workgroup_bytes as usize) < FUSED_SCRATCH * 4 {
+            return Err(format!("{workgroup_bytes} bytes of workgroup memory"));
+        }
+        if layout.layers.len() > MAX_LAYERS || batch == 0 {
+            return Err("no layers or no rows".into());
+        }
+        let widths = spec.widths();
+        let widest = widths[1..].iter().copied().max().unwrap_or(1);
+        let per_row = widths.iter().sum::<usize>() + spec.out_dim + 2 * widest;
+        let chunk_rows = (FUSED_SCRATCH / per_row).min(MAX_CHUNK_ROWS).min(batch);
+        if chunk_rows == 0 {
+            return Err(format!(
+                "{per_row} floats per row > {FUSED_SCRATCH} of workgroup memory"
+            ));
+        }
+        let chunks = batch.div_ceil(chunk_rows);
+        let per_group = chunks.div_ceil((cfg.fused_groups as usize).max(1));
+        // Recounted from the chunks per group, so every group has rows.
+        let groups = chunks.div_ceil(per_group);
+
+        // Workgroup memory: each activation (rows × width, input first),
+        // the targets, then the two delta blocks.
+        let mut at = 0usize;
+        let mut act_at = Vec::with_capacity(widths.len());
+        for &w in &widths {
+            act_at.push(at);
+            at += chunk_rows * w;
+        }
+        let targets_at = at;
+        at += chunk_rows * spec.out_dim;
+        let (delta_a, delta_b) = (at, at + chunk_rows * widest);
+        debug_assert!(delta_b + chunk_rows * widest <= FUSED_SCRATCH);
+
+        let mut info = FusedInfo {
+            rows: batch as u32,
+            layer_count: layout.layers.len() as u32,
+            chunk_rows: chunk_rows as u32,
+            chunks_per_group: per_group as u32,
+            in_dim: spec.in_dim as u32,
+            d: spec.out_dim as u32,
+            k: spec.k() as u32,
+            head_width: spec.head_width() as u32,
+            grad_scale: 1.0 / batch as f32,
+            targets_at: targets_at as u32,
+            delta_a: delta_a as u32,
+            delta_b: delta_b as u32,
+            ..Default::default()
+        };
+        let mut partial_at = 0usize;
+        for (i, l) in layout.layers.iter().enumerate() {
+            info.layers[i] = FusedLayer {
+                in_dim: l.in_dim as u32,
+                out_dim: l.out_dim as u32,
+                weight: l.weight as u32,
+                bias: l.bias as u32,
+                act_in: act_at[i] as u32,
+                act_out: act_at[i + 1] as u32,
+                partial_offset: partial_at as u32,
+                tanh: l.tanh as u32,
+            };
+            partial_at += groups * l.out_dim * (l.in_dim + 1);
+        }
+        Ok(FusedShape {
+            info,
+            groups: groups as u32,
+        })
+    }
+
+    /// Where layer `i`'s gradient slices start in the partials buffer
+    /// (`groups` slices of out·(in + 1) values each).
+    pub fn partial_offset(&self, i: usize) -> usize {
+        self.info.layers[i].partial_offset as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shape(hidden: Vec<usize>, k: usize, d: usize, batch: usize) -> Result<FusedShape, String> {
+        let spec = ModelSpec::mixture(1, d, hidden, k).unwrap();
+        let cfg = KernelConfig {
+            fused: true,
+            ..KernelConfig::software()
+        };
+        FusedShape::plan(&cfg, &spec, &spec.layout(), batch, 16384)
+    }
+
+    #[test]
+    fn chunks_fit_the_workgroup_memory_and_cover_the_batch() {
+        for (hidden, k, d, batch) in [
+            (vec![128, 128], 7, 3, 4096),
+            (vec![1], 1, 1, 1),
+            (vec![33, 33], 7, 3, 100),
+            (vec![64, 64], 5, 1, 1024),
+        ] {
+            let s = shape(hidden.clone(), k, d, batch).unwrap();
+            let i = s.info;
+            let widest = (i.delta_b - i.delta_a) as usize / i.chunk_rows as usize;
+            assert!(i.delta_b as usize + i.chunk_rows as usize * widest <= FUSED_SCRATCH);
+            let rows = (s.groups * i.chunks_per_group * i.chunk_rows) as usize;
+            assert!(rows >= batch, "{hidden:?}: {rows} < {batch}");
+            // No group is left without rows.
+            assert!((((s.groups - 1) * i.chunks_per_group * i.chunk_rows) as usize) < batch);
+        }
+    }
+
+    #[test]
+    fn wide_or_full_covariance_networks_take_the_per_stage_path() {
+        assert!(shape(vec![129], 1, 1, 64).is_err());
+        let full = ModelSpec::new(
+            1,
+            2,
+            vec![8],
+            crate::model::Head::Mixture {
+                k: 2,
+                covariance: crate::model::Covariance::Full,
+            },
+        )
+        .unwrap();
+        let cfg = KernelConfig {
+            fused: true,
+            ..KernelConfig::software()
+        };
+        assert!(FusedShape::plan(&cfg, &full, &full.layout(), 64, 16384).is_err());
+        let off = KernelConfig {
+            fused: false,
+            ..cfg
+        };
+        let spec = ModelSpec::mixture(1, 1, vec![8], 2).unwrap();
+        assert!(FusedShape::plan(&off, &spec, &spec.layout(), 64, 16384).is_err());
+    }
+}
