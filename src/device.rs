@@ -9,7 +9,8 @@ use crate::error::{MdnError, Result};
 use crate::gpu::context::{GpuContext, GpuOptions, is_software_adapter};
 
 /// The `--device` setting.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum DeviceChoice {
     /// The GPU when a hardware adapter exists, else the CPU (with a note).
     #[default]

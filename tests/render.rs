@@ -1022,3 +1022,81 @@ fn components_layer_colours_points_by_their_component() {
         format!("pixels per component colour {per_colour:?}, plain sample green {green}")
     });
 }
+
+/// `render --setup F.json` draws what the flags it stands for draw: the
+/// same bytes. The setup is the one the window's Save setup would write
+/// for the X preset.
+#[test]
+fn render_from_a_setup_file_equals_render_from_flags() {
+    if gpu().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let by_flags = dir.path().join("flags.png");
+    let by_setup = dir.path().join("setup.png");
+    let common = ["--steps", "400", "--width", "240", "--height", "160"];
+    let run = mdn_cmd()
+        .args([
+            "render",
+            "--preset",
+            "x",
+            "--seed",
+            "3",
+            "--k",
+            "4",
+            "--temperature",
+            "0.8",
+        ])
+        .args(common)
+        .arg("--out")
+        .arg(&by_flags)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let mut setup = mdn::viz::setup::Setup::new(
+        Scene::Playground,
+        Settings {
+            k: 4,
+            temperature: 0.8,
+            seed: 3,
+            ..Settings::default()
+        },
+    );
+    setup.points = mdn::viz::presets::Preset::X
+        .points(3)
+        .into_iter()
+        .map(|(x, y)| [x, y])
+        .collect();
+    let file = dir.path().join("s.json");
+    setup.write(&file).unwrap();
+    let run = mdn_cmd()
+        .args(["render", "--setup"])
+        .arg(&file)
+        .args(common)
+        .arg("--out")
+        .arg(&by_setup)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        std::fs::read(&by_flags).unwrap() == std::fs::read(&by_setup).unwrap(),
+        "the setup's render differs from the flags'"
+    );
+    // A setup says everything: flags beside it are refused.
+    let run = mdn_cmd()
+        .args(["render", "--setup"])
+        .arg(&file)
+        .args(["--k", "3", "--out"])
+        .arg(&by_setup)
+        .output()
+        .unwrap();
+    assert!(!run.status.success());
+}

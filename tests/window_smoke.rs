@@ -15,6 +15,9 @@ use std::io::Write;
 
 use mdn::gpu::context::{GpuContext, GpuOptions, require_gpu};
 use mdn::viz::app::{ViewOptions, display_available, run_on};
+use mdn::viz::hud::Action;
+use mdn::viz::presets::Preset;
+use mdn::viz::setup::Setup;
 use mdn::viz::{Layers, Scene};
 use winit::event_loop::EventLoop;
 
@@ -80,7 +83,41 @@ fn window_opens_renders_every_scene_and_closes() {
     // Mdn, then playground, forward and inverse, 6 frames each.
     opts.tour = Some(6);
     opts.max_frames = Some(24);
+    // The controls, clicked by script in the playground's frames: a
+    // preset, its points saved, cleared and loaded back, a screenshot and
+    // the setup saved; then fresh toy data in the forward scene.
+    let dir = tempfile::tempdir().unwrap();
+    opts.save_dir = dir.path().to_path_buf();
+    opts.script = vec![
+        (8, Action::Preset(Preset::X)),
+        (9, Action::SavePoints),
+        (10, Action::ClearPoints),
+        (11, Action::LoadPoints),
+        (12, Action::Screenshot),
+        (12, Action::SaveSetup),
+        (15, Action::NewData),
+    ];
     let report = run_on(event_loop, opts).expect("the window runs and closes cleanly");
+    let points = std::fs::read_to_string(dir.path().join("mdn-points.csv")).unwrap();
+    let saved: Vec<&str> = points.lines().skip(1).collect();
+    assert_eq!(
+        saved.len(),
+        Preset::X.points(0).len(),
+        "the preset's points, saved"
+    );
+    let setup = Setup::read(&dir.path().join("mdn-setup.json")).unwrap();
+    assert_eq!(setup.scene, Scene::Playground);
+    let loaded: Vec<String> = setup
+        .points
+        .iter()
+        .map(|p| format!("{},{}", p[0], p[1]))
+        .collect();
+    assert_eq!(
+        loaded, saved,
+        "cleared, loaded back, and in the setup unchanged"
+    );
+    let shot = image::open(dir.path().join("mdn-playground-1.png")).unwrap();
+    assert!(shot.width() >= 64 && shot.height() >= 64);
     eprintln!(
         "window: {} frames at {:.1} fps on {} ({}), {} steps",
         report.frames, report.fps, report.adapter, report.surface_format, report.steps

@@ -109,11 +109,36 @@ fn parse_preset(name: &str) -> Result<mdn::viz::presets::Preset, String> {
     })
 }
 
+/// Flags a setup file replaces (it holds the scene and every setting).
+const SETUP_SAYS: [&str; 15] = [
+    "scene",
+    "data",
+    "input",
+    "target",
+    "model",
+    "preset",
+    "k",
+    "hidden",
+    "lr",
+    "samples",
+    "temperature",
+    "layers",
+    "seed",
+    "device",
+    "points",
+];
+
 #[derive(Args, Debug)]
 pub struct ViewArgs {
     /// The scene to open [default: data with --data, playground with --preset, else forward].
     #[arg(long, value_enum)]
     pub scene: Option<SceneArg>,
+    /// Open a saved setup (the window's Save setup writes one): scene, settings, points.
+    #[arg(long, value_name = "F.json", conflicts_with_all = SETUP_SAYS)]
+    pub setup: Option<PathBuf>,
+    /// Where Screenshot (P), Save points and Save setup write.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub save_dir: PathBuf,
     #[command(flatten)]
     pub common: SceneArgs,
     /// Start training at once.
@@ -125,6 +150,16 @@ pub struct ViewArgs {
     /// Window size in logical pixels, WxH.
     #[arg(long, value_name = "WxH", default_value = "1200x760")]
     pub size: String,
+}
+
+impl SceneArgs {
+    /// The flags' defaults, from clap (written once, in the attributes).
+    pub fn defaults() -> Self {
+        use clap::FromArgMatches;
+        let cmd = <SceneArgs as clap::Args>::augment_args(clap::Command::new("scene"));
+        let matches = cmd.get_matches_from(["scene"]);
+        SceneArgs::from_arg_matches(&matches).expect("the scene flags' defaults parse")
+    }
 }
 
 impl Default for ViewArgs {
@@ -140,8 +175,11 @@ impl Default for ViewArgs {
 #[derive(Args, Debug)]
 pub struct RenderArgs {
     /// The scene [default: data with --data, playground with --preset].
-    #[arg(long, value_enum, required_unless_present_any = ["data", "preset"])]
+    #[arg(long, value_enum, required_unless_present_any = ["data", "preset", "setup"])]
     pub scene: Option<SceneArg>,
+    /// Render a saved setup (scene, settings, points) instead of flags.
+    #[arg(long, value_name = "F.json", conflicts_with_all = SETUP_SAYS)]
+    pub setup: Option<PathBuf>,
     #[command(flatten)]
     pub common: SceneArgs,
     /// Where to write the PNG.

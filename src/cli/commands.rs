@@ -15,7 +15,7 @@ use mdn::model::load_model;
 
 use super::args::{
     AdaptersArgs, DataArgs, EvalArgs, PredictArgs, RenderArgs, SampleArgs, SceneArgs, ViewArgs,
-    number_list,
+    absolute, number_list,
 };
 
 pub fn data(a: DataArgs) -> anyhow::Result<()> {
@@ -502,22 +502,92 @@ fn scene_setup(
     Ok((settings, data, model))
 }
 
-pub fn view(a: ViewArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
-    let (settings, data, model) = scene_setup(&a.common)?;
-    let scene = match (a.scene, &data, a.common.preset) {
-        (Some(s), _, _) => s.into(),
-        (None, Some(_), _) => mdn::viz::Scene::Data,
-        (None, None, Some(_)) => mdn::viz::Scene::Playground,
-        (None, None, None) => mdn::viz::Scene::Forward,
-    };
-    if scene == mdn::viz::Scene::Data && data.is_none() {
-        bail!("--scene data shows your data: add --data F.csv");
+/// A setup file's scene, settings, points and data as the visualizer
+/// takes them.
+struct OpenedSetup {
+    scene: mdn::viz::Scene,
+    settings: mdn::viz::Settings,
+    points: Option<mdn::Dataset>,
+    data: Option<mdn::Dataset>,
+    model: Option<mdn::Model>,
+    data_ref: Option<mdn::viz::setup::DataRef>,
+}
+
+fn open_setup(path: &std::path::Path) -> anyhow::Result<OpenedSetup> {
+    let setup = mdn::viz::setup::Setup::read(path)?;
+    let (mut data, mut model) = (None, None);
+    if let Some(r) = &setup.data {
+        let args = SceneArgs {
+            data: Some(r.path.clone()),
+            input: r.input.clone(),
+            target: r.target.clone(),
+            model: r.model.clone(),
+            ..SceneArgs::defaults()
+        };
+        let (_, d, m) = scene_setup(&args)?;
+        (data, model) = (d, m);
     }
-    let mut opts = mdn::viz::ViewOptions::new(scene);
-    opts.settings = settings;
-    opts.data = data;
-    opts.model = model;
-    opts.preset = a.common.preset;
+    if setup.scene == mdn::viz::Scene::Data && data.is_none() {
+        bail!("{}: the data scene needs its `data` entry", path.display());
+    }
+    let points = (!setup.points.is_empty()).then(|| {
+        let (x, y): (Vec<f32>, Vec<f32>) = setup.points.iter().map(|p| (p[0], p[1])).unzip();
+        mdn::Dataset {
+            inputs: x,
+            targets: y,
+            in_dim: 1,
+            out_dim: 1,
+            input_names: vec!["x".into()],
+            target_names: vec!["y".into()],
+        }
+    });
+    Ok(OpenedSetup {
+        scene: setup.scene,
+        settings: setup.settings,
+        points,
+        data,
+        model,
+        data_ref: setup.data,
+    })
+}
+
+pub fn view(a: ViewArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
+    let mut opts = if let Some(path) = &a.setup {
+        let s = open_setup(path)?;
+        let mut opts = mdn::viz::ViewOptions::new(s.scene);
+        opts.settings = s.settings;
+        opts.data = s.data;
+        opts.model = s.model;
+        opts.data_ref = s.data_ref;
+        opts.points = s
+            .points
+            .map(|d| d.inputs.into_iter().zip(d.targets).collect());
+        opts
+    } else {
+        let (settings, data, model) = scene_setup(&a.common)?;
+        let scene = match (a.scene, &data, a.common.preset) {
+            (Some(s), _, _) => s.into(),
+            (None, Some(_), _) => mdn::viz::Scene::Data,
+            (None, None, Some(_)) => mdn::viz::Scene::Playground,
+            (None, None, None) => mdn::viz::Scene::Forward,
+        };
+        if scene == mdn::viz::Scene::Data && data.is_none() {
+            bail!("--scene data shows your data: add --data F.csv");
+        }
+        let mut opts = mdn::viz::ViewOptions::new(scene);
+        opts.settings = settings;
+        opts.data_ref = a.common.data.as_ref().map(|p| mdn::viz::setup::DataRef {
+            path: absolute(p),
+            input: a.common.input.clone(),
+            target: a.common.target.clone(),
+            model: a.common.model.as_deref().map(absolute),
+        });
+        opts.data = data;
+        opts.model = model;
+        opts.preset = a.common.preset;
+        opts
+    };
+    opts.save_dir = a.save_dir.clone();
     opts.gpu = gpu.clone();
     opts.max_frames = a.frames;
     opts.autoplay = a.play;
@@ -533,20 +603,26 @@ pub fn view(a: ViewArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
 }
 
 pub fn render(a: RenderArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
-    let (settings, data, model) = scene_setup(&a.common)?;
-    let scene = match (a.scene, a.common.preset) {
-        (Some(s), _) => s.into(),
-        (None, Some(_)) => mdn::viz::Scene::Playground,
-        (None, None) => mdn::viz::Scene::Data,
-    };
-    if scene == mdn::viz::Scene::Data && data.is_none() {
-        bail!("--scene data shows your data: add --data F.csv");
-    }
-    let points = match (&a.points, data, a.common.preset) {
-        (Some(path), _, _) => Some(load_dataset(path, &ColumnChoice::from_flags(None, None))?),
-        (None, Some(data), _) => Some(data),
-        (None, None, Some(p)) => Some(mdn::viz::presets::preset_dataset(p, a.common.seed)),
-        (None, None, None) => None,
+    let (scene, settings, points, model) = if let Some(path) = &a.setup {
+        let s = open_setup(path)?;
+        (s.scene, s.settings, s.data.or(s.points), s.model)
+    } else {
+        let (settings, data, model) = scene_setup(&a.common)?;
+        let scene = match (a.scene, a.common.preset) {
+            (Some(s), _) => s.into(),
+            (None, Some(_)) => mdn::viz::Scene::Playground,
+            (None, None) => mdn::viz::Scene::Data,
+        };
+        if scene == mdn::viz::Scene::Data && data.is_none() {
+            bail!("--scene data shows your data: add --data F.csv");
+        }
+        let points = match (&a.points, data, a.common.preset) {
+            (Some(path), _, _) => Some(load_dataset(path, &ColumnChoice::from_flags(None, None))?),
+            (None, Some(data), _) => Some(data),
+            (None, None, Some(p)) => Some(mdn::viz::presets::preset_dataset(p, a.common.seed)),
+            (None, None, None) => None,
+        };
+        (scene, settings, points, model)
     };
     let opts = mdn::viz::RenderOptions {
         settings,

@@ -18,7 +18,10 @@ use winit::event_loop::{ActiveEventLoop, EventLoop};
 use winit::keyboard::{Key, NamedKey};
 use winit::window::{Window, WindowId};
 
+use std::path::PathBuf;
+
 use crate::data::Dataset;
+use crate::data::csv::{ColumnChoice, load_dataset};
 use crate::error::GpuError;
 use crate::error::{MdnError, Result};
 use crate::gpu::context::{GpuContext, GpuOptions, create_instance};
@@ -28,10 +31,12 @@ use super::colors;
 use super::egui_pass::{EguiFrame, EguiPass};
 use super::hud::{self, Action, HudInput, STEP_BUTTON_STEPS};
 use super::net::VizGpu;
+use super::offscreen::{RenderOptions, render_state};
 use super::presets::Preset;
 use super::renderer::{Renderer, begin_pass};
 use super::scene::SceneState;
 use super::settings::{Scene, Settings};
+use super::setup::{DataRef, Setup};
 use super::stroke::Stroke;
 
 #[derive(Clone, Debug)]
@@ -50,8 +55,16 @@ pub struct ViewOptions {
     /// The user's data (`--data`) for the data scene, and their model.
     pub data: Option<Dataset>,
     pub model: Option<Model>,
+    /// Where that data and model came from, for Save setup.
+    pub data_ref: Option<DataRef>,
     /// Points the playground starts with.
     pub preset: Option<Preset>,
+    pub points: Option<Vec<(f32, f32)>>,
+    /// Where screenshots, saved points and setups go.
+    pub save_dir: PathBuf,
+    /// Actions applied at given frames, as if the user had clicked (the
+    /// window smoke test drives the controls this way).
+    pub script: Vec<(u64, Action)>,
 }
 
 impl ViewOptions {
@@ -66,7 +79,11 @@ impl ViewOptions {
             tour: None,
             data: None,
             model: None,
+            data_ref: None,
             preset: None,
+            points: None,
+            save_dir: PathBuf::from("."),
+            script: Vec::new(),
         }
     }
 }
@@ -82,6 +99,12 @@ pub struct ViewReport {
     pub steps: usize,
     pub surface_format: String,
 }
+
+/// Files the window's Save buttons write in the save directory.
+pub const POINTS_FILE: &str = "mdn-points.csv";
+pub const SETUP_FILE: &str = "mdn-setup.json";
+/// How long a save or screenshot notice stays in the HUD.
+const NOTICE_FOR: Duration = Duration::from_secs(6);
 
 /// The loss is read back this often while training.
 const READ_INTERVAL: Duration = Duration::from_millis(250);
@@ -178,6 +201,12 @@ struct Running {
     continuous: bool,
     tour: Option<u64>,
     autoplay: bool,
+    save_dir: PathBuf,
+    data_ref: Option<DataRef>,
+    script: Vec<(u64, Action)>,
+    /// The last save or screenshot, shown in the HUD for a while.
+    notice: Option<(String, Instant)>,
+    screenshots: u32,
 }
 
 impl ApplicationHandler for App {
@@ -230,6 +259,7 @@ impl ApplicationHandler for App {
                     Key::Named(NamedKey::Escape) => Some(Action::Quit),
                     Key::Named(NamedKey::Space) => Some(Action::TogglePlay),
                     Key::Character("r" | "R") => Some(Action::Reset),
+                    Key::Character("p" | "P") => Some(Action::Screenshot),
                     Key::Character(c) => c
                         .parse::<usize>()
                         .ok()
@@ -379,6 +409,11 @@ impl Running {
             continuous: opts.max_frames.is_some(),
             tour: opts.tour,
             autoplay: opts.autoplay,
+            save_dir: opts.save_dir.clone(),
+            data_ref: opts.data_ref.clone(),
+            script: opts.script.clone(),
+            notice: None,
+            screenshots: 0,
         };
         if let Some(data) = &opts.data {
             let s = SceneState::with_model(
@@ -394,6 +429,10 @@ impl Running {
             running.switch_to(Scene::Playground)?;
             let seed = running.settings.seed;
             running.scene_mut().load_preset(p, seed)?;
+        }
+        if let Some(points) = &opts.points {
+            running.switch_to(Scene::Playground)?;
+            running.scene_mut().replace_points(points)?;
         }
         if opts.autoplay {
             running.scene_mut().set_playing(true);
@@ -457,6 +496,7 @@ impl Running {
                 }
                 Action::ClearPoints => self.scene_mut().clear_points()?,
                 Action::Preset(p) => {
+                    self.switch_to(Scene::Playground)?;
                     let seed = self.settings.seed;
                     self.scene_mut().load_preset(p, seed)?;
                 }
@@ -467,10 +507,120 @@ impl Running {
                     radius,
                     aspect,
                 } => self.scene_mut().erase(x, y, radius, aspect),
+                Action::Screenshot
+                | Action::SavePoints
+                | Action::LoadPoints
+                | Action::SaveSetup => {
+                    // A file that cannot be written or read is the user's
+                    // to fix: say so in the HUD, keep the window.
+                    if let Err(e) = self.file_action(a) {
+                        self.notify(format!("error: {e}"));
+                    }
+                }
+                Action::NewData => {
+                    let mut settings = self.settings.clone();
+                    settings.seed = settings.seed.wrapping_add(1);
+                    self.settings = settings.clone();
+                    self.scene_mut().apply_settings(settings)?;
+                }
                 Action::Quit => {}
             }
         }
         Ok(())
+    }
+
+    /// The actions that write or read a file in the save directory.
+    fn file_action(&mut self, action: Action) -> Result<()> {
+        match action {
+            Action::Screenshot => {
+                let path = self.screenshot()?;
+                self.notify(format!("Saved {}", path.display()));
+            }
+            Action::SavePoints => {
+                let path = self.save_dir.join(POINTS_FILE);
+                let d = self.scene().data();
+                let mut csv = format!("{},{}\n", d.input_names[0], d.target_names[0]);
+                for (x, y) in d.inputs.iter().zip(&d.targets) {
+                    csv.push_str(&format!("{x},{y}\n"));
+                }
+                crate::fsutil::write_atomic(&path, csv.as_bytes())?;
+                self.notify(format!("Saved {} points to {}", d.len(), path.display()));
+            }
+            Action::LoadPoints => {
+                let path = self.save_dir.join(POINTS_FILE);
+                let d = load_dataset(&path, &ColumnChoice::from_flags(None, None))?;
+                if d.in_dim != 1 || d.out_dim != 1 {
+                    return Err(MdnError::Data(format!(
+                        "{}: the playground takes two columns, x and y",
+                        path.display()
+                    )));
+                }
+                let pts: Vec<(f32, f32)> = d
+                    .inputs
+                    .iter()
+                    .copied()
+                    .zip(d.targets.iter().copied())
+                    .collect();
+                self.switch_to(Scene::Playground)?;
+                self.scene_mut().replace_points(&pts)?;
+                self.notify(format!(
+                    "Loaded {} points from {}",
+                    pts.len(),
+                    path.display()
+                ));
+            }
+            Action::SaveSetup => {
+                let path = self.save_dir.join(SETUP_FILE);
+                self.setup().write(&path)?;
+                self.notify(format!("Saved the setup to {}", path.display()));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn notify(&mut self, text: String) {
+        self.notice = Some((text, Instant::now()));
+    }
+
+    /// The current scene, its settings and points, as a setup file says.
+    fn setup(&self) -> Setup {
+        let scene = self.scene();
+        let mut setup = Setup::new(self.current, scene.settings().clone());
+        if self.current == Scene::Playground {
+            let d = scene.data();
+            setup.points = d
+                .inputs
+                .iter()
+                .zip(&d.targets)
+                .map(|(&x, &y)| [x, y])
+                .collect();
+        }
+        if self.current == Scene::Data {
+            setup.data = self.data_ref.clone();
+        }
+        setup
+    }
+
+    /// The plot as it is now, offscreen at the window's size (without the
+    /// side panel), to a numbered PNG in the save directory.
+    fn screenshot(&mut self) -> Result<PathBuf> {
+        let size = self.window.inner_size();
+        self.screenshots += 1;
+        let path = self.save_dir.join(format!(
+            "mdn-{}-{}.png",
+            self.current.name(),
+            self.screenshots
+        ));
+        let opts = RenderOptions {
+            width: size.width.max(64),
+            height: size.height.max(64),
+            ..RenderOptions::new(self.current)
+        };
+        let gpu = self.gpu.clone();
+        let img = render_state(&gpu, self.scene_mut(), &opts)?;
+        img.write_png(&path)?;
+        Ok(path)
     }
 
     /// One frame; `Ok(false)` when nothing was presented (minimised, or
@@ -518,6 +668,11 @@ impl Running {
                 0.0
             },
             has_data: self.scenes.contains_key(&Scene::Data),
+            notice: self
+                .notice
+                .as_ref()
+                .filter(|(_, at)| at.elapsed() < NOTICE_FOR)
+                .map(|(text, _)| text.as_str()),
         };
         let mut layout = None;
         let mut output = egui_ctx.run_ui(raw, |ui| {
@@ -628,6 +783,13 @@ impl Running {
         }
 
         self.frames += 1;
+        let due: Vec<Action> = self
+            .script
+            .iter()
+            .filter(|(f, _)| *f == self.frames)
+            .map(|(_, a)| a.clone())
+            .collect();
+        self.apply(due)?;
         if let Some(n) = self.tour
             && self.frames.is_multiple_of(n.max(1))
         {

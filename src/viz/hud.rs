@@ -32,6 +32,15 @@ pub enum Action {
         radius: f32,
         aspect: f32,
     },
+    /// The plot to a PNG (key P).
+    Screenshot,
+    /// The playground's points to / from `mdn-points.csv`.
+    SavePoints,
+    LoadPoints,
+    /// Scene, settings and points to `mdn-setup.json`.
+    SaveSetup,
+    /// Fresh toy data: the next seed.
+    NewData,
     Quit,
 }
 
@@ -42,6 +51,8 @@ pub struct HudInput<'a> {
     pub steps_per_frame: f32,
     /// The user gave `--data`: the data scene has a tab.
     pub has_data: bool,
+    /// The last save's or screenshot's message.
+    pub notice: Option<&'a str>,
 }
 
 /// Steps one press of "Step" runs.
@@ -222,7 +233,34 @@ fn side_panel(
         if ui.button("Reset").on_hover_text("R").clicked() {
             actions.push(Action::Reset);
         }
+        if scene.toy_problem().is_some()
+            && ui
+                .button("New data")
+                .on_hover_text(format!("Fresh toy data: seed {}", settings.seed + 1))
+                .clicked()
+        {
+            actions.push(Action::NewData);
+        }
     });
+    ui.horizontal(|ui| {
+        if ui.button("Screenshot").on_hover_text("P").clicked() {
+            actions.push(Action::Screenshot);
+        }
+        if ui
+            .button("Save setup")
+            .on_hover_text("Scene, settings and points to mdn-setup.json; open it with --setup")
+            .clicked()
+        {
+            actions.push(Action::SaveSetup);
+        }
+    });
+    if let Some(text) = input.notice {
+        ui.label(
+            egui::RichText::new(text)
+                .small()
+                .color(Color32::from_rgb(150, 220, 160)),
+        );
+    }
     ui.add_space(4.0);
     let before = settings.clone();
     let mut commit = false;
@@ -278,6 +316,22 @@ fn side_panel(
             if ui.button("Clear points").clicked() {
                 actions.push(Action::ClearPoints);
             }
+            if ui
+                .button("Save")
+                .on_hover_text("The points to mdn-points.csv")
+                .clicked()
+            {
+                actions.push(Action::SavePoints);
+            }
+            if ui
+                .button("Load")
+                .on_hover_text("The points from mdn-points.csv")
+                .clicked()
+            {
+                actions.push(Action::LoadPoints);
+            }
+        });
+        ui.horizontal(|ui| {
             egui::ComboBox::from_id_salt("preset")
                 .selected_text("Presets")
                 .show_ui(ui, |ui| {
@@ -295,7 +349,7 @@ fn side_panel(
     overlay::paint_loss_curve(ui.painter(), rect, scene);
     ui.add_space(6.0);
     ui.label(
-        egui::RichText::new("Space play/pause · R reset · 1–4 scenes · Esc quit")
+        egui::RichText::new("Space play/pause · R reset · P screenshot · 1–4 scenes · Esc quit")
             .small()
             .weak(),
     );

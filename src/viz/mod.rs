@@ -25,6 +25,7 @@ pub mod presets;
 pub mod renderer;
 pub mod scene;
 pub mod settings;
+pub mod setup;
 pub mod stroke;
 
 pub use app::{ViewOptions, ViewReport};

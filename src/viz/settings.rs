@@ -1,10 +1,13 @@
 //! What a user chooses for a scene: which demo, which layers, the network
 //! and training settings, and the status the HUD shows.
 
+use serde::{Deserialize, Serialize};
+
 use crate::device::DeviceChoice;
 
-/// The four demos of the tutorial.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// The four demos of the tutorial, and the user's data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Scene {
     /// Toy data x → y and an MLP trained with MSE.
     Forward,
@@ -60,7 +63,8 @@ impl Scene {
 }
 
 /// What is drawn; the mixture layers only where there is a mixture.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Layers {
     pub data: bool,
     pub samples: bool,
@@ -91,7 +95,10 @@ impl Default for Layers {
     }
 }
 
-#[derive(Clone, Debug, PartialEq)]
+/// Also what a setup file (`--setup F.json`) stores; fields it leaves out
+/// keep their defaults.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Settings {
     /// Mixture components (1–10 in the HUD).
     pub k: usize,
@@ -135,6 +142,36 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// Rejects settings no scene can run (a setup file may say anything).
+    pub fn check(&self) -> crate::error::Result<()> {
+        let bad = |what: String| Err(crate::error::MdnError::Config(what));
+        if !(1..=MAX_K).contains(&self.k) {
+            return bad(format!("K must be 1..={MAX_K}, got {}", self.k));
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return bad(format!(
+                "the learning rate must be positive, got {}",
+                self.lr
+            ));
+        }
+        if !(self.temperature.is_finite() && self.temperature > 0.0) {
+            return bad(format!(
+                "the temperature must be positive, got {}",
+                self.temperature
+            ));
+        }
+        if self.samples == 0 || self.samples > 1_000_000 || self.batch == 0 || self.toy_points == 0
+        {
+            return bad("samples (1..=1000000), batch and toy points must be positive".into());
+        }
+        if let Some(h) = &self.hidden
+            && (h.is_empty() || h.contains(&0))
+        {
+            return bad(format!("hidden layer widths must be positive, got {h:?}"));
+        }
+        Ok(())
+    }
+
     /// The hidden layers the scene's nets get.
     pub fn hidden_for(&self, scene: Scene) -> Vec<usize> {
         match (&self.hidden, scene) {

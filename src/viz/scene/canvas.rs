@@ -54,10 +54,15 @@ impl SceneState {
 
     /// Replaces the points with a preset's and starts training on them.
     pub fn load_preset(&mut self, preset: Preset, seed: u64) -> Result<()> {
+        self.replace_points(&preset.points(seed))
+    }
+
+    /// Replaces the points (canvas units) and starts training on them.
+    pub fn replace_points(&mut self, points: &[(f32, f32)]) -> Result<()> {
         self.data = empty_canvas();
         self.playing = false;
         self.rebuild(false)?;
-        self.add_points(&preset.points(seed));
+        self.add_points(points);
         self.sync_data()
     }
 

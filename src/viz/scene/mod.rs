@@ -295,7 +295,18 @@ impl SceneState {
     pub fn apply_settings(&mut self, settings: Settings) -> Result<()> {
         let old = std::mem::replace(&mut self.settings, settings);
         let s = &self.settings;
-        if old.k != s.k || old.hidden != s.hidden || old.seed != s.seed {
+        // A new seed is new toy data too (the Regenerate button).
+        if let Some(p) = self.toy_problem()
+            && (old.seed != s.seed || old.toy_points != s.toy_points)
+        {
+            self.data = toy_dataset(p, s.toy_points.max(1), s.seed);
+        }
+        let s = &self.settings;
+        if old.k != s.k
+            || old.hidden != s.hidden
+            || old.seed != s.seed
+            || old.toy_points != s.toy_points
+        {
             let playing = self.playing;
             self.rebuild(false)?;
             self.set_playing(playing);
