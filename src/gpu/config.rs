@@ -83,6 +83,9 @@ pub struct KernelConfig {
     /// …and at most this many workgroups per step, each summing its chunks'
     /// gradients into one partial slice that Adam adds up.
     pub fused_groups: u32,
+    /// Stream the training rows per submission even when the data fits one
+    /// storage binding (`stream=on`; tests). Larger data always streams.
+    pub stream: bool,
 }
 
 /// `MAX_TILE` in `shaders/matmul.wgsl`.
@@ -132,7 +135,11 @@ impl std::fmt::Display for KernelConfig {
             if self.fused { "on" } else { "off" },
             self.fused_wg,
             self.fused_groups
-        )
+        )?;
+        if self.stream {
+            write!(f, ",stream=on")?;
+        }
+        Ok(())
     }
 }
 
@@ -180,6 +187,7 @@ impl KernelConfig {
             // register tiles: 3-5× slower on lavapipe (docs/benchmarks.md).
             // `fused=on` still runs it (the tests do).
             fused: false,
+            stream: false,
             fused_wg: 64,
             // A few workgroups per thread, as for the matmuls: more would
             // only lengthen Adam's sum over the partial slices.
@@ -213,6 +221,7 @@ impl KernelConfig {
             // real GPUs (the case the fused step is for). Not yet measured
             // on one: see docs/benchmarks.md; `fused=off` for the old path.
             fused: true,
+            stream: false,
             fused_wg: 64,
             fused_groups: 256,
         }
@@ -282,6 +291,13 @@ impl KernelConfig {
                         "on" => true,
                         "off" => false,
                         other => return Err(format!("fused is on or off, got `{other}`")),
+                    }
+                }
+                "stream" => {
+                    self.stream = match v.trim() {
+                        "on" => true,
+                        "off" => false,
+                        other => return Err(format!("stream is on or off, got `{other}`")),
                     }
                 }
                 "fused_wg" => self.fused_wg = number(key, v)?,

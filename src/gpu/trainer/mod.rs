@@ -42,6 +42,12 @@ use crate::train::{
     BatchOrder, LossAccumulator, TrainConfig, Trainer, check_state_lengths, check_trainer_inputs,
 };
 
+/// A streamed trainer's rows, z-scored, and the current epoch's order.
+struct Streamed {
+    data: Dataset,
+    epoch: Option<(usize, Vec<u32>)>,
+}
+
 pub struct GpuTrainer {
     ctx: Arc<GpuContext>,
     kernels: Arc<Kernels>,
@@ -59,6 +65,9 @@ pub struct GpuTrainer {
     gradient_plan: Vec<Dispatch>,
     slot_epoch: Vec<Option<usize>>,
     prefetch: PermutationPrefetch,
+    /// The host's copy of the rows when they stream (data larger than a
+    /// storage binding), with the epoch permutation in use.
+    streamed: Option<Streamed>,
     step: usize,
     /// Why the per-stage path runs (`None`: the fused step runs).
     not_fused: Option<String>,
@@ -120,6 +129,10 @@ impl GpuTrainer {
             layout,
             config: config.clone(),
             slot_epoch: vec![None; res.ring_slots],
+            streamed: res.window_steps.map(|_| Streamed {
+                data: data.clone(),
+                epoch: None,
+            }),
             // As far ahead as the ring reaches: one submission may span
             // that many epochs.
             prefetch: PermutationPrefetch::new(order.clone(), res.ring_slots),
@@ -193,16 +206,57 @@ impl GpuTrainer {
         slot
     }
 
+    /// Streamed: copies the rows the next `count` steps read, in step
+    /// order, into the window buffers (after every earlier submission, like
+    /// the permutation writes). The minibatches are the resident trainer's:
+    /// the same epoch permutations, cut the same way.
+    fn upload_window(&mut self, count: usize) {
+        let b = self.order.batch;
+        let (din, dout) = (self.spec.in_dim, self.spec.out_dim);
+        let mut inputs = Vec::with_capacity(count * b * din);
+        let mut targets = Vec::with_capacity(count * b * dout);
+        for i in 0..count {
+            let (epoch, index) = self.order.locate(self.step + i);
+            let st = self.streamed.as_mut().expect("a streamed trainer");
+            if st.epoch.as_ref().is_none_or(|(e, _)| *e != epoch) {
+                st.epoch = Some((epoch, self.prefetch.take(epoch)));
+            }
+            let (_, perm) = st.epoch.as_ref().expect("set above");
+            for &r in &perm[index * b..(index + 1) * b] {
+                let r = r as usize;
+                inputs.extend_from_slice(&st.data.inputs[r * din..(r + 1) * din]);
+                targets.extend_from_slice(&st.data.targets[r * dout..(r + 1) * dout]);
+            }
+        }
+        let q = &self.ctx.queue;
+        q.write_buffer(&self.res.inputs, 0, bytemuck::cast_slice(&inputs));
+        q.write_buffer(&self.res.targets, 0, bytemuck::cast_slice(&targets));
+    }
+
+    /// Whether the training rows stream per submission instead of staying
+    /// resident (data larger than one storage binding, or `stream=on`).
+    pub fn is_streamed(&self) -> bool {
+        self.streamed.is_some()
+    }
+
     /// Records and submits `count` steps from the current one (at most
     /// [`STEP_CAPACITY`], spanning at most `ring_slots` epochs), with
     /// `plan` as the step's dispatches.
     fn submit_steps(&mut self, count: usize, gradient_only: bool) -> Result<()> {
         let mut records = vec![0u8; count * self.res.step_stride as usize];
+        if self.streamed.is_some() {
+            self.upload_window(count);
+        }
         for i in 0..count {
             let step = self.step + i;
-            let (epoch, index) = self.order.locate(step);
-            let slot = self.ensure_epoch(epoch);
-            let start = slot * self.order.rows + index * self.order.batch;
+            let start = if self.streamed.is_some() {
+                // The window holds the steps' rows in step order.
+                i * self.order.batch
+            } else {
+                let (epoch, index) = self.order.locate(step);
+                let slot = self.ensure_epoch(epoch);
+                slot * self.order.rows + index * self.order.batch
+            };
             let info = StepInfo::new(start as u32, &self.config.adam_step(step));
             let at = i * self.res.step_stride as usize;
             records[at..at + size_of::<StepInfo>()].copy_from_slice(bytemuck::bytes_of(&info));
@@ -300,6 +354,9 @@ impl GpuTrainer {
 
     /// How many of the next `wanted` steps one submission can take.
     fn chunk_len(&self, wanted: usize) -> usize {
+        if let Some(w) = self.res.window_steps {
+            return wanted.min(w).max(1);
+        }
         let (epoch, _) = self.order.locate(self.step);
         let ring_end = (epoch + self.res.ring_slots) * self.order.steps_per_epoch();
         wanted.min(STEP_CAPACITY).min(ring_end - self.step).max(1)

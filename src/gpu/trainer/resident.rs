@@ -38,11 +38,16 @@ pub(super) struct Slots {
 }
 
 pub(super) struct Resident {
+    /// The training data, or in a streamed trainer a window of the rows
+    /// the next submission's steps read, in step order.
     pub inputs: wgpu::Buffer,
     pub targets: wgpu::Buffer,
-    /// `ring_slots` epoch permutations of `rows` indices each.
+    /// `ring_slots` epoch permutations of `rows` indices each; streamed,
+    /// the identity over the window.
     pub perm: wgpu::Buffer,
     pub ring_slots: usize,
+    /// Steps one streamed window holds; `None`: the data is resident.
+    pub window_steps: Option<usize>,
     pub params: wgpu::Buffer,
     /// The last good parameters (`Trainer::checkpoint`).
     pub saved: wgpu::Buffer,
@@ -97,6 +102,13 @@ impl Resident {
         let widths = spec.widths();
         let binding_limit = c.device.limits().max_storage_buffer_binding_size;
         let slot_bytes = rows as u64 * 4;
+        // Data (or one epoch's permutation) larger than a storage binding
+        // streams: each submission uploads the rows its steps read.
+        let widest = spec.in_dim.max(spec.out_dim) as u64;
+        let window_steps = (cfg.stream || rows as u64 * widest * 4 > binding_limit).then(|| {
+            let step_bytes = b as u64 * widest * 4;
+            (binding_limit / step_bytes).clamp(1, STEP_CAPACITY as u64) as usize
+        });
         let ring_slots =
             (RING_BYTES.min(binding_limit) / slot_bytes).clamp(1, MAX_RING_SLOTS as u64) as usize;
         let each = |what: &str, widths: &[usize]| -> Result<Vec<wgpu::Buffer>> {
@@ -157,11 +169,31 @@ impl Resident {
         let step_stride = (size_of::<StepInfo>() as u64)
             .max(256)
             .next_multiple_of(c.device.limits().min_uniform_buffer_offset_alignment as u64);
+        let (inputs, targets, perm) = match window_steps {
+            None => (
+                storage_init(c, "training inputs", &data.inputs)?,
+                storage_init(c, "training targets", &data.targets)?,
+                storage(c, "epoch permutations", rows * ring_slots)?,
+            ),
+            Some(w) => {
+                let identity: Vec<u32> = (0..(w * b) as u32).collect();
+                (
+                    storage(c, "streamed inputs", w * b * spec.in_dim)?,
+                    storage(c, "streamed targets", w * b * spec.out_dim)?,
+                    storage_init(c, "streamed rows", &identity)?,
+                )
+            }
+        };
         Ok(Resident {
-            inputs: storage_init(c, "training inputs", &data.inputs)?,
-            targets: storage_init(c, "training targets", &data.targets)?,
-            perm: storage(c, "epoch permutations", rows * ring_slots)?,
-            ring_slots,
+            inputs,
+            targets,
+            perm,
+            ring_slots: if window_steps.is_some() {
+                1
+            } else {
+                ring_slots
+            },
+            window_steps,
             params: storage_init(c, "parameters", params)?,
             saved: storage_init(c, "checkpoint", params)?,
             grads: storage(c, "gradient", n)?,
