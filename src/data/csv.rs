@@ -468,7 +468,6 @@ pub fn to_csv_string(header: &[String], values: &[f32]) -> String {
 /// The rows of [`to_csv_string`] without the header, so a file can be
 /// written a chunk at a time with the same bytes.
 pub fn csv_rows(width: usize, values: &[f32]) -> String {
-    use std::fmt::Write;
     if width == 0 {
         return String::new();
     }
@@ -484,8 +483,7 @@ pub fn csv_rows(width: usize, values: &[f32]) -> String {
                     if i > 0 {
                         text.push(',');
                     }
-                    // Writing to a String cannot fail.
-                    let _ = write!(text, "{v}");
+                    push_shortest(&mut text, *v);
                 }
                 text.push('\n');
             }
@@ -499,10 +497,139 @@ pub fn csv_rows(width: usize, values: &[f32]) -> String {
     out
 }
 
+/// Whether `v`'s shortest digits can be a tie between two candidates,
+/// where std rounds half up and `ryu` half to even. A tie needs the exact
+/// decimal value of `v` to have one significant digit more than the
+/// shortest form, so at most 10 for an f32. `v = m·2^e` with `m` odd has
+/// exactly the significant digits of `m·2^e` (e ≥ 0) or `m·5^-e` (e < 0),
+/// never a trailing zero: only values with fewer than 10¹⁰ of those can tie
+/// (0.5, 3.0, 2⁻¹²…), and they go through std.
+fn may_tie(v: f32) -> bool {
+    let bits = v.to_bits();
+    let exp_bits = ((bits >> 23) & 0xff) as i32;
+    let frac = (bits & 0x7f_ffff) as u64;
+    let (mut m, mut e) = if exp_bits == 0 {
+        (frac, -149)
+    } else {
+        (frac | 0x80_0000, exp_bits - 150)
+    };
+    if m == 0 {
+        return true;
+    }
+    let z = m.trailing_zeros();
+    m >>= z;
+    e += z as i32;
+    const LIMIT: u64 = 10_000_000_000;
+    if e >= 0 {
+        e < 34 && m << e < LIMIT
+    } else {
+        (0..-e)
+            .try_fold(m, |acc, _| acc.checked_mul(5).filter(|&x| x < LIMIT))
+            .is_some()
+    }
+}
+
+/// Appends `v` exactly as `format!("{v}")` writes it (the shortest digits
+/// that read back to `v`, positional, no exponent), 3–4× faster: the digits
+/// come from `ryu` (shortest and closest, as std's are) and only their
+/// layout is redone here. Non-finite values go through std.
+pub fn push_shortest(out: &mut String, v: f32) {
+    if !v.is_finite() || may_tie(v) {
+        use std::fmt::Write;
+        // Writing to a String cannot fail.
+        let _ = write!(out, "{v}");
+        return;
+    }
+    let mut buf = ryu::Buffer::new();
+    let text = buf.format_finite(v);
+    let (neg, text) = match text.strip_prefix('-') {
+        Some(t) => (true, t),
+        None => (false, text),
+    };
+    let (mantissa, exp) = match text.split_once('e') {
+        Some((m, e)) => (m, e.parse::<i32>().expect("ryu writes an integer exponent")),
+        None => (text, 0),
+    };
+    let (whole, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    // digits × 10^(point − len): strip zeros on both ends.
+    let mut digits: Vec<u8> = whole.bytes().chain(frac.bytes()).collect();
+    let mut point = whole.len() as i32 + exp;
+    let lead = digits.iter().take_while(|&&d| d == b'0').count();
+    digits.drain(..lead);
+    point -= lead as i32;
+    while digits.last() == Some(&b'0') {
+        digits.pop();
+    }
+    if neg {
+        out.push('-');
+    }
+    if digits.is_empty() {
+        out.push('0');
+        return;
+    }
+    let digits = std::str::from_utf8(&digits).expect("ASCII digits");
+    let n = digits.len() as i32;
+    if point <= 0 {
+        out.push_str("0.");
+        out.extend(std::iter::repeat_n('0', (-point) as usize));
+        out.push_str(digits);
+    } else if point >= n {
+        out.push_str(digits);
+        out.extend(std::iter::repeat_n('0', (point - n) as usize));
+    } else {
+        out.push_str(&digits[..point as usize]);
+        out.push('.');
+        out.push_str(&digits[point as usize..]);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Write;
+
+    /// `push_shortest` writes what `{}` writes: every power of two and its
+    /// neighbours, the edges of f32, and 2 million values spread over every
+    /// exponent.
+    #[test]
+    fn shortest_floats_are_written_as_std_writes_them() {
+        let check = |v: f32| {
+            let mut got = String::new();
+            push_shortest(&mut got, v);
+            assert_eq!(got, format!("{v}"), "bits {:#010x}", v.to_bits());
+        };
+        for v in [
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            0.1,
+            f32::MIN_POSITIVE,
+            f32::MAX,
+            f32::MIN,
+            f32::EPSILON,
+            1e-45,
+            123_456_790.0,
+            f32::NAN,
+            f32::INFINITY,
+        ] {
+            check(v);
+        }
+        for e in 0..255u32 {
+            let base = e << 23;
+            for m in [0, 1, 2, 0x3f_ffff, 0x40_0000, 0x7f_fffe, 0x7f_ffff] {
+                check(f32::from_bits(base | m));
+                check(-f32::from_bits(base | m));
+            }
+        }
+        let mut x = 0x2545_f491u32;
+        for _ in 0..2_000_000 {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            check(f32::from_bits(x));
+        }
+    }
 
     fn file(text: &str) -> tempfile::NamedTempFile {
         let mut f = tempfile::NamedTempFile::new().unwrap();
