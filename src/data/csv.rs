@@ -550,16 +550,31 @@ pub fn push_shortest(out: &mut String, v: f32) {
         Some((m, e)) => (m, e.parse::<i32>().expect("ryu writes an integer exponent")),
         None => (text, 0),
     };
-    let (whole, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    // digits × 10^(point − len): strip zeros on both ends.
-    let mut digits: Vec<u8> = whole.bytes().chain(frac.bytes()).collect();
-    let mut point = whole.len() as i32 + exp;
-    let lead = digits.iter().take_while(|&&d| d == b'0').count();
-    digits.drain(..lead);
-    point -= lead as i32;
-    while digits.last() == Some(&b'0') {
-        digits.pop();
+    // The mantissa's digits (at most 9, and "0." or ".0"), no allocation:
+    // this runs for every number predict writes.
+    let mut digs = [0u8; 24];
+    let mut n = 0;
+    let mut whole = mantissa.len();
+    for (i, c) in mantissa.bytes().enumerate() {
+        if c == b'.' {
+            whole = i;
+        } else {
+            digs[n] = c;
+            n += 1;
+        }
     }
+    // digits × 10^(point − len): strip zeros on both ends.
+    let mut point = whole as i32 + exp;
+    let mut start = 0;
+    while start < n && digs[start] == b'0' {
+        start += 1;
+        point -= 1;
+    }
+    let mut end = n;
+    while end > start && digs[end - 1] == b'0' {
+        end -= 1;
+    }
+    let digits = &digs[start..end];
     if neg {
         out.push('-');
     }
@@ -567,19 +582,19 @@ pub fn push_shortest(out: &mut String, v: f32) {
         out.push('0');
         return;
     }
-    let digits = std::str::from_utf8(&digits).expect("ASCII digits");
-    let n = digits.len() as i32;
+    let push = |out: &mut String, d: &[u8]| out.extend(d.iter().map(|&b| b as char));
+    let len = digits.len() as i32;
     if point <= 0 {
         out.push_str("0.");
         out.extend(std::iter::repeat_n('0', (-point) as usize));
-        out.push_str(digits);
-    } else if point >= n {
-        out.push_str(digits);
-        out.extend(std::iter::repeat_n('0', (point - n) as usize));
+        push(out, digits);
+    } else if point >= len {
+        push(out, digits);
+        out.extend(std::iter::repeat_n('0', (point - len) as usize));
     } else {
-        out.push_str(&digits[..point as usize]);
+        push(out, &digits[..point as usize]);
         out.push('.');
-        out.push_str(&digits[point as usize..]);
+        push(out, &digits[point as usize..]);
     }
 }
 
