@@ -79,13 +79,13 @@ pub fn make_trainer(
             cpu(params, data)
         }
         Placement::Gpu(ctx) => {
-            match GpuTrainer::new(Arc::new(*ctx), spec, &data, params.clone(), config) {
+            match GpuTrainer::from_owned(Arc::new(*ctx), spec, data, params.clone(), config) {
                 Ok(t) => Ok(Box::new(t)),
-                Err(e) if device == DeviceChoice::Auto => {
+                Err((e, data)) if device == DeviceChoice::Auto => {
                     note(&format!("no usable GPU adapter ({e}); training on the CPU"));
-                    cpu(params, data)
+                    cpu(params, *data)
                 }
-                Err(e) => Err(e),
+                Err((e, _)) => Err(e),
             }
         }
     }

@@ -56,6 +56,18 @@ impl Dataset {
         })
     }
 
+    /// The same columns with no rows.
+    pub fn clone_names(&self) -> Dataset {
+        Dataset {
+            inputs: Vec::new(),
+            targets: Vec::new(),
+            in_dim: self.in_dim,
+            out_dim: self.out_dim,
+            input_names: self.input_names.clone(),
+            target_names: self.target_names.clone(),
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.inputs.len() / self.in_dim
     }

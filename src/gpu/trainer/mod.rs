@@ -88,6 +88,31 @@ impl GpuTrainer {
         Self::with_kernels(ctx, kernels, spec, data, params, config)
     }
 
+    /// Like [`GpuTrainer::new`], taking the data: a streamed trainer (data
+    /// larger than a storage binding) keeps it instead of a copy. On an
+    /// error the data comes back, for a fallback to the CPU.
+    pub fn from_owned(
+        ctx: Arc<GpuContext>,
+        spec: &ModelSpec,
+        data: Dataset,
+        params: Vec<f32>,
+        config: &TrainConfig,
+    ) -> std::result::Result<Self, (crate::error::MdnError, Box<Dataset>)> {
+        let kernels = match Kernels::new(&ctx) {
+            Ok(k) => Arc::new(k),
+            Err(e) => return Err((e, Box::new(data))),
+        };
+        match Self::build(ctx, kernels, spec, &data, params, config, false) {
+            Ok(mut t) => {
+                if let Some(st) = &mut t.streamed {
+                    st.data = data;
+                }
+                Ok(t)
+            }
+            Err(e) => Err((e, Box::new(data))),
+        }
+    }
+
     pub fn with_kernels(
         ctx: Arc<GpuContext>,
         kernels: Arc<Kernels>,
@@ -95,6 +120,20 @@ impl GpuTrainer {
         data: &Dataset,
         params: Vec<f32>,
         config: &TrainConfig,
+    ) -> Result<Self> {
+        Self::build(ctx, kernels, spec, data, params, config, true)
+    }
+
+    /// `copy`: a streamed trainer copies `data` (else the caller moves it
+    /// in afterwards).
+    fn build(
+        ctx: Arc<GpuContext>,
+        kernels: Arc<Kernels>,
+        spec: &ModelSpec,
+        data: &Dataset,
+        params: Vec<f32>,
+        config: &TrainConfig,
+        copy: bool,
     ) -> Result<Self> {
         let (layout, order) = check_trainer_inputs(spec, data, params.len(), config)?;
         ctx.check()?;
@@ -130,7 +169,11 @@ impl GpuTrainer {
             config: config.clone(),
             slot_epoch: vec![None; res.ring_slots],
             streamed: res.window_steps.map(|_| Streamed {
-                data: data.clone(),
+                data: if copy {
+                    data.clone()
+                } else {
+                    data.clone_names()
+                },
                 epoch: None,
             }),
             // As far ahead as the ring reaches: one submission may span
