@@ -20,9 +20,8 @@ use parquet::schema::parser::parse_message_type;
 const ROWS: usize = 2_000_000;
 
 fn write_parquet(path: &Path, y: &[f32], x: &[f32]) {
-    let schema = Arc::new(
-        parse_message_type("message m { required float y; required float x; }").unwrap(),
-    );
+    let schema =
+        Arc::new(parse_message_type("message m { required float y; required float x; }").unwrap());
     let props = Arc::new(
         WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
@@ -48,7 +47,8 @@ fn write_npy(path: &Path, y: &[f32], x: &[f32]) {
         .writer(std::io::BufWriter::new(File::create(path).unwrap()))
         .begin_nd()
         .unwrap();
-    w.extend(y.iter().zip(x).flat_map(|(a, b)| [*a, *b])).unwrap();
+    w.extend(y.iter().zip(x).flat_map(|(a, b)| [*a, *b]))
+        .unwrap();
     w.finish().unwrap();
 }
 

@@ -243,17 +243,11 @@ fn density_and_means_match_the_cpu_mixture() {
         .create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
     scene.encode(&mut enc).unwrap();
     gpu.ctx.queue.submit([enc.finish()]);
-    let (input_norm, target_norm) = scene.normalizers();
-    let (input_norm, target_norm) = (input_norm.clone(), target_norm.clone());
-    let net = scene.mdn.as_mut().unwrap();
-    let model = mdn::Model {
-        spec: net.spec.clone(),
-        params: net.params().unwrap(),
-        input_norm,
-        target_norm,
-        input_names: vec!["y".into()],
-        target_names: vec!["x".into()],
-    };
+    let model = scene
+        .net_model(true)
+        .unwrap()
+        .expect("the scene has an MDN");
+    let net = scene.mdn.as_ref().unwrap();
     let verts = net.read_curve().unwrap();
     let heat = net.read_heat().unwrap();
     let info = *net.curve_info();
@@ -712,17 +706,10 @@ fn data_scene_trains_live_or_draws_a_loaded_model() {
     scene.set_playing(true);
     scene.train(3000).unwrap();
     scene.read_loss().unwrap();
-    let (input_norm, target_norm) = scene.normalizers();
-    let (input_norm, target_norm) = (input_norm.clone(), target_norm.clone());
-    let net = scene.mdn.as_mut().unwrap();
-    let model = mdn::Model {
-        spec: net.spec.clone(),
-        params: net.params().unwrap(),
-        input_norm,
-        target_norm,
-        input_names: data.input_names.clone(),
-        target_names: data.target_names.clone(),
-    };
+    let model = scene
+        .net_model(true)
+        .unwrap()
+        .expect("the scene has an MDN");
     let want = model.evaluate(&data).unwrap().value;
     opts.model = Some(model);
     let drawn = mdn::viz::render(&gpu, &opts).unwrap();
@@ -964,17 +951,10 @@ fn components_layer_colours_points_by_their_component() {
     gpu.ctx.queue.submit([enc.finish()]);
     let owners = scene.read_owners().unwrap().expect("the layer is on");
     let data = scene.data().clone();
-    let (input_norm, target_norm) = scene.normalizers();
-    let (input_norm, target_norm) = (input_norm.clone(), target_norm.clone());
-    let net = scene.mdn.as_mut().unwrap();
-    let model = mdn::Model {
-        spec: net.spec.clone(),
-        params: net.params().unwrap(),
-        input_norm,
-        target_norm,
-        input_names: data.input_names.clone(),
-        target_names: data.target_names.clone(),
-    };
+    let model = scene
+        .net_model(true)
+        .unwrap()
+        .expect("the scene has an MDN");
     let m = model.mixture(&data.inputs).unwrap();
     let k = m.k;
     let mut agree = 0;

@@ -530,17 +530,8 @@ fn open_setup(path: &std::path::Path) -> anyhow::Result<OpenedSetup> {
     if setup.scene == mdn::viz::Scene::Data && data.is_none() {
         bail!("{}: the data scene needs its `data` entry", path.display());
     }
-    let points = (!setup.points.is_empty()).then(|| {
-        let (x, y): (Vec<f32>, Vec<f32>) = setup.points.iter().map(|p| (p[0], p[1])).unzip();
-        mdn::Dataset {
-            inputs: x,
-            targets: y,
-            in_dim: 1,
-            out_dim: 1,
-            input_names: vec!["x".into()],
-            target_names: vec!["y".into()],
-        }
-    });
+    let points = (!setup.points.is_empty())
+        .then(|| mdn::viz::presets::canvas_dataset(setup.points.iter().map(|p| (p[0], p[1]))));
     Ok(OpenedSetup {
         scene: setup.scene,
         settings: setup.settings,

@@ -123,7 +123,12 @@ impl Preset {
 
 /// A preset as a data set with columns `x`, `y` (`render --preset`).
 pub fn preset_dataset(preset: Preset, seed: u64) -> Dataset {
-    let (x, y): (Vec<f32>, Vec<f32>) = preset.points(seed).into_iter().unzip();
+    canvas_dataset(preset.points(seed))
+}
+
+/// Playground points (canvas units) as a data set with columns `x`, `y`.
+pub fn canvas_dataset(points: impl IntoIterator<Item = (f32, f32)>) -> Dataset {
+    let (x, y): (Vec<f32>, Vec<f32>) = points.into_iter().unzip();
     Dataset {
         inputs: x,
         targets: y,

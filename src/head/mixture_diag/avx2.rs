@@ -240,35 +240,12 @@ mod tests {
             if !crate::simd::detected() {
                 return Ok(());
             }
-            let width = k + 2 * k * d;
-            let head = values(rows * width, seed, 6.0);
-            let target = values(rows * d, seed ^ 3, 3.0);
-            let (mut gf, mut gs) = (vec![0.0; rows * width], vec![0.0; rows * width]);
-            let (mut lf, mut ls) = (vec![0.0; rows], vec![0.0; rows]);
-            unsafe {
-                super::mixture_head_rows(&head, &target, k, 0.5, &mut gf, &mut lf, &mut Vec::new())
-            };
-            mixture_head_rows_portable(&head, &target, k, 0.5, &mut gs, &mut ls, &mut Vec::new());
-            assert_close("row loss", &lf, &ls, 1e-4);
-            // A row's responsibilities are exp(term − log-sum-exp) of
-            // log-density terms as large as its loss (here up to ~1e3 nats):
-            // f32 rounds those to ~|loss|·1e-7, and two operation orders
-            // differ in γ, so in every gradient, by that much relatively.
-            for r in 0..rows {
-                let tol = 1e-4 * (1.0 + 0.01 * ls[r].abs());
-                let row = r * width..(r + 1) * width;
-                assert_close("head gradient", &gf[row.clone()], &gs[row], tol);
-            }
+            heads_agree(rows, k, d, seed);
         }
     }
 
-    /// A case the random search found: row 3's loss is 1224 nats.
-    #[test]
-    fn large_row_losses_keep_their_gradients_close() {
-        if !crate::simd::detected() {
-            return;
-        }
-        let (rows, k, d, seed) = (8usize, 4usize, 3usize, 3_668_818_377u32);
+    /// Both heads on `rows` rows of random logits, means and log σ.
+    fn heads_agree(rows: usize, k: usize, d: usize, seed: u32) {
         let width = k + 2 * k * d;
         let head = values(rows * width, seed, 6.0);
         let target = values(rows * d, seed ^ 3, 3.0);
@@ -279,10 +256,22 @@ mod tests {
         };
         mixture_head_rows_portable(&head, &target, k, 0.5, &mut gs, &mut ls, &mut Vec::new());
         assert_close("row loss", &lf, &ls, 1e-4);
+        // A row's responsibilities are exp(term − log-sum-exp) of
+        // log-density terms as large as its loss (here up to ~1e3 nats):
+        // f32 rounds those to ~|loss|·1e-7, and two operation orders
+        // differ in γ, so in every gradient, by that much relatively.
         for r in 0..rows {
             let tol = 1e-4 * (1.0 + 0.01 * ls[r].abs());
             let row = r * width..(r + 1) * width;
             assert_close("head gradient", &gf[row.clone()], &gs[row], tol);
+        }
+    }
+
+    /// A case the random search found: row 3's loss is 1224 nats.
+    #[test]
+    fn large_row_losses_keep_their_gradients_close() {
+        if crate::simd::detected() {
+            heads_agree(8, 4, 3, 3_668_818_377);
         }
     }
 

@@ -721,9 +721,10 @@ impl SceneState {
         Ok(())
     }
 
-    /// The net as a model in the data's units, from its live parameters
-    /// (a readback of a few thousand floats, at loss-reading time only).
-    fn model_of(&mut self, mixture: bool) -> Result<Option<Model>> {
+    /// The MDN (`mixture`) or the MLP as a model in the data's units, from
+    /// its live parameters (a readback of a few thousand floats: at
+    /// loss-reading time, and for tests).
+    pub fn net_model(&mut self, mixture: bool) -> Result<Option<Model>> {
         let (input_norm, target_norm) = (self.input_norm.clone(), self.target_norm.clone());
         let (input_names, target_names) = (
             self.data.input_names.clone(),
@@ -748,7 +749,7 @@ impl SceneState {
     /// The test loss and, of a mixture, its dead components over the data
     /// (at most [`USAGE_ROWS`] rows of it).
     fn read_held_out(&mut self, mixture: bool) -> Result<()> {
-        let Some(model) = self.model_of(mixture)? else {
+        let Some(model) = self.net_model(mixture)? else {
             return Ok(());
         };
         let test = match &self.test {
