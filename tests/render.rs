@@ -1080,3 +1080,82 @@ fn render_from_a_setup_file_equals_render_from_flags() {
         .unwrap();
     assert!(!run.status.success());
 }
+
+/// The window's side panel fits its content at the default 1200×760 and at
+/// 900×600: the HUD is laid out headless (egui without a window) for the
+/// busiest scenes, every layer on, a long adapter name, a notice and the
+/// dead-component warning showing, and no row may pass the panel's edge.
+#[test]
+fn side_panel_fits_at_the_default_and_a_small_window() {
+    use mdn::viz::hud::{HudInput, ui};
+    use mdn::viz::stroke::Stroke;
+    let Some(gpu) = gpu() else { return };
+    let mut settings = options(Scene::Mdn, 0).settings;
+    settings.k = 10;
+    settings.layers = Layers {
+        data: true,
+        samples: true,
+        density: true,
+        means: true,
+        pi_panel: true,
+        components: true,
+        mean: true,
+        mode: true,
+    };
+    let mut scenes = Vec::new();
+    for scene in [Scene::Mdn, Scene::Playground, Scene::Forward] {
+        let mut s = SceneState::new(&gpu, scene, settings.clone(), None).unwrap();
+        if scene == Scene::Playground {
+            s.load_preset(mdn::viz::presets::Preset::Spiral, 0).unwrap();
+        }
+        s.set_playing(true);
+        s.train(2000).unwrap();
+        s.read_loss().unwrap();
+        scenes.push(s);
+    }
+    let dead = scenes[0].mdn.as_ref().unwrap().dead_components.len();
+    assert!(dead > 0, "K = 10 on the toy problem leaves components dead");
+    for (w, h) in [(1200.0, 760.0), (900.0, 600.0)] {
+        for scene in &scenes {
+            let ctx = egui::Context::default();
+            ctx.set_visuals(egui::Visuals::dark());
+            let raw = egui::RawInput {
+                screen_rect: Some(egui::Rect::from_min_size(
+                    egui::Pos2::ZERO,
+                    egui::vec2(w, h),
+                )),
+                ..Default::default()
+            };
+            let input = HudInput {
+                scene,
+                fps: 123.4,
+                adapter: "NVIDIA GeForce RTX 4090 Laptop GPU (vulkan)",
+                steps_per_frame: 1024.0,
+                has_data: true,
+                notice: Some("Saved 1234 points to /home/someone/projects/mdn-points.csv"),
+            };
+            let mut overflow = f32::NAN;
+            let (mut s, mut stroke, mut actions) =
+                (scene.settings().clone(), Stroke::default(), Vec::new());
+            // Two passes: egui sizes some widgets from the previous one.
+            for _ in 0..2 {
+                let _ = ctx.run_ui(raw.clone(), |ui_root| {
+                    overflow = ui(
+                        ui_root,
+                        &input,
+                        &mut s,
+                        &mut || 0.5,
+                        &mut stroke,
+                        &mut actions,
+                    )
+                    .panel_overflow;
+                });
+            }
+            assert!(
+                overflow <= 0.5,
+                "{:?} at {w}×{h}: the side panel's content passes its edge by {overflow} points",
+                scene.scene
+            );
+        }
+    }
+}

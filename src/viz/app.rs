@@ -676,14 +676,17 @@ impl Running {
         };
         let mut layout = None;
         let mut output = egui_ctx.run_ui(raw, |ui| {
-            layout = Some(hud::ui(
-                ui,
-                &input,
-                &mut settings,
-                &mut uniform,
-                &mut self.stroke,
-                &mut actions,
-            ));
+            layout = Some(
+                hud::ui(
+                    ui,
+                    &input,
+                    &mut settings,
+                    &mut uniform,
+                    &mut self.stroke,
+                    &mut actions,
+                )
+                .layout,
+            );
         });
         let layout = layout.expect("the UI always runs");
         self.settings = settings;

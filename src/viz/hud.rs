@@ -66,7 +66,7 @@ pub fn ui(
     rng: &mut impl FnMut() -> f32,
     stroke: &mut Stroke,
     actions: &mut Vec<Action>,
-) -> SceneLayout {
+) -> HudFrame {
     let scene = input.scene;
     // Panels without a fill: the renderer's clear already paints the
     // background, and every pixel egui shades costs time on a software
@@ -85,16 +85,22 @@ pub fn ui(
             ui.label(egui::RichText::new(scene.scene.title()).strong());
         });
     });
+    let mut panel_overflow = 0.0f32;
+    ui.ctx().data_mut(|d| d.remove::<f32>(overflow_id()));
     egui::Panel::left("hud")
         .frame(bare)
-        .exact_size(250.0)
+        .exact_size(PANEL_WIDTH)
         .show(ui, |ui| {
             // Scrolls where the window is too short for every control
             // (900×600 with the playground's extras).
             egui::ScrollArea::vertical().show(ui, |ui| {
                 side_panel(ui, input, settings, actions);
+                // Content wider than the panel is cut off at its edge.
+                panel_overflow = ui.min_rect().right() - ui.max_rect().right();
             });
         });
+    let cut = ui.ctx().data(|d| d.get_temp::<f32>(overflow_id()));
+    panel_overflow = panel_overflow.max(cut.unwrap_or(f32::NEG_INFINITY));
     let mut layout = None;
     egui::CentralPanel::no_frame().show(ui, |ui| {
         let ppp = ui.ctx().pixels_per_point();
@@ -117,7 +123,20 @@ pub fn ui(
         }
         layout = Some(l);
     });
-    layout.expect("the central panel always runs")
+    HudFrame {
+        layout: layout.expect("the central panel always runs"),
+        panel_overflow,
+    }
+}
+
+/// The side panel's width, in points.
+pub const PANEL_WIDTH: f32 = 250.0;
+
+/// What one UI pass laid out: where the plots go, and by how many points
+/// the side panel's widest row passes its edge (≤ 0: it fits).
+pub struct HudFrame {
+    pub layout: SceneLayout,
+    pub panel_overflow: f32,
 }
 
 fn tab_name(s: Scene) -> &'static str {
@@ -131,12 +150,48 @@ fn tab_name(s: Scene) -> &'static str {
 }
 
 fn row(ui: &mut Ui, name: &str, value: impl Into<egui::WidgetText>) {
+    let value: egui::WidgetText = value.into();
+    // What the row would need unwrapped: a label that does not fit is cut
+    // off ("…"), which the panel's size check must see.
+    let galley = value.clone().into_galley(
+        ui,
+        Some(egui::TextWrapMode::Extend),
+        f32::INFINITY,
+        egui::TextStyle::Body,
+    );
+    let needed = LABEL_WIDTH + ui.spacing().item_spacing.x + galley.size().x;
+    note_overflow(ui, needed - ui.available_width());
     ui.horizontal(|ui| {
         ui.add_sized(
-            vec2(70.0, 16.0),
+            vec2(LABEL_WIDTH, 16.0),
             egui::Label::new(egui::RichText::new(name).weak()),
         );
         ui.label(value);
+    });
+}
+
+/// A row whose value may be long (an adapter's name): the value wraps
+/// under the name instead of running past the panel.
+fn long_row(ui: &mut Ui, name: &str, value: &str) {
+    ui.add(egui::Label::new(egui::RichText::new(name).weak()));
+    ui.indent(name, |ui| {
+        ui.add(egui::Label::new(egui::RichText::new(value).small()).wrap());
+    });
+}
+
+/// Width of the HUD rows' name column, in points.
+const LABEL_WIDTH: f32 = 70.0;
+
+fn overflow_id() -> egui::Id {
+    egui::Id::unique("mdn hud overflow")
+}
+
+/// Records that something in this pass needs `by` more points than the
+/// panel has (the largest of the pass is kept).
+pub(super) fn note_overflow(ui: &Ui, by: f32) {
+    ui.ctx().data_mut(|d| {
+        let worst = d.get_temp_mut_or(overflow_id(), f32::NEG_INFINITY);
+        *worst = worst.max(by);
     });
 }
 
@@ -212,9 +267,9 @@ fn side_panel(
             input.fps, input.steps_per_frame
         ),
     );
-    row(ui, "Adapter", egui::RichText::new(input.adapter).small());
+    long_row(ui, "Adapter", input.adapter);
     if let Some(device) = scene.trainer_device() {
-        row(ui, "Training on", egui::RichText::new(device).small());
+        long_row(ui, "Training on", &device);
     }
     ui.separator();
 
@@ -346,7 +401,8 @@ fn side_panel(
     ui.separator();
     ui.label(egui::RichText::new("Loss").weak());
     let (rect, _) = ui.allocate_exact_size(vec2(ui.available_width(), 90.0), Sense::hover());
-    overlay::paint_loss_curve(ui.painter(), rect, scene);
+    let legend = overlay::paint_loss_curve(ui.painter(), rect, scene);
+    note_overflow(ui, legend - rect.width());
     ui.add_space(6.0);
     ui.label(
         egui::RichText::new("Space play/pause · R reset · P screenshot · 1–4 scenes · Esc quit")

@@ -244,8 +244,9 @@ pub fn paint_caption(p: &Painter, scene: &SceneState, ppp: f32, width_px: f32) {
 }
 
 /// A small loss-against-step curve for each net in `rect`, each scaled to
-/// its own range (an MSE and an NLL share no useful common scale).
-pub fn paint_loss_curve(p: &Painter, rect: Rect, scene: &SceneState) {
+/// its own range (an MSE and an NLL share no useful common scale). Returns
+/// the widest legend line's width (it must fit `rect`).
+pub fn paint_loss_curve(p: &Painter, rect: Rect, scene: &SceneState) -> f32 {
     p.rect_filled(rect, 3.0, color32(colors::LEGEND_BG));
     let (first, last) = scene
         .nets()
@@ -259,9 +260,10 @@ pub fn paint_loss_curve(p: &Painter, rect: Rect, scene: &SceneState) {
             FontId::proportional(11.0),
             color32(colors::AXIS),
         );
-        return;
+        return 0.0;
     }
     let font = FontId::monospace(9.0);
+    let mut widest = 0.0f32;
     for (i, n) in scene.nets().enumerate() {
         let (lo, hi) = n
             .history
@@ -311,7 +313,7 @@ pub fn paint_loss_curve(p: &Painter, rect: Rect, scene: &SceneState) {
                 3.0,
             ));
         }
-        p.text(
+        let shown = p.text(
             rect.right_top() + vec2(-3.0, 2.0 + 11.0 * i as f32),
             Align2::RIGHT_TOP,
             // The range, short enough for the narrowest panel.
@@ -319,7 +321,9 @@ pub fn paint_loss_curve(p: &Painter, rect: Rect, scene: &SceneState) {
             font.clone(),
             c,
         );
+        widest = widest.max(shown.width() + 3.0);
     }
+    widest
 }
 
 /// A loss in at most six characters: 0.0007, -2.41, 1.2e3.
