@@ -1159,3 +1159,26 @@ fn side_panel_fits_at_the_default_and_a_small_window() {
         }
     }
 }
+
+/// The playground's test share: none by default (every drawn point
+/// trains), a quarter on request, spread evenly; the nets then report a
+/// test loss on points they never train on.
+#[test]
+fn playground_holds_out_a_test_share_on_request() {
+    let Some(gpu) = gpu() else { return };
+    let mut settings = options(Scene::Playground, 0).settings;
+    let mut s = SceneState::new(&gpu, Scene::Playground, settings.clone(), None).unwrap();
+    s.load_preset(mdn::viz::presets::Preset::Ring, 0).unwrap();
+    assert_eq!((s.test_percent(), s.test_data().is_none()), (0, true));
+    settings.test_percent = Some(25);
+    s.apply_settings(settings).unwrap();
+    let (all, test) = (s.point_count(), s.test_data().unwrap().len());
+    assert_eq!(test, all / 4, "{test} of {all} points held out");
+    s.set_playing(true);
+    s.train(500).unwrap();
+    s.read_loss().unwrap();
+    for net in s.nets() {
+        let (train, test) = (net.loss.unwrap(), net.test_loss().unwrap());
+        assert!(train.is_finite() && test.is_finite(), "{train} {test}");
+    }
+}

@@ -9,7 +9,7 @@ use super::overlay;
 use super::plot::PixelRect;
 use super::presets::Preset;
 use super::scene::{SceneLayout, SceneState};
-use super::settings::{MAX_K, Scene, Settings, Status};
+use super::settings::{MAX_K, MAX_TEST_PERCENT, Scene, Settings, Status};
 use super::stroke::Stroke;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -359,6 +359,16 @@ fn side_panel(
             .checkbox(&mut l.components, "colour by component")
             .on_hover_text("Data: the component most responsible for each point; samples: the component each came from")
             .changed();
+    }
+    if matches!(scene.scene, Scene::Playground | Scene::Data) && scene.model().is_none() {
+        let mut pct = scene.test_percent();
+        let r = ui
+            .add(egui::Slider::new(&mut pct, 0..=MAX_TEST_PERCENT).text("test %"))
+            .on_hover_text("Points held out: the dashed loss curves, never trained on");
+        if settled(&r) && pct != scene.test_percent() {
+            settings.test_percent = Some(pct);
+            commit = true;
+        }
     }
     commit |= ui.checkbox(&mut settings.layers.data, "data").changed();
     if commit && *settings != before {

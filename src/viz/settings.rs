@@ -117,6 +117,10 @@ pub struct Settings {
     pub toy_points: usize,
     /// Stop training once the loss stops improving.
     pub stop_when_converged: bool,
+    /// Share of the drawn or loaded points held out as test rows, in
+    /// percent (0–50); `None`: 20 in the data scene, 0 in the playground.
+    /// The toy scenes test on fresh rows instead.
+    pub test_percent: Option<u32>,
     pub layers: Layers,
     /// Where the nets train: `auto` is the GPU unless the adapter is a
     /// software rasteriser (then the CPU; drawing stays on the adapter).
@@ -135,6 +139,7 @@ impl Default for Settings {
             seed: 0,
             toy_points: 1000,
             stop_when_converged: true,
+            test_percent: None,
             layers: Layers::default(),
             device: DeviceChoice::Auto,
         }
@@ -164,6 +169,9 @@ impl Settings {
         {
             return bad("samples (1..=1000000), batch and toy points must be positive".into());
         }
+        if self.test_percent.is_some_and(|p| p > MAX_TEST_PERCENT) {
+            return bad(format!("the test share is 0..={MAX_TEST_PERCENT} %"));
+        }
         if let Some(h) = &self.hidden
             && (h.is_empty() || h.contains(&0))
         {
@@ -192,6 +200,8 @@ pub const TOY_HIDDEN: [usize; 2] = [24, 24];
 pub const PLAYGROUND_HIDDEN: [usize; 1] = [24];
 
 pub const MAX_K: usize = 10;
+/// The largest test share of the points, in percent.
+pub const MAX_TEST_PERCENT: u32 = 50;
 /// The playground trains once it has this many points.
 pub const MIN_POINTS: usize = 5;
 

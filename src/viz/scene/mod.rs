@@ -310,7 +310,7 @@ impl SceneState {
             let playing = self.playing;
             self.rebuild(false)?;
             self.set_playing(playing);
-        } else if old.lr != s.lr || old.batch != s.batch {
+        } else if old.lr != s.lr || old.batch != s.batch || old.test_percent != s.test_percent {
             self.rebuild(true)?;
         } else if old.samples != s.samples {
             self.build_sampler()?;
@@ -415,42 +415,46 @@ impl SceneState {
         }
     }
 
+    /// The share of the points held out for testing, in percent: the
+    /// setting, else 20 in the data scene and 0 in the playground; none in
+    /// the toy scenes (fresh rows) or with a loaded model (nothing trains).
+    pub fn test_percent(&self) -> u32 {
+        match self.scene {
+            Scene::Data if self.model.is_none() => self.settings.test_percent.unwrap_or(20),
+            Scene::Playground => self.settings.test_percent.unwrap_or(0),
+            _ => 0,
+        }
+    }
+
     /// Fresh rows of the toy problem (as many as the training rows, from
-    /// another seed); in the data scene without a model every fifth row of
-    /// the user's data, which the net then does not train on.
+    /// another seed); else the test share of the points, evenly spread
+    /// (at least ten points first), which the nets then do not train on.
     fn test_rows(&self) -> Option<Dataset> {
         if let Some(p) = self.toy_problem() {
             let n = self.settings.toy_points.max(1);
             return Some(toy_dataset(p, n, self.settings.seed ^ TEST_SEED));
         }
-        if self.scene == Scene::Data && self.model.is_none() && self.data.len() >= 10 {
-            let pick = |keep: bool| -> Dataset {
-                let rows: Vec<usize> = (0..self.data.len())
-                    .filter(|r| (r % 5 == 4) == keep)
-                    .collect();
-                Dataset {
-                    inputs: rows.iter().map(|&r| self.data.inputs[r]).collect(),
-                    targets: rows.iter().map(|&r| self.data.targets[r]).collect(),
-                    ..self.data.clone()
-                }
-            };
-            return Some(pick(true));
-        }
-        None
+        let pct = self.test_percent();
+        (pct > 0 && self.data.len() >= 10).then(|| self.rows_where(|r| is_test_row(r, pct)))
     }
 
-    /// The rows the nets train on: all of the data, but the test fifth of
-    /// the user's data in the data scene.
+    /// The rows the nets train on: all of the data but its test share.
     fn training_rows(&self) -> Dataset {
-        if self.scene == Scene::Data && self.test.is_some() {
-            let rows: Vec<usize> = (0..self.data.len()).filter(|r| r % 5 != 4).collect();
-            return Dataset {
-                inputs: rows.iter().map(|&r| self.data.inputs[r]).collect(),
-                targets: rows.iter().map(|&r| self.data.targets[r]).collect(),
-                ..self.data.clone()
-            };
+        let pct = self.test_percent();
+        if self.toy_problem().is_none() && self.test.is_some() {
+            return self.rows_where(|r| !is_test_row(r, pct));
         }
         self.data.clone()
+    }
+
+    fn rows_where(&self, keep: impl Fn(usize) -> bool) -> Dataset {
+        let d = &self.data;
+        let rows: Vec<usize> = (0..d.len()).filter(|&r| keep(r)).collect();
+        Dataset {
+            inputs: rows.iter().map(|&r| d.inputs[r]).collect(),
+            targets: rows.iter().map(|&r| d.targets[r]).collect(),
+            ..d.clone_names()
+        }
     }
 
     /// The test rows, if the scene has them.
@@ -816,6 +820,13 @@ fn points_buffer(ctx: &GpuContext, points: usize) -> wgpu::Buffer {
         usage: wgpu::BufferUsages::VERTEX | wgpu::BufferUsages::COPY_DST,
         mapped_at_creation: false,
     })
+}
+
+/// Whether row `r` is one of the `pct` % test rows: spread evenly, the
+/// row where the running count of test rows steps up.
+fn is_test_row(r: usize, pct: u32) -> bool {
+    let pct = pct as usize;
+    (r + 1) * pct / 100 > r * pct / 100
 }
 
 /// The playground before any point is drawn.
