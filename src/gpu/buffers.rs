@@ -242,10 +242,19 @@ pub fn read_back_with(
 
 /// [`read_back`] of `len` f32 values from the start of `src`.
 pub fn read_f32(ctx: &GpuContext, src: &wgpu::Buffer, len: usize) -> Result<Vec<f32>> {
+    read_pod(ctx, src, len)
+}
+
+/// The first `len` `u32`s of `src` (component indices).
+pub fn read_u32(ctx: &GpuContext, src: &wgpu::Buffer, len: usize) -> Result<Vec<u32>> {
+    read_pod(ctx, src, len)
+}
+
+fn read_pod<T: bytemuck::Pod>(ctx: &GpuContext, src: &wgpu::Buffer, len: usize) -> Result<Vec<T>> {
     if len == 0 {
         return Ok(Vec::new());
     }
-    let bytes = read_back(ctx, src, 0, len as u64 * 4, |_| {})?;
+    let bytes = read_back(ctx, src, 0, (len * size_of::<T>()) as u64, |_| {})?;
     Ok(bytemuck::pod_collect_to_vec(&bytes))
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::bindings::HeadSampleBindings;
 use super::buffers::{
-    STORAGE, UniformArena, UniformSlot, grid, read_f32, slot, storage_with_usage, whole,
+    STORAGE, UniformArena, UniformSlot, grid, read_f32, read_u32, slot, storage_with_usage, whole,
 };
 use super::context::GpuContext;
 use super::forward::ForwardPass;
@@ -215,8 +215,7 @@ impl GpuSampler {
     /// Reads the head outputs of the last run back.
     /// Reads back the component of every sample of the last run (tests).
     pub fn read_components(&self) -> Result<Vec<u32>> {
-        let bits = read_f32(&self.ctx, &self.components, self.rows * self.per_input)?;
-        Ok(bits.into_iter().map(f32::to_bits).collect())
+        read_u32(&self.ctx, &self.components, self.rows * self.per_input)
     }
 
     pub fn read_head(&self) -> Result<Vec<f32>> {

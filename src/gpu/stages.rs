@@ -9,7 +9,8 @@ use super::bindings::{
     HeadSampleBindings, ReduceBindings,
 };
 use super::buffers::{
-    UniformArena, UniformSlot, grid, read_back, read_f32, slot, storage, storage_init, whole,
+    UniformArena, UniformSlot, grid, read_back, read_f32, read_u32, slot, storage, storage_init,
+    whole,
 };
 use super::context::GpuContext;
 use super::kernels::{Kernels, adam_info};
@@ -418,11 +419,7 @@ impl<'a> Stages<'a> {
         .bind(c, "sample", &k.layout);
         let (x, y) = grid((n as u64).div_ceil(self.kernels.config.rows_wg as u64))?;
         self.dispatch(&k.pipeline, &bg, false, (x, y))?;
-        let bits = read_f32(c, &comps, n)?;
-        Ok((
-            read_f32(c, &out, n * p.d)?,
-            bits.into_iter().map(f32::to_bits).collect(),
-        ))
+        Ok((read_f32(c, &out, n * p.d)?, read_u32(c, &comps, n)?))
     }
 }
 

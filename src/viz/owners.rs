@@ -164,7 +164,6 @@ impl DataOwners {
 
     /// Reads the owners back (tests and debugging only).
     pub fn read(&self) -> Result<Vec<u32>> {
-        let bits = buffers::read_f32(&self.ctx, &self.owners, self.rows)?;
-        Ok(bits.into_iter().map(f32::to_bits).collect())
+        buffers::read_u32(&self.ctx, &self.owners, self.rows)
     }
 }
