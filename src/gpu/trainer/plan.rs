@@ -129,7 +129,6 @@ pub(super) fn record_step(
     let b = batch;
     let n = layout.len;
     let layers = layout.layers.len();
-    let step_binding = step_binding(r);
     let mut plan = Plan::default();
     let rows_groups = (b as u64).div_ceil(cfg.rows_wg as u64);
     plan.add(
@@ -140,7 +139,7 @@ pub(super) fn record_step(
             batch_input: whole(&r.acts[0]),
             batch_target: whole(&r.batch_targets),
             info: slot(&r.uniforms, r.slots.gather),
-            step: step_binding.clone(),
+            step: step_binding(r),
         }
         .bind(c, "gather", &k.gather.layout),
         Pipe::Gather,
@@ -179,18 +178,7 @@ pub(super) fn record_step(
         rows_groups,
         1,
     )?;
-    plan.add(
-        ReduceBindings {
-            row_loss: whole(&r.row_loss),
-            loss: whole(&r.loss_state),
-            info: slot(&r.uniforms, r.slots.reduce),
-        }
-        .bind(c, "reduce", &k.reduce.layout),
-        Pipe::Reduce,
-        false,
-        1,
-        1,
-    )?;
+    add_reduce(&mut plan, c, k, r)?;
     for (i, l) in layout.layers.iter().enumerate().rev() {
         let grad_in = if i > 0 {
             &r.deltas[i - 1]
@@ -217,22 +205,7 @@ pub(super) fn record_step(
             plan.dispatch(input_pipe, g, false, cfg.matmul_groups(&input), 1)?;
         }
     }
-    plan.add(
-        AdamBindings {
-            params: whole(&r.params),
-            partials: whole(&r.partials),
-            m_state: whole(&r.adam_m),
-            v_state: whole(&r.adam_v),
-            grads: whole(&r.grads),
-            info: slot(&r.uniforms, r.slots.adam),
-            step: step_binding,
-        }
-        .bind(c, "adam", &k.adam.layout),
-        Pipe::Adam,
-        true,
-        (n as u64).div_ceil(cfg.adam_wg as u64),
-        1,
-    )?;
+    add_adam(&mut plan, c, k, r, n)?;
     Ok(plan)
 }
 
@@ -246,7 +219,6 @@ pub(super) fn record_fused_step(
     shape: &FusedShape,
     r: &Resident,
 ) -> Result<Plan> {
-    let cfg = k.config;
     let fused = k
         .fused(spec.head_kind())
         .expect("FusedShape::plan takes only heads with a row loss");
@@ -272,6 +244,13 @@ pub(super) fn record_fused_step(
         shape.groups as u64,
         1,
     )?;
+    add_reduce(&mut plan, c, k, r)?;
+    add_adam(&mut plan, c, k, r, layout.len)?;
+    Ok(plan)
+}
+
+/// The loss reduction over the batch's row losses (both step plans).
+fn add_reduce(plan: &mut Plan, c: &GpuContext, k: &Kernels, r: &Resident) -> Result<()> {
     plan.add(
         ReduceBindings {
             row_loss: whole(&r.row_loss),
@@ -283,7 +262,12 @@ pub(super) fn record_fused_step(
         false,
         1,
         1,
-    )?;
+    )
+}
+
+/// Adam over the `n` parameters, summing the gradient partials (both step
+/// plans).
+fn add_adam(plan: &mut Plan, c: &GpuContext, k: &Kernels, r: &Resident, n: usize) -> Result<()> {
     plan.add(
         AdamBindings {
             params: whole(&r.params),
@@ -297,10 +281,9 @@ pub(super) fn record_fused_step(
         .bind(c, "adam", &k.adam.layout),
         Pipe::Adam,
         true,
-        (layout.len as u64).div_ceil(cfg.adam_wg as u64),
+        (n as u64).div_ceil(k.config.adam_wg as u64),
         1,
-    )?;
-    Ok(plan)
+    )
 }
 
 /// The step's `StepInfo` record, picked per step by a dynamic offset.
