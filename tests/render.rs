@@ -900,7 +900,12 @@ fn gap_meter_shows_the_test_loss_against_the_optimum() {
             opt.mse
         };
         assert_eq!(gap.optimum, want);
-        assert_eq!(gap.metric, if scene == Scene::Mdn { "NLL" } else { "MSE" });
+        let want_metric = if scene == Scene::Mdn {
+            mdn::head::Metric::Nll
+        } else {
+            mdn::head::Metric::Mse
+        };
+        assert_eq!(gap.metric, want_metric);
         // The bar's blue pixels along its middle row: the fill.
         let bar = mdn::viz::overlay::gap_bar_rect(&img.layout.main, 1.0, scene != Scene::Mdn);
         let y = bar.center().y as u32;

@@ -235,7 +235,8 @@ fn side_panel(
             )
             .on_hover_text(format!(
                 "Test {} against the optimum of Bishop's problem ({:.4}): what a perfect model scores on fresh data",
-                gap.metric, gap.optimum
+                gap.metric.name().to_uppercase(),
+                gap.optimum
             ));
             ui.add(
                 egui::ProgressBar::new(gap.fill())

@@ -8,6 +8,7 @@ use super::colors;
 use super::plot::{PlotView, Span, nice_ticks, tick_label};
 use super::renderer::{x_ticks, y_ticks};
 use super::scene::{Gap, SceneLayout, SceneState};
+use crate::head::Metric;
 
 pub fn color32(c: [f32; 4]) -> Color32 {
     let b = |v: f32| (v.clamp(0.0, 1.0) * 255.0).round() as u8;
@@ -145,10 +146,9 @@ pub fn paint_gap_meter(p: &Painter, view: &PlotView, ppp: f32, gap: &Gap, low_ri
     let bar = gap_bar_rect(view, ppp, low_right);
     let frame = Rect::from_min_max(bar.min - vec2(8.0, 24.0), bar.max + vec2(8.0, 8.0));
     p.rect_filled(frame, 4.0, color32(colors::LEGEND_BG));
-    let text = if gap.metric == "NLL" {
-        format!("test NLL {:.3}, optimum {:.3}", gap.test, gap.optimum)
-    } else {
-        format!("test MSE {:.4}, floor {:.4}", gap.test, gap.optimum)
+    let text = match gap.metric {
+        Metric::Nll => format!("test NLL {:.3}, optimum {:.3}", gap.test, gap.optimum),
+        Metric::Mse => format!("test MSE {:.4}, floor {:.4}", gap.test, gap.optimum),
     };
     p.text(
         frame.min + vec2(8.0, 6.0),

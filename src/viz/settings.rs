@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::toy::ToyProblem;
 use crate::device::DeviceChoice;
 
 /// The four demos of the tutorial, and the user's data.
@@ -55,6 +56,15 @@ impl Scene {
     /// model, but trains an MDN).
     pub fn has_mlp(self) -> bool {
         !matches!(self, Scene::Mdn | Scene::Data)
+    }
+
+    /// The toy problem the scene shows, if it is a toy scene.
+    pub fn toy_problem(self) -> Option<ToyProblem> {
+        match self {
+            Scene::Forward => Some(ToyProblem::Forward),
+            Scene::Inverse | Scene::Mdn => Some(ToyProblem::Inverse),
+            Scene::Playground | Scene::Data => None,
+        }
     }
 
     pub fn has_mdn(self) -> bool {

@@ -23,7 +23,7 @@ use crate::data::toy::{ToyProblem, optimum, toy_dataset};
 use crate::error::{MdnError, Result};
 use crate::gpu::context::GpuContext;
 use crate::gpu::sampler::GpuSampler;
-use crate::head::HeadKind;
+use crate::head::{HeadKind, Metric};
 use crate::model::init::init_params;
 use crate::model::{Model, ModelSpec};
 use crate::train::{LrSchedule, TrainConfig, Trainer};
@@ -79,7 +79,7 @@ pub struct SceneState {
 /// scene is about, against what a perfect model scores on fresh data.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Gap {
-    pub metric: &'static str,
+    pub metric: Metric,
     pub test: f64,
     pub optimum: f64,
 }
@@ -94,10 +94,9 @@ impl Gap {
     /// The meter's fill: 1 at the optimum, falling as the gap grows (half
     /// at a gap of 0.1 nats, or at 1× the noise floor for an MSE).
     pub fn fill(&self) -> f32 {
-        let scale = if self.metric == "NLL" {
-            0.1
-        } else {
-            self.optimum
+        let scale = match self.metric {
+            Metric::Nll => 0.1,
+            Metric::Mse => self.optimum,
         };
         (0.5f64.powf(self.gap() / scale)) as f32
     }
@@ -140,22 +139,15 @@ impl SceneState {
                 }
                 d
             }
-            (Scene::Forward, None) => toy_dataset(
-                ToyProblem::Forward,
-                settings.toy_points.max(1),
-                settings.seed,
-            ),
-            (Scene::Inverse | Scene::Mdn, None) => toy_dataset(
-                ToyProblem::Inverse,
-                settings.toy_points.max(1),
-                settings.seed,
-            ),
-            (Scene::Playground, None) => empty_canvas(),
-            (Scene::Data, None) => {
-                return Err(MdnError::Config(
-                    "the data scene needs data: `--data F.csv`".into(),
-                ));
-            }
+            (s, None) => match s.toy_problem() {
+                Some(p) => toy_dataset(p, settings.toy_points.max(1), settings.seed),
+                None if s == Scene::Playground => empty_canvas(),
+                None => {
+                    return Err(MdnError::Config(
+                        "the data scene needs data: `--data F.csv`".into(),
+                    ));
+                }
+            },
         };
         let points = points_buffer(&gpu.ctx, 1024);
         let mut state = SceneState {
@@ -408,11 +400,7 @@ impl SceneState {
 
     /// The toy problem this scene shows, if it is one.
     pub fn toy_problem(&self) -> Option<ToyProblem> {
-        match self.scene {
-            Scene::Forward => Some(ToyProblem::Forward),
-            Scene::Inverse | Scene::Mdn => Some(ToyProblem::Inverse),
-            Scene::Playground | Scene::Data => None,
-        }
+        self.scene.toy_problem()
     }
 
     /// The share of the points held out for testing, in percent: the
@@ -473,18 +461,15 @@ impl SceneState {
             self.mlp.as_ref()?
         };
         let test = net.test_loss()? as f64;
-        Some(if net.is_mixture() {
-            Gap {
-                metric: "NLL",
-                test,
-                optimum: opt.nll,
-            }
-        } else {
-            Gap {
-                metric: "MSE",
-                test,
-                optimum: opt.mse,
-            }
+        let metric = net.spec.head_def().metric();
+        let optimum = match metric {
+            Metric::Nll => opt.nll,
+            Metric::Mse => opt.mse,
+        };
+        Some(Gap {
+            metric,
+            test,
+            optimum,
         })
     }
 
