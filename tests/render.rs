@@ -39,6 +39,26 @@ fn options(scene: Scene, steps: usize) -> RenderOptions {
     }
 }
 
+/// Trains `scene` for `steps` steps, reading the loss every 1000 as the
+/// window does, then records its curve, density, owners and sampling
+/// passes (what a frame draws from).
+fn train_and_draw(gpu: &VizGpu, scene: &mut SceneState, steps: usize) {
+    scene.set_playing(true);
+    let mut done = 0;
+    while done < steps {
+        let n = (steps - done).min(1000);
+        scene.train(n).unwrap();
+        scene.read_loss().unwrap();
+        done += n;
+    }
+    let mut enc = gpu
+        .ctx
+        .device
+        .create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
+    scene.encode(&mut enc).unwrap();
+    gpu.ctx.queue.submit([enc.finish()]);
+}
+
 /// Like `assert!`, but first saves the render beside the build output so a
 /// failure can be looked at.
 fn check(ok: bool, img: &Rendered, name: &str, msg: impl FnOnce() -> String) {
@@ -234,15 +254,7 @@ fn density_and_means_match_the_cpu_mixture() {
         ..Layers::default()
     };
     let mut scene = SceneState::new(&gpu, Scene::Mdn, settings, None).unwrap();
-    scene.set_playing(true);
-    scene.train(300).unwrap();
-    scene.read_loss().unwrap();
-    let mut enc = gpu
-        .ctx
-        .device
-        .create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
-    scene.encode(&mut enc).unwrap();
-    gpu.ctx.queue.submit([enc.finish()]);
+    train_and_draw(&gpu, &mut scene, 300);
     let model = scene
         .net_model(true)
         .unwrap()
@@ -607,17 +619,7 @@ fn playground_lesson_on_a_drawn_x() {
         Some(points.clone()),
     )
     .unwrap();
-    scene.set_playing(true);
-    for _ in 0..steps / 1000 {
-        scene.train(1000).unwrap();
-        scene.read_loss().unwrap();
-    }
-    let mut enc = gpu
-        .ctx
-        .device
-        .create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
-    scene.encode(&mut enc).unwrap();
-    gpu.ctx.queue.submit([enc.finish()]);
+    train_and_draw(&gpu, &mut scene, steps);
     let curve: Vec<(f32, f32)> = scene
         .mlp
         .as_ref()
@@ -703,9 +705,7 @@ fn data_scene_trains_live_or_draws_a_loaded_model() {
 
     let mut scene =
         SceneState::with_model(&gpu, opts.settings.clone(), data.clone(), None).unwrap();
-    scene.set_playing(true);
-    scene.train(3000).unwrap();
-    scene.read_loss().unwrap();
+    train_and_draw(&gpu, &mut scene, 3000);
     let model = scene
         .net_model(true)
         .unwrap()
@@ -945,15 +945,7 @@ fn components_layer_colours_points_by_their_component() {
     let mut opts = options(Scene::Mdn, 1500);
     opts.settings.layers.components = true;
     let mut scene = SceneState::new(&gpu, Scene::Mdn, opts.settings.clone(), None).unwrap();
-    scene.set_playing(true);
-    scene.train(1500).unwrap();
-    scene.read_loss().unwrap();
-    let mut enc = gpu
-        .ctx
-        .device
-        .create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
-    scene.encode(&mut enc).unwrap();
-    gpu.ctx.queue.submit([enc.finish()]);
+    train_and_draw(&gpu, &mut scene, 1500);
     let owners = scene.read_owners().unwrap().expect("the layer is on");
     let data = scene.data().clone();
     let model = scene
@@ -1113,9 +1105,7 @@ fn side_panel_fits_at_the_default_and_a_small_window() {
         if scene == Scene::Playground {
             s.load_preset(mdn::viz::presets::Preset::Spiral, 0).unwrap();
         }
-        s.set_playing(true);
-        s.train(2000).unwrap();
-        s.read_loss().unwrap();
+        train_and_draw(&gpu, &mut s, 2000);
         scenes.push(s);
     }
     let dead = scenes[0].mdn.as_ref().unwrap().dead_components.len();
@@ -1179,9 +1169,7 @@ fn playground_holds_out_a_test_share_on_request() {
     s.apply_settings(settings).unwrap();
     let (all, test) = (s.point_count(), s.test_data().unwrap().len());
     assert_eq!(test, all / 4, "{test} of {all} points held out");
-    s.set_playing(true);
-    s.train(500).unwrap();
-    s.read_loss().unwrap();
+    train_and_draw(&gpu, &mut s, 500);
     for net in s.nets() {
         let (train, test) = (net.loss.unwrap(), net.test_loss().unwrap());
         assert!(train.is_finite() && test.is_finite(), "{train} {test}");
