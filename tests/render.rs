@@ -463,6 +463,14 @@ fn mdn_cmd() -> std::process::Command {
     cmd
 }
 
+/// Runs `cmd`, which must succeed; returns its stderr.
+fn succeeds(cmd: &mut std::process::Command) -> String {
+    let run = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&run.stderr).into_owned();
+    assert!(run.status.success(), "{cmd:?}: {err}");
+    err
+}
+
 #[test]
 fn render_command_writes_a_png_of_the_asked_size() {
     if gpu().is_none() {
@@ -470,26 +478,21 @@ fn render_command_writes_a_png_of_the_asked_size() {
     }
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("mdn.png");
-    let run = mdn_cmd()
-        .args([
-            "render", "--scene", "mdn", "--steps", "50", "--width", "200",
-        ])
-        .args([
-            "--height",
-            "150",
-            "--samples",
-            "500",
-            "--layers",
-            "data,samples,density,means,pi",
-        ])
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
+    succeeds(
+        mdn_cmd()
+            .args([
+                "render", "--scene", "mdn", "--steps", "50", "--width", "200",
+            ])
+            .args([
+                "--height",
+                "150",
+                "--samples",
+                "500",
+                "--layers",
+                "data,samples,density,means,pi",
+            ])
+            .arg("--out")
+            .arg(&out),
     );
     let img = image::open(&out).unwrap();
     assert_eq!((img.width(), img.height()), (200, 150));
@@ -749,16 +752,7 @@ fn render_command_draws_a_trained_model_on_its_data() {
     }
     let dir = tempfile::tempdir().unwrap();
     let p = |name: &str| dir.path().join(name);
-    let ok = |args: &[&std::ffi::OsStr]| {
-        let run = mdn_cmd().args(args).output().unwrap();
-        assert!(
-            run.status.success(),
-            "{:?}: {}",
-            args,
-            String::from_utf8_lossy(&run.stderr)
-        );
-        String::from_utf8_lossy(&run.stderr).to_string()
-    };
+    let ok = |args: &[&std::ffi::OsStr]| succeeds(mdn_cmd().args(args));
     let os = |s: &str| std::ffi::OsString::from(s);
     let data = p("inv.csv");
     let model = p("m.safetensors");
@@ -1012,27 +1006,22 @@ fn render_from_a_setup_file_equals_render_from_flags() {
     let by_flags = dir.path().join("flags.png");
     let by_setup = dir.path().join("setup.png");
     let common = ["--steps", "400", "--width", "240", "--height", "160"];
-    let run = mdn_cmd()
-        .args([
-            "render",
-            "--preset",
-            "x",
-            "--seed",
-            "3",
-            "--k",
-            "4",
-            "--temperature",
-            "0.8",
-        ])
-        .args(common)
-        .arg("--out")
-        .arg(&by_flags)
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
+    succeeds(
+        mdn_cmd()
+            .args([
+                "render",
+                "--preset",
+                "x",
+                "--seed",
+                "3",
+                "--k",
+                "4",
+                "--temperature",
+                "0.8",
+            ])
+            .args(common)
+            .arg("--out")
+            .arg(&by_flags),
     );
     let mut setup = mdn::viz::setup::Setup::new(
         Scene::Playground,
@@ -1050,18 +1039,13 @@ fn render_from_a_setup_file_equals_render_from_flags() {
         .collect();
     let file = dir.path().join("s.json");
     setup.write(&file).unwrap();
-    let run = mdn_cmd()
-        .args(["render", "--setup"])
-        .arg(&file)
-        .args(common)
-        .arg("--out")
-        .arg(&by_setup)
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
+    succeeds(
+        mdn_cmd()
+            .args(["render", "--setup"])
+            .arg(&file)
+            .args(common)
+            .arg("--out")
+            .arg(&by_setup),
     );
     assert!(
         std::fs::read(&by_flags).unwrap() == std::fs::read(&by_setup).unwrap(),
