@@ -186,26 +186,17 @@ impl SceneState {
         data: Dataset,
         model: Option<Model>,
     ) -> Result<Self> {
-        if let Some(m) = &model {
-            let spec = &m.spec;
-            if spec.in_dim != 1 || spec.out_dim != 1 {
-                return Err(MdnError::Config(format!(
-                    "the visualizer draws models of one input and one target; this one has {} and {} (train one on the two columns to look at)",
-                    spec.in_dim, spec.out_dim
-                )));
-            }
-            if !matches!(spec.head_kind(), HeadKind::MixtureDiag | HeadKind::Mse) {
-                return Err(MdnError::Config(
-                    "the visualizer draws diagonal mixtures and MLPs, not full-covariance models"
-                        .into(),
-                ));
-            }
-            if data.in_dim != 1 || data.out_dim != 1 {
-                return Err(MdnError::Data(format!(
-                    "the data scene plots one input column against one target column; got {} and {}",
-                    data.in_dim, data.out_dim
-                )));
-            }
+        // Said before the model is evaluated on the data, which would fail
+        // with a less helpful reason. The data's columns are checked by
+        // `build`, the head kind by `GridCurves` (a full-covariance head
+        // has D ≥ 2 and stops here anyway).
+        if let Some(spec) = model.as_ref().map(|m| &m.spec)
+            && (spec.in_dim != 1 || spec.out_dim != 1)
+        {
+            return Err(MdnError::Config(format!(
+                "the visualizer draws models of one input and one target; this one has {} and {} (train one on the two columns to look at)",
+                spec.in_dim, spec.out_dim
+            )));
         }
         Self::build(gpu, Scene::Data, settings, Some(data), model)
     }
