@@ -126,10 +126,16 @@ fn calibrate(trainer: &mut dyn Trainer, mode: BenchMode, plan: &StepPlan) -> Res
             let want = (plan.target.as_secs_f64() / per_step.max(1e-9)).round() as usize;
             return Ok(want.clamp(1, max));
         }
-        // Aim the next block at the quarter target, growing at least 2×.
-        let next = (plan.target.as_secs_f64() / 4.0 / per_step.max(1e-9)).ceil() as usize;
-        n = next.clamp(2 * n, max);
+        n = next_block(n, per_step, plan.target, max);
     }
+}
+
+/// The next calibration block: aimed at a quarter of the target, growing at
+/// least 2× and never past the cap (`clamp(2n, max)` panicked once a noisy
+/// step left 2n above the cap).
+fn next_block(n: usize, per_step: f64, target: Duration, max: usize) -> usize {
+    let aim = (target.as_secs_f64() / 4.0 / per_step.max(1e-9)).ceil() as usize;
+    aim.max(2 * n).min(max)
 }
 
 #[cfg(test)]
@@ -178,6 +184,17 @@ mod tests {
         fn device_name(&self) -> String {
             "sleepy".into()
         }
+    }
+
+    #[test]
+    fn calibration_blocks_grow_but_stay_under_the_cap() {
+        let target = Duration::from_millis(40);
+        // A slow first step asks for 2 more; a later faster one for 3 — the
+        // cap of 3 wins over the doubling to 4.
+        assert_eq!(next_block(2, 0.004, target, 3), 3);
+        assert_eq!(next_block(1, 0.002, target, 1000), 5);
+        assert_eq!(next_block(4, 0.002, target, 1000), 8);
+        assert_eq!(next_block(1, 0.0, target, 7), 7);
     }
 
     #[test]
