@@ -15,6 +15,7 @@ use crate::model::{ModelSpec, ParamLayout};
 
 pub mod checkpoint;
 pub mod step;
+pub mod together;
 
 pub use step::{AdamStep, LossAccumulator};
 
@@ -300,112 +301,184 @@ pub fn run_training_with(
 ) -> Result<TrainReport> {
     let start = Instant::now();
     let total_steps = ctl.total_steps;
-    let mut history = Vec::new();
-    let mut val_history = Vec::new();
     let mut chunk = 1usize;
-    let mut final_loss = f32::NAN;
-    let mut good_step = trainer.step();
-    let mut best = ctl.best.take();
-    let mut stopped = None;
+    let mut rec = RunRecord::new(trainer.step(), ctl.best.take());
     let mut written = trainer.step();
     trainer.checkpoint()?;
-    let next_multiple = |step: usize, every: usize| (step / every + 1) * every;
+    let every = ctl.validation.as_ref().map(|v| v.every);
+    let checkpoint_every = ctl.checkpoint.as_ref().map(|(e, _)| *e);
     while trainer.step() < total_steps {
         if ctl.stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
-            stopped = Some(Stopped::Interrupted);
+            rec.stopped = Some(Stopped::Interrupted);
             break;
         }
         let step = trainer.step();
-        let mut end = total_steps.min(step + chunk);
-        if let Some(v) = &ctl.validation {
-            end = end.min(next_multiple(step, v.every));
-        }
-        if let Some((every, _)) = &ctl.checkpoint {
-            end = end.min(next_multiple(step, *every));
-        }
-        let n = end - step;
+        let n = chunk_end(step, chunk, total_steps, &[every, checkpoint_every]) - step;
         let t0 = Instant::now();
         trainer.run(n)?;
         let acc = trainer.take_loss()?;
         let dt = t0.elapsed();
         let step = trainer.step();
-        if acc.nonfinite > 0 || !acc.mean().is_finite() {
+        if !rec.read_loss(step, &acc) {
             trainer.restore_checkpoint()?;
-            return Ok(TrainReport {
-                steps: good_step,
-                final_loss,
-                history,
-                val_history,
-                best,
-                diverged: Some(Divergence {
-                    step,
-                    loss: acc.last,
-                    good_step,
-                }),
-                stopped: None,
-                elapsed: start.elapsed(),
-            });
+            return Ok(rec.report(start.elapsed()));
         }
         trainer.checkpoint()?;
-        good_step = step;
-        final_loss = acc.mean();
-        history.push((step, final_loss));
-        on_progress(step, final_loss);
+        on_progress(step, acc.mean());
         if let Some(v) = &mut ctl.validation
-            && (step.is_multiple_of(v.every) || step == total_steps)
+            && is_check(step, v.every, total_steps)
         {
             let params = trainer.params()?;
             let loss = (v.loss)(&params)?;
-            val_history.push((step, loss));
-            match &mut best {
-                Some(b) if loss.is_nan() || loss >= b.loss => b.checks_since += 1,
-                _ => {
-                    best = Some(Best {
-                        step,
-                        loss,
-                        params,
-                        checks_since: 0,
-                    })
-                }
-            }
-            if let (Some(p), Some(b)) = (v.patience, &best)
-                && b.checks_since >= p
-                && step < total_steps
-            {
-                stopped = Some(Stopped::EarlyStop);
-            }
+            rec.check(step, loss, params, v.patience, total_steps);
         }
         if let Some((every, write)) = &mut ctl.checkpoint
             && step.is_multiple_of(*every)
         {
-            write(trainer, best.as_ref())?;
+            write(trainer, rec.best.as_ref())?;
             written = step;
         }
-        if stopped.is_some() {
+        if rec.stopped.is_some() {
             break;
         }
-        // Grow or shrink the chunk so one chunk takes about READ_INTERVAL.
-        let per_step = dt.as_secs_f64() / n as f64;
-        let want = (READ_INTERVAL.as_secs_f64() / per_step.max(1e-7)) as usize;
-        chunk = want.clamp(1, (chunk * 4).max(4)).min(100_000);
+        chunk = next_chunk(chunk, n, dt);
     }
     // The run's last state too (finished, stopped early or interrupted), so
     // a later run can go on from where this one ended.
     if let Some((_, write)) = &mut ctl.checkpoint
         && written != trainer.step()
     {
-        write(trainer, best.as_ref())?;
+        write(trainer, rec.best.as_ref())?;
     }
-    Ok(TrainReport {
-        steps: trainer.step(),
-        final_loss,
-        history,
-        val_history,
-        best,
-        diverged: None,
-        stopped,
-        elapsed: start.elapsed(),
-    })
+    rec.steps = trainer.step();
+    Ok(rec.report(start.elapsed()))
+}
+
+/// Where a chunk that starts at `step` ends: `chunk` steps on, but never
+/// past the run's end or the next multiple of any of `every` (validation
+/// checks, checkpoints), so where they fall depends on the step count only.
+pub fn chunk_end(step: usize, chunk: usize, total_steps: usize, every: &[Option<usize>]) -> usize {
+    every
+        .iter()
+        .flatten()
+        .fold(total_steps.min(step + chunk), |end, &e| {
+            end.min((step / e + 1) * e)
+        })
+}
+
+/// Whether `step` is a validation check: a multiple of `every`, or the end.
+pub fn is_check(step: usize, every: usize, total_steps: usize) -> bool {
+    step.is_multiple_of(every) || step == total_steps
+}
+
+/// The next chunk's length: about [`READ_INTERVAL`] at the pace the last
+/// chunk (`n` steps in `dt`) ran, growing at most 4× at a time.
+pub fn next_chunk(chunk: usize, n: usize, dt: Duration) -> usize {
+    let per_step = dt.as_secs_f64() / n as f64;
+    let want = (READ_INTERVAL.as_secs_f64() / per_step.max(1e-7)) as usize;
+    want.clamp(1, (chunk * 4).max(4)).min(100_000)
+}
+
+/// One run's record as its loop goes (losses read, validation checks, the
+/// best parameters, why it ended): kept by [`run_training_with`] for its
+/// trainer and by a sweep's loop for each of the models it steps together,
+/// so both end runs the same way.
+#[derive(Clone, Debug)]
+pub struct RunRecord {
+    /// Steps the run ends with (set by the loop when it stops).
+    pub steps: usize,
+    pub final_loss: f32,
+    pub history: Vec<(usize, f32)>,
+    pub val_history: Vec<(usize, f64)>,
+    /// The last step whose loss was finite: where a divergence goes back to.
+    pub good_step: usize,
+    pub best: Option<Best>,
+    pub diverged: Option<Divergence>,
+    pub stopped: Option<Stopped>,
+}
+
+impl RunRecord {
+    pub fn new(step: usize, best: Option<Best>) -> Self {
+        RunRecord {
+            steps: step,
+            final_loss: f32::NAN,
+            history: Vec::new(),
+            val_history: Vec::new(),
+            good_step: step,
+            best,
+            diverged: None,
+            stopped: None,
+        }
+    }
+
+    /// Whether the run is over (diverged, stopped early or interrupted).
+    pub fn ended(&self) -> bool {
+        self.diverged.is_some() || self.stopped.is_some()
+    }
+
+    /// Records the loss read at `step`; `false` when it diverged (the
+    /// run then ends at its last good step, whose parameters the caller
+    /// restores).
+    pub fn read_loss(&mut self, step: usize, acc: &LossAccumulator) -> bool {
+        if acc.nonfinite > 0 || !acc.mean().is_finite() {
+            self.diverged = Some(Divergence {
+                step,
+                loss: acc.last,
+                good_step: self.good_step,
+            });
+            self.steps = self.good_step;
+            return false;
+        }
+        self.good_step = step;
+        self.final_loss = acc.mean();
+        self.history.push((step, self.final_loss));
+        true
+    }
+
+    /// Records a validation check at `step`: keeps `params` if they are
+    /// the best so far, and stops the run after `patience` checks in a row
+    /// without an improvement (unless it is over anyway).
+    pub fn check(
+        &mut self,
+        step: usize,
+        loss: f64,
+        params: Vec<f32>,
+        patience: Option<usize>,
+        total_steps: usize,
+    ) {
+        self.val_history.push((step, loss));
+        match &mut self.best {
+            Some(b) if loss.is_nan() || loss >= b.loss => b.checks_since += 1,
+            _ => {
+                self.best = Some(Best {
+                    step,
+                    loss,
+                    params,
+                    checks_since: 0,
+                })
+            }
+        }
+        if let (Some(p), Some(b)) = (patience, &self.best)
+            && b.checks_since >= p
+            && step < total_steps
+        {
+            self.stopped = Some(Stopped::EarlyStop);
+            self.steps = step;
+        }
+    }
+
+    pub fn report(self, elapsed: Duration) -> TrainReport {
+        TrainReport {
+            steps: self.steps,
+            final_loss: self.final_loss,
+            history: self.history,
+            val_history: self.val_history,
+            best: self.best,
+            diverged: self.diverged,
+            stopped: self.stopped,
+            elapsed,
+        }
+    }
 }
 
 #[cfg(test)]

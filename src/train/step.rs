@@ -45,6 +45,14 @@ pub struct LossAccumulator {
 }
 
 impl LossAccumulator {
+    /// Adds `other`'s steps to these (another model's, or a later read's).
+    pub fn merge(&mut self, other: &LossAccumulator) {
+        self.sum += other.sum;
+        self.count += other.count;
+        self.nonfinite += other.nonfinite;
+        self.last = other.last;
+    }
+
     /// Mean loss since the last clear, or the last (non-finite) loss if a
     /// step diverged.
     pub fn mean(&self) -> f32 {
