@@ -1,7 +1,9 @@
 // adam.wgsl: twin of src/cpu/adam.rs. One dispatch over the whole flat
-// parameter vector. The gradient of each parameter is the sum, in split
-// order, of its layer's partial slices written by dense_backward's weight
-// pass: the deterministic second stage of the split-over-batch reduction.
+// parameter vector of every model (workgroup_id.z is the model, whose
+// parameters, moments and gradient partials sit at its own offsets). The
+// gradient of each parameter is the sum, in split order, of its layer's
+// partial slices written by dense_backward's weight pass or the fused
+// step: the deterministic second stage of the split-over-batch reduction.
 
 override ADAM_WG: u32 = 256u;
 
@@ -12,8 +14,12 @@ override ADAM_WG: u32 = 256u;
 @group(0) @binding(4) var<storage, read_write> grads: array<f32>;
 @group(0) @binding(5) var<uniform> info: AdamInfo;
 @group(0) @binding(6) var<uniform> step: StepInfo;
+// Each model's learning rate as a multiple of the step's `lr` (1 for a
+// trainer of one model); 0 freezes the model (a diverged or early-stopped
+// member of a sweep keeps its parameters and moments).
+@group(0) @binding(7) var<storage, read> model_lr: array<f32>;
 
-fn gradient(j: u32) -> f32 {
+fn gradient(model: u32, j: u32) -> f32 {
     // At most MAX_LAYERS entries: a linear scan is cheaper than anything
     // cleverer.
     var l = 0u;
@@ -25,9 +31,10 @@ fn gradient(j: u32) -> f32 {
     }
     let layer = info.layers[l];
     let e = j - layer.start;
+    let base = model * info.partial_stride + layer.partial_offset;
     var g = 0.0;
     for (var s = 0u; s < layer.splits; s++) {
-        g += partials[layer.partial_offset + s * layer.len + e];
+        g += partials[base + s * layer.len + e];
     }
     return g;
 }
@@ -40,17 +47,20 @@ fn adam(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let j = flat_group(wid, nwg) * ADAM_WG + lid;
-    if (j >= info.len) {
+    let model = wid.z;
+    let scale = model_lr[model];
+    if (j >= info.len || scale == 0.0) {
         return;
     }
-    let g = gradient(j);
-    let m = step.beta1 * m_state[j] + (1.0 - step.beta1) * g;
-    let v = step.beta2 * v_state[j] + (1.0 - step.beta2) * g * g;
-    m_state[j] = m;
-    v_state[j] = v;
+    let g = gradient(model, j);
+    let at = model * info.len + j;
+    let m = step.beta1 * m_state[at] + (1.0 - step.beta1) * g;
+    let v = step.beta2 * v_state[at] + (1.0 - step.beta2) * g * g;
+    m_state[at] = m;
+    v_state[at] = v;
     let m_hat = m / step.bias1;
     let v_hat = v / step.bias2;
-    params[j] -= step.lr * m_hat / (sqrt(v_hat) + step.eps);
+    params[at] -= (step.lr * scale) * m_hat / (sqrt(v_hat) + step.eps);
 }
 
 // The summed gradient alone, for inspection (tests, gradient checks);
@@ -65,5 +75,5 @@ fn sum_partials(
     if (j >= info.len) {
         return;
     }
-    grads[j] = gradient(j);
+    grads[wid.z * info.len + j] = gradient(wid.z, j);
 }

@@ -111,9 +111,12 @@ struct AdamLayer {
 
 // Mirrors `AdamInfo` in src/gpu/layouts.rs.
 struct AdamInfo {
+    // Parameters of one model: model m's are at m·len (a trainer of M
+    // models keeps them side by side; the model is workgroup_id.z).
     len: u32,
     layer_count: u32,
-    _pad0: u32,
+    // Gradient partials of one model.
+    partial_stride: u32,
     _pad1: u32,
     layers: array<AdamLayer, MAX_LAYERS>,
 }
@@ -200,5 +203,12 @@ struct FusedInfo {
     targets_at: u32,
     delta_a: u32,
     delta_b: u32,
+    // One model's share of the parameters, the gradient partials and the
+    // permutation ring: model m (workgroup_id.z) reads and writes at m
+    // times these; its row losses at m·rows.
+    param_stride: u32,
+    partial_stride: u32,
+    perm_stride: u32,
+    _pad0: u32,
     layers: array<FusedLayer, MAX_LAYERS>,
 }

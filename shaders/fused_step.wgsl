@@ -19,6 +19,11 @@
 // rounding differs from the per-stage path's, whose splits cut the batch
 // elsewhere.
 //
+// A trainer of several models of one shape (a sweep) steps them all in the
+// same dispatch: workgroup_id.z is the model, whose parameters, gradient
+// slices, permutations and row losses sit at its own offsets (FusedInfo's
+// strides); the data is shared.
+//
 // FUSED_SCRATCH (floats of workgroup memory) comes from Rust in a prelude.
 
 override FUSED_WG: u32 = 64u;
@@ -39,6 +44,10 @@ var<workgroup> scratch: array<f32, FUSED_SCRATCH>;
 // From a head output's index in `scratch` to its gradient's: the head's
 // gradient is the last layer's delta (wrapping u32 arithmetic).
 var<private> grad_shift: u32;
+// This workgroup's model's offsets into `params`, `partials` and `perm`.
+var<private> param_base: u32;
+var<private> partial_base: u32;
+var<private> perm_base: u32;
 
 // Where the head's row WGSL reads and writes: workgroup memory.
 fn head_at(i: u32) -> f32 {
@@ -59,7 +68,7 @@ fn gather_rows(r0: u32, n: u32, dim: u32, at: u32, lid: u32, is_target: bool) {
     for (var e = lid; e < n * dim; e += FUSED_WG) {
         let r = e / dim;
         let j = e - r * dim;
-        let row = perm[step.batch_start + r0 + r];
+        let row = perm[perm_base + step.batch_start + r0 + r];
         if (is_target) {
             scratch[at + e] = targets[row * dim + j];
         } else {
@@ -77,12 +86,12 @@ fn forward(l: u32, n: u32, lid: u32) {
         let r = e / n_out;
         let o = e - r * n_out;
         let a = layer.act_in + r * n_in;
-        let w = layer.weight + o * n_in;
+        let w = param_base + layer.weight + o * n_in;
         var acc = 0.0;
         for (var i = 0u; i < n_in; i++) {
             acc += scratch[a + i] * params[w + i];
         }
-        var v = acc + params[layer.bias + o];
+        var v = acc + params[param_base + layer.bias + o];
         if (layer.tanh != 0u) {
             v = tanh(v);
         }
@@ -100,7 +109,7 @@ fn backward(l: u32, n: u32, d_out: u32, d_in: u32, group: u32, first: bool, lid:
     let n_out = layer.out_dim;
     let weights = n_out * n_in;
     let len = weights + n_out;
-    let slice = layer.partial_offset + group * len;
+    let slice = partial_base + layer.partial_offset + group * len;
     for (var p = lid; p < len; p += FUSED_WG) {
         var s = 0.0;
         if (p < weights) {
@@ -129,7 +138,7 @@ fn backward(l: u32, n: u32, d_out: u32, d_in: u32, group: u32, first: bool, lid:
         let i = e - r * n_in;
         var acc = 0.0;
         for (var o = 0u; o < n_out; o++) {
-            acc += scratch[d_out + r * n_out + o] * params[layer.weight + o * n_in + i];
+            acc += scratch[d_out + r * n_out + o] * params[param_base + layer.weight + o * n_in + i];
         }
         let x = scratch[layer.act_in + e];
         scratch[d_in + e] = acc * (1.0 - x * x);
@@ -143,6 +152,11 @@ fn main(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let group = flat_group(wid, nwg);
+    let model = wid.z;
+    param_base = model * info.param_stride;
+    partial_base = model * info.partial_stride;
+    perm_base = model * info.perm_stride;
+    let rows_base = model * info.rows;
     let last = info.layer_count - 1u;
     let head_base = info.layers[last].act_out;
     grad_shift = info.delta_a - head_base;
@@ -164,7 +178,7 @@ fn main(
         for (var r = lid; r < n; r += FUSED_WG) {
             let h = head_base + r * info.head_width;
             let t = info.targets_at + r * info.d;
-            row_loss[r0 + r] = head_row_loss(h, t, info.k, info.d, info.grad_scale);
+            row_loss[rows_base + r0 + r] = head_row_loss(h, t, info.k, info.d, info.grad_scale);
         }
         workgroupBarrier();
         var d_out = info.delta_a;

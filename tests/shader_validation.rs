@@ -291,7 +291,7 @@ fn rust_twins_match_the_wgsl_structs() {
         rust_layout!(AdamInfo {
             len,
             layer_count,
-            _pad0,
+            partial_stride,
             _pad1,
             layers
         }),
@@ -328,6 +328,10 @@ fn rust_twins_match_the_wgsl_structs() {
             targets_at,
             delta_a,
             delta_b,
+            param_stride,
+            partial_stride,
+            perm_stride,
+            _pad0,
             layers
         }),
     ];

@@ -149,6 +149,7 @@ kernel_bindings! {
         grads @ 4: Slot::ReadWrite,
         info @ 5: Slot::Uniform(size::<AdamInfo>()),
         step @ 6: Slot::DynamicUniform(size::<StepInfo>()),
+        model_lr @ 7: Slot::Read,
     }
 }
 

@@ -165,7 +165,7 @@ pub struct AdamLayer {
 pub struct AdamInfo {
     pub len: u32,
     pub layer_count: u32,
-    pub _pad0: u32,
+    pub partial_stride: u32,
     pub _pad1: u32,
     pub layers: [AdamLayer; MAX_LAYERS],
 }
@@ -221,6 +221,10 @@ pub struct FusedInfo {
     pub targets_at: u32,
     pub delta_a: u32,
     pub delta_b: u32,
+    pub param_stride: u32,
+    pub partial_stride: u32,
+    pub perm_stride: u32,
+    pub _pad0: u32,
     pub layers: [FusedLayer; MAX_LAYERS],
 }
 

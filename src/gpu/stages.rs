@@ -184,6 +184,7 @@ impl<'a> Stages<'a> {
         let unused: Vec<wgpu::Buffer> = (0..3)
             .map(|_| storage(c, "unused", 1))
             .collect::<Result<_>>()?;
+        let one_lr = storage_init(c, "model lr", &[1.0f32])?;
         let mut arena = UniformArena::new(c);
         let info = arena.push(&DenseInfo::for_layer(layer, rows, splits, 0));
         let adam = arena.push(&adam_info(
@@ -216,6 +217,7 @@ impl<'a> Stages<'a> {
             grads: whole(&grads),
             info: slot(&uniforms, adam),
             step: step_binding(&step),
+            model_lr: whole(&one_lr),
         }
         .bind(c, "sum partials", &a.layout);
         let cfg = &self.kernels.config;
@@ -345,6 +347,7 @@ impl<'a> Stages<'a> {
         let mb = storage_init(c, "m", m)?;
         let vb = storage_init(c, "v", v)?;
         let grads = storage(c, "grads", n)?;
+        let one_lr = storage_init(c, "model lr", &[1.0f32])?;
         let mut arena = UniformArena::new(c);
         let info = arena.push(&adam_info(
             n,
@@ -366,6 +369,7 @@ impl<'a> Stages<'a> {
             grads: whole(&grads),
             info: slot(&uniforms, info),
             step: step_binding(&step_buf),
+            model_lr: whole(&one_lr),
         }
         .bind(c, "adam", &k.layout);
         let (x, y) = grid((n as u64).div_ceil(self.kernels.config.adam_wg as u64))?;

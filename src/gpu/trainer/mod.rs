@@ -15,6 +15,12 @@
 //! see the same minibatches. The loss stays in a `LossState` buffer until
 //! [`Trainer::take_loss`] reads and clears it: the only readback of
 //! training.
+//!
+//! [`GpuTrainer::many`] trains M models of one shape at once (a sweep's
+//! seeds and learning rates): every dispatch of the fused step serves all
+//! of them (the model is the workgroup grid's z), so one submission steps
+//! every model. Each model has its own initial parameters, epoch order and
+//! learning rate, and ends where training it alone would, but for rounding.
 
 use std::sync::Arc;
 
@@ -28,6 +34,7 @@ use plan::{Dispatch, Pipe, Plan, record_fused_step, record_step};
 use resident::Resident;
 
 use super::buffers::{read_back_with, read_f32};
+use super::config::KernelConfig;
 use super::context::GpuContext;
 use super::fused::FusedShape;
 use super::kernels::Kernels;
@@ -35,12 +42,34 @@ use super::layouts::{LossState, StepInfo};
 use super::prefetch::PermutationPrefetch;
 use super::sampler::GpuSampler;
 use crate::data::Dataset;
-use crate::error::Result;
+use crate::error::{MdnError, Result};
 use crate::head::SampleParams;
 use crate::model::{ModelSpec, ParamLayout};
+use crate::train::together::ManyTrainer;
 use crate::train::{
     BatchOrder, LossAccumulator, TrainConfig, Trainer, check_state_lengths, check_trainer_inputs,
 };
+
+/// The models a trainer starts from: each one's parameters, learning-rate
+/// multiple and epoch order (empty: the configuration's, for one model).
+struct ModelInits {
+    params: Vec<Vec<f32>>,
+    model_lr: Vec<f32>,
+    orders: Vec<BatchOrder>,
+    /// Take the fused step even where the configuration turns it off.
+    force_fused: bool,
+}
+
+impl ModelInits {
+    fn one(params: Vec<f32>) -> Self {
+        ModelInits {
+            params: vec![params],
+            model_lr: vec![1.0],
+            orders: Vec::new(),
+            force_fused: false,
+        }
+    }
+}
 
 /// A streamed trainer's rows, z-scored, and the current epoch's order.
 struct Streamed {
@@ -64,7 +93,8 @@ pub struct GpuTrainer {
     /// The gradient-only variant of `plan`: Adam replaced by the gradient sum.
     gradient_plan: Vec<Dispatch>,
     slot_epoch: Vec<Option<usize>>,
-    prefetch: PermutationPrefetch,
+    /// Each model's epoch shuffles (its own seed).
+    prefetch: Vec<PermutationPrefetch>,
     /// The host's copy of the rows when they stream (data larger than a
     /// storage binding), with the epoch permutation in use.
     streamed: Option<Streamed>,
@@ -88,6 +118,66 @@ impl GpuTrainer {
         Self::with_kernels(ctx, kernels, spec, data, params, config)
     }
 
+    /// A trainer of several models of `spec` on the same `data` (z-scored),
+    /// stepped together: `models` holds each one's initial parameters and
+    /// configuration, which may differ in `seed` and `lr` only. Needs the
+    /// fused step (whatever `fused=` says: it is the one path with a model
+    /// dimension) and data resident in one storage binding; where `spec` or
+    /// the data do not allow it, the error says why and the caller trains
+    /// the models one by one.
+    pub fn many(
+        ctx: Arc<GpuContext>,
+        kernels: Arc<Kernels>,
+        spec: &ModelSpec,
+        data: &Dataset,
+        models: Vec<(Vec<f32>, TrainConfig)>,
+    ) -> Result<Self> {
+        let Some((_, first)) = models.first() else {
+            return Err(MdnError::Config(
+                "a trainer needs at least one model".into(),
+            ));
+        };
+        if let Some((_, c)) = models.iter().find(|(_, c)| {
+            (c.steps, c.batch, c.schedule) != (first.steps, first.batch, first.schedule)
+        }) {
+            return Err(MdnError::Config(format!(
+                "models trained together share steps, batch and schedule ({} / {} / {:?} vs {} / {} / {:?})",
+                first.steps, first.batch, first.schedule, c.steps, c.batch, c.schedule
+            )));
+        }
+        // The step records carry the schedule's factor; each model's own
+        // rate multiplies it in `adam.wgsl`.
+        let shared = TrainConfig {
+            lr: 1.0,
+            ..first.clone()
+        };
+        let mut lrs = Vec::with_capacity(models.len());
+        let mut orders = Vec::with_capacity(models.len());
+        let mut params = Vec::with_capacity(models.len());
+        for (p, c) in models {
+            c.validate()?;
+            let (_, order) = check_trainer_inputs(spec, data, p.len(), &c)?;
+            lrs.push(c.lr as f32);
+            orders.push(order);
+            params.push(p);
+        }
+        let fused_cfg = KernelConfig {
+            fused: true,
+            ..kernels.config
+        };
+        let workgroup_bytes = ctx.device.limits().max_compute_workgroup_storage_size;
+        let layout = spec.layout();
+        FusedShape::plan(&fused_cfg, spec, &layout, orders[0].batch, workgroup_bytes)
+            .map_err(|why| MdnError::Config(format!("no fused step for these models: {why}")))?;
+        let init = ModelInits {
+            params,
+            model_lr: lrs,
+            orders,
+            force_fused: true,
+        };
+        Self::build(ctx, kernels, spec, data, init, &shared, true)
+    }
+
     /// Like [`GpuTrainer::new`], taking the data: a streamed trainer (data
     /// larger than a storage binding) keeps it instead of a copy. On an
     /// error the data comes back, for a fallback to the CPU.
@@ -102,7 +192,8 @@ impl GpuTrainer {
             Ok(k) => Arc::new(k),
             Err(e) => return Err((e, Box::new(data))),
         };
-        match Self::build(ctx, kernels, spec, &data, params, config, false) {
+        let init = ModelInits::one(params);
+        match Self::build(ctx, kernels, spec, &data, init, config, false) {
             Ok(mut t) => {
                 if let Some(st) = &mut t.streamed {
                     st.data = data;
@@ -121,7 +212,8 @@ impl GpuTrainer {
         params: Vec<f32>,
         config: &TrainConfig,
     ) -> Result<Self> {
-        Self::build(ctx, kernels, spec, data, params, config, true)
+        let init = ModelInits::one(params);
+        Self::build(ctx, kernels, spec, data, init, config, true)
     }
 
     /// `copy`: a streamed trainer copies `data` (else the caller moves it
@@ -131,14 +223,18 @@ impl GpuTrainer {
         kernels: Arc<Kernels>,
         spec: &ModelSpec,
         data: &Dataset,
-        params: Vec<f32>,
+        init: ModelInits,
         config: &TrainConfig,
         copy: bool,
     ) -> Result<Self> {
-        let (layout, order) = check_trainer_inputs(spec, data, params.len(), config)?;
+        let (layout, order) = check_trainer_inputs(spec, data, init.params[0].len(), config)?;
         ctx.check()?;
         let workgroup_bytes = ctx.device.limits().max_compute_workgroup_storage_size;
-        let fused = FusedShape::plan(&kernels.config, spec, &layout, order.batch, workgroup_bytes);
+        let fused_cfg = KernelConfig {
+            fused: kernels.config.fused || init.force_fused,
+            ..kernels.config
+        };
+        let fused = FusedShape::plan(&fused_cfg, spec, &layout, order.batch, workgroup_bytes);
         let res = Box::new(Resident::new(
             &ctx,
             &kernels.config,
@@ -146,7 +242,8 @@ impl GpuTrainer {
             &layout,
             &order,
             data,
-            &params,
+            &init.params,
+            &init.model_lr,
             fused.as_ref().ok(),
         )?);
         let Plan {
@@ -178,7 +275,14 @@ impl GpuTrainer {
             }),
             // As far ahead as the ring reaches: one submission may span
             // that many epochs.
-            prefetch: PermutationPrefetch::new(order.clone(), res.ring_slots),
+            prefetch: if init.orders.is_empty() {
+                vec![order.clone()]
+            } else {
+                init.orders
+            }
+            .into_iter()
+            .map(|o| PermutationPrefetch::new(o, res.ring_slots))
+            .collect(),
             order,
             res,
             bind_groups,
@@ -239,11 +343,14 @@ impl GpuTrainer {
     fn ensure_epoch(&mut self, epoch: usize) -> usize {
         let slot = epoch % self.res.ring_slots;
         if self.slot_epoch[slot] != Some(epoch) {
-            let perm = self.prefetch.take(epoch);
-            let offset = (slot * self.order.rows * 4) as u64;
-            self.ctx
-                .queue
-                .write_buffer(&self.res.perm, offset, bytemuck::cast_slice(&perm));
+            let ring = self.res.ring_slots * self.order.rows;
+            for (m, prefetch) in self.prefetch.iter_mut().enumerate() {
+                let perm = prefetch.take(epoch);
+                let offset = ((m * ring + slot * self.order.rows) * 4) as u64;
+                self.ctx
+                    .queue
+                    .write_buffer(&self.res.perm, offset, bytemuck::cast_slice(&perm));
+            }
             self.slot_epoch[slot] = Some(epoch);
         }
         slot
@@ -262,7 +369,7 @@ impl GpuTrainer {
             let (epoch, index) = self.order.locate(self.step + i);
             let st = self.streamed.as_mut().expect("a streamed trainer");
             if st.epoch.as_ref().is_none_or(|(e, _)| *e != epoch) {
-                st.epoch = Some((epoch, self.prefetch.take(epoch)));
+                st.epoch = Some((epoch, self.prefetch[0].take(epoch)));
             }
             let (_, perm) = st.epoch.as_ref().expect("set above");
             for &r in &perm[index * b..(index + 1) * b] {
@@ -443,6 +550,72 @@ impl GpuTrainer {
     pub fn layout(&self) -> &ParamLayout {
         &self.layout
     }
+
+    /// Models stepped together (1 but for [`GpuTrainer::many`]).
+    pub fn models(&self) -> usize {
+        self.res.models
+    }
+
+    /// Each model's loss since the last read, which clears them: one
+    /// readback for all.
+    pub fn take_losses(&mut self) -> Result<Vec<LossAccumulator>> {
+        let state = &self.res.loss_state;
+        let size = (self.res.models * size_of::<LossState>()) as u64;
+        let bytes = read_back_with(&self.ctx, state, 0, size, &self.res.loss_staging, |enc| {
+            enc.clear_buffer(state, 0, None);
+        })?;
+        Ok(bytes
+            .chunks_exact(size_of::<LossState>())
+            .map(|b| bytemuck::pod_read_unaligned::<LossState>(b).accumulator())
+            .collect())
+    }
+
+    /// Every model's parameters, one readback.
+    pub fn all_params(&mut self) -> Result<Vec<Vec<f32>>> {
+        let n = self.layout.len;
+        let flat = read_f32(&self.ctx, &self.res.params, n * self.res.models)?;
+        Ok(flat.chunks_exact(n).map(<[f32]>::to_vec).collect())
+    }
+
+    /// Stops updating model `m` (its parameters and moments stay as they
+    /// are) while the others train on: a sweep's early-stopped model. With
+    /// `restore`, its parameters go back to the last checkpoint first (a
+    /// diverged one).
+    pub fn freeze(&mut self, m: usize, restore: bool) -> Result<()> {
+        assert!(m < self.res.models, "model {m} of {}", self.res.models);
+        let q = &self.ctx.queue;
+        q.write_buffer(
+            &self.res.model_lr,
+            (m * 4) as u64,
+            bytemuck::bytes_of(&0.0f32),
+        );
+        if restore {
+            let bytes = self.layout.len as u64 * 4;
+            let at = m as u64 * bytes;
+            let mut encoder =
+                self.ctx
+                    .device
+                    .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                        label: Some("restore one model"),
+                    });
+            encoder.copy_buffer_to_buffer(&self.res.saved, at, &self.res.params, at, bytes);
+            q.submit([encoder.finish()]);
+        }
+        Ok(self.ctx.check()?)
+    }
+
+    /// The [`Trainer`] methods that read or write one model's state take a
+    /// trainer of one model; `many`'s have per-model twins.
+    fn only_model(&self, what: &str) -> Result<()> {
+        if self.res.models == 1 {
+            Ok(())
+        } else {
+            Err(MdnError::Config(format!(
+                "{what} reads one model; this trainer has {} (use all_params)",
+                self.res.models
+            )))
+        }
+    }
 }
 
 impl Trainer for GpuTrainer {
@@ -461,14 +634,14 @@ impl Trainer for GpuTrainer {
         Ok(())
     }
 
+    /// With several models, every model's loss merged (`take_losses`
+    /// keeps them apart).
     fn take_loss(&mut self) -> Result<LossAccumulator> {
-        let state = &self.res.loss_state;
-        let size = size_of::<LossState>() as u64;
-        let bytes = read_back_with(&self.ctx, state, 0, size, &self.res.loss_staging, |enc| {
-            enc.clear_buffer(state, 0, None);
-        })?;
-        let state: LossState = bytemuck::pod_read_unaligned(&bytes);
-        Ok(state.accumulator())
+        let mut all = LossAccumulator::default();
+        for l in self.take_losses()? {
+            all.merge(&l);
+        }
+        Ok(all)
     }
 
     fn checkpoint(&mut self) -> Result<()> {
@@ -480,10 +653,12 @@ impl Trainer for GpuTrainer {
     }
 
     fn params(&mut self) -> Result<Vec<f32>> {
+        self.only_model("params")?;
         read_f32(&self.ctx, &self.res.params, self.layout.len)
     }
 
     fn optimizer_state(&mut self) -> Result<(Vec<f32>, Vec<f32>)> {
+        self.only_model("optimizer_state")?;
         let n = self.layout.len;
         Ok((
             read_f32(&self.ctx, &self.res.adam_m, n)?,
@@ -492,6 +667,7 @@ impl Trainer for GpuTrainer {
     }
 
     fn restore_state(&mut self, params: &[f32], m: &[f32], v: &[f32], step: usize) -> Result<()> {
+        self.only_model("restore_state")?;
         check_state_lengths(self.layout.len, params, m, v)?;
         let q = &self.ctx.queue;
         for (buffer, values) in [
@@ -511,6 +687,30 @@ impl Trainer for GpuTrainer {
     }
 }
 
+impl ManyTrainer for GpuTrainer {
+    fn models(&self) -> usize {
+        self.res.models
+    }
+    fn step(&self) -> usize {
+        self.step
+    }
+    fn run(&mut self, n: usize) -> Result<()> {
+        Trainer::run(self, n)
+    }
+    fn take_losses(&mut self) -> Result<Vec<LossAccumulator>> {
+        GpuTrainer::take_losses(self)
+    }
+    fn all_params(&mut self) -> Result<Vec<Vec<f32>>> {
+        GpuTrainer::all_params(self)
+    }
+    fn checkpoint(&mut self) -> Result<()> {
+        self.copy_params(true)
+    }
+    fn freeze(&mut self, m: usize, restore: bool) -> Result<()> {
+        GpuTrainer::freeze(self, m, restore)
+    }
+}
+
 impl GpuTrainer {
     /// Copies parameters to (`save`) or from the checkpoint buffer, on the
     /// GPU and without waiting.
@@ -526,7 +726,8 @@ impl GpuTrainer {
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("checkpoint"),
             });
-        encoder.copy_buffer_to_buffer(src, 0, dst, 0, self.layout.len as u64 * 4);
+        let bytes = (self.layout.len * self.res.models) as u64 * 4;
+        encoder.copy_buffer_to_buffer(src, 0, dst, 0, bytes);
         self.ctx.queue.submit([encoder.finish()]);
         self.ctx.check()?;
         Ok(())

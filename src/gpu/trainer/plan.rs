@@ -242,14 +242,15 @@ pub(super) fn record_fused_step(
         Pipe::Fused,
         true,
         shape.groups as u64,
-        1,
+        r.models as u32,
     )?;
     add_reduce(&mut plan, c, k, r)?;
     add_adam(&mut plan, c, k, r, layout.len)?;
     Ok(plan)
 }
 
-/// The loss reduction over the batch's row losses (both step plans).
+/// The loss reduction over the batch's row losses (both step plans), a
+/// workgroup per model.
 fn add_reduce(plan: &mut Plan, c: &GpuContext, k: &Kernels, r: &Resident) -> Result<()> {
     plan.add(
         ReduceBindings {
@@ -261,12 +262,12 @@ fn add_reduce(plan: &mut Plan, c: &GpuContext, k: &Kernels, r: &Resident) -> Res
         Pipe::Reduce,
         false,
         1,
-        1,
+        r.models as u32,
     )
 }
 
-/// Adam over the `n` parameters, summing the gradient partials (both step
-/// plans).
+/// Adam over the `n` parameters of each model, summing the gradient
+/// partials (both step plans).
 fn add_adam(plan: &mut Plan, c: &GpuContext, k: &Kernels, r: &Resident, n: usize) -> Result<()> {
     plan.add(
         AdamBindings {
@@ -277,12 +278,13 @@ fn add_adam(plan: &mut Plan, c: &GpuContext, k: &Kernels, r: &Resident, n: usize
             grads: whole(&r.grads),
             info: slot(&r.uniforms, r.slots.adam),
             step: step_binding(r),
+            model_lr: whole(&r.model_lr),
         }
         .bind(c, "adam", &k.adam.layout),
         Pipe::Adam,
         true,
         (n as u64).div_ceil(k.config.adam_wg as u64),
-        1,
+        r.models as u32,
     )
 }
 

@@ -2,16 +2,22 @@
 //! epoch permutations, parameters, gradients and Adam state, each layer's
 //! activations and deltas, the loss state, and the uniform records of every
 //! stage (the per-step records are written before each submission).
+//!
+//! A trainer of M models of one shape (a sweep's, `GpuTrainer::many`)
+//! keeps each model's parameters, Adam state, gradient partials, epoch
+//! permutations, row losses and loss state side by side in the same
+//! buffers, model m at m times one model's length; the data is shared.
 
 use crate::data::Dataset;
-use crate::error::Result;
+use crate::error::{MdnError, Result};
 use crate::gpu::buffers::{UniformArena, UniformSlot, staging, storage, storage_init};
 use crate::gpu::config::KernelConfig;
 use crate::gpu::context::GpuContext;
 use crate::gpu::fused::FusedShape;
 use crate::gpu::kernels::adam_info;
 use crate::gpu::layouts::{
-    AdamLayer, DenseInfo, GatherInfo, HeadInfo, LossState, ReduceInfo, StepInfo,
+    AdamInfo, AdamLayer, DenseInfo, FusedInfo, GatherInfo, HeadInfo, LossState, ReduceInfo,
+    StepInfo,
 };
 use crate::gpu::matmul::Product;
 use crate::model::{ModelSpec, ParamLayout};
@@ -46,6 +52,11 @@ pub(super) struct Resident {
     /// the identity over the window.
     pub perm: wgpu::Buffer,
     pub ring_slots: usize,
+    /// Models trained side by side (1 but in a sweep).
+    pub models: usize,
+    /// Each model's learning rate as a multiple of the step record's (0
+    /// freezes a model); `adam.wgsl`'s `model_lr`.
+    pub model_lr: wgpu::Buffer,
     /// Steps one streamed window holds; `None`: the data is resident.
     pub window_steps: Option<usize>,
     pub params: wgpu::Buffer,
@@ -79,9 +90,13 @@ pub(super) struct Resident {
 
 impl Resident {
     /// Allocates and fills everything for training `spec` on `data`
-    /// (z-scored) in minibatches of `order`, starting from `params`; with
-    /// `fused`, the gradient partials are the fused step's (one slice per
-    /// workgroup and layer) instead of the weight-gradient splits'.
+    /// (z-scored) in minibatches of `order`, starting from `params` (one
+    /// vector per model, each with its learning-rate multiple in
+    /// `model_lr`); with `fused`, the gradient partials are the fused
+    /// step's (one slice per workgroup and layer) instead of the
+    /// weight-gradient splits'. Several models need the fused step and
+    /// resident data: the per-stage kernels and the streamed window serve
+    /// one model.
     #[expect(
         clippy::too_many_arguments,
         reason = "the trainer's inputs, passed through once"
@@ -93,9 +108,15 @@ impl Resident {
         layout: &ParamLayout,
         order: &BatchOrder,
         data: &Dataset,
-        params: &[f32],
+        params: &[Vec<f32>],
+        model_lr: &[f32],
         fused: Option<&FusedShape>,
     ) -> Result<Self> {
+        let models = params.len();
+        assert!(
+            models >= 1 && model_lr.len() == models,
+            "a learning rate per model"
+        );
         let b = order.batch;
         let rows = order.rows;
         let n = layout.len;
@@ -109,8 +130,20 @@ impl Resident {
             let step_bytes = b as u64 * widest * 4;
             (binding_limit / step_bytes).clamp(1, STEP_CAPACITY as u64) as usize
         });
-        let ring_slots =
-            (RING_BYTES.min(binding_limit) / slot_bytes).clamp(1, MAX_RING_SLOTS as u64) as usize;
+        let ring_slots = (RING_BYTES.min(binding_limit) / (slot_bytes * models as u64))
+            .clamp(1, MAX_RING_SLOTS as u64) as usize;
+        if models > 1 {
+            if fused.is_none() || window_steps.is_some() {
+                return Err(MdnError::Config(
+                    "several models in one trainer need the fused step and data that fits one storage binding".into(),
+                ));
+            }
+            if slot_bytes * models as u64 > binding_limit {
+                return Err(MdnError::Config(format!(
+                    "{models} models' epoch permutations of {rows} rows exceed one storage binding ({binding_limit} bytes)"
+                )));
+            }
+        }
         let each = |what: &str, widths: &[usize]| -> Result<Vec<wgpu::Buffer>> {
             widths
                 .iter()
@@ -162,10 +195,22 @@ impl Resident {
                 rows: b as u32,
                 ..Default::default()
             }),
-            adam: arena.push(&adam_info(n, &adam_layers)),
-            fused: fused.map(|f| arena.push(&f.info)),
+            adam: arena.push(&AdamInfo {
+                partial_stride: partial_offset as u32,
+                ..adam_info(n, &adam_layers)
+            }),
+            fused: fused.map(|f| {
+                arena.push(&FusedInfo {
+                    param_stride: n as u32,
+                    partial_stride: partial_offset as u32,
+                    perm_stride: (rows * ring_slots) as u32,
+                    ..f.info
+                })
+            }),
         };
 
+        let all_params: Vec<f32> = params.concat();
+        debug_assert_eq!(all_params.len(), n * models);
         let step_stride = (size_of::<StepInfo>() as u64)
             .max(256)
             .next_multiple_of(c.device.limits().min_uniform_buffer_offset_alignment as u64);
@@ -173,7 +218,7 @@ impl Resident {
             None => (
                 storage_init(c, "training inputs", &data.inputs)?,
                 storage_init(c, "training targets", &data.targets)?,
-                storage(c, "epoch permutations", rows * ring_slots)?,
+                storage(c, "epoch permutations", rows * ring_slots * models)?,
             ),
             Some(w) => {
                 let identity: Vec<u32> = (0..(w * b) as u32).collect();
@@ -194,19 +239,21 @@ impl Resident {
                 ring_slots
             },
             window_steps,
-            params: storage_init(c, "parameters", params)?,
-            saved: storage_init(c, "checkpoint", params)?,
-            grads: storage(c, "gradient", n)?,
-            adam_m: storage(c, "adam m", n)?,
-            adam_v: storage(c, "adam v", n)?,
+            models,
+            model_lr: storage_init(c, "model learning rates", model_lr)?,
+            params: storage_init(c, "parameters", &all_params)?,
+            saved: storage_init(c, "checkpoint", &all_params)?,
+            grads: storage(c, "gradient", n * models)?,
+            adam_m: storage(c, "adam m", n * models)?,
+            adam_v: storage(c, "adam v", n * models)?,
             acts: each("activation", &widths)?,
             deltas: each("delta", &widths[1..])?,
             batch_targets: storage(c, "batch targets", b * spec.out_dim)?,
-            row_loss: storage(c, "row loss", b)?,
-            loss_state: storage(c, "loss state", size_of::<LossState>() / 4)?,
-            loss_staging: staging(c, "loss readback", size_of::<LossState>() as u64),
+            row_loss: storage(c, "row loss", b * models)?,
+            loss_state: storage(c, "loss state", models * size_of::<LossState>() / 4)?,
+            loss_staging: staging(c, "loss readback", (models * size_of::<LossState>()) as u64),
             no_grad_in: storage(c, "no input gradient", 1)?,
-            partials: storage(c, "gradient partials", partial_offset)?,
+            partials: storage(c, "gradient partials", partial_offset * models)?,
             splits,
             uniforms: arena.finish(c, "trainer uniforms"),
             slots,

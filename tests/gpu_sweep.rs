@@ -1,0 +1,204 @@
+//! Several models in one GPU trainer (`GpuTrainer::many`, a sweep's GPU
+//! path): every model ends where the CPU trainer takes it alone, its loss
+//! is its own, a frozen model stays put while the others train, and `mdn
+//! sweep`'s GPU path (models of different K in one sweep) equals its CPU
+//! path model by model. On lavapipe (Vulkan) and llvmpipe (GL); without an
+//! adapter each test skips loudly, and fails under `MDN_REQUIRE_GPU=1`.
+//!
+//! Tolerance: 1e-4 of the largest parameter after 200 Adam steps, that of
+//! the single-model parity (tests/gpu_training.rs, tests/gpu_fused.rs):
+//! the fused step computes each model's step as it computes one model's.
+
+use std::sync::Arc;
+
+use mdn::Dataset;
+use mdn::cpu::CpuTrainer;
+use mdn::data::toy::{ToyProblem, toy_dataset};
+use mdn::device::DeviceChoice;
+use mdn::fit::prepare;
+use mdn::gpu::context::{BackendChoice, GpuContext, GpuOptions, test_context_with};
+use mdn::gpu::{GpuTrainer, Kernels};
+use mdn::model::init::init_params;
+use mdn::model::{Covariance, ModelSpec};
+use mdn::sweep::{Grid, Shard, run_sweep};
+use mdn::train::{LrSchedule, TrainConfig, Trainer};
+
+const BACKENDS: [BackendChoice; 2] = [BackendChoice::Vulkan, BackendChoice::Gl];
+const TOL: f32 = 1e-4;
+
+fn options(backend: BackendChoice) -> GpuOptions {
+    GpuOptions {
+        backend: Some(backend),
+        adapter: Some(String::new()),
+    }
+}
+
+fn context(backend: BackendChoice) -> Option<Arc<GpuContext>> {
+    test_context_with(&options(backend)).map(Arc::new)
+}
+
+fn relative_error(gpu: &[f32], cpu: &[f32]) -> f32 {
+    assert_eq!(gpu.len(), cpu.len());
+    assert!(gpu.iter().all(|v| v.is_finite()), "non-finite GPU values");
+    let scale = cpu.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let err = gpu
+        .iter()
+        .zip(cpu)
+        .fold(0.0f32, |m, (g, c)| m.max((g - c).abs()));
+    err / scale
+}
+
+fn toy(rows: usize, seed: u64) -> Dataset {
+    prepare(&toy_dataset(ToyProblem::Inverse, rows, seed))
+        .unwrap()
+        .normalized
+}
+
+/// Three models of one shape: different seeds (initialisation and epoch
+/// order) and learning rates, a cosine schedule, a batch that is not a
+/// multiple of the fused step's chunk.
+fn members(spec: &ModelSpec) -> Vec<(Vec<f32>, TrainConfig)> {
+    [(0u64, 3e-3), (7, 1e-2), (3, 1e-3)]
+        .into_iter()
+        .map(|(seed, lr)| {
+            let config = TrainConfig {
+                steps: 200,
+                batch: 100,
+                lr,
+                schedule: LrSchedule::Cosine,
+                seed,
+            };
+            (init_params(spec, seed), config)
+        })
+        .collect()
+}
+
+#[test]
+fn every_model_of_a_set_trains_as_it_would_alone() {
+    let data = toy(730, 5);
+    for backend in BACKENDS {
+        let Some(ctx) = context(backend) else { return };
+        let kernels = Arc::new(Kernels::new(&ctx).unwrap());
+        for (hidden, k) in [(vec![16, 16], 3), (vec![33], 1)] {
+            let spec = ModelSpec::mixture(1, 1, hidden.clone(), k).unwrap();
+            let set = members(&spec);
+            let mut many = GpuTrainer::many(
+                Arc::clone(&ctx),
+                Arc::clone(&kernels),
+                &spec,
+                &data,
+                set.clone(),
+            )
+            .unwrap();
+            assert_eq!(many.models(), 3);
+            assert!(many.is_fused(), "a set runs the fused step");
+            // Uneven chunks: several submissions and epochs (7 steps an
+            // epoch).
+            for n in [1, 12, 60, 127] {
+                many.run(n).unwrap();
+            }
+            let losses = many.take_losses().unwrap();
+            let params = many.all_params().unwrap();
+            for (m, (p0, config)) in set.into_iter().enumerate() {
+                let mut cpu = CpuTrainer::new(&spec, &data, p0, &config).unwrap();
+                cpu.run(200).unwrap();
+                let cl = cpu.take_loss().unwrap();
+                let err = relative_error(&params[m], &cpu.params().unwrap());
+                assert!(
+                    err <= TOL,
+                    "{backend} {hidden:?} K {k} model {m}: {err:.3e}"
+                );
+                assert_eq!(losses[m].count, 200);
+                let (g, c) = (losses[m].mean(), cl.mean());
+                assert!(
+                    (g - c).abs() <= 1e-4 * c.abs().max(1.0),
+                    "{backend} model {m}: loss {g} vs {c}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_frozen_model_stays_put_while_the_others_train() {
+    let data = toy(400, 2);
+    let Some(ctx) = context(BackendChoice::Vulkan) else {
+        return;
+    };
+    let kernels = Arc::new(Kernels::new(&ctx).unwrap());
+    let spec = ModelSpec::mixture(1, 1, vec![8], 2).unwrap();
+    let mut many = GpuTrainer::many(ctx, kernels, &spec, &data, members(&spec)).unwrap();
+    many.run(20).unwrap();
+    Trainer::checkpoint(&mut many).unwrap();
+    let at_checkpoint = many.all_params().unwrap();
+    many.run(5).unwrap();
+    let moved = many.all_params().unwrap();
+    assert_ne!(moved[1], at_checkpoint[1]);
+    // Model 1 back to the checkpoint and frozen; model 2 frozen where it is.
+    many.freeze(1, true).unwrap();
+    many.freeze(2, false).unwrap();
+    many.run(30).unwrap();
+    let after = many.all_params().unwrap();
+    assert_eq!(after[1], at_checkpoint[1]);
+    assert_eq!(after[2], moved[2]);
+    assert_ne!(after[0], moved[0]);
+    // One-model reads refuse a set instead of answering for model 0.
+    assert!(Trainer::params(&mut many).is_err());
+}
+
+#[test]
+fn the_gpu_sweep_equals_the_cpu_sweep_model_by_model() {
+    let raw = toy_dataset(ToyProblem::Inverse, 600, 11);
+    let val = toy_dataset(ToyProblem::Inverse, 200, 12);
+    // Validation only at the end: each model kept is its last state.
+    let grid = Grid {
+        k: vec![1, 3],
+        seeds: vec![0, 1],
+        lr: vec![5e-3],
+        hidden: vec![vec![12, 12]],
+        covariance: Covariance::Diag,
+        steps: 200,
+        batch: 128,
+        schedule: LrSchedule::Cosine,
+        eval_every: 200,
+    };
+    let sweep = |device: DeviceChoice, gpu: &GpuOptions| {
+        run_sweep(
+            &raw,
+            &val,
+            &grid,
+            Shard::ALL,
+            device,
+            gpu,
+            None,
+            &mut |_| {},
+            &|_, _| Ok(()),
+        )
+        .unwrap()
+    };
+    let cpu = sweep(DeviceChoice::Cpu, &GpuOptions::default());
+    for backend in BACKENDS {
+        if context(backend).is_none() {
+            return;
+        }
+        let gpu = sweep(DeviceChoice::Gpu, &options(backend));
+        assert_eq!(gpu.len(), 4);
+        for (r, model) in &gpu {
+            let (cr, cm) = cpu
+                .iter()
+                .find(|(c, _)| (c.k, c.seed) == (r.k, r.seed))
+                .expect("the same combinations");
+            let err = relative_error(&model.params, &cm.params);
+            assert!(err <= TOL, "{backend} K {} seed {}: {err:.3e}", r.k, r.seed);
+            assert_eq!(r.steps, 200);
+            assert!(
+                (r.val_nll - cr.val_nll).abs() <= 1e-3 * cr.val_nll.abs().max(1.0),
+                "{backend} K {} seed {}: val {} vs {}",
+                r.k,
+                r.seed,
+                r.val_nll,
+                cr.val_nll
+            );
+        }
+    }
+}
