@@ -5,10 +5,13 @@
 //! On the CPU the models run side by side on rayon's pool (each model's
 //! own row blocks share it), and every model's result is bit-identical to
 //! training it alone, since the CPU trainer does not depend on the thread
-//! count. On a GPU they run one after another, sharing the device; the
-//! kernels do not yet step several models in one dispatch.
+//! count. On a GPU the models of one network shape (K and hidden sizes)
+//! train in one trainer that steps them all in the same dispatches
+//! (`GpuTrainer::many`; shapes form groups, run one after another), and
+//! networks the fused step cannot take train one at a time.
 
-use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use rayon::prelude::*;
@@ -17,10 +20,13 @@ use serde::{Deserialize, Serialize};
 use crate::data::Dataset;
 use crate::device::{DeviceChoice, Placement};
 use crate::error::{MdnError, Result};
-use crate::fit::{FitOptions, fit_with};
-use crate::gpu::context::GpuOptions;
+use crate::fit::{FitOptions, Prepared, fit_with, prepare};
+use crate::gpu::context::{GpuContext, GpuOptions};
+use crate::gpu::{GpuTrainer, Kernels};
+use crate::model::init::init_params;
 use crate::model::{Covariance, Head, Model, ModelSpec};
-use crate::train::{LrSchedule, TrainConfig};
+use crate::train::together::{self, run_together};
+use crate::train::{LrSchedule, TrainConfig, TrainReport};
 
 /// One point of the grid.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -146,6 +152,8 @@ pub fn order(a: &SweepResult, b: &SweepResult) -> std::cmp::Ordering {
 /// (original units) with validation rows `val`, and returns each result
 /// with its model, ranked. `on_done` gets each model as it finishes (to
 /// write it then, so a sweep stopped halfway keeps what it finished).
+/// When `stop` is set, the models in training end at their next chunk
+/// (and are kept, with the steps they reached) and no new one starts.
 #[allow(clippy::too_many_arguments)]
 pub fn run_sweep(
     train: &Dataset,
@@ -158,16 +166,6 @@ pub fn run_sweep(
     note: &mut dyn FnMut(&str),
     on_done: &(dyn Fn(&SweepResult, &Model) -> Result<()> + Sync),
 ) -> Result<Vec<(SweepResult, Model)>> {
-    // Where the models run, decided once: the CPU runs them side by side.
-    let device = match device.place(gpu)? {
-        Placement::Gpu(_) => DeviceChoice::Gpu,
-        Placement::Cpu { note: why } => {
-            if let Some(why) = why {
-                note(&format!("{why}; training on the CPU"));
-            }
-            DeviceChoice::Cpu
-        }
-    };
     let jobs: Vec<Combination> = grid
         .combinations()
         .into_iter()
@@ -180,20 +178,16 @@ pub fn run_sweep(
             "this shard has no combination of the grid to train".into(),
         ));
     }
-    let one = |c: &Combination| -> Result<(SweepResult, Model)> {
+    let stopped = || stop.is_some_and(|s| s.load(Ordering::SeqCst));
+    // One model through `fit_with` (the CPU's way, and the GPU's for
+    // networks the fused step cannot take); `None` if stopped before it
+    // started.
+    let one = |c: &Combination, device: DeviceChoice| -> Result<Option<(SweepResult, Model)>> {
+        if stopped() {
+            return Ok(None);
+        }
         let start = Instant::now();
-        let head = Head::Mixture {
-            k: c.k,
-            covariance: grid.covariance,
-        };
-        let spec = ModelSpec::new(train.in_dim, train.out_dim, c.hidden.clone(), head)?;
-        let config = TrainConfig {
-            steps: grid.steps,
-            batch: grid.batch,
-            lr: c.lr,
-            schedule: grid.schedule,
-            seed: c.seed,
-        };
+        let spec = grid.spec(train, c)?;
         let opts = FitOptions {
             val: Some(val),
             eval_every: grid.eval_every,
@@ -203,37 +197,217 @@ pub fn run_sweep(
         let fit = fit_with(
             train,
             &spec,
-            &config,
+            &grid.config(c),
             device,
             gpu,
             opts,
             &mut |_| {},
             |_, _| {},
         )?;
-        let usage = fit.model.component_usage(&val.inputs)?;
-        let result = SweepResult {
-            k: c.k,
-            seed: c.seed,
-            lr: c.lr,
-            hidden: c.hidden.clone(),
-            val_nll: fit.val_loss.unwrap_or(f64::INFINITY),
-            train_nll: fit.model.evaluate(train)?.value,
-            steps: fit
-                .report
-                .diverged
-                .map_or(fit.report.steps, |d| d.good_step),
-            dead_components: usage.map(|u| u.dead_components()).unwrap_or_default(),
-            seconds: start.elapsed().as_secs_f64(),
-        };
+        let result = result_of(c, &fit.model, fit.val_loss, &fit.report, train, val, start)?;
         on_done(&result, &fit.model)?;
-        Ok((result, fit.model))
+        Ok(Some((result, fit.model)))
     };
-    let mut done: Vec<(SweepResult, Model)> = match device {
-        // Side by side on the CPU's cores.
-        DeviceChoice::Cpu => jobs.par_iter().map(one).collect::<Result<_>>()?,
-        // One device, one model at a time.
-        _ => jobs.iter().map(one).collect::<Result<_>>()?,
+    let mut done: Vec<(SweepResult, Model)> = match device.place(gpu)? {
+        Placement::Cpu { note: why } => {
+            if let Some(why) = why {
+                note(&format!("{why}; training on the CPU"));
+            }
+            // Side by side on the CPU's cores.
+            let done: Vec<Option<_>> = jobs
+                .par_iter()
+                .map(|c| one(c, DeviceChoice::Cpu))
+                .collect::<Result<_>>()?;
+            done.into_iter().flatten().collect()
+        }
+        Placement::Gpu(ctx) => {
+            let ctx = Arc::new(*ctx);
+            let kernels = Arc::new(Kernels::new(&ctx)?);
+            let prepared = prepare(train)?;
+            let mut done = Vec::with_capacity(jobs.len());
+            for group in shape_groups(&jobs) {
+                if stopped() {
+                    break;
+                }
+                let spec = grid.spec(train, group[0])?;
+                let together = ShapeGroup {
+                    grid,
+                    spec: &spec,
+                    prepared: &prepared,
+                    train,
+                    val,
+                    stop,
+                };
+                match together.build(&ctx, &kernels, &group) {
+                    Ok(trainer) => done.extend(together.run(trainer, &group, on_done)?),
+                    Err(why) => {
+                        note(&format!(
+                            "K {} with hidden {}: {why}; training these models one at a time",
+                            group[0].k,
+                            hidden_label(&group[0].hidden)
+                        ));
+                        for c in group {
+                            done.extend(one(c, DeviceChoice::Gpu)?);
+                        }
+                    }
+                }
+            }
+            done
+        }
     };
     done.sort_by(|a, b| order(&a.0, &b.0));
     Ok(done)
+}
+
+impl Grid {
+    /// The network of combination `c` for `data`'s columns.
+    fn spec(&self, data: &Dataset, c: &Combination) -> Result<ModelSpec> {
+        let head = Head::Mixture {
+            k: c.k,
+            covariance: self.covariance,
+        };
+        ModelSpec::new(data.in_dim, data.out_dim, c.hidden.clone(), head)
+    }
+
+    fn config(&self, c: &Combination) -> TrainConfig {
+        TrainConfig {
+            steps: self.steps,
+            batch: self.batch,
+            lr: c.lr,
+            schedule: self.schedule,
+            seed: c.seed,
+        }
+    }
+}
+
+/// The combinations grouped by network shape (K and hidden sizes), in
+/// their order of first appearance: a group trains in one GPU trainer.
+fn shape_groups(jobs: &[Combination]) -> Vec<Vec<&Combination>> {
+    let mut groups: Vec<Vec<&Combination>> = Vec::new();
+    for c in jobs {
+        match groups
+            .iter_mut()
+            .find(|g| (g[0].k, &g[0].hidden) == (c.k, &c.hidden))
+        {
+            Some(g) => g.push(c),
+            None => groups.push(vec![c]),
+        }
+    }
+    groups
+}
+
+fn hidden_label(hidden: &[usize]) -> String {
+    let h: Vec<String> = hidden.iter().map(|w| w.to_string()).collect();
+    h.join(",")
+}
+
+/// A trained model's line of `sweep.jsonl`.
+fn result_of(
+    c: &Combination,
+    model: &Model,
+    val_loss: Option<f64>,
+    report: &TrainReport,
+    train: &Dataset,
+    val: &Dataset,
+    start: Instant,
+) -> Result<SweepResult> {
+    let usage = model.component_usage(&val.inputs)?;
+    // A run stopped before its first check has no best: its last state,
+    // checked now, is the model kept.
+    let val_nll = match val_loss {
+        Some(v) => v,
+        None => model.evaluate(val)?.value,
+    };
+    Ok(SweepResult {
+        k: c.k,
+        seed: c.seed,
+        lr: c.lr,
+        hidden: c.hidden.clone(),
+        val_nll,
+        train_nll: model.evaluate(train)?.value,
+        steps: report.diverged.map_or(report.steps, |d| d.good_step),
+        dead_components: usage.map(|u| u.dead_components()).unwrap_or_default(),
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// The models of one shape, trained by one GPU trainer in the same
+/// dispatches (`GpuTrainer::many`).
+struct ShapeGroup<'a> {
+    grid: &'a Grid,
+    spec: &'a ModelSpec,
+    prepared: &'a Prepared,
+    train: &'a Dataset,
+    val: &'a Dataset,
+    stop: Option<&'a AtomicBool>,
+}
+
+impl ShapeGroup<'_> {
+    fn build(
+        &self,
+        ctx: &Arc<GpuContext>,
+        kernels: &Arc<Kernels>,
+        group: &[&Combination],
+    ) -> Result<GpuTrainer> {
+        let models = group
+            .iter()
+            .map(|c| (init_params(self.spec, c.seed), self.grid.config(c)))
+            .collect();
+        GpuTrainer::many(
+            Arc::clone(ctx),
+            Arc::clone(kernels),
+            self.spec,
+            &self.prepared.normalized,
+            models,
+        )
+    }
+
+    /// Trains the group; `seconds` of each result is the group's time (its
+    /// models train at once).
+    fn run(
+        &self,
+        mut trainer: GpuTrainer,
+        group: &[&Combination],
+        on_done: &(dyn Fn(&SweepResult, &Model) -> Result<()> + Sync),
+    ) -> Result<Vec<(SweepResult, Model)>> {
+        let start = Instant::now();
+        let shell = Model {
+            spec: self.spec.clone(),
+            params: Vec::new(),
+            input_norm: self.prepared.input_norm.clone(),
+            target_norm: self.prepared.target_norm.clone(),
+            input_names: self.train.input_names.clone(),
+            target_names: self.train.target_names.clone(),
+        };
+        let with_params = |params: Vec<f32>| Model {
+            params,
+            ..shell.clone()
+        };
+        let val_loss = |_: usize, p: &[f32]| -> Result<f64> {
+            Ok(with_params(p.to_vec()).evaluate(self.val)?.value)
+        };
+        let reports = run_together(
+            &mut trainer,
+            together::Together {
+                total_steps: self.grid.steps,
+                every: self.grid.eval_every,
+                patience: None,
+                val_loss: &val_loss,
+                stop: self.stop,
+            },
+        )?;
+        let last = trainer.all_params()?;
+        let mut out = Vec::with_capacity(group.len());
+        for ((c, report), last) in group.iter().zip(reports).zip(last) {
+            let (params, val) = match &report.best {
+                Some(b) => (b.params.clone(), Some(b.loss)),
+                None => (last, None),
+            };
+            let model = with_params(params);
+            let result = result_of(c, &model, val, &report, self.train, self.val, start)?;
+            on_done(&result, &model)?;
+            out.push((result, model));
+        }
+        Ok(out)
+    }
 }

@@ -13,6 +13,7 @@ use mdn::model::{ModelSpec, save_model};
 use mdn::sweep::{Grid, Shard, SweepResult, order, run_sweep};
 
 use super::args::{SweepArgs, number_list};
+use super::train::{Interrupted, Signals};
 
 const RESULTS: &str = "sweep.jsonl";
 const BEST: &str = "best.safetensors";
@@ -99,6 +100,10 @@ pub fn sweep(a: SweepArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
             eprintln!("note: {m}");
         }
     };
+    // SIGINT/SIGTERM: the models in training stop at their next chunk and
+    // are kept (with the steps they reached), no new one starts, and what
+    // finished is ranked and written as usual before the exit code says so.
+    let signals = Signals::install()?;
     let results = run_sweep(
         &train,
         &val,
@@ -106,10 +111,16 @@ pub fn sweep(a: SweepArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
         shard,
         a.device.into(),
         gpu,
-        None,
+        Some(&signals.stop),
         &mut note,
         &on_done,
     )?;
+    let interrupted = signals.stop.load(std::sync::atomic::Ordering::SeqCst);
+    if results.is_empty() {
+        let (name, code) = signals.name_and_code();
+        eprintln!("{name}: stopped before any model trained; nothing written");
+        return Err(Interrupted(code).into());
+    }
     save_model(&results[0].1, &a.out_dir.join(BEST))?;
     let ranked: Vec<SweepResult> = results.into_iter().map(|(r, _)| r).collect();
     write_results(&a.out_dir, &ranked)?;
@@ -124,6 +135,14 @@ pub fn sweep(a: SweepArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
         hidden_text(&ranked[0].hidden),
         a.out_dir.display()
     );
+    if interrupted {
+        let (name, code) = signals.name_and_code();
+        eprintln!(
+            "{name}: stopped with {} of {total} models trained (the `steps` column says how far each got)",
+            ranked.len()
+        );
+        return Err(Interrupted(code).into());
+    }
     Ok(())
 }
 

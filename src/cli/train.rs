@@ -49,13 +49,13 @@ impl std::error::Error for Interrupted {}
 /// SIGINT and SIGTERM set a flag the training loop checks between chunks;
 /// a second one ends the process at once, writing nothing more (outputs
 /// are written atomically, so the previous files stay whole).
-struct Signals {
-    stop: Arc<AtomicBool>,
+pub(super) struct Signals {
+    pub stop: Arc<AtomicBool>,
     which: Arc<AtomicUsize>,
 }
 
 impl Signals {
-    fn install() -> anyhow::Result<Self> {
+    pub(super) fn install() -> anyhow::Result<Self> {
         use signal_hook::consts::{SIGINT, SIGTERM};
         let stop = Arc::new(AtomicBool::new(false));
         let which = Arc::new(AtomicUsize::new(0));
@@ -71,7 +71,7 @@ impl Signals {
         Ok(Signals { stop, which })
     }
 
-    fn name_and_code(&self) -> (&'static str, u8) {
+    pub(super) fn name_and_code(&self) -> (&'static str, u8) {
         match self.which.load(Ordering::SeqCst) as i32 {
             signal_hook::consts::SIGTERM => ("SIGTERM", 143),
             _ => ("SIGINT", 130),
