@@ -48,10 +48,11 @@ pub struct BenchRow {
     /// Steps per repeat, and the repeats measured.
     pub steps: usize,
     pub repeats: usize,
-    /// Median over the repeats.
+    /// Median over the repeats; a step steps every one of `models`.
     pub steps_per_s: f64,
     pub steps_per_s_min: f64,
     pub steps_per_s_max: f64,
+    /// Rows through the network per second, every model's.
     pub samples_per_s: f64,
     pub ms_per_step: f64,
     pub gflops: f64,
@@ -65,9 +66,12 @@ pub struct BenchRow {
     /// Whether the GPU trainer ran the fused step (`gpu::fused`); `null` on
     /// CPU rows.
     pub fused: Option<bool>,
-    /// Models trained at once (DESIGN.md): 1, as the trainers step one
-    /// model per dispatch; `mdn sweep` runs several on the CPU's cores.
+    /// Models trained at once (DESIGN.md; `--models M`): on the GPU in the
+    /// same dispatches (`GpuTrainer::many`), on the CPU side by side on the
+    /// cores, as `mdn sweep` trains them.
     pub models: usize,
+    /// `steps_per_s` × `models`: the sweep's throughput.
+    pub model_steps_per_s: f64,
     /// The kernel configuration on GPU rows, in `MDN_GPU_KERNELS` syntax
     /// (so a sweep's JSON says which configuration gave which row); the
     /// CPU kernel set (`avx2+fma` or `portable`) on CPU rows.
@@ -131,11 +135,16 @@ impl BenchRow {
             (Some(d), _) => d.to_string(),
             (None, _) => "-".to_string(),
         };
+        // Several models at once: `chunked x32`.
+        let mode = match self.models {
+            1 => self.mode.name().to_string(),
+            m => format!("{} x{m}", self.mode.name()),
+        };
         format!(
             "{:<6} {:<6} {:<15} {:>6} {:<8} {:>2} {:>10}  {:>9} {:<19} {:>9} {:>9} {:>8} {:>7} {:>9}",
             self.config.name(),
             self.device.name(),
-            self.mode.name(),
+            mode,
             self.batch,
             hidden,
             self.k.map_or("-".to_string(), |k| k.to_string()),

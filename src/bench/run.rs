@@ -19,6 +19,47 @@ use crate::gpu::context::{GpuContext, GpuOptions};
 use crate::gpu::{GpuTrainer, Kernels};
 use crate::model::ModelSpec;
 use crate::model::init::init_params;
+use crate::train::{LossAccumulator, TrainConfig, Trainer};
+
+/// `--models M` on the CPU: M trainers stepped side by side on rayon's
+/// pool (each one's row blocks share it), as `mdn sweep` runs them.
+struct SideBySide(Vec<CpuTrainer>);
+
+impl Trainer for SideBySide {
+    fn step(&self) -> usize {
+        self.0[0].step()
+    }
+    fn run(&mut self, n: usize) -> Result<()> {
+        use rayon::prelude::*;
+        self.0.par_iter_mut().try_for_each(|t| t.run(n))
+    }
+    /// Every model's loss, merged.
+    fn take_loss(&mut self) -> Result<LossAccumulator> {
+        let mut all = LossAccumulator::default();
+        for t in &mut self.0 {
+            all.merge(&t.take_loss()?);
+        }
+        Ok(all)
+    }
+    fn checkpoint(&mut self) -> Result<()> {
+        self.0.iter_mut().try_for_each(|t| t.checkpoint())
+    }
+    fn restore_checkpoint(&mut self) -> Result<()> {
+        self.0.iter_mut().try_for_each(|t| t.restore_checkpoint())
+    }
+    fn optimizer_state(&mut self) -> Result<(Vec<f32>, Vec<f32>)> {
+        self.0[0].optimizer_state()
+    }
+    fn restore_state(&mut self, p: &[f32], m: &[f32], v: &[f32], step: usize) -> Result<()> {
+        self.0[0].restore_state(p, m, v, step)
+    }
+    fn params(&mut self) -> Result<Vec<f32>> {
+        self.0[0].params()
+    }
+    fn device_name(&self) -> String {
+        self.0[0].device_name()
+    }
+}
 
 /// What to run.
 #[derive(Clone, Debug, PartialEq)]
@@ -34,6 +75,8 @@ pub struct BenchOptions {
     /// Timed repeats per row; `None`: [`DEFAULT_REPEATS`], or
     /// [`SLOW_REPEATS`] for rows whose steps take over [`SLOW_STEP`].
     pub repeats: Option<usize>,
+    /// Models trained at once (`--models M`, default 1).
+    pub models: usize,
     pub gpu: GpuOptions,
 }
 
@@ -45,6 +88,7 @@ impl Default for BenchOptions {
             model: BenchModel::Mdn,
             steps: None,
             repeats: None,
+            models: 1,
             gpu: GpuOptions::default(),
         }
     }
@@ -68,6 +112,9 @@ impl Bench {
         }
         if opts.steps == Some(0) {
             return Err(MdnError::Config("--steps must be at least 1".into()));
+        }
+        if opts.models == 0 {
+            return Err(MdnError::Config("--models must be at least 1".into()));
         }
         if opts.configs.is_empty() {
             return Err(MdnError::Config("no configuration to bench".into()));
@@ -188,15 +235,33 @@ impl Bench {
         note: &mut dyn FnMut(&str),
     ) -> Result<()> {
         let (spec, config) = (rc.spec, rc.config);
+        let models = self.opts.models;
         let params = init_params(spec, SEED);
         let tc = config.train_config();
+        // Model i of a set: seed SEED + i, as a sweep's seeds differ.
+        let member = |i: usize| {
+            let seed = SEED + i as u64;
+            let config = TrainConfig { seed, ..tc.clone() };
+            (init_params(spec, seed), config)
+        };
         let what = format!("{} {}", config.name(), rc.device.name());
         match rc.device {
             BenchDevice::Cpu => {
-                let mut t = CpuTrainer::new(spec, data, params, &tc)?;
-                let cold = warm_up(&mut t)?;
+                let mut t: Box<dyn Trainer> = if models == 1 {
+                    Box::new(CpuTrainer::new(spec, data, params, &tc)?)
+                } else {
+                    let set = (0..models)
+                        .map(|i| {
+                            let (p, c) = member(i);
+                            CpuTrainer::new(spec, data, p, &c)
+                        })
+                        .collect::<Result<_>>()?;
+                    Box::new(SideBySide(set))
+                };
+                let t = t.as_mut();
+                let cold = warm_up(t)?;
                 let plan = self.plan(&what, cold, note);
-                let m = measure(&mut t, BenchMode::Chunked, &plan, cold)?;
+                let m = measure(t, BenchMode::Chunked, &plan, cold)?;
                 emit(self.make_row(rc, BenchMode::Chunked, m, None));
             }
             BenchDevice::Gpu => {
@@ -204,14 +269,27 @@ impl Bench {
                     .gpu
                     .as_ref()
                     .expect("Bench::new opened the GPU for a GPU row");
-                let mut t = GpuTrainer::with_kernels(
-                    Arc::clone(ctx),
-                    Arc::clone(kernels),
-                    spec,
-                    data,
-                    params,
-                    &tc,
-                )?;
+                let mut t = if models == 1 {
+                    GpuTrainer::with_kernels(
+                        Arc::clone(ctx),
+                        Arc::clone(kernels),
+                        spec,
+                        data,
+                        params,
+                        &tc,
+                    )?
+                } else {
+                    let set = (0..models).map(member).collect();
+                    match GpuTrainer::many(Arc::clone(ctx), Arc::clone(kernels), spec, data, set) {
+                        Ok(t) => t,
+                        Err(e) => {
+                            note(&format!(
+                                "{what}: no GPU row for {models} models at once ({e})"
+                            ));
+                            return Ok(());
+                        }
+                    }
+                };
                 let dispatches = Some((t.dispatches_per_step(), t.is_fused()));
                 let cold = warm_up(&mut t)?;
                 let plan = self.plan(&what, cold, note);
@@ -243,7 +321,8 @@ impl Bench {
             .collect();
         let stats = Stats::of(&rates).expect("at least one repeat, never NaN");
         let batch = config.batch();
-        let flops = flops_per_step(spec, batch);
+        let models = self.opts.models;
+        let flops = flops_per_step(spec, batch) * models as f64;
         let (adapter, backend, driver, kernels) = match (device, &self.machine.gpu) {
             (BenchDevice::Gpu, Some(g)) => (
                 g.adapter.clone(),
@@ -271,7 +350,7 @@ impl Bench {
             steps_per_s: stats.median,
             steps_per_s_min: stats.min,
             steps_per_s_max: stats.max,
-            samples_per_s: stats.median * batch as f64,
+            samples_per_s: stats.median * (batch * models) as f64,
             ms_per_step: 1e3 / stats.median,
             gflops: flops * stats.median / 1e9,
             flops_per_step: flops,
@@ -281,7 +360,8 @@ impl Bench {
             },
             dispatches_per_step: dispatches.map(|d| d.0),
             fused: dispatches.map(|d| d.1),
-            models: 1,
+            models,
+            model_steps_per_s: stats.median * models as f64,
             kernels,
             adapter,
             backend,

@@ -66,11 +66,7 @@ pub fn timed_block(
             let mut total = LossAccumulator::default();
             for _ in 0..steps {
                 trainer.run(1)?;
-                let l = trainer.take_loss()?;
-                total.sum += l.sum;
-                total.count += l.count;
-                total.nonfinite += l.nonfinite;
-                total.last = l.last;
+                total.merge(&trainer.take_loss()?);
             }
             total
         }

@@ -48,6 +48,10 @@ pub struct BenchArgs {
     /// Timed repeats per row (default: 5; 3 where one step takes over 20 s).
     #[arg(long)]
     pub repeats: Option<usize>,
+    /// Models trained at once, as `mdn sweep` trains them: on the GPU in the
+    /// same dispatches, on the CPU side by side on the cores (seeds differ).
+    #[arg(long, default_value_t = 1)]
+    pub models: usize,
     /// One JSON object per measured row and line, nothing else on stdout.
     #[arg(long)]
     pub json: bool,
@@ -60,6 +64,7 @@ pub fn run(a: BenchArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
         model: a.model.into(),
         steps: a.steps,
         repeats: a.repeats,
+        models: a.models,
         gpu: gpu.clone(),
     };
     let mut note = |m: &str| eprintln!("note: {m}");
