@@ -8,7 +8,9 @@
 //! count. On a GPU the models of one network shape (K and hidden sizes)
 //! train in one trainer that steps them all in the same dispatches
 //! (`GpuTrainer::many`; shapes form groups, run one after another), and
-//! networks the fused step cannot take train one at a time.
+//! networks the fused step cannot take train one at a time, as do all
+//! models on adapters whose configuration turns the fused step off
+//! (software adapters, where it is slower).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -225,6 +227,22 @@ pub fn run_sweep(
             let kernels = Arc::new(Kernels::new(&ctx)?);
             let prepared = prepare(train)?;
             let mut done = Vec::with_capacity(jobs.len());
+            // The model dimension lives in the fused step; where the
+            // adapter's configuration turns that off (software adapters,
+            // where it measured 4.5x slower than one model at a time on
+            // the per-stage kernels: docs/benchmarks.md) the models train
+            // one after another.
+            if !kernels.config.fused {
+                note(&format!(
+                    "{} runs the per-stage kernels (fused=off), faster here than many models in one fused step: training the models one after another",
+                    ctx.info.name
+                ));
+                for c in &jobs {
+                    done.extend(one(c, DeviceChoice::Gpu)?);
+                }
+                done.sort_by(|a, b| order(&a.0, &b.0));
+                return Ok(done);
+            }
             for group in shape_groups(&jobs) {
                 if stopped() {
                     break;

@@ -19,6 +19,7 @@ use mdn::fit::prepare;
 use mdn::gpu::context::{BackendChoice, GpuContext, GpuOptions, test_context_with};
 use mdn::gpu::{GpuTrainer, Kernels};
 use mdn::model::init::init_params;
+use mdn::model::load_model;
 use mdn::model::{Covariance, ModelSpec};
 use mdn::sweep::{Grid, Shard, run_sweep};
 use mdn::train::{LrSchedule, TrainConfig, Trainer};
@@ -200,5 +201,82 @@ fn the_gpu_sweep_equals_the_cpu_sweep_model_by_model() {
                 cr.val_nll
             );
         }
+    }
+}
+
+/// `mdn sweep --keep-all` on `device` with `env` set, in `dir`; returns
+/// stderr.
+fn cli_sweep(dir: &std::path::Path, device: &str, backend: &str, env: &[(&str, &str)]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mdn"))
+        .args([
+            "sweep",
+            "--toy",
+            "inverse",
+            "--k",
+            "1,3",
+            "--seeds",
+            "2",
+            "--hidden",
+            "12,12",
+            "--steps",
+            "200",
+            "--eval-every",
+            "200",
+            "--batch",
+            "128",
+            "--keep-all",
+            "--device",
+            device,
+            "--backend",
+            backend,
+            "--out-dir",
+            device,
+        ])
+        .envs(env.iter().copied())
+        .current_dir(dir)
+        .output()
+        .expect("mdn runs");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{device}: {stderr}");
+    stderr
+}
+
+#[test]
+fn the_cli_sweep_steps_models_of_each_k_together_and_equals_the_cpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    cli_sweep(d, "cpu", "vulkan", &[]);
+    for backend in ["vulkan", "gl"] {
+        let b = if backend == "gl" {
+            BackendChoice::Gl
+        } else {
+            BackendChoice::Vulkan
+        };
+        if context(b).is_none() {
+            return;
+        }
+        let gpu_dir = d.join(backend);
+        std::fs::create_dir_all(&gpu_dir).unwrap();
+        let stderr = cli_sweep(&gpu_dir, "gpu", backend, &[("MDN_GPU_KERNELS", "fused=on")]);
+        assert!(!stderr.contains("one after another"), "{stderr}");
+        let mut files: Vec<_> = std::fs::read_dir(d.join("cpu"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|n| n.to_string_lossy().starts_with("model-"))
+            .collect();
+        files.sort();
+        assert_eq!(files.len(), 4, "{files:?}");
+        for f in files {
+            let c = load_model(&d.join("cpu").join(&f)).unwrap();
+            let g = load_model(&gpu_dir.join("gpu").join(&f)).unwrap();
+            let err = relative_error(&g.params, &c.params);
+            assert!(err <= TOL, "{backend} {f:?}: {err:.3e}");
+        }
+        // Without the override a software adapter trains one at a time,
+        // and says so.
+        let plain = d.join(format!("{backend}-plain"));
+        std::fs::create_dir_all(&plain).unwrap();
+        let stderr = cli_sweep(&plain, "gpu", backend, &[]);
+        assert!(stderr.contains("one after another"), "{stderr}");
     }
 }
