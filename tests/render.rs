@@ -812,8 +812,14 @@ fn render_command_draws_a_trained_model_on_its_data() {
     for (args, says) in [
         (vec![os("render"), os("--scene"), os("data")], "add --data"),
         (
-            vec![os("render"), os("--data"), three.clone().into()],
-            "pick two with --input COL --target COL",
+            vec![
+                os("render"),
+                os("--data"),
+                three.clone().into(),
+                os("--input"),
+                os("a,zz"),
+            ],
+            "zz",
         ),
         (
             vec![
@@ -1381,5 +1387,86 @@ fn conditioned_samples_equal_the_cpu_reference() {
             "{differ} of {} samples differ",
             got.points.len()
         );
+    }
+}
+
+/// `mdn train` on two input and two target columns, then `mdn render`
+/// of that model with a chosen pair of columns, and live training on
+/// several columns; wrong column names are clear errors.
+#[test]
+fn render_command_draws_a_multi_column_model() {
+    if gpu().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name);
+    let data = hidden_input_data(300, 3);
+    let mut csv = String::from("a,b,c,d\n");
+    for r in 0..data.len() {
+        let (i, t) = (data.input_row(r), data.target_row(r));
+        csv.push_str(&format!("{},{},{},{}\n", i[0], i[1], t[0], t[1]));
+    }
+    let file = p("wide.csv");
+    std::fs::write(&file, csv).unwrap();
+    let model = p("m.safetensors");
+    let run = |args: &[&str]| {
+        let mut cmd = mdn_cmd();
+        for a in args {
+            match *a {
+                "FILE" => cmd.arg(&file),
+                "MODEL" => cmd.arg(&model),
+                a => cmd.arg(a),
+            };
+        }
+        cmd
+    };
+    succeeds(&mut run(&[
+        "train", "--data", "FILE", "--input", "a,b", "--target", "c,d", "--k", "2", "--hidden",
+        "8", "--steps", "200", "--out", "MODEL",
+    ]));
+    for (i, extra) in [
+        vec!["--model", "MODEL", "--input", "b", "--target", "d"],
+        vec!["--model", "MODEL"],
+        vec!["--input", "a,b", "--target", "c", "--steps", "200"],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let out = p(&format!("wide{i}.png"));
+        let args = [
+            &[
+                "render", "--data", "FILE", "--width", "200", "--height", "150",
+            ],
+            &extra[..],
+        ]
+        .concat();
+        let said = succeeds(run(&args).arg("--out").arg(&out));
+        assert!(said.contains("data scene"), "{extra:?}: {said}");
+        assert_eq!(image::open(&out).unwrap().width(), 200, "{extra:?}");
+    }
+    for (extra, says) in [
+        (
+            vec!["--model", "MODEL", "--input", "c"],
+            "the model's input columns are a, b",
+        ),
+        (
+            vec!["--model", "MODEL", "--target", "c,d"],
+            "the model's target columns are c, d",
+        ),
+        (vec!["--input", "a,nope"], "nope"),
+        (
+            vec!["--input", "a", "--target", "a"],
+            "both an input and a target",
+        ),
+    ] {
+        let bad = p("bad.png");
+        let args = [&["render", "--data", "FILE"], &extra[..]].concat();
+        let out = run(&args).arg("--out").arg(&bad).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(says),
+            "{extra:?}: {err}"
+        );
+        assert!(!bad.exists());
     }
 }
