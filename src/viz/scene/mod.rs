@@ -270,7 +270,7 @@ impl SceneState {
         let d = &self.data;
         let why = if d.in_dim > 1 {
             format!(
-                "with {} inputs, p(t|x) depends on more than the plotted one",
+                "with {} inputs, the model depends on more than the plotted one",
                 d.in_dim
             )
         } else {
@@ -279,13 +279,13 @@ impl SceneState {
                 d.out_dim
             )
         };
-        let then = if self.mdn.is_some() {
-            " Samples are drawn at each data row's inputs."
-        } else {
-            ""
-        };
+        if self.mdn.is_none() {
+            return Some(format!(
+                "The MLP's curve over x is off: {why}; its predictions are not drawn."
+            ));
+        }
         Some(format!(
-            "Curves over x (density, means, mean, mode, \u{03c0}) are off: {why}.{then}"
+            "Curves over x (density, means, mean, mode, \u{03c0}) are off: {why}. Samples are drawn at each data row's inputs."
         ))
     }
 
