@@ -1390,6 +1390,72 @@ fn conditioned_samples_equal_the_cpu_reference() {
     }
 }
 
+/// A loaded MLP on several columns has no curve over x: its predictions
+/// at every data row are drawn as points instead, equal to the CPU
+/// forward pass (`Model::predict_on`) at the plotted target column.
+#[test]
+fn conditioned_mlp_predictions_equal_the_cpu_forward() {
+    use mdn::data::normalize::Normalizer;
+    use mdn::model::{Model, ModelSpec, init::init_params};
+    let Some(gpu) = gpu() else { return };
+    let spec = ModelSpec::mlp(2, 3, vec![8]).unwrap();
+    let names = |p: &str, n: usize| (0..n).map(|i| format!("{p}{i}")).collect::<Vec<_>>();
+    let model = Model {
+        params: init_params(&spec, 5),
+        spec,
+        input_norm: Normalizer {
+            mean: vec![0.2, -0.1],
+            std: vec![0.5, 2.0],
+        },
+        target_norm: Normalizer {
+            mean: vec![1.0, 2.0, 3.0],
+            std: vec![0.5, 1.5, 4.0],
+        },
+        input_names: names("x", 2),
+        target_names: names("t", 3),
+    };
+    let rows = 53;
+    let inputs: Vec<f32> = (0..rows * 2).map(|i| (i as f32 * 0.29).sin()).collect();
+    let targets = vec![0.0; rows * 3];
+    let data = mdn::Dataset::new(
+        inputs.clone(),
+        targets,
+        model.input_names.clone(),
+        model.target_names.clone(),
+    )
+    .unwrap();
+    let plot = mdn::viz::PlotColumns {
+        input: 1,
+        target: 2,
+    };
+    let mut scene = SceneState::with_model(
+        &gpu,
+        Settings::default(),
+        data.clone(),
+        Some(model.clone()),
+        plot,
+    )
+    .unwrap();
+    assert!(scene.mlp.is_some() && scene.mdn.is_none());
+    let note = scene.grid_layers_note().expect("the HUD says why");
+    assert!(note.contains("predictions are drawn"), "{note}");
+    train_and_draw(&gpu, &mut scene, 0);
+    let got = scene.read_samples().unwrap().expect("predictions");
+    assert_eq!((got.rows.len(), got.per_row), (rows, 1));
+    let cpu = model
+        .predict_on(&inputs, &mdn::infer::Inference::Cpu)
+        .unwrap();
+    for (i, &(x, y)) in got.points.iter().enumerate() {
+        let r = got.rows[i];
+        assert_eq!(x, data.input_row(r)[1]);
+        let want = cpu[r * 3 + 2];
+        assert!(
+            (y - want).abs() <= 1e-4 * want.abs().max(1.0),
+            "row {r}: gpu {y} cpu {want}"
+        );
+    }
+}
+
 /// `mdn train` on two input and two target columns, then `mdn render`
 /// of that model with a chosen pair of columns, and live training on
 /// several columns; wrong column names are clear errors.

@@ -78,12 +78,17 @@ impl SceneState {
             main.push(Draw::Samples {
                 buffer: &s.samples,
                 count: (s.rows() * s.per_input()) as u32,
-                owners: layers.components.then_some(&s.components),
+                owners: (layers.components && self.mdn.is_some()).then_some(&s.components),
                 inputs,
                 dims: self.data.out_dim as u32,
                 dim: self.plot.target as u32,
                 target_norm: self.target_norm_of_plot(),
-                color: colors::SAMPLES,
+                // An MLP's predictions at the data rows (see `build_sampler`).
+                color: if self.mdn.is_some() {
+                    colors::SAMPLES
+                } else {
+                    colors::MLP
+                },
                 radius: 1.6 * scale,
             });
         }
@@ -190,6 +195,8 @@ impl SceneState {
         // The nets there are: a loaded model is either.
         if self.mlp.as_ref().is_some_and(|m| m.curves.is_some()) {
             items.push(("MLP", colors::MLP, true));
+        } else if self.mlp.is_some() && self.sampler.is_some() && layers.samples {
+            items.push(("MLP predictions at the data rows", colors::MLP, false));
         }
         // Conditioned samples have no x-grid curves beside them.
         let curves = !self.conditioned();

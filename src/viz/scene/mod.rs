@@ -281,7 +281,7 @@ impl SceneState {
         };
         if self.mdn.is_none() {
             return Some(format!(
-                "The MLP's curve over x is off: {why}; its predictions are not drawn."
+                "The MLP's curve over x is off: {why}. Its predictions are drawn at each data row's inputs."
             ));
         }
         Some(format!(
@@ -690,15 +690,25 @@ impl SceneState {
     fn build_sampler(&mut self) -> Result<()> {
         self.build_owners()?;
         self.sampler = None;
-        let Some(mdn) = &self.mdn else {
-            return Ok(());
+        let mdn = match (&self.mdn, &self.mlp) {
+            (Some(n), _) => n,
+            // A loaded MLP on several columns has no curve: its
+            // predictions at the data rows are drawn instead, one per row,
+            // the way samples are (`encode` copies them into place).
+            (None, Some(n)) if self.conditioned() => n,
+            _ => return Ok(()),
         };
         let g = &self.gpu;
         let total = self.settings.samples.max(1);
         if self.conditioned() {
             // Each sample is drawn from the network at one data row's full
             // input vector, and plotted at that row's plotted input.
-            let (rows, per_input) = conditioned_rows(self.data.len(), total);
+            let n = self.data.len();
+            let (rows, per_input) = if mdn.is_mixture() {
+                conditioned_rows(n, total)
+            } else {
+                conditioned_rows(n, n.min(MAX_CONDITIONED_ROWS))
+            };
             if rows.is_empty() {
                 return Ok(());
             }
@@ -766,8 +776,9 @@ impl SceneState {
         let Some(s) = &self.sampler else {
             return Ok(None);
         };
-        let z = s.read_samples()?;
         let d = self.data.out_dim;
+        let z =
+            crate::gpu::buffers::read_f32(&self.gpu.ctx, &s.samples, s.rows() * s.per_input() * d)?;
         let (mean, std) = self.target_norm_of_plot();
         let per_input = s.per_input();
         let ys = z.chunks_exact(d).map(|v| v[self.plot.target] * std + mean);
@@ -956,6 +967,15 @@ impl SceneState {
         }
         if let Some(s) = &self.sampler {
             s.encode(&mut pass);
+        }
+        drop(pass);
+        // An MLP's sampler runs its forward pass only: its predictions
+        // (`[rows, D]`, one per row) become the drawn points, on the GPU.
+        if let Some(s) = &self.sampler
+            && self.mdn.is_none()
+        {
+            let bytes = (s.rows() * self.data.out_dim * 4) as u64;
+            encoder.copy_buffer_to_buffer(s.head(), 0, &s.samples, 0, bytes);
         }
         Ok(())
     }
