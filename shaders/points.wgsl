@@ -3,8 +3,10 @@
 // instanced thick segments, the conditional density is one textured quad
 // read from a storage buffer. The sampled points' instance buffer is the
 // sampler's own output (z-scored targets, `STORAGE | VERTEX`), so they are
-// drawn without ever leaving the GPU; their inputs are recomputed here from
-// the instance index, on the same grid the sampler was given.
+// drawn without ever leaving the GPU. Their inputs are recomputed here from
+// the instance index, on the same grid the sampler was given; or, for
+// samples conditioned on the data's rows (several input columns), they come
+// from a second instance buffer: each sample's row's plotted input value.
 
 // Mirrors `DrawInfo` in src/viz/renderer.rs.
 struct DrawInfo {
@@ -17,7 +19,7 @@ struct DrawInfo {
     // Samples: (target mean, target std, first input, last input).
     // Heatmap: its data rectangle (x0, x1, y0, y1).
     extra: vec4<f32>,
-    // Samples: (rows, per_input). Curves: (y field, alpha field) of each
+    // Samples on a grid: (rows, per_input). Curves: (y field, alpha field) of each
     // vertex; an alpha field of 4 means opaque. Heatmap: (cols, rows).
     index: vec4<u32>,
 }
@@ -109,6 +111,29 @@ fn vs_sample(
     @location(0) z: f32,
 ) -> VertexOut {
     return sprite(sample_position(i, z), v);
+}
+
+// A sample conditioned on a data row: its input `x` (data units) comes
+// with it, from the scene's per-sample input buffer.
+@vertex
+fn vs_sample_at(
+    @builtin(vertex_index) v: u32,
+    @location(0) z: f32,
+    @location(2) x: f32,
+) -> VertexOut {
+    return sprite(vec2<f32>(x, z * draw.extra.y + draw.extra.x), v);
+}
+
+@vertex
+fn vs_sample_at_owned(
+    @builtin(vertex_index) v: u32,
+    @location(0) z: f32,
+    @location(1) owner: u32,
+    @location(2) x: f32,
+) -> VertexOut {
+    var out = sprite(vec2<f32>(x, z * draw.extra.y + draw.extra.x), v);
+    out.color = component_color(owner);
+    return out;
 }
 
 // A sample coloured by the component it was drawn from (the sampler's

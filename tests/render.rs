@@ -262,7 +262,7 @@ fn density_and_means_match_the_cpu_mixture() {
     let net = scene.mdn.as_ref().unwrap();
     let verts = net.read_curve().unwrap();
     let heat = net.read_heat().unwrap();
-    let info = *net.curve_info();
+    let info = *net.curve_info().expect("a 1-D net has curves");
     let (cols, k, rows) = (info.cols as usize, info.k as usize, info.heat_rows as usize);
     assert_eq!(
         verts.len(),
@@ -706,8 +706,14 @@ fn data_scene_trains_live_or_draws_a_loaded_model() {
     let live = mdn::viz::render(&gpu, &opts).unwrap();
     mdn_picture_is_right(&live);
 
-    let mut scene =
-        SceneState::with_model(&gpu, opts.settings.clone(), data.clone(), None).unwrap();
+    let mut scene = SceneState::with_model(
+        &gpu,
+        opts.settings.clone(),
+        data.clone(),
+        None,
+        Default::default(),
+    )
+    .unwrap();
     train_and_draw(&gpu, &mut scene, 3000);
     let model = scene
         .net_model(true)
@@ -733,14 +739,20 @@ fn data_scene_trains_live_or_draws_a_loaded_model() {
         "HUD {shown} vs the model's NLL {want}"
     );
 
-    // Models the window cannot draw are refused with a reason.
+    // A model that does not fit the data's columns is refused with a reason.
     let mut wide = opts.model.clone().unwrap();
     wide.spec.in_dim = 2;
-    let err = SceneState::with_model(&gpu, opts.settings.clone(), data, Some(wide))
-        .err()
-        .expect("a two-input model is refused")
-        .to_string();
-    assert!(err.contains("one input and one target"), "{err}");
+    let err = SceneState::with_model(
+        &gpu,
+        opts.settings.clone(),
+        data,
+        Some(wide),
+        Default::default(),
+    )
+    .err()
+    .expect("a two-input model on one input column is refused")
+    .to_string();
+    assert!(err.contains("the data has 1 and 1"), "{err}");
 }
 
 /// `mdn train` → `mdn render --data F --model M`, and the mistakes a user
@@ -800,8 +812,14 @@ fn render_command_draws_a_trained_model_on_its_data() {
     for (args, says) in [
         (vec![os("render"), os("--scene"), os("data")], "add --data"),
         (
-            vec![os("render"), os("--data"), three.clone().into()],
-            "pick two with --input COL --target COL",
+            vec![
+                os("render"),
+                os("--data"),
+                three.clone().into(),
+                os("--input"),
+                os("a,zz"),
+            ],
+            "zz",
         ),
         (
             vec![
@@ -1157,5 +1175,383 @@ fn playground_holds_out_a_test_share_on_request() {
     for net in s.nets() {
         let (train, test) = (net.loss.unwrap(), net.test_loss().unwrap());
         assert!(train.is_finite() && test.is_finite(), "{train} {test}");
+    }
+}
+
+/// Rows whose target depends on an input the plot does not show:
+/// t = x1 + 3·x2 + N(0, 0.02²), x1 and x2 uniform on [0, 1], and a second
+/// target u = x1 − x2. Against x1 the rows fill a band three units tall;
+/// given both inputs t is pinned to 0.02.
+fn hidden_input_data(rows: usize, seed: u64) -> mdn::Dataset {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let (mut inputs, mut targets) = (Vec::new(), Vec::new());
+    for _ in 0..rows {
+        let (x1, x2): (f32, f32) = (rng.random(), rng.random());
+        // Box–Muller, enough for a test's noise.
+        let (u1, u2): (f32, f32) = (rng.random::<f32>().max(1e-7), rng.random());
+        let noise = (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos();
+        inputs.extend([x1, x2]);
+        targets.extend([x1 + 3.0 * x2 + 0.02 * noise, x1 - x2]);
+    }
+    let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
+    mdn::Dataset::new(inputs, targets, names(&["x1", "x2"]), names(&["t", "u"])).unwrap()
+}
+
+/// The data scene on two inputs and two targets, trained live: the MDN
+/// learns from every column, its samples are drawn at each data row's
+/// inputs (so they land on that row's target, which x1 alone cannot
+/// predict), no x-grid curve is drawn and the HUD says why. Then the
+/// model it made, drawn over a sparse subset of rows: every sample pixel
+/// sits on a data point, where a sampler that saw x1 alone would fill the
+/// band.
+#[test]
+fn data_scene_draws_samples_conditioned_on_every_input() {
+    let Some(gpu) = gpu() else { return };
+    let data = hidden_input_data(300, 1);
+    let mut opts = options(Scene::Data, 3000);
+    opts.settings.k = 2;
+    opts.settings.samples = 3000;
+    // Every layer asked for: the x-grid ones must stay off.
+    opts.settings.layers = Layers {
+        data: false,
+        samples: true,
+        density: true,
+        means: true,
+        pi_panel: true,
+        components: false,
+        mean: true,
+        mode: true,
+    };
+    let plot = mdn::viz::PlotColumns::default();
+    let mut scene =
+        SceneState::with_model(&gpu, opts.settings.clone(), data.clone(), None, plot).unwrap();
+    train_and_draw(&gpu, &mut scene, 3000);
+    let mdn = scene.mdn.as_ref().expect("the data scene trains an MDN");
+    assert_eq!((mdn.spec.in_dim, mdn.spec.out_dim), (2, 2));
+    assert!(mdn.curve_info().is_none(), "no x-grid curves on 2 inputs");
+    let note = scene.grid_layers_note().expect("the HUD says why");
+    assert!(note.contains("2 inputs"), "{note}");
+    assert_eq!(scene.axis_names(), ("x1".to_string(), "t".to_string()));
+
+    let drawn = scene.read_samples().unwrap().expect("samples");
+    assert_eq!(drawn.rows.len(), 300, "every row is sampled");
+    assert!(drawn.rows.len() * drawn.per_row >= 3000);
+    let mut miss: Vec<f32> = drawn
+        .points
+        .iter()
+        .enumerate()
+        .map(|(i, &(x, y))| {
+            let (x_row, t_row) = plot.point(&data, drawn.rows[i / drawn.per_row]);
+            assert_eq!(x, x_row, "sample {i} is drawn at its row's x1");
+            (y - t_row).abs()
+        })
+        .collect();
+    miss.sort_by(f32::total_cmp);
+    let (median, p90) = (miss[miss.len() / 2], miss[miss.len() * 9 / 10]);
+    // Given x1 alone, t is uniform over 3 units: the best an x-grid
+    // sampler can do misses by 0.75 at the median.
+    assert!(
+        median < 0.15 && p90 < 0.4,
+        "conditioned samples miss their row's target by {median} (median), {p90} (90 %)"
+    );
+
+    // The trained model on 60 other rows, data layer off: the sample
+    // pixels sit on those rows' points (measured: 94–95 % of them, every
+    // row covered), plotted as (x1, t) and as (x2, u), the second input and
+    // target (a per-sample x from column 1, the sampler's dimension 1).
+    let model = scene.net_model(true).unwrap().expect("an MDN");
+    let sparse = hidden_input_data(60, 2);
+    // What a sampler that saw the plotted input alone would draw: t (or u)
+    // given x1 (or x2), over the unplotted input. Fresh rows follow it.
+    let marginal = hidden_input_data(4000, 9);
+    opts.points = Some(sparse.clone());
+    opts.model = Some(model);
+    for (plot, tol) in [
+        (mdn::viz::PlotColumns::default(), 0.25),
+        (
+            mdn::viz::PlotColumns {
+                input: 1,
+                target: 1,
+            },
+            0.12,
+        ),
+    ] {
+        opts.plot = plot;
+        let img = mdn::viz::render(&gpu, &opts).unwrap();
+        assert!(img.layout.pi.is_none(), "no π panel on 2 inputs");
+        let v = img.layout.main;
+        let px_x = v.x.len() / v.rect.width();
+        let points: Vec<(f32, f32)> = (0..sparse.len()).map(|r| plot.point(&sparse, r)).collect();
+        let close = |&(a, b): &(f32, f32), x: f32, y: f32| {
+            (a - x).abs() <= 4.0 * px_x && (b - y).abs() <= tol
+        };
+        let near = |x: f32, y: f32| points.iter().any(|p| close(p, x, y));
+        let (mut on, mut off) = (0usize, 0usize);
+        let mut seen = vec![false; points.len()];
+        for px in columns(&img, v.x.lo, v.x.hi) {
+            for (x, y) in hits(&img, px, is_sample) {
+                if near(x, y) {
+                    on += 1;
+                } else {
+                    off += 1;
+                }
+                for (i, p) in points.iter().enumerate() {
+                    seen[i] |= close(p, x, y);
+                }
+            }
+        }
+        let covered = seen.iter().filter(|&&s| s).count();
+        // The control: the share of such unconditioned draws that the
+        // rule counts as on the data (measured: 0.21 and 0.27).
+        let chance = (0..marginal.len())
+            .filter(|&r| {
+                let (x, y) = plot.point(&marginal, r);
+                near(x, y)
+            })
+            .count() as f32
+            / marginal.len() as f32;
+        assert!(chance < 0.4, "{plot:?}: the check cannot tell: {chance}");
+        check(
+            on > 200 && (off as f32) < 0.1 * on as f32 && covered >= 54,
+            &img,
+            "conditioned",
+            || {
+                format!(
+                    "{plot:?}: {on} sample pixels on the data, {off} off; {covered} of 60 rows have samples"
+                )
+            },
+        );
+    }
+}
+
+/// The scene's conditioned samples are the CPU sampler's draws for the
+/// same rows, seed and temperature (`Model::sample`, `head::sample_rows`),
+/// taken at the plotted target dimension and drawn at the row's plotted
+/// input: on awkward sizes (37 rows, 3 draws each), a plotted column that
+/// is not the first, one and several targets.
+#[test]
+fn conditioned_samples_equal_the_cpu_reference() {
+    use mdn::data::normalize::Normalizer;
+    use mdn::model::{Model, ModelSpec, init::init_params};
+    let Some(gpu) = gpu() else { return };
+    for (d_in, d_out, plot) in [(2, 2, (1, 1)), (3, 1, (2, 0))] {
+        let spec = ModelSpec::mixture(d_in, d_out, vec![8], 3).unwrap();
+        let names = |p: &str, n: usize| (0..n).map(|i| format!("{p}{i}")).collect::<Vec<_>>();
+        let model = Model {
+            params: init_params(&spec, 7),
+            spec,
+            input_norm: Normalizer {
+                mean: vec![0.5; d_in],
+                std: vec![0.3; d_in],
+            },
+            target_norm: Normalizer {
+                mean: (0..d_out).map(|d| d as f32).collect(),
+                std: vec![2.0; d_out],
+            },
+            input_names: names("x", d_in),
+            target_names: names("t", d_out),
+        };
+        let rows = 37;
+        let inputs: Vec<f32> = (0..rows * d_in).map(|i| (i as f32 * 0.37).sin()).collect();
+        let targets: Vec<f32> = (0..rows * d_out).map(|i| (i as f32 * 0.11).cos()).collect();
+        let data = mdn::Dataset::new(
+            inputs,
+            targets,
+            model.input_names.clone(),
+            model.target_names.clone(),
+        )
+        .unwrap();
+        let settings = Settings {
+            samples: 100,
+            temperature: 0.8,
+            ..Settings::default()
+        };
+        let plot = mdn::viz::PlotColumns {
+            input: plot.0,
+            target: plot.1,
+        };
+        let mut scene =
+            SceneState::with_model(&gpu, settings, data.clone(), Some(model.clone()), plot)
+                .unwrap();
+        train_and_draw(&gpu, &mut scene, 0);
+        let got = scene.read_samples().unwrap().expect("samples");
+        assert_eq!((got.rows.len(), got.per_row), (37, 3));
+        let row_inputs: Vec<f32> = got
+            .rows
+            .iter()
+            .flat_map(|&r| data.input_row(r))
+            .copied()
+            .collect();
+        let cpu = model
+            .sample(&row_inputs, got.per_row, got.temperature, got.seed)
+            .unwrap();
+        assert_eq!(cpu.len(), got.points.len() * d_out);
+        let scale = cpu.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+        let mut differ = 0;
+        for (i, &(x, y)) in got.points.iter().enumerate() {
+            let r = got.rows[i / got.per_row];
+            assert_eq!(x, data.input_row(r)[plot.input], "sample {i}'s input");
+            let want = cpu[i * d_out + plot.target];
+            // A draw whose uniform lands within float noise of a
+            // component boundary may pick the neighbour (as in
+            // tests/gpu_parity.rs); one in 111 is allowed.
+            if (y - want).abs() > 1e-4 * scale {
+                differ += 1;
+                eprintln!("D_in {d_in} D_out {d_out}: sample {i} gpu {y} cpu {want}");
+            }
+        }
+        assert!(
+            differ <= 1,
+            "{differ} of {} samples differ",
+            got.points.len()
+        );
+    }
+}
+
+/// A loaded MLP on several columns has no curve over x: its predictions
+/// at every data row are drawn as points instead, equal to the CPU
+/// forward pass (`Model::predict_on`) at the plotted target column.
+#[test]
+fn conditioned_mlp_predictions_equal_the_cpu_forward() {
+    use mdn::data::normalize::Normalizer;
+    use mdn::model::{Model, ModelSpec, init::init_params};
+    let Some(gpu) = gpu() else { return };
+    let spec = ModelSpec::mlp(2, 3, vec![8]).unwrap();
+    let names = |p: &str, n: usize| (0..n).map(|i| format!("{p}{i}")).collect::<Vec<_>>();
+    let model = Model {
+        params: init_params(&spec, 5),
+        spec,
+        input_norm: Normalizer {
+            mean: vec![0.2, -0.1],
+            std: vec![0.5, 2.0],
+        },
+        target_norm: Normalizer {
+            mean: vec![1.0, 2.0, 3.0],
+            std: vec![0.5, 1.5, 4.0],
+        },
+        input_names: names("x", 2),
+        target_names: names("t", 3),
+    };
+    let rows = 53;
+    let inputs: Vec<f32> = (0..rows * 2).map(|i| (i as f32 * 0.29).sin()).collect();
+    let targets = vec![0.0; rows * 3];
+    let data = mdn::Dataset::new(
+        inputs.clone(),
+        targets,
+        model.input_names.clone(),
+        model.target_names.clone(),
+    )
+    .unwrap();
+    let plot = mdn::viz::PlotColumns {
+        input: 1,
+        target: 2,
+    };
+    let mut scene = SceneState::with_model(
+        &gpu,
+        Settings::default(),
+        data.clone(),
+        Some(model.clone()),
+        plot,
+    )
+    .unwrap();
+    assert!(scene.mlp.is_some() && scene.mdn.is_none());
+    let note = scene.grid_layers_note().expect("the HUD says why");
+    assert!(note.contains("predictions are drawn"), "{note}");
+    train_and_draw(&gpu, &mut scene, 0);
+    let got = scene.read_samples().unwrap().expect("predictions");
+    assert_eq!((got.rows.len(), got.per_row), (rows, 1));
+    let cpu = model
+        .predict_on(&inputs, &mdn::infer::Inference::Cpu)
+        .unwrap();
+    for (i, &(x, y)) in got.points.iter().enumerate() {
+        let r = got.rows[i];
+        assert_eq!(x, data.input_row(r)[1]);
+        let want = cpu[r * 3 + 2];
+        assert!(
+            (y - want).abs() <= 1e-4 * want.abs().max(1.0),
+            "row {r}: gpu {y} cpu {want}"
+        );
+    }
+}
+
+/// `mdn train` on two input and two target columns, then `mdn render`
+/// of that model with a chosen pair of columns, and live training on
+/// several columns; wrong column names are clear errors.
+#[test]
+fn render_command_draws_a_multi_column_model() {
+    if gpu().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name);
+    let data = hidden_input_data(300, 3);
+    let mut csv = String::from("a,b,c,d\n");
+    for r in 0..data.len() {
+        let (i, t) = (data.input_row(r), data.target_row(r));
+        csv.push_str(&format!("{},{},{},{}\n", i[0], i[1], t[0], t[1]));
+    }
+    let file = p("wide.csv");
+    std::fs::write(&file, csv).unwrap();
+    let model = p("m.safetensors");
+    let run = |args: &[&str]| {
+        let mut cmd = mdn_cmd();
+        for a in args {
+            match *a {
+                "FILE" => cmd.arg(&file),
+                "MODEL" => cmd.arg(&model),
+                a => cmd.arg(a),
+            };
+        }
+        cmd
+    };
+    succeeds(&mut run(&[
+        "train", "--data", "FILE", "--input", "a,b", "--target", "c,d", "--k", "2", "--hidden",
+        "8", "--steps", "200", "--out", "MODEL",
+    ]));
+    for (i, extra) in [
+        vec!["--model", "MODEL", "--input", "b", "--target", "d"],
+        vec!["--model", "MODEL"],
+        vec!["--input", "a,b", "--target", "c", "--steps", "200"],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let out = p(&format!("wide{i}.png"));
+        let args = [
+            &[
+                "render", "--data", "FILE", "--width", "200", "--height", "150",
+            ],
+            &extra[..],
+        ]
+        .concat();
+        let said = succeeds(run(&args).arg("--out").arg(&out));
+        assert!(said.contains("data scene"), "{extra:?}: {said}");
+        assert_eq!(image::open(&out).unwrap().width(), 200, "{extra:?}");
+    }
+    for (extra, says) in [
+        (
+            vec!["--model", "MODEL", "--input", "c"],
+            "the model's input columns are a, b",
+        ),
+        (
+            vec!["--model", "MODEL", "--target", "c,d"],
+            "the model's target columns are c, d",
+        ),
+        (vec!["--input", "a,nope"], "nope"),
+        (
+            vec!["--input", "a", "--target", "a"],
+            "both an input and a target",
+        ),
+    ] {
+        let bad = p("bad.png");
+        let args = [&["render", "--data", "FILE"], &extra[..]].concat();
+        let out = run(&args).arg("--out").arg(&bad).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(says),
+            "{extra:?}: {err}"
+        );
+        assert!(!bad.exists());
     }
 }

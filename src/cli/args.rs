@@ -63,11 +63,11 @@ pub struct SceneArgs {
     /// Your data for the data scene (CSV with a header row, Parquet or NPY).
     #[arg(long, value_name = "F")]
     pub data: Option<PathBuf>,
-    /// The data scene's input column [default: the model's, else all but the last column].
-    #[arg(long, value_name = "COL", requires = "data")]
+    /// The data scene's input columns, comma-separated; the first is the x axis [default: all but the last column]. With --model: the model's input column to plot [default: its first].
+    #[arg(long, value_name = "COLS", requires = "data")]
     pub input: Option<String>,
-    /// The data scene's target column [default: the model's, else the last column].
-    #[arg(long, value_name = "COL", requires = "data")]
+    /// The data scene's target columns, comma-separated; the first is the y axis [default: the last column]. With --model: the model's target column to plot [default: its first].
+    #[arg(long, value_name = "COLS", requires = "data")]
     pub target: Option<String>,
     /// A trained model (`mdn train --out`) to draw over --data instead of training one live.
     #[arg(long, value_name = "M.safetensors", requires = "data")]

@@ -442,9 +442,12 @@ pub fn adapters(a: AdaptersArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
 
 /// The window's and the render's settings, and the data scene's data and
 /// model, from their shared flags.
+/// The data scene's data and the two columns it plots.
+type SceneData = (mdn::Dataset, mdn::viz::PlotColumns);
+
 fn scene_setup(
     a: &SceneArgs,
-) -> anyhow::Result<(mdn::viz::Settings, Option<mdn::Dataset>, Option<mdn::Model>)> {
+) -> anyhow::Result<(mdn::viz::Settings, Option<SceneData>, Option<mdn::Model>)> {
     if a.samples == 0 || a.samples > 1_000_000 {
         bail!("--samples must be 1..=1000000, got {}", a.samples);
     }
@@ -474,32 +477,60 @@ fn scene_setup(
     };
     let model = a.model.as_deref().map(load_model).transpose()?;
     let data = match &a.data {
-        Some(path) => {
-            let one = |flag: &Option<String>, from_model: Option<&Vec<String>>| {
-                flag.clone()
-                    .map(|c| vec![c])
-                    .or_else(|| from_model.cloned())
-            };
-            let cols = ColumnChoice {
-                input: one(&a.input, model.as_ref().map(|m| &m.input_names)),
-                target: one(&a.target, model.as_ref().map(|m| &m.target_names)),
-            };
-            let data = load_dataset(path, &cols)?;
-            if data.in_dim != 1 || data.out_dim != 1 {
-                bail!(
-                    "the data scene plots one input column against one target column; {} has {} inputs ({}) and {} targets ({}): pick two with --input COL --target COL",
-                    path.display(),
-                    data.in_dim,
-                    data.input_names.join(", "),
-                    data.out_dim,
-                    data.target_names.join(", ")
-                );
-            }
-            Some(data)
-        }
+        Some(path) => Some(data_scene_data(
+            path,
+            a.input.as_deref(),
+            a.target.as_deref(),
+            model.as_ref(),
+        )?),
         None => None,
     };
     Ok((settings, data, model))
+}
+
+/// The model's columns (`names`) a data scene reads, and the one `flag`
+/// names to plot (`None`: the first).
+fn model_columns<'a>(
+    flag: Option<&'a str>,
+    names: &[String],
+    what: &str,
+) -> anyhow::Result<(Vec<String>, Option<&'a str>)> {
+    match flag {
+        None => Ok((names.to_vec(), None)),
+        Some(c) if names.len() == 1 => Ok((vec![c.to_string()], None)),
+        Some(c) if names.iter().any(|n| n == c) => Ok((names.to_vec(), Some(c))),
+        Some(c) => bail!(
+            "--{what} `{c}`: the model's {what} columns are {}; with --model, --{what} names the one to plot",
+            names.join(", ")
+        ),
+    }
+}
+
+/// The data scene's data and plotted columns. With a model: the model's
+/// input and target columns, of which `--input COL` and `--target COL`
+/// name the plotted ones (a one-column model reads the named column as its
+/// own, whatever its name in training). Without: `--input COLS` and
+/// `--target COLS` are the columns the live MDN trains on (as for `mdn
+/// train`), and the first of each is plotted.
+fn data_scene_data(
+    path: &Path,
+    input: Option<&str>,
+    target: Option<&str>,
+    model: Option<&mdn::Model>,
+) -> anyhow::Result<(mdn::Dataset, mdn::viz::PlotColumns)> {
+    let Some(m) = model else {
+        let data = load_dataset(path, &ColumnChoice::from_flags(input, target))?;
+        return Ok((data, mdn::viz::PlotColumns::default()));
+    };
+    let (inputs, plot_in) = model_columns(input, &m.input_names, "input")?;
+    let (targets, plot_t) = model_columns(target, &m.target_names, "target")?;
+    let cols = ColumnChoice {
+        input: Some(inputs),
+        target: Some(targets),
+    };
+    let data = load_dataset(path, &cols)?;
+    let plot = mdn::viz::PlotColumns::named(&data, plot_in, plot_t)?;
+    Ok((data, plot))
 }
 
 /// A setup file's scene, settings, points and data as the visualizer
@@ -508,7 +539,7 @@ struct OpenedSetup {
     scene: mdn::viz::Scene,
     settings: mdn::viz::Settings,
     points: Option<mdn::Dataset>,
-    data: Option<mdn::Dataset>,
+    data: Option<SceneData>,
     model: Option<mdn::Model>,
     data_ref: Option<mdn::viz::setup::DataRef>,
 }
@@ -547,7 +578,7 @@ pub fn view(a: ViewArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
         let s = open_setup(path)?;
         let mut opts = mdn::viz::ViewOptions::new(s.scene);
         opts.settings = s.settings;
-        opts.data = s.data;
+        (opts.data, opts.plot) = split_data(s.data);
         opts.model = s.model;
         opts.data_ref = s.data_ref;
         opts.points = s
@@ -573,7 +604,7 @@ pub fn view(a: ViewArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
             target: a.common.target.clone(),
             model: a.common.model.as_deref().map(absolute),
         });
-        opts.data = data;
+        (opts.data, opts.plot) = split_data(data);
         opts.model = model;
         opts.preset = a.common.preset;
         opts
@@ -594,9 +625,10 @@ pub fn view(a: ViewArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
 }
 
 pub fn render(a: RenderArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
-    let (scene, settings, points, model) = if let Some(path) = &a.setup {
+    let (scene, settings, points, model, plot) = if let Some(path) = &a.setup {
         let s = open_setup(path)?;
-        (s.scene, s.settings, s.data.or(s.points), s.model)
+        let (data, plot) = split_data(s.data);
+        (s.scene, s.settings, data.or(s.points), s.model, plot)
     } else {
         let (settings, data, model) = scene_setup(&a.common)?;
         let scene = match (a.scene, a.common.preset) {
@@ -607,13 +639,14 @@ pub fn render(a: RenderArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
         if scene == mdn::viz::Scene::Data && data.is_none() {
             bail!("--scene data shows your data: add --data F.csv");
         }
+        let (data, plot) = split_data(data);
         let points = match (&a.points, data, a.common.preset) {
             (Some(path), _, _) => Some(load_dataset(path, &ColumnChoice::from_flags(None, None))?),
             (None, Some(data), _) => Some(data),
             (None, None, Some(p)) => Some(mdn::viz::presets::preset_dataset(p, a.common.seed)),
             (None, None, None) => None,
         };
-        (scene, settings, points, model)
+        (scene, settings, points, model, plot)
     };
     let opts = mdn::viz::RenderOptions {
         settings,
@@ -622,6 +655,7 @@ pub fn render(a: RenderArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
         height: a.height,
         points,
         model,
+        plot,
         ..mdn::viz::RenderOptions::new(scene)
     };
     let ctx = std::sync::Arc::new(mdn::gpu::context::GpuContext::new(gpu)?);
@@ -639,6 +673,13 @@ pub fn render(a: RenderArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
         a.out.display()
     );
     Ok(())
+}
+
+fn split_data(data: Option<SceneData>) -> (Option<mdn::Dataset>, mdn::viz::PlotColumns) {
+    match data {
+        Some((d, p)) => (Some(d), p),
+        None => (None, Default::default()),
+    }
 }
 
 fn parse_size(text: &str) -> anyhow::Result<(u32, u32)> {

@@ -212,12 +212,18 @@ impl GpuSampler {
         )
     }
 
-    /// Reads the head outputs of the last run back.
+    /// The `[rows, head width]` head outputs of the last run: an MLP's
+    /// z-scored predictions.
+    pub fn head(&self) -> &wgpu::Buffer {
+        self.forward.head()
+    }
+
     /// Reads back the component of every sample of the last run (tests).
     pub fn read_components(&self) -> Result<Vec<u32>> {
         read_u32(&self.ctx, &self.components, self.rows * self.per_input)
     }
 
+    /// Reads the head outputs of the last run back.
     pub fn read_head(&self) -> Result<Vec<f32>> {
         read_f32(
             &self.ctx,

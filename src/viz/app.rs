@@ -34,7 +34,7 @@ use super::net::VizGpu;
 use super::offscreen::{RenderOptions, render_state};
 use super::presets::Preset;
 use super::renderer::{Renderer, begin_pass};
-use super::scene::SceneState;
+use super::scene::{PlotColumns, SceneState};
 use super::settings::{Scene, Settings};
 use super::setup::{DataRef, Setup};
 use super::stroke::Stroke;
@@ -55,6 +55,8 @@ pub struct ViewOptions {
     /// The user's data (`--data`) for the data scene, and their model.
     pub data: Option<Dataset>,
     pub model: Option<Model>,
+    /// The data scene's plotted columns.
+    pub plot: PlotColumns,
     /// Where that data and model came from, for Save setup.
     pub data_ref: Option<DataRef>,
     /// Points the playground starts with.
@@ -79,6 +81,7 @@ impl ViewOptions {
             tour: None,
             data: None,
             model: None,
+            plot: PlotColumns::default(),
             data_ref: None,
             preset: None,
             points: None,
@@ -421,6 +424,7 @@ impl Running {
                 running.settings.clone(),
                 data.clone(),
                 opts.model.clone(),
+                opts.plot,
             )?;
             running.scenes.insert(Scene::Data, s);
         }
@@ -538,9 +542,10 @@ impl Running {
             }
             Action::SavePoints => {
                 let path = self.save_dir.join(POINTS_FILE);
-                let d = self.scene().data();
-                let mut csv = format!("{},{}\n", d.input_names[0], d.target_names[0]);
-                for (x, y) in d.inputs.iter().zip(&d.targets) {
+                let (d, c) = (self.scene().data(), self.scene().plot_columns());
+                let mut csv = format!("{},{}\n", d.input_names[c.input], d.target_names[c.target]);
+                for r in 0..d.len() {
+                    let (x, y) = c.point(d, r);
                     csv.push_str(&format!("{x},{y}\n"));
                 }
                 crate::fsutil::write_atomic(&path, csv.as_bytes())?;

@@ -349,13 +349,25 @@ fn side_panel(
         ui.label(egui::RichText::new("Layers").weak());
         let l = &mut settings.layers;
         commit |= ui.checkbox(&mut l.samples, "samples").changed();
-        commit |= ui
-            .checkbox(&mut l.density, "density p(t|x) heatmap")
-            .changed();
-        commit |= ui.checkbox(&mut l.means, "component means μ_k").changed();
-        commit |= ui.checkbox(&mut l.pi_panel, "π_k panel").changed();
-        commit |= ui.checkbox(&mut l.mean, "MDN mean E[t|x]").changed();
-        commit |= ui.checkbox(&mut l.mode, "MDN mode").changed();
+        // Curves over an x grid say nothing true of a model with more
+        // inputs or targets than the two plotted: off, with the reason.
+        let note = scene.grid_layers_note();
+        ui.add_enabled_ui(note.is_none(), |ui| {
+            commit |= ui
+                .checkbox(&mut l.density, "density p(t|x) heatmap")
+                .changed();
+            commit |= ui.checkbox(&mut l.means, "component means μ_k").changed();
+            commit |= ui.checkbox(&mut l.pi_panel, "π_k panel").changed();
+            commit |= ui.checkbox(&mut l.mean, "MDN mean E[t|x]").changed();
+            commit |= ui.checkbox(&mut l.mode, "MDN mode").changed();
+        });
+        if let Some(note) = note {
+            ui.label(
+                egui::RichText::new(note)
+                    .small()
+                    .color(Color32::from_rgb(255, 190, 90)),
+            );
+        }
         commit |= ui
             .checkbox(&mut l.components, "colour by component")
             .on_hover_text("Data: the component most responsible for each point; samples: the component each came from")

@@ -32,7 +32,7 @@ pub use app::{ViewOptions, ViewReport};
 pub use net::VizGpu;
 pub use offscreen::{RenderOptions, Rendered, render};
 pub use plot::{PixelRect, PlotView, Span};
-pub use scene::{Gap, SceneState};
+pub use scene::{DrawnSamples, Gap, PlotColumns, SceneState};
 pub use settings::{Layers, Scene, Settings, Status};
 
 /// Colours in gamma space (the targets are non-sRGB, as egui expects),

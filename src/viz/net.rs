@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::curves::{CurveInfo, GridCurves, VizKernels};
 use super::net_trainer::NetTrainer;
 use super::owners::OwnersKernel;
-use crate::error::Result;
+use crate::error::{MdnError, Result};
 use crate::gpu::Kernels;
 use crate::gpu::context::GpuContext;
 use crate::model::ModelSpec;
@@ -44,7 +44,9 @@ impl VizGpu {
 pub struct Net {
     pub spec: ModelSpec,
     pub(super) trainer: NetTrainer,
-    pub(super) curves: GridCurves,
+    /// Curves and density over an x grid; `None` where the data has more
+    /// than one input or target column (no such curve describes the net).
+    pub(super) curves: Option<GridCurves>,
     /// Steps of the trainers this net had before the current one (a
     /// trainer is rebuilt when the data or the learning rate changes).
     pub(super) steps_before: usize,
@@ -85,19 +87,29 @@ impl Net {
         self.trainer.params()
     }
 
+    fn grid_curves(&self) -> Result<&GridCurves> {
+        self.curves.as_ref().ok_or_else(|| {
+            MdnError::Config(
+                "this net has no x-grid curves: its data has several input or target columns"
+                    .into(),
+            )
+        })
+    }
+
     /// Reads back the curve vertices (x, y, π, σ) (tests and debugging).
     pub fn read_curve(&self) -> Result<Vec<[f32; 4]>> {
-        self.curves.read_verts()
+        self.grid_curves()?.read_verts()
     }
 
     /// Reads back the heat cells `[rows, cols]` (tests and debugging).
     pub fn read_heat(&self) -> Result<Vec<f32>> {
-        self.curves.read_heat()
+        self.grid_curves()?.read_heat()
     }
 
-    /// The grid the curves and heat cells were computed on.
-    pub fn curve_info(&self) -> &CurveInfo {
-        self.curves.info()
+    /// The grid the curves and heat cells were computed on, if there are
+    /// curves.
+    pub fn curve_info(&self) -> Option<&CurveInfo> {
+        self.curves.as_ref().map(GridCurves::info)
     }
 }
 

@@ -16,7 +16,7 @@ use super::net::VizGpu;
 use super::overlay;
 use super::plot::PixelRect;
 use super::renderer::{Renderer, begin_pass};
-use super::scene::{SceneLayout, SceneState};
+use super::scene::{PlotColumns, SceneLayout, SceneState};
 use super::settings::{Scene, Settings, Status};
 
 /// The offscreen format: 8-bit RGBA in gamma space, as egui expects and
@@ -37,6 +37,8 @@ pub struct RenderOptions {
     pub points: Option<Dataset>,
     /// The data scene's model (drawn, not trained).
     pub model: Option<Model>,
+    /// The data scene's plotted columns.
+    pub plot: PlotColumns,
     pub legend: bool,
     /// The title and the Epoch / Loss / Status line.
     pub caption: bool,
@@ -52,6 +54,7 @@ impl RenderOptions {
             height: 600,
             points: None,
             model: None,
+            plot: PlotColumns::default(),
             legend: true,
             caption: true,
         }
@@ -124,7 +127,7 @@ pub fn render(gpu: &VizGpu, opts: &RenderOptions) -> Result<Rendered> {
     settings.stop_when_converged = false;
     let mut scene = match (opts.scene, &opts.points) {
         (Scene::Data, Some(data)) => {
-            SceneState::with_model(gpu, settings, data.clone(), opts.model.clone())?
+            SceneState::with_model(gpu, settings, data.clone(), opts.model.clone(), opts.plot)?
         }
         _ => SceneState::new(gpu, opts.scene, settings, opts.points.clone())?,
     };

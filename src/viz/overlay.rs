@@ -116,11 +116,34 @@ pub fn paint_scene(p: &Painter, scene: &SceneState, layout: &SceneLayout, ppp: f
         );
     }
     if legend {
+        if let Some(note) = scene.grid_layers_note() {
+            paint_note(p, main, ppp, &note);
+        }
         paint_legend(p, main, ppp, &scene.legend(), scene.legend_low_right());
         if let Some(gap) = scene.gap() {
             paint_gap_meter(p, main, ppp, &gap, !scene.legend_low_right());
         }
     }
+}
+
+/// A note across the foot of the plot (why a layer is not drawn).
+pub fn paint_note(p: &Painter, view: &PlotView, ppp: f32, note: &str) {
+    let rect = plot_rect(view, ppp);
+    let width = (rect.width() - 16.0).max(40.0);
+    let galley = p.layout(
+        note.to_string(),
+        FontId::proportional(11.0),
+        Color32::from_rgb(255, 190, 90),
+        width - 12.0,
+    );
+    let size = galley.size() + vec2(12.0, 8.0);
+    let origin = pos2(rect.min.x + 8.0, rect.max.y - 8.0 - size.y);
+    p.rect_filled(
+        Rect::from_min_size(origin, size),
+        4.0,
+        color32(colors::LEGEND_BG),
+    );
+    p.galley(origin + vec2(6.0, 4.0), galley, text_color());
 }
 
 /// Width and height of the gap meter's bar, in points.

@@ -3,6 +3,8 @@
 //! Points are instanced sprites, curves instanced thick segments, all read
 //! from GPU buffers the scene owns (`shaders/points.wgsl`).
 
+use std::collections::HashMap;
+
 use bytemuck::{Pod, Zeroable};
 
 use super::curves::VizKernels;
@@ -55,17 +57,17 @@ pub enum Draw<'a> {
         color: [f32; 4],
         radius: f32,
     },
-    /// The sampler's output as instances: one z-scored target per sample;
-    /// sample i belongs to input row `i / per_input` of `rows` inputs
-    /// evenly spaced over `inputs` (at cell centres).
+    /// The sampler's output as instances: `dims` z-scored targets per
+    /// sample, of which dimension `dim` is drawn against the sample's input.
     Samples {
         buffer: &'a wgpu::Buffer,
         count: u32,
         /// Each sample's component (u32, at least `count`): coloured by it.
         owners: Option<&'a wgpu::Buffer>,
-        rows: u32,
-        per_input: u32,
-        inputs: Span,
+        inputs: SampleInputs<'a>,
+        dims: u32,
+        dim: u32,
+        /// (mean, std) of the drawn target dimension.
         target_norm: (f32, f32),
         color: [f32; 4],
         radius: f32,
@@ -91,6 +93,49 @@ pub enum Draw<'a> {
     },
 }
 
+/// Where each sample's input (its x) comes from.
+#[derive(Clone, Copy)]
+pub enum SampleInputs<'a> {
+    /// Sample i belongs to input row `i / per_input` of `rows` inputs
+    /// evenly spaced over `span` (at cell centres): the sampler's x grid.
+    Grid {
+        rows: u32,
+        per_input: u32,
+        span: Span,
+    },
+    /// One f32 per sample (data units), read as a second instance buffer:
+    /// samples conditioned on data rows, at each row's plotted input.
+    PerSample(&'a wgpu::Buffer),
+}
+
+/// What a sampled-points pipeline is built for: the floats per sample in
+/// the sampler's buffer (the instance stride), colouring by component, and
+/// inputs from a per-sample buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct SampleKey {
+    dims: u32,
+    owned: bool,
+    per_sample: bool,
+}
+
+impl SampleKey {
+    fn of(d: &Draw<'_>) -> Option<Self> {
+        match d {
+            Draw::Samples {
+                owners,
+                inputs,
+                dims,
+                ..
+            } => Some(SampleKey {
+                dims: (*dims).max(1),
+                owned: owners.is_some(),
+                per_sample: matches!(inputs, SampleInputs::PerSample(_)),
+            }),
+            _ => None,
+        }
+    }
+}
+
 /// A plot and what goes in it, drawn in this order after its grid lines.
 pub struct PlotDraws<'a> {
     pub view: PlotView,
@@ -114,10 +159,13 @@ pub fn y_ticks(view: &PlotView) -> Vec<f32> {
 pub struct Renderer {
     format: wgpu::TextureFormat,
     draw_layout: wgpu::BindGroupLayout,
+    module: wgpu::ShaderModule,
+    base: wgpu::PipelineLayout,
     points: wgpu::RenderPipeline,
-    samples: wgpu::RenderPipeline,
     points_owned: wgpu::RenderPipeline,
-    samples_owned: wgpu::RenderPipeline,
+    /// Built as draws ask for them: the stride is the sampler's target
+    /// dimension count, which only a model or the data settles.
+    samples: HashMap<SampleKey, wgpu::RenderPipeline>,
     strip: wgpu::RenderPipeline,
     lines: wgpu::RenderPipeline,
     heat: wgpu::RenderPipeline,
@@ -160,13 +208,7 @@ impl Renderer {
             bind_group_layouts: &[Some(&draw_layout), Some(&viz.heat_layout)],
             immediate_size: 0,
         });
-        let attr = |location, format, offset| wgpu::VertexAttribute {
-            format,
-            offset,
-            shader_location: location,
-        };
         let point_attrs = [attr(0, wgpu::VertexFormat::Float32x2, 0)];
-        let sample_attrs = [attr(0, wgpu::VertexFormat::Float32, 0)];
         let owner_attrs = [attr(1, wgpu::VertexFormat::Uint32, 0)];
         let a_attrs = [attr(0, wgpu::VertexFormat::Float32x4, 0)];
         let b_attrs = [attr(1, wgpu::VertexFormat::Float32x4, 0)];
@@ -174,43 +216,12 @@ impl Renderer {
             attr(0, wgpu::VertexFormat::Float32x4, 0),
             attr(1, wgpu::VertexFormat::Float32x4, 16),
         ];
-        let instanced = |stride, attributes| {
-            Some(wgpu::VertexBufferLayout {
-                array_stride: stride,
-                step_mode: wgpu::VertexStepMode::Instance,
-                attributes,
-            })
-        };
         let pipeline = |label: &str,
                         layout: &wgpu::PipelineLayout,
                         vs: &str,
                         fs: &str,
                         buffers: &[Option<wgpu::VertexBufferLayout<'_>>]| {
-            device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
-                label: Some(label),
-                layout: Some(layout),
-                vertex: wgpu::VertexState {
-                    module: &module,
-                    entry_point: Some(vs),
-                    compilation_options: Default::default(),
-                    buffers,
-                },
-                primitive: wgpu::PrimitiveState::default(),
-                depth_stencil: None,
-                multisample: wgpu::MultisampleState::default(),
-                fragment: Some(wgpu::FragmentState {
-                    module: &module,
-                    entry_point: Some(fs),
-                    compilation_options: Default::default(),
-                    targets: &[Some(wgpu::ColorTargetState {
-                        format,
-                        blend: Some(wgpu::BlendState::ALPHA_BLENDING),
-                        write_mask: wgpu::ColorWrites::ALL,
-                    })],
-                }),
-                multiview_mask: None,
-                cache: None,
-            })
+            render_pipeline(device, &module, format, label, layout, vs, fs, buffers)
         };
         let points = pipeline(
             "data points",
@@ -219,26 +230,12 @@ impl Renderer {
             "fs_point",
             &[instanced(8, &point_attrs)],
         );
-        let samples = pipeline(
-            "sampled points",
-            &base,
-            "vs_sample",
-            "fs_point",
-            &[instanced(4, &sample_attrs)],
-        );
         let points_owned = pipeline(
             "data points by component",
             &base,
             "vs_point_owned",
             "fs_point",
             &[instanced(8, &point_attrs), instanced(4, &owner_attrs)],
-        );
-        let samples_owned = pipeline(
-            "sampled points by component",
-            &base,
-            "vs_sample_owned",
-            "fs_point",
-            &[instanced(4, &sample_attrs), instanced(4, &owner_attrs)],
         );
         let strip = pipeline(
             "curve",
@@ -263,12 +260,13 @@ impl Renderer {
             format,
             draw_layout,
             points,
-            samples,
             points_owned,
-            samples_owned,
+            samples: HashMap::new(),
             strip,
             lines,
             heat,
+            module,
+            base,
             stride,
             uniforms,
             uniform_capacity: 16,
@@ -280,6 +278,42 @@ impl Renderer {
 
     pub fn format(&self) -> wgpu::TextureFormat {
         self.format
+    }
+
+    /// Builds the sampled-points pipeline for `key` unless there is one.
+    fn ensure_sample_pipeline(&mut self, device: &wgpu::Device, key: SampleKey) {
+        if self.samples.contains_key(&key) {
+            return;
+        }
+        // The sampler's buffer holds `dims` floats per sample; the draw's
+        // slice starts at the drawn dimension, so attribute 0 reads it.
+        let z_attrs = [attr(0, wgpu::VertexFormat::Float32, 0)];
+        let owner_attrs = [attr(1, wgpu::VertexFormat::Uint32, 0)];
+        let x_attrs = [attr(2, wgpu::VertexFormat::Float32, 0)];
+        let mut buffers = vec![instanced(4 * key.dims as u64, &z_attrs)];
+        if key.owned {
+            buffers.push(instanced(4, &owner_attrs));
+        }
+        if key.per_sample {
+            buffers.push(instanced(4, &x_attrs));
+        }
+        let vs = match (key.per_sample, key.owned) {
+            (false, false) => "vs_sample",
+            (false, true) => "vs_sample_owned",
+            (true, false) => "vs_sample_at",
+            (true, true) => "vs_sample_at_owned",
+        };
+        let p = render_pipeline(
+            device,
+            &self.module,
+            self.format,
+            "sampled points",
+            &self.base,
+            vs,
+            "fs_point",
+            &buffers,
+        );
+        self.samples.insert(key, p);
     }
 
     fn uniform_buffer(
@@ -369,6 +403,9 @@ impl Renderer {
             });
             for d in &plot.draws {
                 infos.push(draw_info(&base, d));
+                if let Some(key) = SampleKey::of(d) {
+                    self.ensure_sample_pipeline(device, key);
+                }
             }
         }
         let records = infos.len() as u64;
@@ -454,18 +491,26 @@ impl Renderer {
                         buffer,
                         count,
                         owners,
+                        inputs,
+                        dim,
                         ..
                     } => {
+                        let Some(pipeline) = SampleKey::of(d).and_then(|k| self.samples.get(&k))
+                        else {
+                            continue;
+                        };
                         if *count == 0 {
                             continue;
                         }
-                        pass.set_vertex_buffer(0, buffer.slice(..));
-                        match owners {
-                            Some(o) => {
-                                pass.set_pipeline(&self.samples_owned);
-                                pass.set_vertex_buffer(1, o.slice(..));
-                            }
-                            None => pass.set_pipeline(&self.samples),
+                        pass.set_pipeline(pipeline);
+                        pass.set_vertex_buffer(0, buffer.slice(*dim as u64 * 4..));
+                        let mut slot = 1;
+                        if let Some(o) = owners {
+                            pass.set_vertex_buffer(slot, o.slice(..));
+                            slot += 1;
+                        }
+                        if let SampleInputs::PerSample(xs) = inputs {
+                            pass.set_vertex_buffer(slot, xs.slice(..));
                         }
                         pass.draw(0..6, 0..*count);
                     }
@@ -532,6 +577,72 @@ pub fn begin_pass(
         .forget_lifetime()
 }
 
+fn attr(
+    location: u32,
+    format: wgpu::VertexFormat,
+    offset: wgpu::BufferAddress,
+) -> wgpu::VertexAttribute {
+    wgpu::VertexAttribute {
+        format,
+        offset,
+        shader_location: location,
+    }
+}
+
+fn instanced(
+    stride: wgpu::BufferAddress,
+    attributes: &[wgpu::VertexAttribute],
+) -> Option<wgpu::VertexBufferLayout<'_>> {
+    Some(wgpu::VertexBufferLayout {
+        array_stride: stride,
+        step_mode: wgpu::VertexStepMode::Instance,
+        attributes,
+    })
+}
+
+/// One of the renderer's pipelines: `points.wgsl`'s `vs` and `fs`,
+/// alpha-blended onto a target of `format`.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one descriptor's fields, named at each call"
+)]
+fn render_pipeline(
+    device: &wgpu::Device,
+    module: &wgpu::ShaderModule,
+    format: wgpu::TextureFormat,
+    label: &str,
+    layout: &wgpu::PipelineLayout,
+    vs: &str,
+    fs: &str,
+    buffers: &[Option<wgpu::VertexBufferLayout<'_>>],
+) -> wgpu::RenderPipeline {
+    device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
+        label: Some(label),
+        layout: Some(layout),
+        vertex: wgpu::VertexState {
+            module,
+            entry_point: Some(vs),
+            compilation_options: Default::default(),
+            buffers,
+        },
+        primitive: wgpu::PrimitiveState::default(),
+        depth_stencil: None,
+        multisample: wgpu::MultisampleState::default(),
+        fragment: Some(wgpu::FragmentState {
+            module,
+            entry_point: Some(fs),
+            compilation_options: Default::default(),
+            targets: &[Some(wgpu::ColorTargetState {
+                format,
+                blend: Some(wgpu::BlendState::ALPHA_BLENDING),
+                write_mask: wgpu::ColorWrites::ALL,
+            })],
+        }),
+        multiview_mask: None,
+        cache: None,
+    })
+}
+
 fn draw_info(base: &DrawInfo, d: &Draw<'_>) -> DrawInfo {
     let size = |r: f32| [base.size[0], base.size[1], r, 0.0];
     match *d {
@@ -541,20 +652,28 @@ fn draw_info(base: &DrawInfo, d: &Draw<'_>) -> DrawInfo {
             ..*base
         },
         Draw::Samples {
-            rows,
-            per_input,
             inputs,
             target_norm,
             color,
             radius,
             ..
-        } => DrawInfo {
-            color,
-            size: size(radius),
-            extra: [target_norm.0, target_norm.1, inputs.lo, inputs.hi],
-            index: [rows, per_input, 0, 0],
-            ..*base
-        },
+        } => {
+            let (span, rows, per_input) = match inputs {
+                SampleInputs::Grid {
+                    rows,
+                    per_input,
+                    span,
+                } => (span, rows, per_input),
+                SampleInputs::PerSample(_) => (Span::new(0.0, 1.0), 0, 0),
+            };
+            DrawInfo {
+                color,
+                size: size(radius),
+                extra: [target_norm.0, target_norm.1, span.lo, span.hi],
+                index: [rows, per_input, 0, 0],
+                ..*base
+            }
+        }
         Draw::Strip {
             y_field,
             alpha_field,

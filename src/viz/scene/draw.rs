@@ -1,10 +1,12 @@
 //! What a scene draws each frame: the plot layout, the renderer's draw
 //! lists, the legend and the loss line.
 
-use super::{SceneLayout, SceneState};
+use super::{SampleInputs, SceneLayout, SceneState};
 use crate::viz::colors;
 use crate::viz::plot::{PixelRect, PlotView, Span};
-use crate::viz::renderer::{Draw, FIELD_PI, FIELD_Y, OPAQUE, PlotDraws};
+use crate::viz::renderer::{
+    Draw, FIELD_PI, FIELD_Y, OPAQUE, PlotDraws, SampleInputs as DrawInputs,
+};
 use crate::viz::settings::Scene;
 
 impl SceneState {
@@ -12,7 +14,8 @@ impl SceneState {
     /// `target`); `scale` is pixels per point, for the margins.
     pub fn layout(&self, area: PixelRect, target: (u32, u32), scale: f32) -> SceneLayout {
         let inner = area.inset(46.0 * scale, 20.0 * scale, 16.0 * scale, 42.0 * scale);
-        let pi_panel = self.settings.layers.pi_panel && self.mdn.is_some();
+        let pi_panel =
+            self.settings.layers.pi_panel && self.mdn.as_ref().is_some_and(|m| m.curves.is_some());
         let (main_rect, pi_rect) = if pi_panel {
             let h = inner.height();
             let pi_h = (h * 0.22).max(40.0 * scale);
@@ -44,14 +47,19 @@ impl SceneState {
         let layers = self.settings.layers;
         let mut main = Vec::new();
         let mut pi = Vec::new();
-        if let Some(mdn) = &self.mdn
+        // Curves exist only over an x grid (one input and target column).
+        let mdn_curves = self
+            .mdn
+            .as_ref()
+            .and_then(|m| Some((m, m.curves.as_ref()?)));
+        if let Some((_, curves)) = mdn_curves
             && layers.density
         {
-            let info = mdn.curves.info();
+            let info = curves.info();
             main.push(Draw::Heat {
-                bind_group: &mdn.curves.heat_bind,
-                cols: mdn.curves.cols() as u32,
-                rows: mdn.curves.heat_rows() as u32,
+                bind_group: &curves.heat_bind,
+                cols: curves.cols() as u32,
+                rows: curves.heat_rows() as u32,
                 rect: [info.in_lo, info.in_hi, info.t_lo, info.t_hi],
                 color: colors::HEAT,
             });
@@ -59,15 +67,28 @@ impl SceneState {
         if let Some(s) = &self.sampler
             && layers.samples
         {
+            let inputs = match &self.sample_inputs {
+                SampleInputs::Grid(span) => DrawInputs::Grid {
+                    rows: s.rows() as u32,
+                    per_input: s.per_input() as u32,
+                    span: *span,
+                },
+                SampleInputs::Rows { xs, .. } => DrawInputs::PerSample(xs),
+            };
             main.push(Draw::Samples {
                 buffer: &s.samples,
                 count: (s.rows() * s.per_input()) as u32,
-                owners: layers.components.then_some(&s.components),
-                rows: s.rows() as u32,
-                per_input: s.per_input() as u32,
-                inputs: self.sample_inputs,
-                target_norm: self.norm_of(&self.target_norm),
-                color: colors::SAMPLES,
+                owners: (layers.components && self.mdn.is_some()).then_some(&s.components),
+                inputs,
+                dims: self.data.out_dim as u32,
+                dim: self.plot.target as u32,
+                target_norm: self.target_norm_of_plot(),
+                // An MLP's predictions at the data rows (see `build_sampler`).
+                color: if self.mdn.is_some() {
+                    colors::SAMPLES
+                } else {
+                    colors::MLP
+                },
                 radius: 1.6 * scale,
             });
         }
@@ -81,13 +102,13 @@ impl SceneState {
                 radius: 2.2 * scale,
             });
         }
-        if let Some(mdn) = &self.mdn {
-            let cols = mdn.curves.cols() as u32;
+        if let Some((mdn, curves)) = mdn_curves {
+            let cols = curves.cols() as u32;
             for k in 0..mdn.spec.k() as u32 {
                 let color = colors::component(k as usize);
                 if layers.means {
                     main.push(Draw::Strip {
-                        buffer: &mdn.curves.verts,
+                        buffer: &curves.verts,
                         first: k * cols,
                         count: cols,
                         y_field: FIELD_Y,
@@ -98,7 +119,7 @@ impl SceneState {
                 }
                 if layout.pi.is_some() {
                     pi.push(Draw::Strip {
-                        buffer: &mdn.curves.verts,
+                        buffer: &curves.verts,
                         first: k * cols,
                         count: cols,
                         y_field: FIELD_PI,
@@ -109,15 +130,15 @@ impl SceneState {
                 }
             }
         }
-        if let Some(mdn) = &self.mdn {
-            let (cols, k) = (mdn.curves.cols() as u32, mdn.spec.k() as u32);
+        if let Some((mdn, curves)) = mdn_curves {
+            let (cols, k) = (curves.cols() as u32, mdn.spec.k() as u32);
             for (on, strip, color) in [
                 (layers.mean, k, colors::MDN_MEAN),
                 (layers.mode, k + 1, colors::MDN_MODE),
             ] {
                 if on {
                     main.push(Draw::Strip {
-                        buffer: &mdn.curves.verts,
+                        buffer: &curves.verts,
                         first: strip * cols,
                         count: cols,
                         y_field: FIELD_Y,
@@ -128,11 +149,11 @@ impl SceneState {
                 }
             }
         }
-        if let Some(mlp) = &self.mlp {
+        if let Some(curves) = self.mlp.as_ref().and_then(|m| m.curves.as_ref()) {
             main.push(Draw::Strip {
-                buffer: &mlp.curves.verts,
+                buffer: &curves.verts,
                 first: 0,
-                count: mlp.curves.cols() as u32,
+                count: curves.cols() as u32,
                 y_field: FIELD_Y,
                 alpha_field: OPAQUE,
                 color: colors::MLP,
@@ -172,11 +193,25 @@ impl SceneState {
             }
         }
         // The nets there are: a loaded model is either.
-        if self.mlp.is_some() {
+        if self.mlp.as_ref().is_some_and(|m| m.curves.is_some()) {
             items.push(("MLP", colors::MLP, true));
+        } else if self.mlp.is_some() && self.sampler.is_some() && layers.samples {
+            items.push(("MLP predictions at the data rows", colors::MLP, false));
         }
+        // Conditioned samples have no x-grid curves beside them.
+        let curves = !self.conditioned();
         if self.mdn.is_some() {
-            if layers.samples && owned {
+            if layers.samples && self.conditioned() {
+                items.push((
+                    "MDN samples, each at a data row's inputs",
+                    if owned {
+                        colors::component(0)
+                    } else {
+                        colors::SAMPLES
+                    },
+                    false,
+                ));
+            } else if layers.samples && owned {
                 items.push((
                     "MDN samples (colour: their component)",
                     colors::component(0),
@@ -185,20 +220,20 @@ impl SceneState {
             } else if layers.samples {
                 items.push(("MDN samples", colors::SAMPLES, false));
             }
-            if layers.means {
+            if layers.means && curves {
                 items.push((
                     "MDN means \u{03bc}_k (opacity \u{03c0}_k)",
                     colors::component(0),
                     true,
                 ));
             }
-            if layers.density {
+            if layers.density && curves {
                 items.push(("MDN density p(t|x)", colors::HEAT, false));
             }
-            if layers.mean {
+            if layers.mean && curves {
                 items.push(("MDN mean E[t|x]", colors::MDN_MEAN, true));
             }
-            if layers.mode {
+            if layers.mode && curves {
                 items.push(("MDN mode (peak of p(t|x))", colors::MDN_MODE, true));
             }
         }
@@ -213,8 +248,11 @@ impl SceneState {
 
     /// Axis titles (horizontal, vertical).
     pub fn axis_names(&self) -> (String, String) {
-        let name = |v: &[String]| v.first().cloned().unwrap_or_default();
-        let (i, t) = (name(&self.data.input_names), name(&self.data.target_names));
+        let name = |v: &[String], c: usize| v.get(c).cloned().unwrap_or_default();
+        let (i, t) = (
+            name(&self.data.input_names, self.plot.input),
+            name(&self.data.target_names, self.plot.target),
+        );
         match self.scene {
             Scene::Forward | Scene::Playground | Scene::Data => (i, t),
             Scene::Inverse | Scene::Mdn => (format!("{i} (input)"), format!("{t} (target)")),

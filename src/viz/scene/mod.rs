@@ -9,7 +9,10 @@
 //! the GPU.
 
 mod canvas;
+mod columns;
 mod draw;
+
+pub use columns::{MAX_CONDITIONED_ROWS, PlotColumns, conditioned_rows};
 
 use std::sync::Arc;
 
@@ -45,8 +48,11 @@ pub struct SceneState {
     gpu: VizGpu,
     pub scene: Scene,
     settings: Settings,
-    /// Original units; one input column, one target column.
+    /// Original units; one input column and one target column, except in
+    /// the data scene, which may hold several of each.
     data: Dataset,
+    /// The two columns of `data` the plot shows.
+    plot: PlotColumns,
     input_norm: Normalizer,
     target_norm: Normalizer,
     /// The plotted rectangle in data units.
@@ -57,7 +63,9 @@ pub struct SceneState {
     pub mlp: Option<Net>,
     pub mdn: Option<Net>,
     sampler: Option<GpuSampler>,
-    sample_inputs: Span,
+    sample_inputs: SampleInputs,
+    /// The seed of the last sampling pass.
+    sample_seed: u32,
     pub playing: bool,
     pub status: Status,
     /// The parameters changed since the curves and samples were computed.
@@ -102,6 +110,19 @@ impl Gap {
     }
 }
 
+/// Where the sampler's inputs are: an even grid over the plotted inputs
+/// (one input column), or data rows (several input or target columns).
+enum SampleInputs {
+    Grid(Span),
+    Rows {
+        /// The data rows sampled, in sampler order.
+        rows: Vec<usize>,
+        /// `[rows · per_input]` f32: each sample's plotted input in data
+        /// units, `VERTEX`; written once, drawn as the samples' x.
+        xs: wgpu::Buffer,
+    },
+}
+
 /// Where a scene is drawn: the main plot, and the π panel below it.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SceneLayout {
@@ -119,7 +140,7 @@ impl SceneState {
         settings: Settings,
         points: Option<Dataset>,
     ) -> Result<Self> {
-        Self::build(gpu, scene, settings, points, None)
+        Self::build(gpu, scene, settings, points, None, PlotColumns::default())
     }
 
     fn build(
@@ -128,8 +149,13 @@ impl SceneState {
         settings: Settings,
         points: Option<Dataset>,
         model: Option<Model>,
+        plot: PlotColumns,
     ) -> Result<Self> {
         let data = match (scene, points) {
+            (Scene::Data, Some(d)) => {
+                plot.check(&d)?;
+                d
+            }
             (_, Some(d)) => {
                 if d.in_dim != 1 || d.out_dim != 1 {
                     return Err(MdnError::Data(format!(
@@ -159,12 +185,14 @@ impl SceneState {
             view_x: Span::new(0.0, 1.0),
             view_y: Span::new(0.0, 1.0),
             data,
+            plot,
             points,
             points_capacity: 1024,
             mlp: None,
             mdn: None,
             sampler: None,
-            sample_inputs: Span::new(0.0, 1.0),
+            sample_inputs: SampleInputs::Grid(Span::new(0.0, 1.0)),
+            sample_seed: 0,
             playing: false,
             status: Status::Ready,
             fresh: true,
@@ -178,27 +206,34 @@ impl SceneState {
         Ok(state)
     }
 
-    /// The data scene: the user's `data` (one input and one target column)
-    /// with their `model` drawn over it, or with an MDN trained live.
+    /// The data scene: the user's `data` with their `model` drawn over it,
+    /// or with an MDN trained live on every input and target column. The
+    /// plot shows the `plot` columns; with more than one input or target
+    /// column the samples are drawn conditioned on the data's rows.
     pub fn with_model(
         gpu: &VizGpu,
         settings: Settings,
         data: Dataset,
         model: Option<Model>,
+        plot: PlotColumns,
     ) -> Result<Self> {
         // Said before the model is evaluated on the data, which would fail
-        // with a less helpful reason. The data's columns are checked by
-        // `build`, the head kind by `GridCurves` (a full-covariance head
-        // has D ≥ 2 and stops here anyway).
-        if let Some(spec) = model.as_ref().map(|m| &m.spec)
-            && (spec.in_dim != 1 || spec.out_dim != 1)
+        // with a less helpful reason. The head kind is checked by
+        // `GridCurves` where curves are drawn.
+        if let Some(m) = &model
+            && (m.spec.in_dim != data.in_dim || m.spec.out_dim != data.out_dim)
         {
             return Err(MdnError::Config(format!(
-                "the visualizer draws models of one input and one target; this one has {} and {} (train one on the two columns to look at)",
-                spec.in_dim, spec.out_dim
+                "the model takes {} input and {} target column(s) ({} → {}); the data has {} and {}",
+                m.spec.in_dim,
+                m.spec.out_dim,
+                m.input_names.join(", "),
+                m.target_names.join(", "),
+                data.in_dim,
+                data.out_dim
             )));
         }
-        Self::build(gpu, Scene::Data, settings, Some(data), model)
+        Self::build(gpu, Scene::Data, settings, Some(data), model, plot)
     }
 
     /// The loaded model the scene draws, if any.
@@ -212,6 +247,46 @@ impl SceneState {
 
     pub fn data(&self) -> &Dataset {
         &self.data
+    }
+
+    /// The two columns the plot shows.
+    pub fn plot_columns(&self) -> PlotColumns {
+        self.plot
+    }
+
+    /// Whether the samples are drawn conditioned on the data's rows: the
+    /// data has more than one input or target column, so no curve over an
+    /// x grid describes the model.
+    pub fn conditioned(&self) -> bool {
+        self.data.in_dim > 1 || self.data.out_dim > 1
+    }
+
+    /// Why the x-grid layers (density, means, mean, mode, π panel) are not
+    /// drawn, when they are not.
+    pub fn grid_layers_note(&self) -> Option<String> {
+        if !self.conditioned() || self.nets().next().is_none() {
+            return None;
+        }
+        let d = &self.data;
+        let why = if d.in_dim > 1 {
+            format!(
+                "with {} inputs, the model depends on more than the plotted one",
+                d.in_dim
+            )
+        } else {
+            format!(
+                "with {} targets, only one-target curves are drawn",
+                d.out_dim
+            )
+        };
+        if self.mdn.is_none() {
+            return Some(format!(
+                "The MLP's curve over x is off: {why}. Its predictions are drawn at each data row's inputs."
+            ));
+        }
+        Some(format!(
+            "Curves over x (density, means, mean, mode, \u{03c0}) are off: {why}. Samples are drawn at each data row's inputs."
+        ))
     }
 
     /// The z-scoring of inputs and targets the nets train with.
@@ -325,16 +400,17 @@ impl SceneState {
             self.target_norm = canvas;
             self.view_x = Span::new(0.0, 1.0);
             self.view_y = Span::new(0.0, 1.0);
-        } else if let Some(m) = &self.model {
-            self.input_norm = m.input_norm.clone();
-            self.target_norm = m.target_norm.clone();
-            self.view_x = Span::of(self.data.inputs.iter().copied(), 0.06).unwrap_or(self.view_x);
-            self.view_y = Span::of(self.data.targets.iter().copied(), 0.08).unwrap_or(self.view_y);
         } else {
-            self.input_norm = Normalizer::fit(&self.data.inputs, 1)?;
-            self.target_norm = Normalizer::fit(&self.data.targets, 1)?;
-            self.view_x = Span::of(self.data.inputs.iter().copied(), 0.06).unwrap_or(self.view_x);
-            self.view_y = Span::of(self.data.targets.iter().copied(), 0.08).unwrap_or(self.view_y);
+            if let Some(m) = &self.model {
+                self.input_norm = m.input_norm.clone();
+                self.target_norm = m.target_norm.clone();
+            } else {
+                self.input_norm = Normalizer::fit(&self.data.inputs, self.data.in_dim)?;
+                self.target_norm = Normalizer::fit(&self.data.targets, self.data.out_dim)?;
+            }
+            let plot = self.plot;
+            self.view_x = Span::of(plot.xs(&self.data), 0.06).unwrap_or(self.view_x);
+            self.view_y = Span::of(plot.ys(&self.data), 0.08).unwrap_or(self.view_y);
         }
         self.test = self.test_rows();
         self.upload_points();
@@ -372,12 +448,14 @@ impl SceneState {
             return Ok(());
         }
         let s = &self.settings;
+        let (d_in, d_out) = (self.data.in_dim, self.data.out_dim);
         if self.scene.has_mlp() {
-            let spec = ModelSpec::mlp(1, 1, s.hidden_for(self.scene))?;
+            let spec = ModelSpec::mlp(d_in, d_out, s.hidden_for(self.scene))?;
             self.mlp = Some(self.make_net(spec, mlp_carry)?);
         }
         if self.scene.has_mdn() {
-            let spec = ModelSpec::mixture(1, 1, s.hidden_for(self.scene), s.k.clamp(1, MAX_K))?;
+            let spec =
+                ModelSpec::mixture(d_in, d_out, s.hidden_for(self.scene), s.k.clamp(1, MAX_K))?;
             self.mdn = Some(self.make_net(spec, mdn_carry)?);
         }
         self.build_sampler()?;
@@ -430,8 +508,12 @@ impl SceneState {
         let d = &self.data;
         let rows: Vec<usize> = (0..d.len()).filter(|&r| keep(r)).collect();
         Dataset {
-            inputs: rows.iter().map(|&r| d.inputs[r]).collect(),
-            targets: rows.iter().map(|&r| d.targets[r]).collect(),
+            inputs: rows.iter().flat_map(|&r| d.input_row(r)).copied().collect(),
+            targets: rows
+                .iter()
+                .flat_map(|&r| d.target_row(r))
+                .copied()
+                .collect(),
             ..d.clone_names()
         }
     }
@@ -502,21 +584,28 @@ impl SceneState {
         } else {
             (CURVE_COLS, 1)
         };
-        let mut curves = GridCurves::new(
-            Arc::clone(&g.ctx),
-            Arc::clone(&g.kernels),
-            Arc::clone(&g.viz),
-            &spec,
-            trainer.params_buffer(),
-            cols,
-            heat_rows,
-        )?;
-        curves.set_range(
-            self.input_span(),
-            self.view_y,
-            self.norm_of(&self.input_norm),
-            self.norm_of(&self.target_norm),
-        );
+        // Curves over an x grid describe a model of one input and target
+        // only; conditioned scenes draw samples alone.
+        let curves = if self.conditioned() {
+            None
+        } else {
+            let mut curves = GridCurves::new(
+                Arc::clone(&g.ctx),
+                Arc::clone(&g.kernels),
+                Arc::clone(&g.viz),
+                &spec,
+                trainer.params_buffer(),
+                cols,
+                heat_rows,
+            )?;
+            curves.set_range(
+                self.input_span(),
+                self.view_y,
+                self.input_norm_of_plot(),
+                self.target_norm_of_plot(),
+            );
+            Some(curves)
+        };
         Ok(Net {
             spec,
             trainer,
@@ -532,13 +621,21 @@ impl SceneState {
         })
     }
 
-    fn norm_of(&self, n: &Normalizer) -> (f32, f32) {
-        (n.mean[0], n.std[0])
+    /// (mean, std) of the plotted input column.
+    fn input_norm_of_plot(&self) -> (f32, f32) {
+        let (n, c) = (&self.input_norm, self.plot.input);
+        (n.mean[c], n.std[c])
+    }
+
+    /// (mean, std) of the plotted target column.
+    fn target_norm_of_plot(&self) -> (f32, f32) {
+        let (n, c) = (&self.target_norm, self.plot.target);
+        (n.mean[c], n.std[c])
     }
 
     /// The inputs the curves and samples cover: those of the data.
     fn input_span(&self) -> Span {
-        Span::of(self.data.inputs.iter().copied(), 0.0)
+        Span::of(self.plot.xs(&self.data), 0.0)
             .map(|s| {
                 if self.scene == Scene::Playground {
                     Span::new(s.lo.max(0.0), s.hi.min(1.0))
@@ -557,7 +654,8 @@ impl SceneState {
             return Ok(());
         };
         let rows = self.data.len();
-        let drawable = mdn.spec.head_kind() == HeadKind::MixtureDiag;
+        // One input and target: owners.wgsl reads a 1-D diagonal mixture.
+        let drawable = mdn.spec.head_kind() == HeadKind::MixtureDiag && !self.conditioned();
         if !self.settings.layers.components || !drawable || rows == 0 || rows > MAX_OWNED_ROWS {
             return Ok(());
         }
@@ -592,16 +690,65 @@ impl SceneState {
     fn build_sampler(&mut self) -> Result<()> {
         self.build_owners()?;
         self.sampler = None;
-        let Some(mdn) = &self.mdn else {
-            return Ok(());
+        let mdn = match (&self.mdn, &self.mlp) {
+            (Some(n), _) => n,
+            // A loaded MLP on several columns has no curve: its
+            // predictions at the data rows are drawn instead, one per row,
+            // the way samples are (`encode` copies them into place).
+            (None, Some(n)) if self.conditioned() => n,
+            _ => return Ok(()),
         };
+        let g = &self.gpu;
+        let total = self.settings.samples.max(1);
+        if self.conditioned() {
+            // Each sample is drawn from the network at one data row's full
+            // input vector, and plotted at that row's plotted input.
+            let n = self.data.len();
+            let (rows, per_input) = if mdn.is_mixture() {
+                conditioned_rows(n, total)
+            } else {
+                conditioned_rows(n, n.min(MAX_CONDITIONED_ROWS))
+            };
+            if rows.is_empty() {
+                return Ok(());
+            }
+            let sampler = GpuSampler::new(
+                Arc::clone(&g.ctx),
+                Arc::clone(&g.kernels),
+                &mdn.spec,
+                mdn.trainer.params_buffer(),
+                rows.len(),
+                per_input,
+            )?;
+            let d = &self.data;
+            let inputs: Vec<f32> = rows.iter().flat_map(|&r| d.input_row(r)).copied().collect();
+            sampler.set_inputs(&self.input_norm.apply(&inputs))?;
+            let xs: Vec<f32> = rows
+                .iter()
+                .flat_map(|&r| std::iter::repeat_n(self.plot.point(d, r).0, per_input))
+                .collect();
+            let buffer = g.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("sample inputs"),
+                size: (xs.len() * 4) as u64,
+                // COPY_SRC: `read_samples` (tests) reads it back.
+                usage: wgpu::BufferUsages::VERTEX
+                    | wgpu::BufferUsages::COPY_DST
+                    | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            });
+            g.ctx
+                .queue
+                .write_buffer(&buffer, 0, bytemuck::cast_slice(&xs));
+            self.sample_inputs = SampleInputs::Rows { rows, xs: buffer };
+            self.sampler = Some(sampler);
+            self.fresh = true;
+            return Ok(());
+        }
         // The forward pass is the expensive part of sampling: at most
         // SAMPLE_ROWS inputs, several draws each (a pixel column or so
         // apart, so the draws show no stripes).
-        let total = self.settings.samples.max(1);
         let per_input = total.div_ceil(SAMPLE_ROWS);
         let rows = total.div_ceil(per_input);
-        let g = &self.gpu;
         let sampler = GpuSampler::new(
             Arc::clone(&g.ctx),
             Arc::clone(&g.kernels),
@@ -611,15 +758,50 @@ impl SceneState {
             per_input,
         )?;
         let span = self.input_span();
-        let (mean, std) = self.norm_of(&self.input_norm);
+        let (mean, std) = self.input_norm_of_plot();
         let z: Vec<f32> = (0..rows)
             .map(|i| (span.lerp((i as f32 + 0.5) / rows as f32) - mean) / std)
             .collect();
         sampler.set_inputs(&z)?;
-        self.sample_inputs = span;
+        self.sample_inputs = SampleInputs::Grid(span);
         self.sampler = Some(sampler);
         self.fresh = true;
         Ok(())
+    }
+
+    /// The last sampling pass's draws as plotted, (input, target) in data
+    /// units, with the data rows they were conditioned on (none on an x
+    /// grid) and the pass's seed: a readback, for tests.
+    pub fn read_samples(&self) -> Result<Option<DrawnSamples>> {
+        let Some(s) = &self.sampler else {
+            return Ok(None);
+        };
+        let d = self.data.out_dim;
+        let z =
+            crate::gpu::buffers::read_f32(&self.gpu.ctx, &s.samples, s.rows() * s.per_input() * d)?;
+        let (mean, std) = self.target_norm_of_plot();
+        let per_input = s.per_input();
+        let ys = z.chunks_exact(d).map(|v| v[self.plot.target] * std + mean);
+        let (xs, rows): (Vec<f32>, Vec<usize>) = match &self.sample_inputs {
+            SampleInputs::Grid(span) => {
+                let n = s.rows();
+                let xs = (0..n * per_input)
+                    .map(|i| span.lerp(((i / per_input) as f32 + 0.5) / n as f32))
+                    .collect();
+                (xs, Vec::new())
+            }
+            SampleInputs::Rows { rows, xs } => (
+                crate::gpu::buffers::read_f32(&self.gpu.ctx, xs, rows.len() * per_input)?,
+                rows.clone(),
+            ),
+        };
+        Ok(Some(DrawnSamples {
+            points: xs.into_iter().zip(ys).collect(),
+            rows,
+            per_row: per_input,
+            seed: self.sample_seed,
+            temperature: self.settings.temperature,
+        }))
     }
 
     fn upload_points(&mut self) {
@@ -629,7 +811,10 @@ impl SceneState {
             self.points = points_buffer(&self.gpu.ctx, self.points_capacity);
         }
         let xy: Vec<[f32; 2]> = (0..n)
-            .map(|i| [self.data.inputs[i], self.data.targets[i]])
+            .map(|i| {
+                let (x, y) = self.plot.point(&self.data, i);
+                [x, y]
+            })
             .collect();
         if !xy.is_empty() {
             self.gpu
@@ -737,7 +922,7 @@ impl SceneState {
             None => None,
         };
         let rows = self.data.len().min(USAGE_ROWS);
-        let dead = match model.component_usage(&self.data.inputs[..rows])? {
+        let dead = match model.component_usage(&self.data.inputs[..rows * self.data.in_dim])? {
             Some(u) => u.dead_components(),
             None => Vec::new(),
         };
@@ -766,24 +951,31 @@ impl SceneState {
         if let Some(s) = &self.sampler {
             // A new seed per update: the cloud follows the training
             // instead of sliding one fixed set of draws around.
-            s.set_options(
-                self.frame.wrapping_mul(0x9e37_79b9),
-                self.settings.temperature,
-            )?;
+            self.sample_seed = self.frame.wrapping_mul(0x9e37_79b9);
+            s.set_options(self.sample_seed, self.settings.temperature)?;
         }
         let heat = self.settings.layers.density;
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some("scene curves"),
             timestamp_writes: None,
         });
-        for net in self.nets() {
-            net.curves.encode(&mut pass, heat);
+        for curves in self.nets().filter_map(|n| n.curves.as_ref()) {
+            curves.encode(&mut pass, heat);
         }
         if let Some(o) = &self.owners {
             o.encode(&self.gpu.owners, &mut pass);
         }
         if let Some(s) = &self.sampler {
             s.encode(&mut pass);
+        }
+        drop(pass);
+        // An MLP's sampler runs its forward pass only: its predictions
+        // (`[rows, D]`, one per row) become the drawn points, on the GPU.
+        if let Some(s) = &self.sampler
+            && self.mdn.is_none()
+        {
+            let bytes = (s.rows() * self.data.out_dim * 4) as u64;
+            encoder.copy_buffer_to_buffer(s.head(), 0, &s.samples, 0, bytes);
         }
         Ok(())
     }
@@ -796,6 +988,18 @@ fn points_buffer(ctx: &GpuContext, points: usize) -> wgpu::Buffer {
         usage: wgpu::BufferUsages::VERTEX | wgpu::BufferUsages::COPY_DST,
         mapped_at_creation: false,
     })
+}
+
+/// A sampling pass read back: see [`SceneState::read_samples`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct DrawnSamples {
+    /// (plotted input, plotted target) of every sample, data units.
+    pub points: Vec<(f32, f32)>,
+    /// The data row of each block of `per_row` samples; empty on an x grid.
+    pub rows: Vec<usize>,
+    pub per_row: usize,
+    pub seed: u32,
+    pub temperature: f32,
 }
 
 /// Whether row `r` is one of the `pct` % test rows: spread evenly, the
