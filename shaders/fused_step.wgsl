@@ -77,25 +77,60 @@ fn gather_rows(r0: u32, n: u32, dim: u32, at: u32, lid: u32, is_target: bool) {
     }
 }
 
-// Layer `l` forward for `n` rows.
+// The three products below run in 4×4 register tiles: an invocation
+// loads 4 + 4 values per step of the sum for 16 multiply-adds, where one
+// output per invocation loaded 2 for 1 (on CPU drivers, where a lane's
+// load is a gather, that was the whole cost of the step). Each output is
+// still summed from 0 in index order, as before and as the per-stage
+// kernels do; out-of-range rows and columns of an edge tile read a clamped
+// index and are never stored.
+const TILE: u32 = 4u;
+
+fn tiles(n: u32) -> u32 {
+    return (n + TILE - 1u) / TILE;
+}
+
+// Layer `l` forward for `n` rows: out[r][o] = Σ_i act[r][i] · W[o][i] + b[o].
 fn forward(l: u32, n: u32, lid: u32) {
     let layer = info.layers[l];
     let n_in = layer.in_dim;
     let n_out = layer.out_dim;
-    for (var e = lid; e < n * n_out; e += FUSED_WG) {
-        let r = e / n_out;
-        let o = e - r * n_out;
-        let a = layer.act_in + r * n_in;
-        let w = param_base + layer.weight + o * n_in;
-        var acc = 0.0;
+    let tiles_o = tiles(n_out);
+    for (var t = lid; t < tiles(n) * tiles_o; t += FUSED_WG) {
+        let r0 = (t / tiles_o) * TILE;
+        let o0 = (t % tiles_o) * TILE;
+        var a_at: array<u32, 4>;
+        var w_at: array<u32, 4>;
+        for (var u = 0u; u < TILE; u++) {
+            a_at[u] = layer.act_in + min(r0 + u, n - 1u) * n_in;
+            w_at[u] = param_base + layer.weight + min(o0 + u, n_out - 1u) * n_in;
+        }
+        var acc: array<vec4<f32>, 4>;
         for (var i = 0u; i < n_in; i++) {
-            acc += scratch[a + i] * params[w + i];
+            let w = vec4(
+                params[w_at[0] + i],
+                params[w_at[1] + i],
+                params[w_at[2] + i],
+                params[w_at[3] + i],
+            );
+            acc[0] += scratch[a_at[0] + i] * w;
+            acc[1] += scratch[a_at[1] + i] * w;
+            acc[2] += scratch[a_at[2] + i] * w;
+            acc[3] += scratch[a_at[3] + i] * w;
         }
-        var v = acc + params[param_base + layer.bias + o];
-        if (layer.tanh != 0u) {
-            v = tanh(v);
+        for (var u = 0u; u < TILE; u++) {
+            let r = r0 + u;
+            for (var v = 0u; v < TILE; v++) {
+                let o = o0 + v;
+                if (r < n && o < n_out) {
+                    var x = acc[u][v] + params[param_base + layer.bias + o];
+                    if (layer.tanh != 0u) {
+                        x = tanh(x);
+                    }
+                    scratch[layer.act_out + r * n_out + o] = x;
+                }
+            }
         }
-        scratch[layer.act_out + e] = v;
     }
 }
 
@@ -110,38 +145,97 @@ fn backward(l: u32, n: u32, d_out: u32, d_in: u32, group: u32, first: bool, lid:
     let weights = n_out * n_in;
     let len = weights + n_out;
     let slice = partial_base + layer.partial_offset + group * len;
-    for (var p = lid; p < len; p += FUSED_WG) {
-        var s = 0.0;
-        if (p < weights) {
-            let o = p / n_in;
-            let i = p - o * n_in;
-            for (var r = 0u; r < n; r++) {
-                s += scratch[d_out + r * n_out + o] * scratch[layer.act_in + r * n_in + i];
-            }
-        } else {
-            let o = p - weights;
-            for (var r = 0u; r < n; r++) {
-                s += scratch[d_out + r * n_out + o];
+    // G[o][i] = Σ_r delta[r][o] · act[r][i], a 4×4 tile of (o, i) each.
+    let tiles_i = tiles(n_in);
+    for (var t = lid; t < tiles(n_out) * tiles_i; t += FUSED_WG) {
+        let o0 = (t / tiles_i) * TILE;
+        let i0 = (t % tiles_i) * TILE;
+        var d_at: array<u32, 4>;
+        var a_at: array<u32, 4>;
+        for (var u = 0u; u < TILE; u++) {
+            d_at[u] = d_out + min(o0 + u, n_out - 1u);
+            a_at[u] = layer.act_in + min(i0 + u, n_in - 1u);
+        }
+        var acc: array<vec4<f32>, 4>;
+        for (var r = 0u; r < n; r++) {
+            let at = r * n_in;
+            let a = vec4(
+                scratch[a_at[0] + at],
+                scratch[a_at[1] + at],
+                scratch[a_at[2] + at],
+                scratch[a_at[3] + at],
+            );
+            let dt = r * n_out;
+            acc[0] += scratch[d_at[0] + dt] * a;
+            acc[1] += scratch[d_at[1] + dt] * a;
+            acc[2] += scratch[d_at[2] + dt] * a;
+            acc[3] += scratch[d_at[3] + dt] * a;
+        }
+        for (var u = 0u; u < TILE; u++) {
+            let o = o0 + u;
+            for (var v = 0u; v < TILE; v++) {
+                let i = i0 + v;
+                if (o < n_out && i < n_in) {
+                    let p = slice + o * n_in + i;
+                    if (first) {
+                        partials[p] = acc[u][v];
+                    } else {
+                        partials[p] += acc[u][v];
+                    }
+                }
             }
         }
+    }
+    for (var o = lid; o < n_out; o += FUSED_WG) {
+        var s = 0.0;
+        for (var r = 0u; r < n; r++) {
+            s += scratch[d_out + r * n_out + o];
+        }
+        let p = slice + weights + o;
         if (first) {
-            partials[slice + p] = s;
+            partials[p] = s;
         } else {
-            partials[slice + p] += s;
+            partials[p] += s;
         }
     }
     if (l == 0u) {
         return;
     }
-    for (var e = lid; e < n * n_in; e += FUSED_WG) {
-        let r = e / n_in;
-        let i = e - r * n_in;
-        var acc = 0.0;
-        for (var o = 0u; o < n_out; o++) {
-            acc += scratch[d_out + r * n_out + o] * params[param_base + layer.weight + o * n_in + i];
+    // delta_in[r][i] = Σ_o delta[r][o] · W[o][i] · (1 − act[r][i]²).
+    for (var t = lid; t < tiles(n) * tiles_i; t += FUSED_WG) {
+        let r0 = (t / tiles_i) * TILE;
+        let i0 = (t % tiles_i) * TILE;
+        var d_at: array<u32, 4>;
+        var w_at: array<u32, 4>;
+        for (var u = 0u; u < TILE; u++) {
+            d_at[u] = d_out + min(r0 + u, n - 1u) * n_out;
+            w_at[u] = param_base + layer.weight + min(i0 + u, n_in - 1u);
         }
-        let x = scratch[layer.act_in + e];
-        scratch[d_in + e] = acc * (1.0 - x * x);
+        var acc: array<vec4<f32>, 4>;
+        for (var o = 0u; o < n_out; o++) {
+            let wt = o * n_in;
+            let w = vec4(
+                params[w_at[0] + wt],
+                params[w_at[1] + wt],
+                params[w_at[2] + wt],
+                params[w_at[3] + wt],
+            );
+            acc[0] += scratch[d_at[0] + o] * w;
+            acc[1] += scratch[d_at[1] + o] * w;
+            acc[2] += scratch[d_at[2] + o] * w;
+            acc[3] += scratch[d_at[3] + o] * w;
+        }
+        for (var u = 0u; u < TILE; u++) {
+            let r = r0 + u;
+            for (var v = 0u; v < TILE; v++) {
+                let i = i0 + v;
+                if (r < n && i < n_in) {
+                    let e = r * n_in + i;
+                    let x = scratch[layer.act_in + e];
+                    scratch[d_in + e] = acc[u][v] * (1.0 - x * x);
+                }
+            }
+        }
     }
 }
 
