@@ -200,8 +200,9 @@ pub fn run_sweep(
             stop,
             ..FitOptions::default()
         };
+        // Each run z-scores its own copy: runs go side by side.
         let fit = fit_with(
-            train,
+            train.clone(),
             &spec,
             &config,
             device,
@@ -217,7 +218,7 @@ pub fn run_sweep(
             lr: c.lr,
             hidden: c.hidden.clone(),
             val_nll: fit.val_loss.unwrap_or(f64::INFINITY),
-            train_nll: fit.model.evaluate(train)?.value,
+            train_nll: fit.model.evaluate_z_scored(&fit.train_z_scored)?.value,
             steps: fit
                 .report
                 .diverged
