@@ -28,25 +28,20 @@ pub struct Prepared {
     pub normalized: Dataset,
 }
 
-pub fn prepare(data: &Dataset) -> Result<Prepared> {
+/// Z-scores `data` with its own statistics, in place: the only copy of a
+/// large training set stays the only one (issue #14).
+pub fn prepare(mut data: Dataset) -> Result<Prepared> {
     if data.is_empty() {
         return Err(MdnError::Data("the training data has no rows".into()));
     }
     let input_norm = Normalizer::fit(&data.inputs, data.in_dim)?;
     let target_norm = Normalizer::fit(&data.targets, data.out_dim)?;
-    // Only the names are cloned: the z-scored values are new buffers.
-    let normalized = Dataset {
-        inputs: input_norm.apply(&data.inputs),
-        targets: target_norm.apply(&data.targets),
-        in_dim: data.in_dim,
-        out_dim: data.out_dim,
-        input_names: data.input_names.clone(),
-        target_names: data.target_names.clone(),
-    };
+    input_norm.apply_in_place(&mut data.inputs);
+    target_norm.apply_in_place(&mut data.targets);
     Ok(Prepared {
         input_norm,
         target_norm,
-        normalized,
+        normalized: data,
     })
 }
 
@@ -116,6 +111,10 @@ pub struct FitResult {
     pub val_loss: Option<f64>,
     pub report: TrainReport,
     pub device_name: String,
+    /// The training rows, z-scored in place with `model`'s statistics
+    /// (the trainer had them; they were never copied). The model's losses
+    /// on them are [`Model::evaluate_z_scored`]'s.
+    pub train_z_scored: Dataset,
 }
 
 /// Where [`fit_with`] hands its checkpoints, to be written.
@@ -145,7 +144,8 @@ pub struct FitOptions<'a> {
 
 /// Trains `spec` on `data` (original units). A divergence is not an error
 /// here: the result holds the last good parameters and `report.diverged`
-/// says what happened, so the caller can still save them.
+/// says what happened, so the caller can still save them. Works on a copy
+/// of `data`; [`fit_with`] takes the data instead.
 pub fn fit(
     data: &Dataset,
     spec: &ModelSpec,
@@ -156,7 +156,7 @@ pub fn fit(
     on_progress: impl FnMut(usize, f32),
 ) -> Result<FitResult> {
     fit_with(
-        data,
+        data.clone(),
         spec,
         config,
         device,
@@ -168,10 +168,12 @@ pub fn fit(
 }
 
 /// [`fit`] with a validation set, a stop flag, checkpoints or a resumed
-/// state ([`FitOptions`]).
+/// state ([`FitOptions`]). Takes the training rows and z-scores them in
+/// place; the trainer borrows them for the run and they come back,
+/// z-scored, in [`FitResult::train_z_scored`].
 #[allow(clippy::too_many_arguments)]
 pub fn fit_with(
-    data: &Dataset,
+    data: Dataset,
     spec: &ModelSpec,
     config: &TrainConfig,
     device: DeviceChoice,
@@ -202,6 +204,11 @@ pub fn fit_with(
             )));
         }
     }
+    let (rows, input_names, target_names) = (
+        data.len(),
+        data.input_names.clone(),
+        data.target_names.clone(),
+    );
     let Prepared {
         input_norm,
         target_norm,
@@ -222,8 +229,8 @@ pub fn fit_with(
         params: Vec::new(),
         input_norm,
         target_norm,
-        input_names: data.input_names.clone(),
-        target_names: data.target_names.clone(),
+        input_names,
+        target_names,
     };
     let with_params = |params: Vec<f32>| Model {
         params,
@@ -241,10 +248,8 @@ pub fn fit_with(
         let mut run = run
             .clone()
             .ok_or_else(|| MdnError::Config("a checkpoint needs the run's settings".into()))?;
-        run.minibatch = MinibatchState::at(
-            &BatchOrder::new(data.len(), config.batch, config.seed)?,
-            step,
-        );
+        run.minibatch =
+            MinibatchState::at(&BatchOrder::new(rows, config.batch, config.seed)?, step);
         save(Checkpoint {
             model: with_params(t.params()?),
             m,
@@ -270,10 +275,13 @@ pub fn fit_with(
         Some(b) => (b.params.clone(), Some(b.loss)),
         None => (trainer.params()?, None),
     };
+    let device_name = trainer.device_name();
+    let train_z_scored = trainer.into_data()?;
     Ok(FitResult {
         model: with_params(params),
         val_loss,
         report,
-        device_name: trainer.device_name(),
+        device_name,
+        train_z_scored,
     })
 }

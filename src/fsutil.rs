@@ -14,6 +14,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// A file written in parts that appears at its path, whole, only on
 /// [`AtomicFile::commit`]; dropped before that, it leaves nothing behind.
+/// [`AtomicFile`]'s write buffer.
+const WRITE_BUFFER: usize = 64 << 10;
+
 pub struct AtomicFile {
     path: std::path::PathBuf,
     tmp: std::io::BufWriter<tempfile::NamedTempFile>,
@@ -31,7 +34,9 @@ impl AtomicFile {
             .map_err(|e| MdnError::io(path, e))?;
         Ok(AtomicFile {
             path: path.to_path_buf(),
-            tmp: std::io::BufWriter::with_capacity(1 << 20, tmp),
+            // Small writes are gathered; writes of at least this much (a
+            // chunk of `predict`'s rows) go to the file without a copy.
+            tmp: std::io::BufWriter::with_capacity(WRITE_BUFFER, tmp),
         })
     }
 

@@ -4,6 +4,7 @@
 //! reference stages run in fixed-size chunks so memory stays bounded; on the
 //! GPU one set of pipelines and one forward pass serve every chunk.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use crate::cpu::dense_forward::dense_forward;
@@ -98,6 +99,15 @@ impl Point {
     }
 }
 
+/// What units rows handed to a pass are in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Units {
+    /// The data's own: the model z-scores them first.
+    Original,
+    /// Already z-scored with the model's statistics.
+    ZScored,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Evaluation {
     pub metric: Metric,
@@ -176,13 +186,32 @@ impl Model {
         &self,
         inputs: &[f32],
         dev: &Inference,
+        f: impl FnMut(usize, &[f32]) -> Result<()>,
+    ) -> Result<()> {
+        self.for_each_head_block(inputs, dev, Units::Original, f)
+    }
+
+    /// [`Model::for_each_head_chunk`] on inputs in `units`: z-scored
+    /// inputs (the training rows after `fit` has z-scored them in place)
+    /// skip the model's input normalisation.
+    fn for_each_head_block(
+        &self,
+        inputs: &[f32],
+        dev: &Inference,
+        units: Units,
         mut f: impl FnMut(usize, &[f32]) -> Result<()>,
     ) -> Result<()> {
         let rows = self.input_rows(inputs)?;
+        let z = |chunk: &[f32]| -> Vec<f32> {
+            match units {
+                Units::Original => self.input_norm.apply(chunk),
+                Units::ZScored => chunk.to_vec(),
+            }
+        };
         let (din, width) = (self.spec.in_dim, self.spec.head_width());
         let Inference::Gpu(gpu) = dev else {
             for (i, chunk) in inputs.chunks(CPU_BLOCK_ROWS * din).enumerate() {
-                let head = self.head_outputs_normalized(&self.input_norm.apply(chunk));
+                let head = self.head_outputs_normalized(&z(chunk));
                 f(i * CPU_BLOCK_ROWS, &head)?;
             }
             return Ok(());
@@ -193,7 +222,7 @@ impl Model {
         for (i, chunk) in inputs.chunks(pass_rows * din).enumerate() {
             // The last pass may be short: its tail rows are zeros whose
             // outputs are dropped.
-            padded[..chunk.len()].copy_from_slice(&self.input_norm.apply(chunk));
+            padded[..chunk.len()].copy_from_slice(&z(chunk));
             padded[chunk.len()..].fill(0.0);
             sampler.set_inputs(&padded)?;
             sampler.run()?;
@@ -307,17 +336,32 @@ impl Model {
     }
 
     pub fn evaluate_on(&self, data: &Dataset, dev: &Inference) -> Result<Evaluation> {
+        self.loss_over(data, dev, Units::Original)
+    }
+
+    /// [`Model::evaluate`] of rows already z-scored with this model's
+    /// statistics (inputs and targets), still reported in original units:
+    /// the z-scored NLL + Σ_d log target_std_d (DESIGN.md §1), or the MSE
+    /// scaled back by target_std_d². The same number, bit for bit, as
+    /// `evaluate` on the rows before z-scoring.
+    pub fn evaluate_z_scored(&self, data: &Dataset) -> Result<Evaluation> {
+        self.loss_over(data, &Inference::Cpu, Units::ZScored)
+    }
+
+    fn loss_over(&self, data: &Dataset, dev: &Inference, units: Units) -> Result<Evaluation> {
         self.check_data(data)?;
         let def = self.spec.head_def();
         let (k, d, width) = (self.spec.k(), self.spec.out_dim, self.spec.head_width());
         // Block by block, summed in row order: the same total as one pass,
         // without the whole data set's head outputs in memory.
         let mut total = 0.0f64;
-        self.for_each_head_chunk(&data.inputs, dev, |first, head| {
+        self.for_each_head_block(&data.inputs, dev, units, |first, head| {
             let rows = head.len() / width;
-            let targets = self
-                .target_norm
-                .apply(&data.targets[first * d..(first + rows) * d]);
+            let block = &data.targets[first * d..(first + rows) * d];
+            let targets = match units {
+                Units::Original => Cow::Owned(self.target_norm.apply(block)),
+                Units::ZScored => Cow::Borrowed(block),
+            };
             total = head
                 .chunks_exact(width)
                 .zip(targets.chunks_exact(d))
@@ -337,6 +381,16 @@ impl Model {
     /// The weight each mixture component gets over `data`'s inputs (on the
     /// CPU); `None` for a head without components.
     pub fn component_usage(&self, inputs: &[f32]) -> Result<Option<ComponentUsage>> {
+        self.usage_over(inputs, Units::Original)
+    }
+
+    /// [`Model::component_usage`] of inputs already z-scored with this
+    /// model's statistics.
+    pub fn component_usage_z_scored(&self, inputs: &[f32]) -> Result<Option<ComponentUsage>> {
+        self.usage_over(inputs, Units::ZScored)
+    }
+
+    fn usage_over(&self, inputs: &[f32], units: Units) -> Result<Option<ComponentUsage>> {
         let def = self.spec.head_def();
         if !def.is_distribution() {
             return Ok(None);
@@ -344,7 +398,7 @@ impl Model {
         let (k, width) = (self.spec.k(), self.spec.head_width());
         let mut usage = UsageAccumulator::new(k);
         let mut pi = vec![0.0f32; k];
-        self.for_each_head_chunk(inputs, &Inference::Cpu, |_, head| {
+        self.for_each_head_block(inputs, &Inference::Cpu, units, |_, head| {
             for h in head.chunks_exact(width) {
                 def.weights(h, k, &mut pi);
                 usage.add(&pi);

@@ -196,8 +196,9 @@ pub fn run_sweep(
             stop,
             ..FitOptions::default()
         };
+        // Each run z-scores its own copy: runs go side by side.
         let fit = fit_with(
-            train,
+            train.clone(),
             &spec,
             &grid.config(c),
             device,
@@ -225,7 +226,7 @@ pub fn run_sweep(
         Placement::Gpu(ctx) => {
             let ctx = Arc::new(*ctx);
             let kernels = Arc::new(Kernels::new(&ctx)?);
-            let prepared = prepare(train)?;
+            let prepared = prepare(train.clone())?;
             let mut done = Vec::with_capacity(jobs.len());
             // The model dimension lives in the fused step; where the
             // adapter's configuration turns that off (software adapters,

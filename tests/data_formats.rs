@@ -253,6 +253,57 @@ fn chunked_inference_equals_one_piece() {
     assert_eq!(std::fs::read(d.join("p.csv")).unwrap(), whole);
 }
 
+/// `predict` on the CPU splits each chunk into tasks of a few thousand
+/// rows (formatted in parallel, written by a thread of its own): many tasks
+/// a chunk, one task a chunk, and one chunk for the file give the same
+/// bytes. A bad row far into the file stops the run with its line, and the
+/// output file never appears (nor its temporary).
+#[test]
+fn predict_in_parallel_tasks_equals_one_piece() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let rows = 10_000;
+    toy_columns(d, rows);
+    ok(
+        d,
+        "train --data d.csv --steps 50 --k 3 --hidden 8 --device cpu --quiet --out m.st",
+    );
+    let args = "predict --model m.st --data d.csv --device cpu";
+    let whole = ok(d, args).stdout;
+    assert_eq!(whole.iter().filter(|&&b| b == b'\n').count(), rows + 1);
+    for chunk in ["1000", "4096", "4097", "9999"] {
+        let chunked = ok_env(d, args, &[("MDN_CHUNK_ROWS", chunk)]).stdout;
+        assert!(chunked == whole, "MDN_CHUNK_ROWS={chunk}");
+    }
+    let summaries = format!("{args} --point mean,median --quantiles 0.25");
+    let whole = ok(d, &summaries).stdout;
+    let chunked = ok_env(d, &summaries, &[("MDN_CHUNK_ROWS", "333")]).stdout;
+    assert!(chunked == whole);
+
+    // Line 9 002 (row 9 001) is not a number.
+    let text = std::fs::read_to_string(d.join("d.csv")).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines[9001] = "oops,0.5";
+    std::fs::write(d.join("bad.csv"), lines.join("\n") + "\n").unwrap();
+    let r = mdn_env(
+        d,
+        "predict --model m.st --data bad.csv --device cpu --out p.csv",
+        &[("MDN_CHUNK_ROWS", "1000")],
+    );
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("bad.csv") && r.stderr.contains("9002"),
+        "{}",
+        r.stderr
+    );
+    let left: Vec<_> = std::fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('p') || n.starts_with(".mdn-tmp"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
 #[test]
 fn bad_parquet_and_npy_files_fail_cleanly() {
     let dir = tempfile::tempdir().unwrap();

@@ -67,6 +67,7 @@ fn streamed_rows_train_the_bits_the_resident_ones_do() {
             let p0 = init_params(&spec, 4);
             let base = Kernels::new(&ctx).unwrap().config;
             let mut trainers = Vec::new();
+            let mut kept = Vec::new();
             for stream in ["stream=off", "stream=on"] {
                 let kernels = Arc::new(
                     Kernels::with_config(&ctx, base.with_overrides(stream).unwrap()).unwrap(),
@@ -86,8 +87,23 @@ fn streamed_rows_train_the_bits_the_resident_ones_do() {
                 }
                 trainers.push(t);
             }
-            let resident = trainers[0].params().unwrap();
-            let streamed = trainers[1].params().unwrap();
+            // Both hand the rows back as given: the streamed one its
+            // host copy, the resident one read back from the device.
+            let back: Vec<Dataset> = trainers
+                .drain(..)
+                .map(|t| {
+                    let mut t = Box::new(t);
+                    let p = t.params().unwrap();
+                    let l = t.take_loss().unwrap();
+                    kept.push((p, l));
+                    t.into_data().unwrap()
+                })
+                .collect();
+            for d in back {
+                assert_eq!(d, data, "{backend}: the rows came back changed");
+            }
+            let resident = kept[0].0.clone();
+            let streamed = kept[1].0.clone();
             assert!(
                 resident
                     .iter()
@@ -95,10 +111,7 @@ fn streamed_rows_train_the_bits_the_resident_ones_do() {
                     .all(|(a, b)| a.to_bits() == b.to_bits()),
                 "{backend} {spec:?}: streamed parameters differ from resident ones"
             );
-            let (a, b) = (
-                trainers[0].take_loss().unwrap(),
-                trainers[1].take_loss().unwrap(),
-            );
+            let (a, b) = (&kept[0].1, &kept[1].1);
             assert_eq!(a.sum.to_bits(), b.sum.to_bits(), "{backend}");
         }
     }

@@ -50,7 +50,7 @@ fn relative_error(gpu: &[f32], cpu: &[f32]) -> f32 {
 }
 
 fn toy(rows: usize, seed: u64) -> Dataset {
-    prepare(&toy_dataset(ToyProblem::Inverse, rows, seed))
+    prepare(toy_dataset(ToyProblem::Inverse, rows, seed))
         .unwrap()
         .normalized
 }

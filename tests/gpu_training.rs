@@ -47,7 +47,7 @@ fn relative_error(gpu: &[f32], cpu: &[f32]) -> f32 {
 
 /// z-scored toy data, as `fit` hands it to a trainer.
 fn toy(rows: usize, seed: u64) -> Dataset {
-    prepare(&toy_dataset(ToyProblem::Inverse, rows, seed))
+    prepare(toy_dataset(ToyProblem::Inverse, rows, seed))
         .unwrap()
         .normalized
 }
@@ -70,7 +70,7 @@ fn two_d(rows: usize) -> Dataset {
         vec!["a".into(), "b".into()],
     )
     .unwrap();
-    prepare(&d).unwrap().normalized
+    prepare(d).unwrap().normalized
 }
 
 /// ≥ 200 Adam steps on GPU and CPU from the same parameters and the same

@@ -64,7 +64,7 @@ fn defaults_reach_the_stated_inverse_nll() {
         ..FitOptions::default()
     };
     let result = fit_with(
-        &data,
+        data,
         &spec,
         &config,
         DeviceChoice::Cpu,
@@ -234,5 +234,94 @@ fn full_covariance_learns_correlated_targets_with_fewer_components() {
         );
         assert!((rho - want).abs() < 0.05, "x {x}: {rho} vs {want}");
         assert!((ma - m[0] as f64).abs() < 0.03 && (mb - m[1] as f64).abs() < 0.03);
+    }
+}
+
+/// `fit_with` z-scores the training rows in place and hands them back;
+/// the loss reported from them (z-scored NLL + Σ log target_std, or the MSE
+/// scaled back by target_std²) is the loss of the original rows, and the
+/// rows are exactly what the model's statistics make of the originals. A
+/// mixture with one target, a full-covariance mixture and an MLP with two
+/// targets of different scales, so a missing Jacobian term or a wrong
+/// per-dimension scale shows.
+#[test]
+fn losses_from_the_rows_z_scored_in_place_are_the_original_units_losses() {
+    use mdn::fit::{FitOptions, fit_with};
+    use mdn::model::Head;
+    let inverse = toy_dataset(ToyProblem::Inverse, 3000, 5);
+    let mut band = toy_dataset(ToyProblem::Band, 3000, 6);
+    // Targets of very different scales.
+    for t in band.targets.chunks_exact_mut(2) {
+        t[0] = t[0] * 40.0 + 3.0;
+        t[1] *= 0.02;
+    }
+    let full = Head::Mixture {
+        k: 2,
+        covariance: mdn::model::Covariance::Full,
+    };
+    for (data, spec) in [
+        (&inverse, ModelSpec::mixture(1, 1, vec![16], 3).unwrap()),
+        (&band, ModelSpec::new(1, 2, vec![16], full).unwrap()),
+        (&band, ModelSpec::mlp(1, 2, vec![8]).unwrap()),
+    ] {
+        let config = TrainConfig {
+            steps: 300,
+            batch: 64,
+            lr: 5e-3,
+            schedule: LrSchedule::Cosine,
+            seed: 2,
+        };
+        let r = fit_with(
+            data.clone(),
+            &spec,
+            &config,
+            DeviceChoice::Cpu,
+            &GpuOptions::default(),
+            FitOptions::default(),
+            &mut |_| {},
+            |_, _| {},
+        )
+        .unwrap();
+        let z = &r.train_z_scored;
+        let same_bits = |a: &[f32], b: &[f32]| {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+        };
+        assert!(same_bits(
+            &z.inputs,
+            &r.model.input_norm.apply(&data.inputs)
+        ));
+        assert!(same_bits(
+            &z.targets,
+            &r.model.target_norm.apply(&data.targets)
+        ));
+        assert_eq!(
+            (&z.input_names, &z.target_names),
+            (&data.input_names, &data.target_names)
+        );
+        let from_z = r.model.evaluate_z_scored(z).unwrap();
+        let original = r.model.evaluate(data).unwrap();
+        assert_eq!(from_z.metric, original.metric);
+        assert_eq!(from_z.rows, data.len());
+        assert!(
+            (from_z.value - original.value).abs() <= 1e-9 * original.value.abs().max(1.0),
+            "{spec:?}: {} from the z-scored rows, {} from the original ones",
+            from_z.value,
+            original.value
+        );
+        // The z-scored loss alone is not it: the scales matter here.
+        let unscaled = mdn::model::Model {
+            input_norm: mdn::data::normalize::Normalizer::identity(1),
+            target_norm: mdn::data::normalize::Normalizer::identity(data.out_dim),
+            ..r.model.clone()
+        }
+        .evaluate(z)
+        .unwrap();
+        assert!(
+            (unscaled.value - original.value).abs() > 1e-3,
+            "{spec:?}: the test data's scales should matter"
+        );
+        let usage_z = r.model.component_usage_z_scored(&z.inputs).unwrap();
+        let usage = r.model.component_usage(&data.inputs).unwrap();
+        assert_eq!(usage_z, usage);
     }
 }

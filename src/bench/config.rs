@@ -84,7 +84,7 @@ impl BenchConfig {
     /// Toy inverse data, z-scored as training sees it.
     pub fn dataset(self) -> Result<Dataset> {
         let raw = toy_dataset(ToyProblem::Inverse, self.rows(), SEED);
-        Ok(prepare(&raw)?.normalized)
+        Ok(prepare(raw)?.normalized)
     }
 
     pub fn train_config(self) -> TrainConfig {

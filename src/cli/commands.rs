@@ -5,13 +5,14 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use mdn::Dataset;
-use mdn::data::csv::{ColumnChoice, csv_rows, load_dataset, to_csv_string};
+use mdn::data::csv::{ColumnChoice, csv_rows, load_dataset, push_csv_rows, to_csv_string};
 use mdn::data::table::Table;
 use mdn::data::toy::toy_dataset;
 use mdn::fsutil::{AtomicFile, write_atomic};
 use mdn::gpu::context::GpuOptions;
 use mdn::infer::{Inference, Point};
 use mdn::model::load_model;
+use rayon::prelude::*;
 
 use super::args::{
     AdaptersArgs, DataArgs, EvalArgs, PredictArgs, RenderArgs, SampleArgs, SceneArgs, ViewArgs,
@@ -181,7 +182,7 @@ fn open_sink<'a>(
 ) -> anyhow::Result<&'a mut Sink> {
     if sink.is_none() {
         let mut s = Sink::open(out)?;
-        s.write(&format!("{}\n", header.join(",")))?;
+        s.write(format!("{}\n", header.join(",")).as_bytes())?;
         *sink = Some(s);
     }
     Ok(sink.as_mut().expect("just opened"))
@@ -191,17 +192,18 @@ impl Sink {
     fn open(out: Option<&Path>) -> anyhow::Result<Self> {
         Ok(match out {
             Some(path) => Sink::File(AtomicFile::create(path)?),
+            // As AtomicFile's: big pieces skip the buffer.
             None => Sink::Stdout(std::io::BufWriter::with_capacity(
-                1 << 20,
+                64 << 10,
                 std::io::stdout(),
             )),
         })
     }
 
-    fn write(&mut self, text: &str) -> anyhow::Result<()> {
+    fn write(&mut self, text: &[u8]) -> anyhow::Result<()> {
         match self {
-            Sink::File(f) => f.write_all(text.as_bytes())?,
-            Sink::Stdout(s) => s.write_all(text.as_bytes()).context("writing to stdout")?,
+            Sink::File(f) => f.write_all(text)?,
+            Sink::Stdout(s) => s.write_all(text).context("writing to stdout")?,
         }
         Ok(())
     }
@@ -217,44 +219,225 @@ impl Sink {
 
 pub fn predict(a: PredictArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
     let model = load_model(&a.model)?;
-    let mut table = Table::open(&a.data)?;
+    let table = Table::open(&a.data)?;
     let groups = vec![table.column_indices(&model.input_names)?];
     let (dev, note) = device(a.device.into(), gpu)?;
-    let din = model.spec.in_dim;
     let points = parse_points(a.point.as_deref())?;
     let quantiles = parse_quantiles(a.quantiles.as_deref())?;
     let mut header = model.input_names.clone();
     header.extend(model.prediction_columns());
-    let cols = header.len() - din;
-    let summary_cols = model.summary_columns(&points, &quantiles)?;
-    header.extend(summary_cols.iter().cloned());
-    let s = summary_cols.len();
-    let mut sink: Option<Sink> = None;
-    let mut first = 0;
-    while let Some(mut c) = next_chunk(&mut table, &groups)? {
-        let inputs = c.pop().unwrap_or_default();
-        let rows = model.input_rows(&inputs)?;
-        let pred = model.predict_from(&inputs, &dev, first)?;
-        let summaries = if s == 0 {
-            Vec::new()
-        } else {
-            model.summaries_from(&inputs, &points, &quantiles, &dev, first)?
-        };
-        let mut values = Vec::with_capacity(rows * header.len());
-        for r in 0..rows {
-            values.extend_from_slice(&inputs[r * din..(r + 1) * din]);
-            values.extend_from_slice(&pred[r * cols..(r + 1) * cols]);
-            values.extend_from_slice(&summaries[r * s..(r + 1) * s]);
+    header.extend(model.summary_columns(&points, &quantiles)?);
+    let job = PredictJob {
+        model: &model,
+        dev: &dev,
+        points: &points,
+        quantiles: &quantiles,
+        width: header.len(),
+    };
+    // Reading the next chunk, computing and formatting this one, and
+    // writing the last one overlap: each is a third of the work or so, and
+    // two of them are single-threaded.
+    let (table, sink) = std::thread::scope(|scope| -> anyhow::Result<_> {
+        let (chunks, reader) = read_ahead(scope, table, groups);
+        let mut writer = WriteBehind::new(a.out.as_deref(), &header);
+        let mut first = 0;
+        for chunk in chunks {
+            let inputs = chunk?;
+            let rows = model.input_rows(&inputs)?;
+            writer.send(scope, job.text(&inputs, first)?)?;
+            first += rows;
         }
-        open_sink(&mut sink, a.out.as_deref(), &header)?.write(&csv_rows(header.len(), &values))?;
-        first += rows;
-    }
+        let table = reader.join().expect("the reader thread does not panic");
+        Ok((table, writer.finish()?))
+    })?;
     match sink {
         Some(s) => s.finish()?,
         None => return Err(table.no_rows_error().into()),
     }
     print_note(note);
     Ok(())
+}
+
+/// Rows per task of `predict` on the CPU: each task predicts, summarises
+/// and formats its rows, so every stage runs on every core.
+const PREDICT_TASK_ROWS: usize = 4096;
+
+/// What `predict` writes for each chunk of rows.
+struct PredictJob<'a> {
+    model: &'a mdn::model::Model,
+    dev: &'a Inference,
+    points: &'a [Point],
+    quantiles: &'a [f64],
+    /// Columns per output row: inputs, predictions, summaries.
+    width: usize,
+}
+
+impl PredictJob<'_> {
+    /// The CSV rows of `inputs` (the file's rows from `first`, 0-based),
+    /// in pieces to be written in order (joining them would copy every
+    /// byte once more). The same bytes however the rows are split into
+    /// chunks and tasks; of several bad rows, the error names the one the
+    /// whole file would.
+    fn text(&self, inputs: &[f32], first: usize) -> anyhow::Result<Vec<Vec<u8>>> {
+        let din = self.model.spec.in_dim;
+        if !matches!(self.dev, Inference::Cpu) {
+            // One GPU: one pass over the chunk, formatted on every core.
+            let (pred, summaries) = self.values(inputs, first);
+            let values = self.rows(inputs, &pred?, &summaries?);
+            return Ok(vec![csv_rows(self.width, &values)]);
+        }
+        let tasks: Vec<_> = inputs
+            .par_chunks(PREDICT_TASK_ROWS * din)
+            .enumerate()
+            .map(|(i, block)| {
+                let (pred, summaries) = self.values(block, first + i * PREDICT_TASK_ROWS);
+                let text = match (&pred, &summaries) {
+                    (Ok(p), Ok(s)) => {
+                        let values = self.rows(block, p, s);
+                        let mut text = Vec::with_capacity(values.len() * 12);
+                        push_csv_rows(&mut text, self.width, &values);
+                        text
+                    }
+                    _ => Vec::new(),
+                };
+                (pred.err(), summaries.err(), text)
+            })
+            .collect();
+        let mut texts = Vec::with_capacity(tasks.len());
+        let mut summary_error = None;
+        for (pred, summaries, text) in tasks {
+            if let Some(e) = pred {
+                return Err(e.into());
+            }
+            summary_error = summary_error.or(summaries);
+            texts.push(text);
+        }
+        match summary_error {
+            Some(e) => Err(e.into()),
+            None => Ok(texts),
+        }
+    }
+
+    /// The prediction columns and the summaries of `inputs`.
+    fn values(
+        &self,
+        inputs: &[f32],
+        first: usize,
+    ) -> (mdn::Result<Vec<f32>>, mdn::Result<Vec<f32>>) {
+        let m = self.model;
+        let pred = m.predict_from(inputs, self.dev, first);
+        let summaries = if self.points.is_empty() && self.quantiles.is_empty() {
+            Ok(Vec::new())
+        } else {
+            m.summaries_from(inputs, self.points, self.quantiles, self.dev, first)
+        };
+        (pred, summaries)
+    }
+
+    /// Output rows: each input row, its predictions, its summaries.
+    fn rows(&self, inputs: &[f32], pred: &[f32], summaries: &[f32]) -> Vec<f32> {
+        let din = self.model.spec.in_dim;
+        let rows = inputs.len() / din;
+        let cols = pred.len() / rows.max(1);
+        let s = summaries.len() / rows.max(1);
+        let mut values = Vec::with_capacity(rows * self.width);
+        for r in 0..rows {
+            values.extend_from_slice(&inputs[r * din..(r + 1) * din]);
+            values.extend_from_slice(&pred[r * cols..(r + 1) * cols]);
+            values.extend_from_slice(&summaries[r * s..(r + 1) * s]);
+        }
+        values
+    }
+}
+
+/// The file's chunks, read one ahead on a thread of their own; the thread
+/// hands the table back when joined (for the empty-file error).
+fn read_ahead<'scope>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    mut table: Table,
+    groups: Vec<Vec<usize>>,
+) -> (
+    std::sync::mpsc::Receiver<anyhow::Result<Vec<f32>>>,
+    std::thread::ScopedJoinHandle<'scope, Table>,
+) {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let handle = scope.spawn(move || {
+        loop {
+            let next = match next_chunk(&mut table, &groups) {
+                Ok(Some(mut c)) => Ok(c.pop().unwrap_or_default()),
+                Ok(None) => break,
+                Err(e) => Err(e),
+            };
+            let failed = next.is_err();
+            // A closed channel: the consumer stopped early.
+            if tx.send(next).is_err() || failed {
+                break;
+            }
+        }
+        table
+    });
+    (rx, handle)
+}
+
+/// Writes text on a thread of its own, one chunk behind the caller. The
+/// sink opens (with the header) when the first rows are ready, so a command
+/// that fails before them writes nothing; `finish` hands it back to be
+/// committed, and dropping it instead discards a partial file.
+struct WriteBehind<'scope, 'a> {
+    out: Option<&'a Path>,
+    header: &'a [String],
+    tx: Option<std::sync::mpsc::SyncSender<Vec<Vec<u8>>>>,
+    handle: Option<std::thread::ScopedJoinHandle<'scope, anyhow::Result<Sink>>>,
+}
+
+impl<'scope, 'a> WriteBehind<'scope, 'a> {
+    fn new(out: Option<&'a Path>, header: &'a [String]) -> Self {
+        WriteBehind {
+            out,
+            header,
+            tx: None,
+            handle: None,
+        }
+    }
+
+    fn send(
+        &mut self,
+        scope: &'scope std::thread::Scope<'scope, '_>,
+        text: Vec<Vec<u8>>,
+    ) -> anyhow::Result<()> {
+        if self.tx.is_none() {
+            let mut sink = None;
+            open_sink(&mut sink, self.out, self.header)?;
+            let mut sink = sink.expect("just opened");
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Vec<u8>>>(1);
+            self.handle = Some(scope.spawn(move || {
+                for piece in rx.iter().flatten() {
+                    sink.write(&piece)?;
+                }
+                Ok(sink)
+            }));
+            self.tx = Some(tx);
+        }
+        let tx = self.tx.as_ref().expect("set above");
+        if tx.send(text).is_err() {
+            // The writer stopped on an error: that error is the one to tell.
+            self.tx = None;
+            return match self.handle.take().map(|h| h.join()) {
+                Some(Ok(Err(e))) => Err(e),
+                _ => bail!("the writer thread stopped"),
+            };
+        }
+        Ok(())
+    }
+
+    /// Waits for every write; the sink, if any rows were sent.
+    fn finish(mut self) -> anyhow::Result<Option<Sink>> {
+        self.tx = None;
+        match self.handle.take() {
+            Some(h) => Ok(Some(h.join().expect("the writer thread does not panic")?)),
+            None => Ok(None),
+        }
+    }
 }
 
 /// Parses `--point mean,median,mode`.

@@ -257,7 +257,7 @@ pub fn train(a: TrainArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
         run: Some(run.clone()),
     };
     let result = fit_with(
-        &train_data,
+        train_data,
         &spec,
         &config,
         a.device.into(),
@@ -322,7 +322,7 @@ pub fn train(a: TrainArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
     );
     print_losses(
         model,
-        &train_data,
+        &result.train_z_scored,
         val_data.as_ref(),
         result.val_loss,
         test_data,
@@ -331,15 +331,17 @@ pub fn train(a: TrainArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
 }
 
 /// `train`, `val` and `test` lines for the model written, and its
-/// component usage on the validation (else training) rows.
+/// component usage on the validation (else training) rows. `train_z` is
+/// z-scored with the model's statistics (training z-scores in place); the
+/// others are in original units. Every loss printed is in original units.
 fn print_losses(
     model: &Model,
-    train: &Dataset,
+    train_z: &Dataset,
     val: Option<&Dataset>,
     val_loss: Option<f64>,
     test: Option<(Dataset, String)>,
 ) -> anyhow::Result<()> {
-    let t = model.evaluate(train)?;
+    let t = model.evaluate_z_scored(train_z)?;
     println!("train {} {:.5}", t.metric.name(), t.value);
     if let (Some(v), Some(loss)) = (val, val_loss) {
         println!("val {} {loss:.5}  ({} rows)", t.metric.name(), v.len());
@@ -348,7 +350,10 @@ fn print_losses(
         let e = model.evaluate(&test)?;
         println!("test {} {:.5}  ({what})", e.metric.name(), e.value);
     }
-    let usage = model.component_usage(&val.unwrap_or(train).inputs)?;
+    let usage = match val {
+        Some(v) => model.component_usage(&v.inputs)?,
+        None => model.component_usage_z_scored(&train_z.inputs)?,
+    };
     if let Some(u) = &usage
         && u.advice().is_some()
     {

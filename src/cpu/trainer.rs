@@ -43,8 +43,9 @@ pub struct CpuTrainer {
     layout: ParamLayout,
     config: TrainConfig,
     order: BatchOrder,
-    /// z-scored training data.
+    /// z-scored training data, and its columns' names.
     inputs: Vec<f32>,
+    names: Dataset,
     targets: Vec<f32>,
     perm: Vec<u32>,
     perm_epoch: Option<usize>,
@@ -108,6 +109,7 @@ impl CpuTrainer {
             layout,
             config: config.clone(),
             order,
+            names: data.clone_names(),
             inputs: data.inputs,
             targets: data.targets,
             perm: Vec::new(),
@@ -270,5 +272,19 @@ impl Trainer for CpuTrainer {
 
     fn device_name(&self) -> String {
         format!("cpu ({} threads)", rayon::current_num_threads())
+    }
+
+    fn into_data(self: Box<Self>) -> Result<Dataset> {
+        let CpuTrainer {
+            inputs,
+            targets,
+            names,
+            ..
+        } = *self;
+        Ok(Dataset {
+            inputs,
+            targets,
+            ..names
+        })
     }
 }

@@ -118,12 +118,17 @@ fn split_rows(data: Dataset, frac: f64, seed: u64) -> Result<(Dataset, Dataset)>
             "--val {frac} of {n} rows leaves no validation or no training rows; give a file or train without --val"
         )));
     }
-    let mut order: Vec<usize> = (0..n).collect();
+    // u32 indices: half the memory of usize ones at 10⁸ rows, and the same
+    // shuffle (the swaps drawn depend on the length only).
+    let last = u32::try_from(n - 1)
+        .map_err(|_| MdnError::Data(format!("{n} rows are too many to split for --val")))?;
+    let mut order: Vec<u32> = (0..=last).collect();
     order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_0fa1));
     let mut is_val = vec![false; n];
     for &i in &order[..take] {
-        is_val[i] = true;
+        is_val[i as usize] = true;
     }
+    drop(order);
     // The training rows move down in place; only the validation rows are
     // copied out, so the data is never held twice.
     let Dataset {

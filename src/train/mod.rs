@@ -179,6 +179,14 @@ pub trait Trainer {
     fn restore_state(&mut self, params: &[f32], m: &[f32], v: &[f32], step: usize) -> Result<()>;
     /// A short name for messages: "cpu" or the adapter's name.
     fn device_name(&self) -> String;
+    /// Ends the run and hands back the (z-scored) training rows the
+    /// trainer was given, so the caller can report losses on them without
+    /// having kept a copy.
+    fn into_data(self: Box<Self>) -> Result<Dataset> {
+        Err(MdnError::Config(
+            "this trainer does not hand its training rows back".into(),
+        ))
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -98,6 +98,8 @@ pub struct GpuTrainer {
     /// The host's copy of the rows when they stream (data larger than a
     /// storage binding), with the epoch permutation in use.
     streamed: Option<Streamed>,
+    /// The training rows' columns, for [`Trainer::into_data`].
+    names: Dataset,
     step: usize,
     /// Why the per-stage path runs (`None`: the fused step runs).
     not_fused: Option<String>,
@@ -273,6 +275,7 @@ impl GpuTrainer {
                 },
                 epoch: None,
             }),
+            names: data.clone_names(),
             // As far ahead as the ring reaches: one submission may span
             // that many epochs.
             prefetch: if init.orders.is_empty() {
@@ -684,6 +687,21 @@ impl Trainer for GpuTrainer {
 
     fn device_name(&self) -> String {
         format!("gpu: {} ({})", self.ctx.info.name, self.ctx.backend_name())
+    }
+
+    /// Streamed, the host's rows; resident, the rows read back from the
+    /// device (the host kept none while training).
+    fn into_data(self: Box<Self>) -> Result<Dataset> {
+        let mut t = *self;
+        if let Some(st) = t.streamed.take() {
+            return Ok(st.data);
+        }
+        let rows = t.order.rows;
+        Ok(Dataset {
+            inputs: read_f32(&t.ctx, &t.res.inputs, rows * t.spec.in_dim)?,
+            targets: read_f32(&t.ctx, &t.res.targets, rows * t.spec.out_dim)?,
+            ..t.names
+        })
     }
 }
 

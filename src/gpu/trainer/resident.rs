@@ -130,8 +130,12 @@ impl Resident {
             let step_bytes = b as u64 * widest * 4;
             (binding_limit / step_bytes).clamp(1, STEP_CAPACITY as u64) as usize
         });
+        // No more epochs than one submission can span: the slots (and the
+        // permutations shuffled ahead for them) beyond that only cost memory
+        // (4 M rows: 64 MB on the device, 64 MB on the host).
+        let spanned = STEP_CAPACITY.div_ceil(order.steps_per_epoch()) + 1;
         let ring_slots = (RING_BYTES.min(binding_limit) / (slot_bytes * models as u64))
-            .clamp(1, MAX_RING_SLOTS as u64) as usize;
+            .clamp(1, MAX_RING_SLOTS.min(spanned) as u64) as usize;
         if models > 1 {
             if fused.is_none() || window_steps.is_some() {
                 return Err(MdnError::Config(
