@@ -373,6 +373,81 @@ pub fn ks_uniform(u: &mut [f64]) -> f64 {
         .fold(0.0, f64::max)
 }
 
+/// PIT values kept exactly, for the exact KS distance, up to this many rows
+/// (32 MiB of f64); past it they go into [`KS_BINS`] counters instead, so
+/// `eval`'s memory stays bounded whatever the rows.
+pub const KS_EXACT_ROWS: usize = 1 << 22;
+/// Counters of the binned KS distance: its error is at most 1/KS_BINS.
+pub const KS_BINS: usize = 1 << 20;
+
+/// The KS distance to the uniform distribution of PIT values streamed in:
+/// exact (sorted values) up to [`KS_EXACT_ROWS`], then from a histogram of
+/// [`KS_BINS`] bins, as an upper bound at most 1/KS_BINS above the exact
+/// value (never below it: a miscalibration is never understated).
+#[derive(Clone, Debug)]
+pub enum KsAccumulator {
+    Exact(Vec<f64>),
+    Binned { counts: Vec<u64>, rows: u64 },
+}
+
+impl Default for KsAccumulator {
+    fn default() -> Self {
+        KsAccumulator::Exact(Vec::new())
+    }
+}
+
+impl KsAccumulator {
+    /// `u` in [0, 1].
+    pub fn add(&mut self, u: f64) {
+        match self {
+            KsAccumulator::Exact(v) if v.len() < KS_EXACT_ROWS => v.push(u),
+            KsAccumulator::Exact(v) => {
+                let mut binned = KsAccumulator::Binned {
+                    counts: vec![0; KS_BINS],
+                    rows: 0,
+                };
+                for &x in v.iter() {
+                    binned.add(x);
+                }
+                binned.add(u);
+                *self = binned;
+            }
+            KsAccumulator::Binned { counts, rows } => {
+                let bin = ((u * KS_BINS as f64) as usize).min(KS_BINS - 1);
+                counts[bin] += 1;
+                *rows += 1;
+            }
+        }
+    }
+
+    /// sup |ECDF(u) − u|; 0 with no values.
+    pub fn finish(self) -> f64 {
+        match self {
+            KsAccumulator::Exact(mut v) => ks_uniform(&mut v),
+            KsAccumulator::Binned { counts, rows } => {
+                let n = rows as f64;
+                let width = 1.0 / KS_BINS as f64;
+                let mut before = 0u64;
+                let mut d = 0.0f64;
+                for (j, &c) in counts.iter().enumerate() {
+                    if c > 0 {
+                        // The bin's values lie in [a, b) with ranks before+1
+                        // ..= before+c: each "above" term is at most
+                        // (before + c)/n − a, each "below" at most
+                        // b − before/n (ks_uniform's two sides).
+                        let (a, b) = (j as f64 * width, (j + 1) as f64 * width);
+                        let above = (before + c) as f64 / n - a;
+                        let below = b - before as f64 / n;
+                        d = d.max(above).max(below);
+                    }
+                    before += c;
+                }
+                d.min(1.0)
+            }
+        }
+    }
+}
+
 /// Calibration summary of a mixture model over a data set (D = 1).
 ///
 /// With no rows, the averages, `pit_ks` and the component usage are NaN,
@@ -493,15 +568,15 @@ impl UsageAccumulator {
     }
 }
 
-/// Streams rows into a [`Calibration`]. Keeps every PIT value (8 bytes a row)
-/// because the KS statistic needs them sorted.
+/// Streams rows into a [`Calibration`], in memory that does not grow past
+/// [`KS_EXACT_ROWS`] rows ([`KsAccumulator`]).
 #[derive(Clone, Debug)]
 pub struct CalibrationAccumulator {
     k: usize,
     rows: usize,
     crps_sum: f64,
     sq_err_sum: f64,
-    pit: Vec<f64>,
+    ks: KsAccumulator,
     usage: UsageAccumulator,
     hist: Vec<usize>,
     /// inside[i]: rows inside the central (i+1)/COVERAGE_STEPS interval.
@@ -516,7 +591,7 @@ impl CalibrationAccumulator {
             rows: 0,
             crps_sum: 0.0,
             sq_err_sum: 0.0,
-            pit: Vec::new(),
+            ks: KsAccumulator::default(),
             usage: UsageAccumulator::new(k),
             hist: vec![0; PIT_BINS],
             inside: vec![0; COVERAGE_STEPS - 1],
@@ -543,7 +618,7 @@ impl CalibrationAccumulator {
         self.crps_sum += m.crps(t);
         let err = t - m.mean();
         self.sq_err_sum += err * err;
-        self.pit.push(u);
+        self.ks.add(u);
         let bin = ((u * PIT_BINS as f64) as usize).min(PIT_BINS - 1);
         self.hist[bin] += 1;
         for (i, c) in self.inside.iter_mut().enumerate() {
@@ -555,7 +630,7 @@ impl CalibrationAccumulator {
     }
 
     /// The summary over all rows added.
-    pub fn finish(mut self) -> Calibration {
+    pub fn finish(self) -> Calibration {
         let n = self.rows as f64;
         let share = |c: usize| c as f64 / n;
         let coverage_curve: Vec<(f64, f64)> = self
@@ -577,7 +652,7 @@ impl CalibrationAccumulator {
             pit_ks: if self.rows == 0 {
                 f64::NAN
             } else {
-                ks_uniform(&mut self.pit)
+                self.ks.finish()
             },
             coverage_50,
             coverage_90,
@@ -1012,6 +1087,40 @@ mod tests {
         assert!((good.mse_mean - narrow.mse_mean).abs() < 1e-9 * good.mse_mean);
         assert!(good.usage.dead_components().is_empty());
         assert_eq!(good.usage.dominant_component(), None);
+    }
+
+    #[test]
+    fn binned_ks_bounds_the_exact_one_from_above_within_a_bin() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        // Calibrated, skewed (u²) and a point mass: past the exact limit.
+        for shape in 0..3 {
+            let n = KS_EXACT_ROWS + 1000;
+            let mut all = Vec::with_capacity(n);
+            let mut acc = KsAccumulator::default();
+            for _ in 0..n {
+                let x: f64 = rng.random();
+                let u = match shape {
+                    0 => x,
+                    1 => x * x,
+                    _ => 0.25,
+                };
+                all.push(u);
+                acc.add(u);
+            }
+            assert!(matches!(acc, KsAccumulator::Binned { .. }));
+            let exact = ks_uniform(&mut all);
+            let binned = acc.finish();
+            assert!(
+                binned >= exact && binned - exact <= 1.0 / KS_BINS as f64 + 1e-12,
+                "shape {shape}: binned {binned} exact {exact}"
+            );
+        }
+        // Below the limit the value is exact.
+        let mut acc = KsAccumulator::default();
+        for u in [0.7, 0.1, 0.5] {
+            acc.add(u);
+        }
+        assert!((acc.finish() - 0.3).abs() < 1e-15);
     }
 
     #[test]
