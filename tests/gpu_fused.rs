@@ -16,40 +16,21 @@
 //! over its chunks and then its workgroups' slices where the per-stage
 //! path sums over its batch splits, so only rounding may differ.
 
+mod common;
+use common::*;
+
 use std::sync::Arc;
 
 use mdn::Dataset;
 use mdn::cpu::CpuTrainer;
-use mdn::gpu::context::{BackendChoice, GpuContext, GpuOptions, test_context_with};
+use mdn::gpu::context::{BackendChoice, GpuContext};
 use mdn::gpu::{GpuTrainer, KernelConfig, Kernels};
 use mdn::model::init::init_params;
 use mdn::model::{Covariance, Head, ModelSpec};
 use mdn::train::{LrSchedule, TrainConfig, Trainer};
 
-const BACKENDS: [BackendChoice; 2] = [BackendChoice::Vulkan, BackendChoice::Gl];
-
 /// Per-stage parity tolerance (tests/gpu_parity.rs), of the largest value.
 const TOL: f32 = 1e-4;
-
-fn context(backend: BackendChoice) -> Option<Arc<GpuContext>> {
-    test_context_with(&GpuOptions {
-        backend: Some(backend),
-        adapter: Some(String::new()),
-    })
-    .map(Arc::new)
-}
-
-/// Largest |a − b| relative to the largest |b|.
-fn relative_error(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    assert!(a.iter().all(|v| v.is_finite()), "non-finite values");
-    let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-30);
-    let err = a
-        .iter()
-        .zip(b)
-        .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
-    err / scale
-}
 
 /// Smooth, roughly z-scored data with `in_dim` inputs and `d` targets, a
 /// few modes so a mixture has something to fit.

@@ -6,23 +6,18 @@
 //! trainer. Without an adapter these skip loudly (fail under
 //! `MDN_REQUIRE_GPU=1`).
 
+mod common;
+use common::*;
+
 use std::sync::Arc;
 
 use mdn::Dataset;
 use mdn::cpu::CpuTrainer;
-use mdn::gpu::context::{BackendChoice, GpuContext, GpuOptions, test_context_with};
+use mdn::gpu::context::BackendChoice;
 use mdn::gpu::{GpuTrainer, Kernels};
 use mdn::model::ModelSpec;
 use mdn::model::init::init_params;
 use mdn::train::{LrSchedule, TrainConfig, Trainer};
-
-fn context(backend: BackendChoice) -> Option<Arc<GpuContext>> {
-    test_context_with(&GpuOptions {
-        backend: Some(backend),
-        adapter: Some(String::new()),
-    })
-    .map(Arc::new)
-}
 
 /// z-scored-looking rows: `in_dim` inputs, one target with a few modes.
 fn rows(n: usize, in_dim: usize) -> Dataset {

@@ -1,13 +1,17 @@
 //! Several models in one GPU trainer (`GpuTrainer::many`, a sweep's GPU
 //! path): every model ends where the CPU trainer takes it alone, its loss
 //! is its own, a frozen model stays put while the others train, and `mdn
-//! sweep`'s GPU path (models of different K in one sweep) equals its CPU
-//! path model by model. On lavapipe (Vulkan) and llvmpipe (GL); without an
+//! sweep`'s GPU paths (many models per dispatch with `fused=on`, one model
+//! at a time by default on software adapters) equal its CPU path model by
+//! model, with models of different K in one sweep. On lavapipe (Vulkan) and llvmpipe (GL); without an
 //! adapter each test skips loudly, and fails under `MDN_REQUIRE_GPU=1`.
 //!
 //! Tolerance: 1e-4 of the largest parameter after 200 Adam steps, that of
 //! the single-model parity (tests/gpu_training.rs, tests/gpu_fused.rs):
 //! the fused step computes each model's step as it computes one model's.
+
+mod common;
+use common::*;
 
 use std::sync::Arc;
 
@@ -16,7 +20,7 @@ use mdn::cpu::CpuTrainer;
 use mdn::data::toy::{ToyProblem, toy_dataset};
 use mdn::device::DeviceChoice;
 use mdn::fit::prepare;
-use mdn::gpu::context::{BackendChoice, GpuContext, GpuOptions, test_context_with};
+use mdn::gpu::context::{BackendChoice, GpuOptions};
 use mdn::gpu::{GpuTrainer, Kernels};
 use mdn::model::init::init_params;
 use mdn::model::load_model;
@@ -24,30 +28,7 @@ use mdn::model::{Covariance, ModelSpec};
 use mdn::sweep::{Grid, Shard, run_sweep};
 use mdn::train::{LrSchedule, TrainConfig, Trainer};
 
-const BACKENDS: [BackendChoice; 2] = [BackendChoice::Vulkan, BackendChoice::Gl];
 const TOL: f32 = 1e-4;
-
-fn options(backend: BackendChoice) -> GpuOptions {
-    GpuOptions {
-        backend: Some(backend),
-        adapter: Some(String::new()),
-    }
-}
-
-fn context(backend: BackendChoice) -> Option<Arc<GpuContext>> {
-    test_context_with(&options(backend)).map(Arc::new)
-}
-
-fn relative_error(gpu: &[f32], cpu: &[f32]) -> f32 {
-    assert_eq!(gpu.len(), cpu.len());
-    assert!(gpu.iter().all(|v| v.is_finite()), "non-finite GPU values");
-    let scale = cpu.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    let err = gpu
-        .iter()
-        .zip(cpu)
-        .fold(0.0f32, |m, (g, c)| m.max((g - c).abs()));
-    err / scale
-}
 
 fn toy(rows: usize, seed: u64) -> Dataset {
     prepare(toy_dataset(ToyProblem::Inverse, rows, seed))

@@ -6,6 +6,9 @@
 //! about the kernels, on llvmpipe (GL) too; without an adapter they skip
 //! loudly, and fail under `MDN_REQUIRE_GPU=1`.
 
+mod common;
+use common::*;
+
 use std::sync::Arc;
 
 use mdn::Dataset;
@@ -17,33 +20,11 @@ use mdn::fit::{fit, prepare};
 use mdn::gpu::GpuTrainer;
 use mdn::gpu::Kernels;
 use mdn::gpu::buffers::storage_init;
-use mdn::gpu::context::{BackendChoice, GpuContext, GpuOptions, test_context, test_context_with};
+use mdn::gpu::context::{BackendChoice, GpuContext, GpuOptions, test_context};
 use mdn::gpu::sampler::GpuSampler;
 use mdn::model::init::init_params;
 use mdn::model::{Covariance, Head, ModelSpec};
 use mdn::train::{LrSchedule, TrainConfig, Trainer, run_training};
-
-fn context(backend: BackendChoice) -> Option<Arc<GpuContext>> {
-    test_context_with(&GpuOptions {
-        backend: Some(backend),
-        adapter: Some(String::new()),
-    })
-    .map(Arc::new)
-}
-
-const BACKENDS: [BackendChoice; 2] = [BackendChoice::Vulkan, BackendChoice::Gl];
-
-/// Largest |gpu − cpu| relative to the largest |cpu|.
-fn relative_error(gpu: &[f32], cpu: &[f32]) -> f32 {
-    assert_eq!(gpu.len(), cpu.len());
-    assert!(gpu.iter().all(|v| v.is_finite()), "non-finite GPU values");
-    let scale = cpu.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    let err = gpu
-        .iter()
-        .zip(cpu)
-        .fold(0.0f32, |m, (g, c)| m.max((g - c).abs()));
-    err / scale
-}
 
 /// z-scored toy data, as `fit` hands it to a trainer.
 fn toy(rows: usize, seed: u64) -> Dataset {
