@@ -130,7 +130,10 @@ struct SampleInfo {
     per_input: u32,
     seed: u32,
     temperature: f32,
-    _pad0: u32,
+    // The run's index of this pass's first sample: sample i draws with RNG
+    // counter first + i, so a run sampled chunk by chunk draws what one
+    // pass would.
+    first: u32,
     _pad1: u32,
 }
 

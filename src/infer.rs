@@ -575,8 +575,8 @@ impl Model {
     }
 
     /// [`Model::sample_on`] for a chunk of a run's rows starting at
-    /// `first_row`: each draw is the one the whole run gives it. On the
-    /// GPU a run is one pass, so there `first_row` must be 0.
+    /// `first_row`: each draw is the one the whole run gives it, on either
+    /// device.
     pub fn sample_from(
         &self,
         inputs: &[f32],
@@ -629,16 +629,13 @@ impl Model {
                 );
                 out
             }
-            // One pass, so sample indices (and so the draws) match the CPU's.
-            Inference::Gpu(_) if first_row > 0 => {
-                return Err(MdnError::Config(
-                    "GPU sampling draws a run in one pass; it cannot start mid-run".into(),
-                ));
-            }
+            // The RNG counter is the sample's index in the run (below
+            // MAX_SAMPLES, so it fits), as on the CPU.
             Inference::Gpu(gpu) => {
                 let sampler = self.gpu_sampler(gpu, rows, per_input)?;
                 sampler.set_inputs(&self.input_norm.apply(inputs))?;
-                sampler.set_options(seed, temperature)?;
+                let first = (first_row * per_input) as u32;
+                sampler.set_options_from(seed, temperature, first)?;
                 sampler.run()?;
                 sampler.read_samples()?
             }

@@ -9,8 +9,14 @@ use std::process::Command;
 use mdn::gpu::context::{BackendChoice, GpuOptions, test_context_with};
 
 fn mdn(dir: &Path, args: &[&str]) -> String {
+    mdn_env(dir, args, &[])
+}
+
+fn mdn_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_mdn"))
         .args(args)
+        .env_remove("MDN_CHUNK_ROWS")
+        .envs(env.iter().copied())
         .current_dir(dir)
         .output()
         .expect("the mdn binary runs");
@@ -160,5 +166,29 @@ fn eval_predict_and_sample_agree_between_gpu_and_cpu() {
     ];
     for (what, args) in cases {
         assert_same_numbers(what, &on("gpu", args), &on("cpu", args));
+    }
+    // GPU sampling streams chunk by chunk like the CPU's (each draw's RNG
+    // counter is its index in the run): chunks of 7 rows give the bytes
+    // one pass gives.
+    for (model, data) in [("mdn.safetensors", "t.csv"), ("full.safetensors", "b.csv")] {
+        let args = [
+            "--backend",
+            "vulkan",
+            "sample",
+            "--model",
+            model,
+            "--data",
+            data,
+            "--per-input",
+            "3",
+            "--seed",
+            "5",
+            "--device",
+            "gpu",
+        ];
+        let whole = mdn(d, &args);
+        let chunked = mdn_env(d, &args, &[("MDN_CHUNK_ROWS", "7")]);
+        assert!(chunked == whole, "{model}: chunked GPU samples differ");
+        assert!(whole.lines().count() > 3 * 300, "{model}");
     }
 }

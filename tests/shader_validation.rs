@@ -302,7 +302,7 @@ fn rust_twins_match_the_wgsl_structs() {
             per_input,
             seed,
             temperature,
-            _pad0,
+            first,
             _pad1
         }),
         rust_layout!(FusedLayer {

@@ -75,7 +75,7 @@ fn sample(
     for (var k = 0u; k < kc; k++) {
         total += exp((head[h + k] - m) * inv_t);
     }
-    let u = uniform01(sample_info.seed, i, 0u) * total;
+    let u = uniform01(sample_info.seed, sample_info.first + i, 0u) * total;
     var chosen = kc - 1u;
     var cum = 0.0;
     for (var k = 0u; k < kc; k++) {
@@ -90,6 +90,6 @@ fn sample(
         let j = chosen * dc + d;
         let mu = head[h + kc + j];
         let sigma = exp(head[h + kc + kc * dc + j]);
-        samples[i * dc + d] = mu + sample_info.temperature * sigma * normal(sample_info.seed, i, 1u + 2u * d);
+        samples[i * dc + d] = mu + sample_info.temperature * sigma * normal(sample_info.seed, sample_info.first + i, 1u + 2u * d);
     }
 }

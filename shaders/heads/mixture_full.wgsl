@@ -179,7 +179,7 @@ fn sample(
     for (var k = 0u; k < kc; k++) {
         total += exp((head[h + k] - m) * inv_t);
     }
-    let u = uniform01(seed, i, 0u) * total;
+    let u = uniform01(seed, sample_info.first + i, 0u) * total;
     var chosen = kc - 1u;
     var cum = 0.0;
     for (var k = 0u; k < kc; k++) {
@@ -194,7 +194,7 @@ fn sample(
     let c = h + kc + kc * dc + chosen * cl;
     var x: array<f32, MAX_FULL_D>;
     for (var d = 0u; d < dc; d++) {
-        x[d] = normal(seed, i, 1u + 2u * d);
+        x[d] = normal(seed, sample_info.first + i, 1u + 2u * d);
     }
     // U x' = z by back-substitution, in place, last row first: x' = U⁻¹z
     // has covariance U⁻¹U⁻ᵀ = Λ⁻¹.

@@ -539,26 +539,10 @@ pub fn sample(a: SampleArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
     let (dev, note) = device(a.device.into(), gpu)?;
     let (din, d) = (model.spec.in_dim, model.spec.out_dim);
     let header = [model.input_names.clone(), model.target_names.clone()].concat();
-    // The GPU draws a run in one pass (its RNG counter is the sample's
-    // index in the pass), so there the rows are gathered first.
-    let gather = matches!(dev, Inference::Gpu(_));
     let mut sink: Option<Sink> = None;
     let mut first = 0;
     loop {
-        let chunk = if gather {
-            let mut all = Vec::new();
-            while let Some(c) = inputs.next()? {
-                all.extend_from_slice(&c);
-            }
-            if first > 0 || all.is_empty() {
-                None
-            } else {
-                Some(all)
-            }
-        } else {
-            inputs.next()?
-        };
-        let Some(chunk) = chunk else { break };
+        let Some(chunk) = inputs.next()? else { break };
         let rows = model.input_rows(&chunk)?;
         let samples = model.sample_from(&chunk, a.per_input, a.temperature, a.seed, &dev, first)?;
         let mut values = Vec::with_capacity(rows * a.per_input * (din + d));

@@ -186,7 +186,7 @@ pub struct SampleInfo {
     pub per_input: u32,
     pub seed: u32,
     pub temperature: f32,
-    pub _pad0: u32,
+    pub first: u32,
     pub _pad1: u32,
 }
 

@@ -145,6 +145,13 @@ impl GpuSampler {
 
     /// The seed and temperature of the next runs (`SampleParams`' meaning).
     pub fn set_options(&self, seed: u32, temperature: f32) -> Result<()> {
+        self.set_options_from(seed, temperature, 0)
+    }
+
+    /// [`GpuSampler::set_options`] for a chunk of a longer run whose first
+    /// sample is the run's sample `first`: the draws are the ones a single
+    /// pass over the whole run gives these rows.
+    pub fn set_options_from(&self, seed: u32, temperature: f32, first: u32) -> Result<()> {
         if !(temperature.is_finite() && temperature > 0.0) {
             return Err(MdnError::Config(format!(
                 "--temperature must be a positive number, got {temperature}"
@@ -157,6 +164,7 @@ impl GpuSampler {
             per_input: self.per_input as u32,
             seed,
             temperature,
+            first,
             ..Default::default()
         };
         self.ctx.queue.write_buffer(
