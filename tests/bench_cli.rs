@@ -238,11 +238,55 @@ fn a_missing_gpu_is_an_error_only_when_asked_for() {
     assert_eq!(rows[0]["device"], "cpu");
 }
 
+/// `--models M`: M models at once (the CPU side by side, the GPU in one
+/// trainer's dispatches, the fused step); a step steps them all, and the
+/// rows say how many and the model-steps per second.
+#[test]
+fn several_models_at_once_are_counted() {
+    let gpu = mdn::gpu::context::test_context().is_some();
+    let devices = if gpu { "cpu,gpu" } else { "cpu" };
+    let rows = json_rows(&[
+        "bench",
+        "--config",
+        "small",
+        "--device",
+        devices,
+        "--models",
+        "3",
+        "--steps",
+        "3",
+        "--repeats",
+        "1",
+        "--json",
+    ]);
+    assert_eq!(rows.len(), if gpu { 3 } else { 1 }, "{rows:?}");
+    for row in &rows {
+        assert_eq!(row["models"], 3, "{row}");
+        let (steps, model_steps) = (
+            row["steps_per_s"].as_f64().unwrap(),
+            row["model_steps_per_s"].as_f64().unwrap(),
+        );
+        assert!(
+            (model_steps - 3.0 * steps).abs() <= 1e-9 * model_steps,
+            "{row}"
+        );
+        assert!(
+            row["final_loss"].as_f64().is_some_and(f64::is_finite),
+            "{row}"
+        );
+        if row["device"] == "gpu" {
+            assert_eq!(row["fused"], true, "{row}");
+            assert_eq!(row["dispatches_per_step"], 3, "{row}");
+        }
+    }
+}
+
 #[test]
 fn bad_arguments_fail_cleanly() {
     for args in [
         &["bench", "--repeats", "0", "--device", "cpu"][..],
         &["bench", "--steps", "0", "--device", "cpu"][..],
+        &["bench", "--models", "0", "--device", "cpu"][..],
     ] {
         let out = mdn(args);
         let stderr = text(&out.stderr);
