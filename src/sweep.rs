@@ -226,49 +226,48 @@ pub fn run_sweep(
         Placement::Gpu(ctx) => {
             let ctx = Arc::new(*ctx);
             let kernels = Arc::new(Kernels::new(&ctx)?);
-            let prepared = prepare(train.clone())?;
             let mut done = Vec::with_capacity(jobs.len());
-            // The model dimension lives in the fused step; where the
+            // The model dimension lives in the fused step. Where the
             // adapter's configuration turns that off (software adapters,
-            // where it measured 4.5x slower than one model at a time on
-            // the per-stage kernels: docs/benchmarks.md) the models train
-            // one after another.
-            if !kernels.config.fused {
+            // where many models in one fused step measured 4.5x slower
+            // than one at a time on the per-stage kernels:
+            // docs/benchmarks.md), the models train one after another.
+            if kernels.config.fused {
+                let prepared = prepare(train.clone())?;
+                for group in shape_groups(&jobs) {
+                    if stopped() {
+                        break;
+                    }
+                    let spec = grid.spec(train, group[0])?;
+                    let together = ShapeGroup {
+                        grid,
+                        spec: &spec,
+                        prepared: &prepared,
+                        train,
+                        val,
+                        stop,
+                    };
+                    match together.build(&ctx, &kernels, &group) {
+                        Ok(trainer) => done.extend(together.run(trainer, &group, on_done)?),
+                        Err(why) => {
+                            note(&format!(
+                                "K {} with hidden {}: {why}; training these models one at a time",
+                                group[0].k,
+                                hidden_label(&group[0].hidden)
+                            ));
+                            for c in group {
+                                done.extend(one(c, DeviceChoice::Gpu)?);
+                            }
+                        }
+                    }
+                }
+            } else {
                 note(&format!(
                     "{} runs the per-stage kernels (fused=off), faster here than many models in one fused step: training the models one after another",
                     ctx.info.name
                 ));
                 for c in &jobs {
                     done.extend(one(c, DeviceChoice::Gpu)?);
-                }
-                done.sort_by(|a, b| order(&a.0, &b.0));
-                return Ok(done);
-            }
-            for group in shape_groups(&jobs) {
-                if stopped() {
-                    break;
-                }
-                let spec = grid.spec(train, group[0])?;
-                let together = ShapeGroup {
-                    grid,
-                    spec: &spec,
-                    prepared: &prepared,
-                    train,
-                    val,
-                    stop,
-                };
-                match together.build(&ctx, &kernels, &group) {
-                    Ok(trainer) => done.extend(together.run(trainer, &group, on_done)?),
-                    Err(why) => {
-                        note(&format!(
-                            "K {} with hidden {}: {why}; training these models one at a time",
-                            group[0].k,
-                            hidden_label(&group[0].hidden)
-                        ));
-                        for c in group {
-                            done.extend(one(c, DeviceChoice::Gpu)?);
-                        }
-                    }
                 }
             }
             done
