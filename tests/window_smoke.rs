@@ -80,9 +80,12 @@ fn window_opens_renders_every_scene_and_closes() {
     };
     opts.autoplay = true;
     opts.size = (800, 520);
-    // Mdn, then playground, forward and inverse, 6 frames each.
+    // Mdn, then playground, forward and inverse, 6 frames each; then the
+    // user's data scene on two input columns (samples conditioned on each
+    // row), trained live, to the end.
     opts.tour = Some(6);
-    opts.max_frames = Some(24);
+    opts.max_frames = Some(29);
+    opts.data = Some(two_inputs(600));
     // The controls, clicked by script in the playground's frames: a
     // preset, its points saved, cleared and loaded back, a screenshot and
     // the setup saved; then fresh toy data in the forward scene.
@@ -96,6 +99,9 @@ fn window_opens_renders_every_scene_and_closes() {
         (12, Action::Screenshot),
         (12, Action::SaveSetup),
         (15, Action::NewData),
+        (25, Action::SetScene(Scene::Data)),
+        (25, Action::TogglePlay),
+        (28, Action::Screenshot),
     ];
     let report = run_on(event_loop, opts).expect("the window runs and closes cleanly");
     let points = std::fs::read_to_string(dir.path().join("mdn-points.csv")).unwrap();
@@ -118,14 +124,36 @@ fn window_opens_renders_every_scene_and_closes() {
     );
     let shot = image::open(dir.path().join("mdn-playground-1.png")).unwrap();
     assert!(shot.width() >= 64 && shot.height() >= 64);
+    let shot = image::open(dir.path().join("mdn-data-2.png")).unwrap();
+    assert!(shot.width() >= 64 && shot.height() >= 64);
     eprintln!(
         "window: {} frames at {:.1} fps on {} ({}), {} steps",
         report.frames, report.fps, report.adapter, report.surface_format, report.steps
     );
-    assert_eq!(report.frames, 24);
+    assert_eq!(report.frames, 29);
     assert!(
         report.steps > 0,
-        "the scene on screen at the end never trained"
+        "the data scene on screen at the end never trained"
     );
     assert!(report.fps > 0.0);
+}
+
+/// Rows of t = x1 + 3·x2 (+ a little noise): a target the plotted input
+/// alone does not determine.
+fn two_inputs(rows: usize) -> mdn::Dataset {
+    let mut inputs = Vec::with_capacity(2 * rows);
+    let mut targets = Vec::with_capacity(rows);
+    for i in 0..rows {
+        let x1 = (i as f32 * 0.618_034).fract();
+        let x2 = (i as f32 * 0.414_214).fract();
+        inputs.extend([x1, x2]);
+        targets.push(x1 + 3.0 * x2 + 0.02 * (i as f32 * 12.9898).sin());
+    }
+    mdn::Dataset::new(
+        inputs,
+        targets,
+        vec!["x1".into(), "x2".into()],
+        vec!["t".into()],
+    )
+    .unwrap()
 }
