@@ -1,5 +1,6 @@
 //! Opens the visualizer's window, renders frames in every scene (training
-//! the MDN scene with all its layers), and closes. Its own test binary:
+//! the MDN scene with all its layers, and the user's data scene on two
+//! input columns), and closes. Its own test binary:
 //! winit allows one event loop per process, and tests run off the main
 //! thread, hence `with_any_thread`.
 //!
