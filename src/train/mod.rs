@@ -317,7 +317,7 @@ pub fn run_training_with(
     let checkpoint_every = ctl.checkpoint.as_ref().map(|(e, _)| *e);
     while trainer.step() < total_steps {
         if ctl.stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
-            rec.stopped = Some(Stopped::Interrupted);
+            rec.report.stopped = Some(Stopped::Interrupted);
             break;
         }
         let step = trainer.step();
@@ -343,10 +343,10 @@ pub fn run_training_with(
         if let Some((every, write)) = &mut ctl.checkpoint
             && step.is_multiple_of(*every)
         {
-            write(trainer, rec.best.as_ref())?;
+            write(trainer, rec.report.best.as_ref())?;
             written = step;
         }
-        if rec.stopped.is_some() {
+        if rec.report.stopped.is_some() {
             break;
         }
         chunk = next_chunk(chunk, n, dt);
@@ -356,9 +356,9 @@ pub fn run_training_with(
     if let Some((_, write)) = &mut ctl.checkpoint
         && written != trainer.step()
     {
-        write(trainer, rec.best.as_ref())?;
+        write(trainer, rec.report.best.as_ref())?;
     }
-    rec.steps = trainer.step();
+    rec.report.steps = trainer.step();
     Ok(rec.report(start.elapsed()))
 }
 
@@ -390,56 +390,54 @@ pub fn next_chunk(chunk: usize, n: usize, dt: Duration) -> usize {
 /// One run's record as its loop goes (losses read, validation checks, the
 /// best parameters, why it ended): kept by [`run_training_with`] for its
 /// trainer and by a sweep's loop for each of the models it steps together,
-/// so both end runs the same way.
+/// so both end runs the same way. It is the run's [`TrainReport`] in the
+/// making (`elapsed` is set at the end), plus the last good step.
 #[derive(Clone, Debug)]
 pub struct RunRecord {
-    /// Steps the run ends with (set by the loop when it stops).
-    pub steps: usize,
-    pub final_loss: f32,
-    pub history: Vec<(usize, f32)>,
-    pub val_history: Vec<(usize, f64)>,
+    pub report: TrainReport,
     /// The last step whose loss was finite: where a divergence goes back to.
     pub good_step: usize,
-    pub best: Option<Best>,
-    pub diverged: Option<Divergence>,
-    pub stopped: Option<Stopped>,
 }
 
 impl RunRecord {
     pub fn new(step: usize, best: Option<Best>) -> Self {
         RunRecord {
-            steps: step,
-            final_loss: f32::NAN,
-            history: Vec::new(),
-            val_history: Vec::new(),
+            report: TrainReport {
+                steps: step,
+                final_loss: f32::NAN,
+                history: Vec::new(),
+                val_history: Vec::new(),
+                best,
+                diverged: None,
+                stopped: None,
+                elapsed: Duration::ZERO,
+            },
             good_step: step,
-            best,
-            diverged: None,
-            stopped: None,
         }
     }
 
     /// Whether the run is over (diverged, stopped early or interrupted).
     pub fn ended(&self) -> bool {
-        self.diverged.is_some() || self.stopped.is_some()
+        self.report.diverged.is_some() || self.report.stopped.is_some()
     }
 
     /// Records the loss read at `step`; `false` when it diverged (the
     /// run then ends at its last good step, whose parameters the caller
     /// restores).
     pub fn read_loss(&mut self, step: usize, acc: &LossAccumulator) -> bool {
+        let r = &mut self.report;
         if acc.nonfinite > 0 || !acc.mean().is_finite() {
-            self.diverged = Some(Divergence {
+            r.diverged = Some(Divergence {
                 step,
                 loss: acc.last,
                 good_step: self.good_step,
             });
-            self.steps = self.good_step;
+            r.steps = self.good_step;
             return false;
         }
         self.good_step = step;
-        self.final_loss = acc.mean();
-        self.history.push((step, self.final_loss));
+        r.final_loss = acc.mean();
+        r.history.push((step, r.final_loss));
         true
     }
 
@@ -454,11 +452,12 @@ impl RunRecord {
         patience: Option<usize>,
         total_steps: usize,
     ) {
-        self.val_history.push((step, loss));
-        match &mut self.best {
+        let r = &mut self.report;
+        r.val_history.push((step, loss));
+        match &mut r.best {
             Some(b) if loss.is_nan() || loss >= b.loss => b.checks_since += 1,
             _ => {
-                self.best = Some(Best {
+                r.best = Some(Best {
                     step,
                     loss,
                     params,
@@ -466,25 +465,19 @@ impl RunRecord {
                 })
             }
         }
-        if let (Some(p), Some(b)) = (patience, &self.best)
+        if let (Some(p), Some(b)) = (patience, &r.best)
             && b.checks_since >= p
             && step < total_steps
         {
-            self.stopped = Some(Stopped::EarlyStop);
-            self.steps = step;
+            r.stopped = Some(Stopped::EarlyStop);
+            r.steps = step;
         }
     }
 
     pub fn report(self, elapsed: Duration) -> TrainReport {
         TrainReport {
-            steps: self.steps,
-            final_loss: self.final_loss,
-            history: self.history,
-            val_history: self.val_history,
-            best: self.best,
-            diverged: self.diverged,
-            stopped: self.stopped,
             elapsed,
+            ..self.report
         }
     }
 }

@@ -55,7 +55,7 @@ pub fn run_together(trainer: &mut dyn ManyTrainer, ctl: Together<'_>) -> Result<
     while trainer.step() < total && recs.iter().any(|r| !r.ended()) {
         if ctl.stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
             for r in recs.iter_mut().filter(|r| !r.ended()) {
-                r.stopped = Some(Stopped::Interrupted);
+                r.report.stopped = Some(Stopped::Interrupted);
             }
             break;
         }
@@ -89,7 +89,7 @@ pub fn run_together(trainer: &mut dyn ManyTrainer, ctl: Together<'_>) -> Result<
             for (m, ((r, p), loss)) in recs.iter_mut().zip(params).zip(checks).enumerate() {
                 if let Some(loss) = loss {
                     r.check(step, loss, p, ctl.patience, total);
-                    if r.stopped.is_some() {
+                    if r.report.stopped.is_some() {
                         trainer.freeze(m, false)?;
                     }
                 }
@@ -102,8 +102,8 @@ pub fn run_together(trainer: &mut dyn ManyTrainer, ctl: Together<'_>) -> Result<
     Ok(recs
         .into_iter()
         .map(|mut r| {
-            if r.diverged.is_none() && r.stopped != Some(Stopped::EarlyStop) {
-                r.steps = steps;
+            if r.report.diverged.is_none() && r.report.stopped != Some(Stopped::EarlyStop) {
+                r.report.steps = steps;
             }
             r.report(start.elapsed())
         })
