@@ -157,20 +157,11 @@ impl GpuTrainer {
         let mut orders = Vec::with_capacity(models.len());
         let mut params = Vec::with_capacity(models.len());
         for (p, c) in models {
-            c.validate()?;
             let (_, order) = check_trainer_inputs(spec, data, p.len(), &c)?;
             lrs.push(c.lr as f32);
             orders.push(order);
             params.push(p);
         }
-        let fused_cfg = KernelConfig {
-            fused: true,
-            ..kernels.config
-        };
-        let workgroup_bytes = ctx.device.limits().max_compute_workgroup_storage_size;
-        let layout = spec.layout();
-        FusedShape::plan(&fused_cfg, spec, &layout, orders[0].batch, workgroup_bytes)
-            .map_err(|why| MdnError::Config(format!("no fused step for these models: {why}")))?;
         let init = ModelInits {
             params,
             model_lr: lrs,
@@ -237,6 +228,11 @@ impl GpuTrainer {
             ..kernels.config
         };
         let fused = FusedShape::plan(&fused_cfg, spec, &layout, order.batch, workgroup_bytes);
+        if let (true, Err(why)) = (init.force_fused, &fused) {
+            return Err(MdnError::Config(format!(
+                "no fused step for these models: {why}"
+            )));
+        }
         let res = Box::new(Resident::new(
             &ctx,
             &kernels.config,
