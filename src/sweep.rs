@@ -207,7 +207,15 @@ pub fn run_sweep(
             &mut |_| {},
             |_, _| {},
         )?;
-        let result = result_of(c, &fit.model, fit.val_loss, &fit.report, train, val, start)?;
+        let result = result_of(
+            c,
+            &fit.model,
+            fit.val_loss,
+            &fit.report,
+            &fit.train_z_scored,
+            val,
+            start,
+        )?;
         on_done(&result, &fit.model)?;
         Ok(Some((result, fit.model)))
     };
@@ -253,7 +261,7 @@ pub fn run_sweep(
                             note(&format!(
                                 "K {} with hidden {}: {why}; training these models one at a time",
                                 group[0].k,
-                                hidden_label(&group[0].hidden)
+                                hidden_text(&group[0].hidden)
                             ));
                             for c in group {
                                 done.extend(one(c, DeviceChoice::Gpu)?);
@@ -314,7 +322,8 @@ fn shape_groups(jobs: &[Combination]) -> Vec<Vec<&Combination>> {
     groups
 }
 
-fn hidden_label(hidden: &[usize]) -> String {
+/// Hidden sizes as the table and the notes print them: `32,32`.
+pub fn hidden_text(hidden: &[usize]) -> String {
     let h: Vec<String> = hidden.iter().map(|w| w.to_string()).collect();
     h.join(",")
 }
@@ -325,7 +334,7 @@ fn result_of(
     model: &Model,
     val_loss: Option<f64>,
     report: &TrainReport,
-    train: &Dataset,
+    train_z_scored: &Dataset,
     val: &Dataset,
     start: Instant,
 ) -> Result<SweepResult> {
@@ -342,7 +351,9 @@ fn result_of(
         lr: c.lr,
         hidden: c.hidden.clone(),
         val_nll,
-        train_nll: model.evaluate(train)?.value,
+        // From the rows the training already z-scored (the same value as
+        // evaluating the original rows: DESIGN.md §1's log-scale term).
+        train_nll: model.evaluate_z_scored(train_z_scored)?.value,
         steps: report.diverged.map_or(report.steps, |d| d.good_step),
         dead_components: usage.map(|u| u.dead_components()).unwrap_or_default(),
         seconds: start.elapsed().as_secs_f64(),
@@ -422,7 +433,8 @@ impl ShapeGroup<'_> {
                 None => (last, None),
             };
             let model = with_params(params);
-            let result = result_of(c, &model, val, &report, self.train, self.val, start)?;
+            let z = &self.prepared.normalized;
+            let result = result_of(c, &model, val, &report, z, self.val, start)?;
             on_done(&result, &model)?;
             out.push((result, model));
         }

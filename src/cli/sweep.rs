@@ -10,7 +10,7 @@ use mdn::defaults;
 use mdn::fsutil::write_atomic;
 use mdn::gpu::context::GpuOptions;
 use mdn::model::{ModelSpec, save_model};
-use mdn::sweep::{Grid, Shard, SweepResult, order, run_sweep};
+use mdn::sweep::{Grid, Shard, SweepResult, hidden_text, order, run_sweep};
 
 use super::args::{SweepArgs, number_list};
 use super::train::{Interrupted, Signals};
@@ -144,14 +144,6 @@ pub fn sweep(a: SweepArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
         return Err(Interrupted(code).into());
     }
     Ok(())
-}
-
-fn hidden_text(hidden: &[usize]) -> String {
-    hidden
-        .iter()
-        .map(|h| h.to_string())
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 fn write_results(dir: &Path, ranked: &[SweepResult]) -> anyhow::Result<()> {
