@@ -236,9 +236,9 @@ impl Bench {
     ) -> Result<()> {
         let (spec, config) = (rc.spec, rc.config);
         let models = self.opts.models;
-        let params = init_params(spec, SEED);
         let tc = config.train_config();
-        // Model i of a set: seed SEED + i, as a sweep's seeds differ.
+        // Model i of a set: seed SEED + i, as a sweep's seeds differ (model
+        // 0 is the single-model row's).
         let member = |i: usize| {
             let seed = SEED + i as u64;
             let config = TrainConfig { seed, ..tc.clone() };
@@ -248,6 +248,7 @@ impl Bench {
         match rc.device {
             BenchDevice::Cpu => {
                 let mut t: Box<dyn Trainer> = if models == 1 {
+                    let (params, tc) = member(0);
                     Box::new(CpuTrainer::new(spec, data, params, &tc)?)
                 } else {
                     let set = (0..models)
@@ -270,6 +271,7 @@ impl Bench {
                     .as_ref()
                     .expect("Bench::new opened the GPU for a GPU row");
                 let mut t = if models == 1 {
+                    let (params, tc) = member(0);
                     GpuTrainer::with_kernels(
                         Arc::clone(ctx),
                         Arc::clone(kernels),
