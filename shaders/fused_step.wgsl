@@ -24,7 +24,8 @@
 // slices, permutations and row losses sit at its own offsets (FusedInfo's
 // strides); the data is shared.
 //
-// FUSED_SCRATCH (floats of workgroup memory) comes from Rust in a prelude.
+// FUSED_SCRATCH (floats of workgroup memory), MAX_FUSED_TILE and its square
+// come from Rust in a prelude.
 
 override FUSED_WG: u32 = 64u;
 
@@ -77,17 +78,21 @@ fn gather_rows(r0: u32, n: u32, dim: u32, at: u32, lid: u32, is_target: bool) {
     }
 }
 
-// The three products below run in 4×4 register tiles: an invocation
-// loads 4 + 4 values per step of the sum for 16 multiply-adds, where one
-// output per invocation loaded 2 for 1 (on CPU drivers, where a lane's
-// load is a gather, that was the whole cost of the step). Each output is
-// still summed from 0 in index order, as before and as the per-stage
-// kernels do; out-of-range rows and columns of an edge tile read a clamped
-// index and are never stored.
-const TILE: u32 = 4u;
+// The three products below run in FUSED_TILE × FUSED_TILE register
+// tiles: an invocation loads 2·FUSED_TILE values per step of a sum for
+// FUSED_TILE² multiply-adds, where one output per invocation loaded 2 for 1
+// (on CPU drivers, where a lane's load is a gather, the loads are the whole
+// cost of the step, so they take the largest tile; real GPUs keep more
+// invocations busy with small ones). Each output is still summed from 0 in
+// index order, as the per-stage kernels do; out-of-range rows and columns
+// of an edge tile read a clamped index and are never stored. The loops run
+// to the override value, a constant by the time the driver compiles, so
+// they unroll and the arrays live in registers. MAX_FUSED_TILE (the
+// arrays' size) comes from Rust in the prelude.
+override FUSED_TILE: u32 = 4u;
 
 fn tiles(n: u32) -> u32 {
-    return (n + TILE - 1u) / TILE;
+    return (n + FUSED_TILE - 1u) / FUSED_TILE;
 }
 
 // Layer `l` forward for `n` rows: out[r][o] = Σ_i act[r][i] · W[o][i] + b[o].
@@ -97,33 +102,34 @@ fn forward(l: u32, n: u32, lid: u32) {
     let n_out = layer.out_dim;
     let tiles_o = tiles(n_out);
     for (var t = lid; t < tiles(n) * tiles_o; t += FUSED_WG) {
-        let r0 = (t / tiles_o) * TILE;
-        let o0 = (t % tiles_o) * TILE;
-        var a_at: array<u32, 4>;
-        var w_at: array<u32, 4>;
-        for (var u = 0u; u < TILE; u++) {
+        let r0 = (t / tiles_o) * FUSED_TILE;
+        let o0 = (t % tiles_o) * FUSED_TILE;
+        var a_at: array<u32, MAX_FUSED_TILE>;
+        var w_at: array<u32, MAX_FUSED_TILE>;
+        for (var u = 0u; u < FUSED_TILE; u++) {
             a_at[u] = layer.act_in + min(r0 + u, n - 1u) * n_in;
             w_at[u] = param_base + layer.weight + min(o0 + u, n_out - 1u) * n_in;
         }
-        var acc: array<vec4<f32>, 4>;
+        var acc: array<f32, MAX_FUSED_TILE_SQ>;
         for (var i = 0u; i < n_in; i++) {
-            let w = vec4(
-                params[w_at[0] + i],
-                params[w_at[1] + i],
-                params[w_at[2] + i],
-                params[w_at[3] + i],
-            );
-            acc[0] += scratch[a_at[0] + i] * w;
-            acc[1] += scratch[a_at[1] + i] * w;
-            acc[2] += scratch[a_at[2] + i] * w;
-            acc[3] += scratch[a_at[3] + i] * w;
+            var a: array<f32, MAX_FUSED_TILE>;
+            var w: array<f32, MAX_FUSED_TILE>;
+            for (var u = 0u; u < FUSED_TILE; u++) {
+                a[u] = scratch[a_at[u] + i];
+                w[u] = params[w_at[u] + i];
+            }
+            for (var u = 0u; u < FUSED_TILE; u++) {
+                for (var v = 0u; v < FUSED_TILE; v++) {
+                    acc[u * MAX_FUSED_TILE + v] += a[u] * w[v];
+                }
+            }
         }
-        for (var u = 0u; u < TILE; u++) {
+        for (var u = 0u; u < FUSED_TILE; u++) {
             let r = r0 + u;
-            for (var v = 0u; v < TILE; v++) {
+            for (var v = 0u; v < FUSED_TILE; v++) {
                 let o = o0 + v;
                 if (r < n && o < n_out) {
-                    var x = acc[u][v] + params[param_base + layer.bias + o];
+                    var x = acc[u * MAX_FUSED_TILE + v] + params[param_base + layer.bias + o];
                     if (layer.tanh != 0u) {
                         x = tanh(x);
                     }
@@ -145,42 +151,41 @@ fn backward(l: u32, n: u32, d_out: u32, d_in: u32, group: u32, first: bool, lid:
     let weights = n_out * n_in;
     let len = weights + n_out;
     let slice = partial_base + layer.partial_offset + group * len;
-    // G[o][i] = Σ_r delta[r][o] · act[r][i], a 4×4 tile of (o, i) each.
+    // G[o][i] = Σ_r delta[r][o] · act[r][i], a tile of (o, i) each.
     let tiles_i = tiles(n_in);
     for (var t = lid; t < tiles(n_out) * tiles_i; t += FUSED_WG) {
-        let o0 = (t / tiles_i) * TILE;
-        let i0 = (t % tiles_i) * TILE;
-        var d_at: array<u32, 4>;
-        var a_at: array<u32, 4>;
-        for (var u = 0u; u < TILE; u++) {
+        let o0 = (t / tiles_i) * FUSED_TILE;
+        let i0 = (t % tiles_i) * FUSED_TILE;
+        var d_at: array<u32, MAX_FUSED_TILE>;
+        var a_at: array<u32, MAX_FUSED_TILE>;
+        for (var u = 0u; u < FUSED_TILE; u++) {
             d_at[u] = d_out + min(o0 + u, n_out - 1u);
             a_at[u] = layer.act_in + min(i0 + u, n_in - 1u);
         }
-        var acc: array<vec4<f32>, 4>;
+        var acc: array<f32, MAX_FUSED_TILE_SQ>;
         for (var r = 0u; r < n; r++) {
-            let at = r * n_in;
-            let a = vec4(
-                scratch[a_at[0] + at],
-                scratch[a_at[1] + at],
-                scratch[a_at[2] + at],
-                scratch[a_at[3] + at],
-            );
-            let dt = r * n_out;
-            acc[0] += scratch[d_at[0] + dt] * a;
-            acc[1] += scratch[d_at[1] + dt] * a;
-            acc[2] += scratch[d_at[2] + dt] * a;
-            acc[3] += scratch[d_at[3] + dt] * a;
+            var d: array<f32, MAX_FUSED_TILE>;
+            var a: array<f32, MAX_FUSED_TILE>;
+            for (var u = 0u; u < FUSED_TILE; u++) {
+                d[u] = scratch[d_at[u] + r * n_out];
+                a[u] = scratch[a_at[u] + r * n_in];
+            }
+            for (var u = 0u; u < FUSED_TILE; u++) {
+                for (var v = 0u; v < FUSED_TILE; v++) {
+                    acc[u * MAX_FUSED_TILE + v] += d[u] * a[v];
+                }
+            }
         }
-        for (var u = 0u; u < TILE; u++) {
+        for (var u = 0u; u < FUSED_TILE; u++) {
             let o = o0 + u;
-            for (var v = 0u; v < TILE; v++) {
+            for (var v = 0u; v < FUSED_TILE; v++) {
                 let i = i0 + v;
                 if (o < n_out && i < n_in) {
                     let p = slice + o * n_in + i;
                     if (first) {
-                        partials[p] = acc[u][v];
+                        partials[p] = acc[u * MAX_FUSED_TILE + v];
                     } else {
-                        partials[p] += acc[u][v];
+                        partials[p] += acc[u * MAX_FUSED_TILE + v];
                     }
                 }
             }
@@ -203,36 +208,36 @@ fn backward(l: u32, n: u32, d_out: u32, d_in: u32, group: u32, first: bool, lid:
     }
     // delta_in[r][i] = Σ_o delta[r][o] · W[o][i] · (1 − act[r][i]²).
     for (var t = lid; t < tiles(n) * tiles_i; t += FUSED_WG) {
-        let r0 = (t / tiles_i) * TILE;
-        let i0 = (t % tiles_i) * TILE;
-        var d_at: array<u32, 4>;
-        var w_at: array<u32, 4>;
-        for (var u = 0u; u < TILE; u++) {
+        let r0 = (t / tiles_i) * FUSED_TILE;
+        let i0 = (t % tiles_i) * FUSED_TILE;
+        var d_at: array<u32, MAX_FUSED_TILE>;
+        var w_at: array<u32, MAX_FUSED_TILE>;
+        for (var u = 0u; u < FUSED_TILE; u++) {
             d_at[u] = d_out + min(r0 + u, n - 1u) * n_out;
             w_at[u] = param_base + layer.weight + min(i0 + u, n_in - 1u);
         }
-        var acc: array<vec4<f32>, 4>;
+        var acc: array<f32, MAX_FUSED_TILE_SQ>;
         for (var o = 0u; o < n_out; o++) {
-            let wt = o * n_in;
-            let w = vec4(
-                params[w_at[0] + wt],
-                params[w_at[1] + wt],
-                params[w_at[2] + wt],
-                params[w_at[3] + wt],
-            );
-            acc[0] += scratch[d_at[0] + o] * w;
-            acc[1] += scratch[d_at[1] + o] * w;
-            acc[2] += scratch[d_at[2] + o] * w;
-            acc[3] += scratch[d_at[3] + o] * w;
+            var d: array<f32, MAX_FUSED_TILE>;
+            var w: array<f32, MAX_FUSED_TILE>;
+            for (var u = 0u; u < FUSED_TILE; u++) {
+                d[u] = scratch[d_at[u] + o];
+                w[u] = params[w_at[u] + o * n_in];
+            }
+            for (var u = 0u; u < FUSED_TILE; u++) {
+                for (var v = 0u; v < FUSED_TILE; v++) {
+                    acc[u * MAX_FUSED_TILE + v] += d[u] * w[v];
+                }
+            }
         }
-        for (var u = 0u; u < TILE; u++) {
+        for (var u = 0u; u < FUSED_TILE; u++) {
             let r = r0 + u;
-            for (var v = 0u; v < TILE; v++) {
+            for (var v = 0u; v < FUSED_TILE; v++) {
                 let i = i0 + v;
                 if (r < n && i < n_in) {
                     let e = r * n_in + i;
                     let x = scratch[layer.act_in + e];
-                    scratch[d_in + e] = acc[u][v] * (1.0 - x * x);
+                    scratch[d_in + e] = acc[u * MAX_FUSED_TILE + v] * (1.0 - x * x);
                 }
             }
         }

@@ -102,9 +102,11 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-/// Per backend: the per-stage kernels and three fused configurations (the
-/// adapter's own with the fused step on, the real-GPU defaults, and three
-/// workgroups so each takes several chunks).
+/// Per backend: the per-stage kernels and four fused configurations: the
+/// adapter's own with the fused step on; the real-GPU defaults; three
+/// workgroups, so each takes several chunks, with 3×3 register tiles, so
+/// most tiles have clamped edges; and the largest tiles, 8×8, where most
+/// of a small network's tile is edge.
 struct Device {
     backend: BackendChoice,
     ctx: Arc<GpuContext>,
@@ -133,6 +135,11 @@ fn devices() -> Vec<Device> {
                     build(KernelConfig {
                         fused_groups: 3,
                         fused_wg: 32,
+                        fused_tile: 3,
+                        ..fused
+                    }),
+                    build(KernelConfig {
+                        fused_tile: 8,
                         ..fused
                     }),
                 ],

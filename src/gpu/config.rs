@@ -80,6 +80,9 @@ pub struct KernelConfig {
     pub fused: bool,
     /// Invocations per workgroup of the fused step…
     pub fused_wg: u32,
+    /// …the side of each invocation's square register tile in its three
+    /// products (1..=[`MAX_TILE`])…
+    pub fused_tile: u32,
     /// …and at most this many workgroups per step, each summing its chunks'
     /// gradients into one partial slice that Adam adds up.
     pub fused_groups: u32,
@@ -131,9 +134,10 @@ impl std::fmt::Display for KernelConfig {
         }
         write!(
             f,
-            ",fused={},fused_wg={},fused_groups={}",
+            ",fused={},fused_wg={},fused_tile={},fused_groups={}",
             if self.fused { "on" } else { "off" },
             self.fused_wg,
+            self.fused_tile,
             self.fused_groups
         )?;
         if self.stream {
@@ -189,6 +193,7 @@ impl KernelConfig {
             fused: false,
             stream: false,
             fused_wg: 64,
+            fused_tile: 4,
             // A few workgroups per thread, as for the matmuls: more would
             // only lengthen Adam's sum over the partial slices.
             fused_groups: 4 * threads,
@@ -223,6 +228,7 @@ impl KernelConfig {
             fused: true,
             stream: false,
             fused_wg: 64,
+            fused_tile: 4,
             fused_groups: 256,
         }
     }
@@ -247,7 +253,8 @@ impl KernelConfig {
     /// `split_rows=64` (weight-gradient row splits), `narrow=16` (see
     /// [`KernelConfig::narrow_macs`]), `big_tile=8x8|none` and
     /// `big_macs=256` (see [`KernelConfig::big_tile`]), `fused=on|off`,
-    /// `fused_wg=64` and `fused_groups=256` (see [`KernelConfig::fused`]).
+    /// `fused_wg=64`, `fused_tile=4` and `fused_groups=256` (see
+    /// [`KernelConfig::fused`]).
     pub fn with_overrides(mut self, spec: &str) -> std::result::Result<Self, String> {
         fn number(key: &str, v: &str) -> std::result::Result<u32, String> {
             v.trim()
@@ -301,12 +308,13 @@ impl KernelConfig {
                     }
                 }
                 "fused_wg" => self.fused_wg = number(key, v)?,
+                "fused_tile" => self.fused_tile = number(key, v)?,
                 "fused_groups" => self.fused_groups = number(key, v)?,
                 other => {
                     return Err(format!(
                         "unknown key `{other}`; keys: matmul, tile, wg, k, blocked_wg, rows_wg, \
                          reduce_wg, adam_wg, invocations, split_rows, narrow, big_tile, big_macs, \
-                         fused, fused_wg, fused_groups"
+                         fused, fused_wg, fused_tile, fused_groups"
                     ));
                 }
             }
@@ -371,6 +379,12 @@ impl KernelConfig {
                     limits.max_compute_workgroup_storage_size
                 ));
             }
+        }
+        if !(1..=MAX_TILE).contains(&self.fused_tile) {
+            return bad(format!(
+                "fused tiles must be 1..={MAX_TILE} a side, not {}",
+                self.fused_tile
+            ));
         }
         if self.tile_k == 0
             || self.target_invocations == 0
@@ -594,8 +608,11 @@ mod tests {
         }
         assert_eq!(base.with_overrides("").unwrap(), base);
         // `fused=off` forces the per-stage path; `on` allows the fused one.
-        let off = base.with_overrides("fused=off,fused_groups=8").unwrap();
-        assert!(!off.fused && off.fused_groups == 8);
+        let off = base
+            .with_overrides("fused=off,fused_groups=8,fused_tile=2")
+            .unwrap();
+        assert!(!off.fused && off.fused_groups == 8 && off.fused_tile == 2);
+        assert_eq!(base.with_overrides(&off.to_string()).unwrap(), off);
         assert!(off.with_overrides("fused=on").unwrap().fused);
         assert!(base.with_overrides("fused=maybe").is_err());
     }
@@ -625,6 +642,8 @@ mod tests {
             ("big_tile=9x9", "not 9x9"),
             ("matmul=vec4,big_tile=8x6", "not 8x6"),
             ("big_tile=8x8,k=32", "workgroup memory at 8x8"),
+            ("fused_tile=0", "fused tiles must be 1..=8"),
+            ("fused_tile=9", "not 9"),
         ] {
             let cfg = base.with_overrides(spec).unwrap();
             let err = cfg.validate(&limits).unwrap_err().to_string();

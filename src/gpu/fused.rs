@@ -13,7 +13,7 @@
 //! fits. The chunking depends only on the network, the batch and the
 //! configuration, never on timing, so the step is deterministic.
 
-use super::config::KernelConfig;
+use super::config::{KernelConfig, MAX_TILE};
 use super::layouts::{FusedInfo, FusedLayer, MAX_LAYERS};
 use crate::model::{ModelSpec, ParamLayout};
 
@@ -32,7 +32,12 @@ const MAX_CHUNK_ROWS: usize = 64;
 /// The WGSL the Rust side prepends to `fused_step.wgsl` (after
 /// `common.wgsl` and the head's row loss).
 pub fn prelude() -> String {
-    format!("const FUSED_SCRATCH: u32 = {FUSED_SCRATCH}u;\n")
+    format!(
+        "const FUSED_SCRATCH: u32 = {FUSED_SCRATCH}u;\n\
+         const MAX_FUSED_TILE: u32 = {MAX_TILE}u;\n\
+         const MAX_FUSED_TILE_SQ: u32 = {}u;\n",
+        MAX_TILE * MAX_TILE
+    )
 }
 
 /// How one network's fused step runs: its uniform record and its grid.

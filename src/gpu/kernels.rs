@@ -240,7 +240,10 @@ impl KernelConfig {
                 &format!("fused_step {}", kind.def().stem()),
                 Shader::FusedStep(kind),
                 "main",
-                vec![("FUSED_WG", self.fused_wg as f64)],
+                vec![
+                    ("FUSED_WG", self.fused_wg as f64),
+                    ("FUSED_TILE", self.fused_tile as f64),
+                ],
             ));
         }
         specs
