@@ -7,11 +7,14 @@
 //! training it alone, since the CPU trainer does not depend on the thread
 //! count. On a GPU the models of one network shape (K and hidden sizes)
 //! train in one trainer that steps them all in the same dispatches
-//! (`GpuTrainer::many`; shapes form groups, run one after another), and
-//! networks the fused step cannot take train one at a time, as do all
+//! (`GpuTrainer::many`), and shapes of one depth are padded into one such
+//! trainer where that costs little arithmetic (`crate::model::pad`,
+//! `KernelConfig::pad_percent`); the trainers run one after another.
+//! Networks the fused step cannot take train one at a time, as do all
 //! models on adapters whose configuration turns the fused step off
 //! (software adapters, where it is slower).
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -26,6 +29,7 @@ use crate::fit::{FitOptions, Prepared, fit_with, prepare};
 use crate::gpu::context::{GpuContext, GpuOptions};
 use crate::gpu::{GpuTrainer, Kernels};
 use crate::model::init::init_params;
+use crate::model::pad::{Padding, enclosing_spec};
 use crate::model::{Covariance, Head, Model, ModelSpec};
 use crate::train::together::{self, run_together};
 use crate::train::{LrSchedule, TrainConfig, TrainReport};
@@ -242,29 +246,44 @@ pub fn run_sweep(
             // docs/benchmarks.md), the models train one after another.
             if kernels.config.fused {
                 let prepared = prepare(train.clone())?;
-                for group in shape_groups(&jobs) {
+                let mut queue: VecDeque<Pack> =
+                    packs(grid, train, &jobs, kernels.config.pad_percent)?.into();
+                while let Some(pack) = queue.pop_front() {
                     if stopped() {
                         break;
                     }
-                    let spec = grid.spec(train, group[0])?;
-                    let together = ShapeGroup {
+                    let together = TrainedTogether {
                         grid,
-                        spec: &spec,
                         prepared: &prepared,
                         train,
                         val,
                         stop,
                     };
-                    match together.build(&ctx, &kernels, &group) {
-                        Ok(trainer) => done.extend(together.run(trainer, &group, on_done)?),
+                    match together.build(&ctx, &kernels, &pack) {
+                        Ok(trainer) => {
+                            if let Some(line) = pack.padded_note() {
+                                note(&line);
+                            }
+                            done.extend(together.run(trainer, &pack, on_done)?)
+                        }
+                        Err(why) if pack.is_padded() => {
+                            // Each shape may still fit the fused step alone.
+                            note(&format!(
+                                "{}: {why}; one trainer per shape instead",
+                                pack.shape_text()
+                            ));
+                            let members = pack.members.iter().map(|m| m.combination);
+                            for group in shape_groups(members).into_iter().rev() {
+                                queue.push_front(Pack::alone(grid, train, group)?);
+                            }
+                        }
                         Err(why) => {
                             note(&format!(
-                                "K {} with hidden {}: {why}; training these models one at a time",
-                                group[0].k,
-                                hidden_text(&group[0].hidden)
+                                "{}: {why}; training these models one at a time",
+                                pack.shape_text()
                             ));
-                            for c in group {
-                                done.extend(one(c, DeviceChoice::Gpu)?);
+                            for m in &pack.members {
+                                done.extend(one(m.combination, DeviceChoice::Gpu)?);
                             }
                         }
                     }
@@ -307,8 +326,8 @@ impl Grid {
 }
 
 /// The combinations grouped by network shape (K and hidden sizes), in
-/// their order of first appearance: a group trains in one GPU trainer.
-fn shape_groups(jobs: &[Combination]) -> Vec<Vec<&Combination>> {
+/// their order of first appearance.
+fn shape_groups<'a>(jobs: impl IntoIterator<Item = &'a Combination>) -> Vec<Vec<&'a Combination>> {
     let mut groups: Vec<Vec<&Combination>> = Vec::new();
     for c in jobs {
         match groups
@@ -320,6 +339,118 @@ fn shape_groups(jobs: &[Combination]) -> Vec<Vec<&Combination>> {
         }
     }
     groups
+}
+
+/// The trainers of a GPU sweep: each shape group alone, or the groups of
+/// one depth padded into one trainer when that costs at most `pad_percent`
+/// % of their own arithmetic (`KernelConfig::pad_percent`).
+fn packs<'a>(
+    grid: &Grid,
+    data: &Dataset,
+    jobs: &'a [Combination],
+    pad_percent: u32,
+) -> Result<Vec<Pack<'a>>> {
+    let alone = |group| Pack::alone(grid, data, group);
+    let groups = shape_groups(jobs);
+    if pad_percent == 0 {
+        return groups.into_iter().map(alone).collect();
+    }
+    let mut depths: Vec<Vec<Vec<&Combination>>> = Vec::new();
+    for g in groups {
+        match depths
+            .iter_mut()
+            .find(|d| d[0][0].hidden.len() == g[0].hidden.len())
+        {
+            Some(d) => d.push(g),
+            None => depths.push(vec![g]),
+        }
+    }
+    let mut out = Vec::new();
+    for same_depth in depths {
+        let members: Vec<(&Combination, ModelSpec)> = same_depth
+            .iter()
+            .flatten()
+            .map(|&c| Ok((c, grid.spec(data, c)?)))
+            .collect::<Result<_>>()?;
+        let specs: Vec<&ModelSpec> = members.iter().map(|(_, s)| s).collect();
+        let big = enclosing_spec(&specs)?;
+        let own: usize = specs.iter().map(|s| s.layout().macs_per_row()).sum();
+        let padded = members.len() * big.layout().macs_per_row();
+        if same_depth.len() > 1 && padded * 100 <= own * pad_percent as usize {
+            out.push(Pack::new(big, members)?);
+        } else {
+            for g in same_depth {
+                out.push(alone(g)?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// One model of a [`Pack`]: its combination, its own network and where
+/// that sits in the pack's.
+struct Member<'a> {
+    combination: &'a Combination,
+    spec: ModelSpec,
+    padding: Padding,
+}
+
+/// Models trained by one GPU trainer in the same dispatches
+/// (`GpuTrainer::many`), each padded into the pack's network.
+struct Pack<'a> {
+    spec: ModelSpec,
+    members: Vec<Member<'a>>,
+}
+
+impl<'a> Pack<'a> {
+    fn new(
+        spec: ModelSpec,
+        members: impl IntoIterator<Item = (&'a Combination, ModelSpec)>,
+    ) -> Result<Self> {
+        let members = members
+            .into_iter()
+            .map(|(combination, own)| {
+                Ok(Member {
+                    combination,
+                    padding: Padding::new(&own, &spec)?,
+                    spec: own,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Pack { spec, members })
+    }
+
+    /// The models of one shape group, in a pack of their own network.
+    fn alone(grid: &Grid, data: &Dataset, group: Vec<&'a Combination>) -> Result<Self> {
+        let spec = grid.spec(data, group[0])?;
+        Pack::new(spec.clone(), group.into_iter().map(|c| (c, spec.clone())))
+    }
+
+    /// `K 3 with hidden 12,12` (the pack's network).
+    fn shape_text(&self) -> String {
+        format!(
+            "K {} with hidden {}",
+            self.spec.k(),
+            hidden_text(&self.spec.hidden)
+        )
+    }
+
+    /// Whether any model is padded (into a wider network than its own).
+    fn is_padded(&self) -> bool {
+        self.members.iter().any(|m| !m.padding.is_identity())
+    }
+
+    /// Says which models were padded together, if any were.
+    fn padded_note(&self) -> Option<String> {
+        self.is_padded().then(|| {
+            format!(
+                "{} models of {} shapes train in one trainer, padded to {}",
+                self.members.len(),
+                shape_groups(self.members.iter().map(|m| m.combination)).len(),
+                self.shape_text()
+            )
+        })
+    }
 }
 
 /// Hidden sizes as the table and the notes print them: `32,32`.
@@ -360,61 +491,59 @@ fn result_of(
     })
 }
 
-/// The models of one shape, trained by one GPU trainer in the same
-/// dispatches (`GpuTrainer::many`).
-struct ShapeGroup<'a> {
+/// What every pack of a sweep trains with.
+struct TrainedTogether<'a> {
     grid: &'a Grid,
-    spec: &'a ModelSpec,
     prepared: &'a Prepared,
     train: &'a Dataset,
     val: &'a Dataset,
     stop: Option<&'a AtomicBool>,
 }
 
-impl ShapeGroup<'_> {
+impl TrainedTogether<'_> {
     fn build(
         &self,
         ctx: &Arc<GpuContext>,
         kernels: &Arc<Kernels>,
-        group: &[&Combination],
+        pack: &Pack,
     ) -> Result<GpuTrainer> {
-        let models = group
+        let models = pack
+            .members
             .iter()
-            .map(|c| (init_params(self.spec, c.seed), self.grid.config(c)))
+            .map(|m| {
+                let own = init_params(&m.spec, m.combination.seed);
+                (m.padding.embed(&own), self.grid.config(m.combination))
+            })
             .collect();
         GpuTrainer::many(
             Arc::clone(ctx),
             Arc::clone(kernels),
-            self.spec,
+            &pack.spec,
             &self.prepared.normalized,
             models,
         )
     }
 
-    /// Trains the group; `seconds` of each result is the group's time (its
+    /// Trains the pack; `seconds` of each result is the pack's time (its
     /// models train at once).
     fn run(
         &self,
         mut trainer: GpuTrainer,
-        group: &[&Combination],
+        pack: &Pack,
         on_done: &(dyn Fn(&SweepResult, &Model) -> Result<()> + Sync),
     ) -> Result<Vec<(SweepResult, Model)>> {
         let start = Instant::now();
-        let shell = Model {
-            spec: self.spec.clone(),
-            params: Vec::new(),
+        // Model m of the pack, from the pack's (padded) parameters.
+        let model = |m: usize, padded: &[f32]| Model {
+            spec: pack.members[m].spec.clone(),
+            params: pack.members[m].padding.extract(padded),
             input_norm: self.prepared.input_norm.clone(),
             target_norm: self.prepared.target_norm.clone(),
             input_names: self.train.input_names.clone(),
             target_names: self.train.target_names.clone(),
         };
-        let with_params = |params: Vec<f32>| Model {
-            params,
-            ..shell.clone()
-        };
-        let val_loss = |_: usize, p: &[f32]| -> Result<f64> {
-            Ok(with_params(p.to_vec()).evaluate(self.val)?.value)
-        };
+        let val_loss =
+            |m: usize, p: &[f32]| -> Result<f64> { Ok(model(m, p).evaluate(self.val)?.value) };
         let reports = run_together(
             &mut trainer,
             together::Together {
@@ -426,14 +555,15 @@ impl ShapeGroup<'_> {
             },
         )?;
         let last = trainer.all_params()?;
-        let mut out = Vec::with_capacity(group.len());
-        for ((c, report), last) in group.iter().zip(reports).zip(last) {
+        let mut out = Vec::with_capacity(pack.members.len());
+        for (m, (report, last)) in reports.into_iter().zip(last).enumerate() {
             let (params, val) = match &report.best {
-                Some(b) => (b.params.clone(), Some(b.loss)),
-                None => (last, None),
+                Some(b) => (&b.params, Some(b.loss)),
+                None => (&last, None),
             };
-            let model = with_params(params);
+            let model = model(m, params);
             let z = &self.prepared.normalized;
+            let c = pack.members[m].combination;
             let result = result_of(c, &model, val, &report, z, self.val, start)?;
             on_done(&result, &model)?;
             out.push((result, model));

@@ -1,10 +1,12 @@
 //! Several models in one GPU trainer (`GpuTrainer::many`, a sweep's GPU
 //! path): every model ends where the CPU trainer takes it alone, its loss
 //! is its own, a frozen model stays put while the others train, and `mdn
-//! sweep`'s GPU paths (many models per dispatch with `fused=on`, one model
-//! at a time by default on software adapters) equal its CPU path model by
-//! model, with models of different K in one sweep. On lavapipe (Vulkan) and llvmpipe (GL); without an
-//! adapter each test skips loudly, and fails under `MDN_REQUIRE_GPU=1`.
+//! sweep`'s GPU paths (many models per dispatch with `fused=on`, models of
+//! several shapes padded into one trainer with `pad=`, one model at a time
+//! by default on software adapters) equal its CPU path model by model,
+//! with models of different K in one sweep. On lavapipe (Vulkan) and
+//! llvmpipe (GL); without an adapter each test skips loudly, and fails
+//! under `MDN_REQUIRE_GPU=1`.
 //!
 //! Tolerance: 1e-4 of the largest parameter after 200 Adam steps, that of
 //! the single-model parity (tests/gpu_training.rs, tests/gpu_fused.rs):
@@ -185,20 +187,22 @@ fn the_gpu_sweep_equals_the_cpu_sweep_model_by_model() {
     }
 }
 
-/// `mdn sweep --keep-all` on `device` with `env` set, in `dir`; returns
-/// stderr.
-fn cli_sweep(dir: &std::path::Path, device: &str, backend: &str, env: &[(&str, &str)]) -> String {
+/// The grid of most CLI sweeps here: two K, two seeds, one shape each.
+const TWO_K: [&str; 6] = ["--k", "1,3", "--seeds", "2", "--hidden", "12,12"];
+
+/// `mdn sweep --keep-all` over `grid` on `device` with `env` set, in `dir`;
+/// returns stderr.
+fn cli_sweep_of(
+    grid: &[&str],
+    dir: &std::path::Path,
+    device: &str,
+    backend: &str,
+    env: &[(&str, &str)],
+) -> String {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_mdn"))
+        .args(["sweep", "--toy", "inverse"])
+        .args(grid)
         .args([
-            "sweep",
-            "--toy",
-            "inverse",
-            "--k",
-            "1,3",
-            "--seeds",
-            "2",
-            "--hidden",
-            "12,12",
             "--steps",
             "200",
             "--eval-every",
@@ -222,6 +226,28 @@ fn cli_sweep(dir: &std::path::Path, device: &str, backend: &str, env: &[(&str, &
     stderr
 }
 
+fn cli_sweep(dir: &std::path::Path, device: &str, backend: &str, env: &[(&str, &str)]) -> String {
+    cli_sweep_of(&TWO_K, dir, device, backend, env)
+}
+
+/// Every `model-*.safetensors` of `a` equals its namesake in `b` (TOL).
+fn same_models(a: &std::path::Path, b: &std::path::Path, count: usize, what: &str) {
+    let mut files: Vec<_> = std::fs::read_dir(a)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().starts_with("model-"))
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), count, "{files:?}");
+    for f in files {
+        let x = load_model(&a.join(&f)).unwrap();
+        let y = load_model(&b.join(&f)).unwrap();
+        assert_eq!(x.spec, y.spec, "{what} {f:?}");
+        let err = relative_error(&y.params, &x.params);
+        assert!(err <= TOL, "{what} {f:?}: {err:.3e}");
+    }
+}
+
 #[test]
 fn the_cli_sweep_steps_models_of_each_k_together_and_equals_the_cpu() {
     let dir = tempfile::tempdir().unwrap();
@@ -240,19 +266,8 @@ fn the_cli_sweep_steps_models_of_each_k_together_and_equals_the_cpu() {
         std::fs::create_dir_all(&gpu_dir).unwrap();
         let stderr = cli_sweep(&gpu_dir, "gpu", backend, &[("MDN_GPU_KERNELS", "fused=on")]);
         assert!(!stderr.contains("one after another"), "{stderr}");
-        let mut files: Vec<_> = std::fs::read_dir(d.join("cpu"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .filter(|n| n.to_string_lossy().starts_with("model-"))
-            .collect();
-        files.sort();
-        assert_eq!(files.len(), 4, "{files:?}");
-        for f in files {
-            let c = load_model(&d.join("cpu").join(&f)).unwrap();
-            let g = load_model(&gpu_dir.join("gpu").join(&f)).unwrap();
-            let err = relative_error(&g.params, &c.params);
-            assert!(err <= TOL, "{backend} {f:?}: {err:.3e}");
-        }
+        assert!(!stderr.contains("padded"), "pad=0 on software: {stderr}");
+        same_models(&d.join("cpu"), &gpu_dir.join("gpu"), 4, backend);
         // Without the override a software adapter trains one at a time,
         // and says so.
         let plain = d.join(format!("{backend}-plain"));
@@ -260,4 +275,69 @@ fn the_cli_sweep_steps_models_of_each_k_together_and_equals_the_cpu() {
         let stderr = cli_sweep(&plain, "gpu", backend, &[]);
         assert!(stderr.contains("one after another"), "{stderr}");
     }
+}
+
+/// Four shapes (K 1 and 3, hidden 12,12 and 8,8) padded into one trainer
+/// of K 3 and hidden 12,12 (`pad=200`: 152 % of their own arithmetic):
+/// each model saved is its own shape and equals the CPU's, which trains
+/// it alone.
+#[test]
+fn the_cli_sweep_pads_models_of_different_shapes_into_one_trainer() {
+    const GRID: [&str; 6] = ["--k", "1,3", "--seeds", "1", "--hidden", "12,12;8,8"];
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    cli_sweep_of(&GRID, d, "cpu", "vulkan", &[]);
+    for backend in ["vulkan", "gl"] {
+        let b = if backend == "gl" {
+            BackendChoice::Gl
+        } else {
+            BackendChoice::Vulkan
+        };
+        if context(b).is_none() {
+            return;
+        }
+        let gpu_dir = d.join(backend);
+        std::fs::create_dir_all(&gpu_dir).unwrap();
+        let env = [("MDN_GPU_KERNELS", "fused=on,pad=200")];
+        let stderr = cli_sweep_of(&GRID, &gpu_dir, "gpu", backend, &env);
+        assert!(
+            stderr.contains(
+                "4 models of 4 shapes train in one trainer, padded to K 3 with hidden 12,12"
+            ),
+            "{stderr}"
+        );
+        same_models(&d.join("cpu"), &gpu_dir.join("gpu"), 4, backend);
+        // Below what padding costs here, each shape has its own trainer.
+        let grouped = d.join(format!("{backend}-grouped"));
+        std::fs::create_dir_all(&grouped).unwrap();
+        let env = [("MDN_GPU_KERNELS", "fused=on,pad=140")];
+        let stderr = cli_sweep_of(&GRID, &grouped, "gpu", backend, &env);
+        assert!(!stderr.contains("padded"), "{stderr}");
+        same_models(&d.join("cpu"), &grouped.join("gpu"), 4, backend);
+    }
+}
+
+/// A padded network the fused step cannot take (hidden 130 > 128) splits
+/// back into its shapes: the one that fits still trains in a trainer of
+/// its own, the other one model at a time; both equal the CPU's.
+#[test]
+fn a_padded_trainer_the_fused_step_refuses_splits_into_its_shapes() {
+    const GRID: [&str; 6] = ["--k", "2", "--seeds", "1", "--hidden", "8;130"];
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    if context(BackendChoice::Vulkan).is_none() {
+        return;
+    }
+    cli_sweep_of(&GRID, d, "cpu", "vulkan", &[]);
+    let env = [("MDN_GPU_KERNELS", "fused=on,pad=100000")];
+    let stderr = cli_sweep_of(&GRID, d, "gpu", "vulkan", &env);
+    assert!(
+        stderr.contains("a hidden layer of 130 > 128; one trainer per shape instead"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("K 2 with hidden 130: invalid setting: no fused step for these models: a hidden layer of 130 > 128; training these models one at a time"),
+        "{stderr}"
+    );
+    same_models(&d.join("cpu"), &d.join("gpu"), 2, "vulkan");
 }

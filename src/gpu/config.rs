@@ -86,6 +86,12 @@ pub struct KernelConfig {
     /// …and at most this many workgroups per step, each summing its chunks'
     /// gradients into one partial slice that Adam adds up.
     pub fused_groups: u32,
+    /// `mdn sweep` pads models of one depth but different K or widths into
+    /// one trainer (`crate::model::pad`) when the padded network's
+    /// multiply-adds, times the models, are at most this percent of the
+    /// models' own; else each shape gets its own trainer, one after another
+    /// (0: never pad).
+    pub pad_percent: u32,
     /// Stream the training rows per submission even when the data fits one
     /// storage binding (`stream=on`; tests). Larger data always streams.
     pub stream: bool,
@@ -134,11 +140,12 @@ impl std::fmt::Display for KernelConfig {
         }
         write!(
             f,
-            ",fused={},fused_wg={},fused_tile={},fused_groups={}",
+            ",fused={},fused_wg={},fused_tile={},fused_groups={},pad={}",
             if self.fused { "on" } else { "off" },
             self.fused_wg,
             self.fused_tile,
-            self.fused_groups
+            self.fused_groups,
+            self.pad_percent
         )?;
         if self.stream {
             write!(f, ",stream=on")?;
@@ -194,6 +201,9 @@ impl KernelConfig {
             stream: false,
             fused_wg: 64,
             fused_tile: 4,
+            // Never: a CPU driver is bound by arithmetic, which padding only
+            // adds to (docs/benchmarks.md).
+            pad_percent: 0,
             // A few workgroups per thread, as for the matmuls: more would
             // only lengthen Adam's sum over the partial slices.
             fused_groups: 4 * threads,
@@ -230,6 +240,10 @@ impl KernelConfig {
             fused_wg: 64,
             fused_tile: 4,
             fused_groups: 256,
+            // Small networks' steps are bound by dispatch latency on a real
+            // GPU: up to twice the arithmetic for one trainer instead of
+            // one per shape. Not yet measured on one (docs/benchmarks.md).
+            pad_percent: 200,
         }
     }
 
@@ -254,7 +268,8 @@ impl KernelConfig {
     /// [`KernelConfig::narrow_macs`]), `big_tile=8x8|none` and
     /// `big_macs=256` (see [`KernelConfig::big_tile`]), `fused=on|off`,
     /// `fused_wg=64`, `fused_tile=4` and `fused_groups=256` (see
-    /// [`KernelConfig::fused`]).
+    /// [`KernelConfig::fused`]), `pad=200` (see
+    /// [`KernelConfig::pad_percent`]).
     pub fn with_overrides(mut self, spec: &str) -> std::result::Result<Self, String> {
         fn number(key: &str, v: &str) -> std::result::Result<u32, String> {
             v.trim()
@@ -310,11 +325,12 @@ impl KernelConfig {
                 "fused_wg" => self.fused_wg = number(key, v)?,
                 "fused_tile" => self.fused_tile = number(key, v)?,
                 "fused_groups" => self.fused_groups = number(key, v)?,
+                "pad" => self.pad_percent = number(key, v)?,
                 other => {
                     return Err(format!(
                         "unknown key `{other}`; keys: matmul, tile, wg, k, blocked_wg, rows_wg, \
                          reduce_wg, adam_wg, invocations, split_rows, narrow, big_tile, big_macs, \
-                         fused, fused_wg, fused_tile, fused_groups"
+                         fused, fused_wg, fused_tile, fused_groups, pad"
                     ));
                 }
             }
@@ -609,9 +625,10 @@ mod tests {
         assert_eq!(base.with_overrides("").unwrap(), base);
         // `fused=off` forces the per-stage path; `on` allows the fused one.
         let off = base
-            .with_overrides("fused=off,fused_groups=8,fused_tile=2")
+            .with_overrides("fused=off,fused_groups=8,fused_tile=2,pad=150")
             .unwrap();
         assert!(!off.fused && off.fused_groups == 8 && off.fused_tile == 2);
+        assert_eq!(off.pad_percent, 150);
         assert_eq!(base.with_overrides(&off.to_string()).unwrap(), off);
         assert!(off.with_overrides("fused=on").unwrap().fused);
         assert!(base.with_overrides("fused=maybe").is_err());

@@ -25,6 +25,18 @@ impl Metric {
     }
 }
 
+/// Where a head's outputs go in a padded head ([`HeadDef::padding`]). The
+/// padded head's other outputs have zero weights and the bias given here,
+/// chosen so the padded head computes the same loss as the original and
+/// gives those outputs no gradient: they never move.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HeadPadding {
+    /// Output `j` of the original head is output `rows[j]` of the padded one.
+    pub rows: Vec<usize>,
+    /// The bias of every padded output that no original output maps to.
+    pub unused_bias: Vec<(usize, f32)>,
+}
+
 /// Everything a head kind supplies. `k` is the number of mixture components
 /// (ignored by heads without components), `d` the target width. Head rows
 /// and targets are z-scored (DESIGN.md §1) unless a method says otherwise.
@@ -65,6 +77,13 @@ pub trait HeadDef: Sync {
     /// Components as the visualizer draws them (curves, π panel): K for a
     /// mixture, 1 for a point prediction.
     fn strips(&self, k: usize) -> usize;
+
+    /// How a head of `k` components sits inside one of `k_to` ≥ `k`
+    /// (`crate::model::pad`: a sweep trains models of different K in one
+    /// GPU trainer). `None`: the kind cannot be padded.
+    fn padding(&self, _k: usize, _k_to: usize, _d: usize) -> Option<HeadPadding> {
+        None
+    }
 
     /// CPU twin of the shader's `loss` entry for a block of rows
     /// (`row_loss.len()` rows): writes each row's loss and

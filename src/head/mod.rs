@@ -23,7 +23,9 @@ pub mod mixture_full;
 pub mod mse;
 pub mod sample;
 
-pub use def::{HALF_LOG_2PI, HeadDef, Metric, component_suffix, mixture_mean, softmax_into};
+pub use def::{
+    HALF_LOG_2PI, HeadDef, HeadPadding, Metric, component_suffix, mixture_mean, softmax_into,
+};
 pub use sample::SampleParams;
 
 use rayon::prelude::*;

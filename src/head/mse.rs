@@ -2,7 +2,7 @@
 //! (mean over the D target dimensions) and its gradient. The head outputs
 //! are the predictions themselves.
 
-use super::def::{HeadDef, Metric};
+use super::def::{HeadDef, HeadPadding, Metric};
 use super::sample::SampleParams;
 use crate::data::normalize::Normalizer;
 
@@ -61,6 +61,14 @@ impl HeadDef for Mse {
 
     fn strips(&self, _k: usize) -> usize {
         1
+    }
+
+    /// No components: the head is the same at any K.
+    fn padding(&self, _k: usize, _k_to: usize, d: usize) -> Option<HeadPadding> {
+        Some(HeadPadding {
+            rows: (0..d).collect(),
+            unused_bias: Vec::new(),
+        })
     }
 
     fn loss_rows(

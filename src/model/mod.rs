@@ -4,6 +4,7 @@
 pub mod init;
 pub mod io;
 pub mod layout;
+pub mod pad;
 pub mod spec;
 
 pub use io::{load_model, save_model};

@@ -11,8 +11,8 @@ pub mod portable;
 use rayon::prelude::*;
 
 use super::def::{
-    HALF_LOG_2PI, HeadDef, Metric, component_suffix, decode_weights_and_means, mixture_columns,
-    mixture_mean, softmax_into,
+    HALF_LOG_2PI, HeadDef, HeadPadding, Metric, component_suffix, decode_weights_and_means,
+    mixture_columns, mixture_mean, softmax_into,
 };
 use super::sample::{SampleParams, choose_component, normal};
 use crate::data::normalize::Normalizer;
@@ -127,6 +127,11 @@ pub fn sample_one(head: &[f32], p: &SampleParams, index: u32, out: &mut [f32]) {
     }
 }
 
+/// The logit of a padded head's unused component ([`HeadDef::padding`]):
+/// finite, so no ∞ − ∞ arises, and far enough below any real logit that
+/// its exp is 0.
+pub const UNUSED_LOGIT: f32 = -1e30;
+
 /// The kind's definition ([`super::HeadKind::MixtureDiag`]).
 pub struct MixtureDiag;
 
@@ -158,6 +163,33 @@ impl HeadDef for MixtureDiag {
 
     fn strips(&self, k: usize) -> usize {
         k
+    }
+
+    /// Each strip (logits, means, log σ) keeps its components first and
+    /// gains K_to − K unused ones after them. An unused component's logit
+    /// is [`UNUSED_LOGIT`]: its π is exp(−10³⁰) = 0 in f32, so the
+    /// log-sum-exp and every gradient are what the K-component head gives,
+    /// and its outputs' gradients are 0 (π − γ = 0 − 0, and γ·… for its
+    /// mean and log σ).
+    fn padding(&self, k: usize, k_to: usize, d: usize) -> Option<HeadPadding> {
+        if k_to < k {
+            return None;
+        }
+        let strip = |j: usize| -> usize {
+            if j < k {
+                j
+            } else if j < k + k * d {
+                k_to + (j - k)
+            } else {
+                k_to + k_to * d + (j - k - k * d)
+            }
+        };
+        let rows: Vec<usize> = (0..self.width(k, d)).map(strip).collect();
+        let mut unused_bias: Vec<(usize, f32)> = (k..k_to).map(|c| (c, UNUSED_LOGIT)).collect();
+        for base in [k_to, k_to + k_to * d] {
+            unused_bias.extend((k * d..k_to * d).map(|i| (base + i, 0.0)));
+        }
+        Some(HeadPadding { rows, unused_bias })
     }
 
     fn loss_rows(
