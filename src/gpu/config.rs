@@ -193,14 +193,18 @@ impl KernelConfig {
             big_tile: None,
             big_macs: 256,
             // Off: on CPU drivers a step is bound by loads, not by
-            // dispatches (~14 µs each), and the fused step's one-output-per-
-            // invocation loops load 8× more per multiply-add than the 8×8
-            // register tiles: 3-5× slower on lavapipe (docs/benchmarks.md).
-            // `fused=on` still runs it (the tests do).
+            // dispatches (~14 µs each), and Mesa 22.3 compiles a shader with
+            // barriers (the fused step has several per chunk) as coroutines
+            // whose every per-lane load keeps its state in memory: 3-4×
+            // slower on lavapipe than the per-stage kernels, which have no
+            // barrier (docs/benchmarks.md). `fused=on` still runs it (the
+            // tests do).
             fused: false,
             stream: false,
             fused_wg: 64,
-            fused_tile: 4,
+            // The fewest loads per multiply-add (lavapipe, small: 9.5-11.9
+            // ms a step at 8x8, 11.2-12.6 at 4x4).
+            fused_tile: 8,
             // Never: a CPU driver is bound by arithmetic, which padding only
             // adds to (docs/benchmarks.md).
             pad_percent: 0,
