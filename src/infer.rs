@@ -268,6 +268,13 @@ impl Model {
         first_row: usize,
     ) -> Result<Vec<f32>> {
         let head = self.head_outputs_on(inputs, dev)?;
+        self.predictions_of(&head, first_row)
+    }
+
+    /// `predict`'s columns from the head's outputs
+    /// ([`Model::head_outputs_on`]), so one forward pass can serve them and
+    /// [`Model::summaries_of`].
+    pub fn predictions_of(&self, head: &[f32], first_row: usize) -> Result<Vec<f32>> {
         let def = self.spec.head_def();
         let (k, width) = (self.spec.k(), self.spec.head_width());
         let cols = self.prediction_columns().len();
@@ -513,8 +520,20 @@ impl Model {
         dev: &Inference,
         first_row: usize,
     ) -> Result<Vec<f32>> {
-        let cols = self.summary_columns(points, quantiles)?.len();
+        self.summary_columns(points, quantiles)?;
         let head = self.head_outputs_on(inputs, dev)?;
+        self.summaries_of(&head, points, quantiles, first_row)
+    }
+
+    /// The summaries from the head's outputs ([`Model::head_outputs_on`]).
+    pub fn summaries_of(
+        &self,
+        head: &[f32],
+        points: &[Point],
+        quantiles: &[f64],
+        first_row: usize,
+    ) -> Result<Vec<f32>> {
+        let cols = self.summary_columns(points, quantiles)?.len();
         let def = self.spec.head_def();
         let (k, d, width) = (self.spec.k(), self.spec.out_dim, self.spec.head_width());
         let norm = &self.target_norm;

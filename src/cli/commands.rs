@@ -325,13 +325,17 @@ impl PredictJob<'_> {
         first: usize,
     ) -> (mdn::Result<Vec<f32>>, mdn::Result<Vec<f32>>) {
         let m = self.model;
-        let pred = m.predict_from(inputs, self.dev, first);
-        let summaries = if self.points.is_empty() && self.quantiles.is_empty() {
-            Ok(Vec::new())
-        } else {
-            m.summaries_from(inputs, self.points, self.quantiles, self.dev, first)
-        };
-        (pred, summaries)
+        if self.points.is_empty() && self.quantiles.is_empty() {
+            return (m.predict_from(inputs, self.dev, first), Ok(Vec::new()));
+        }
+        // One forward pass for both.
+        match m.head_outputs_on(inputs, self.dev) {
+            Ok(head) => (
+                m.predictions_of(&head, first),
+                m.summaries_of(&head, self.points, self.quantiles, first),
+            ),
+            Err(e) => (Err(e), Ok(Vec::new())),
+        }
     }
 
     /// Output rows: each input row, its predictions, its summaries.
