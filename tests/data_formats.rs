@@ -11,6 +11,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use mdn::data::csv::{ColumnChoice, load_dataset};
+use mdn::data::toy::{ToyProblem, toy_dataset};
 use npyz::WriterBuilder;
 use parquet::basic::Compression;
 use parquet::data_type::{ByteArray, ByteArrayType, DoubleType, FloatType, Int64Type};
@@ -251,6 +252,34 @@ fn chunked_inference_equals_one_piece() {
         &small,
     );
     assert_eq!(std::fs::read(d.join("p.csv")).unwrap(), whole);
+}
+
+/// `mdn data` draws and writes its rows a chunk at a time: chunks of 7 rows
+/// give the bytes of one piece, and the file holds `toy_dataset`'s rows.
+#[test]
+fn data_in_chunks_equals_one_piece_and_the_toy_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for toy in [ToyProblem::Forward, ToyProblem::Inverse, ToyProblem::Band] {
+        let name = format!("{toy:?}").to_lowercase();
+        let args = format!("data --toy {name} --n 100 --seed 4 --out {name}.csv");
+        ok(d, &args);
+        let whole = std::fs::read(d.join(format!("{name}.csv"))).unwrap();
+        ok_env(d, &args, &[("MDN_CHUNK_ROWS", "7")]);
+        let chunked = std::fs::read(d.join(format!("{name}.csv"))).unwrap();
+        assert_eq!(chunked, whole, "{name}");
+        // The file's rows, whatever `--data` would take as inputs and
+        // targets, are the toy's rows: the CSV's shortest round-trip
+        // digits read back as the same f32s.
+        let read = load_dataset(&d.join(format!("{name}.csv")), &ColumnChoice::default());
+        let rows = |d: &mdn::Dataset| -> Vec<f32> {
+            (0..d.len())
+                .flat_map(|r| [d.input_row(r), d.target_row(r)].concat())
+                .collect()
+        };
+        let want = toy_dataset(toy, 100, 4);
+        assert_eq!(rows(&read.unwrap()), rows(&want), "{name}");
+    }
 }
 
 /// `predict` on the CPU splits each chunk into tasks of a few thousand

@@ -5,10 +5,10 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use mdn::Dataset;
-use mdn::data::csv::{ColumnChoice, csv_rows, load_dataset, push_csv_rows, to_csv_string};
+use mdn::data::csv::{ColumnChoice, csv_rows, load_dataset, push_csv_rows};
 use mdn::data::table::Table;
-use mdn::data::toy::toy_dataset;
-use mdn::fsutil::{AtomicFile, write_atomic};
+use mdn::data::toy::ToyRows;
+use mdn::fsutil::AtomicFile;
 use mdn::gpu::context::GpuOptions;
 use mdn::infer::{Inference, Point};
 use mdn::model::load_model;
@@ -23,13 +23,23 @@ pub fn data(a: DataArgs) -> anyhow::Result<()> {
     if a.n == 0 {
         bail!("--n must be at least 1");
     }
-    let d = toy_dataset(a.toy.into(), a.n, a.seed);
-    let header = [d.input_names.clone(), d.target_names.clone()].concat();
-    let values: Vec<f32> = (0..d.len())
-        .flat_map(|r| [d.input_row(r), d.target_row(r)].concat())
-        .collect();
-    write_atomic(&a.out, to_csv_string(&header, &values).as_bytes())?;
-    eprintln!("wrote {} rows to {}", d.len(), a.out.display());
+    // Drawn, formatted and written a chunk at a time: 10^8 rows take the
+    // memory of one chunk, not of the file.
+    let mut rows = ToyRows::new(a.toy.into(), a.seed);
+    let (inputs, targets) = rows.names();
+    let mut file = AtomicFile::create(&a.out)?;
+    file.write_all(format!("{}\n", [inputs, targets].concat().join(",")).as_bytes())?;
+    let mut values = Vec::new();
+    let mut left = a.n;
+    while left > 0 {
+        let n = left.min(chunk_rows());
+        values.clear();
+        rows.push(n, &mut values);
+        file.write_all(&csv_rows(rows.width(), &values))?;
+        left -= n;
+    }
+    file.commit()?;
+    eprintln!("wrote {} rows to {}", a.n, a.out.display());
     Ok(())
 }
 

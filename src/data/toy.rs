@@ -60,50 +60,97 @@ pub fn bishop_f(x: f32) -> f32 {
 
 /// `n` samples of the toy problem, deterministic in `seed`.
 pub fn toy_dataset(problem: ToyProblem, n: usize, seed: u64) -> Dataset {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    if problem == ToyProblem::Band {
-        return band_dataset(&mut rng, n);
+    let mut rows = ToyRows::new(problem, seed);
+    let (input_names, target_names) = rows.names();
+    let din = input_names.len();
+    let width = rows.width();
+    let mut values = Vec::with_capacity(n * width);
+    rows.push(n, &mut values);
+    let mut inputs = Vec::with_capacity(n * din);
+    let mut targets = Vec::with_capacity(n * (width - din));
+    for row in values.chunks_exact(width) {
+        inputs.extend_from_slice(&row[..din]);
+        targets.extend_from_slice(&row[din..]);
     }
-    let mut xs = Vec::with_capacity(n);
-    let mut ys = Vec::with_capacity(n);
-    for _ in 0..n {
-        let x: f32 = rng.random_range(0.0..1.0);
-        let noise: f32 = rng.random_range(-0.1..0.1);
-        xs.push(x);
-        ys.push(bishop_f(x) + noise);
-    }
-    let names = |a: &str| vec![a.to_string()];
-    match problem {
-        ToyProblem::Forward => Dataset::new(xs, ys, names("x"), names("y")),
-        ToyProblem::Inverse => Dataset::new(ys, xs, names("y"), names("x")),
-        ToyProblem::Band => unreachable!("drawn above"),
-    }
-    .expect("toy data is finite and rectangular by construction")
+    Dataset::new(inputs, targets, input_names, target_names)
+        .expect("toy data is finite and rectangular by construction")
 }
 
-fn band_dataset(rng: &mut ChaCha8Rng, n: usize) -> Dataset {
-    let (s1, s2) = BAND_SIGMA;
-    let mut xs = Vec::with_capacity(n);
-    let mut ys = Vec::with_capacity(2 * n);
-    for _ in 0..n {
-        let x: f32 = rng.random_range(-1.0..1.0);
-        let (m, phi) = band_mean_and_angle(x);
-        // Two standard normals by Box–Muller.
-        let u1: f32 = rng.random_range(f32::EPSILON..1.0);
-        let u2: f32 = rng.random_range(0.0..1.0);
-        let r = (-2.0 * u1.ln()).sqrt();
-        let (z1, z2) = (
-            r * (std::f32::consts::TAU * u2).cos(),
-            r * (std::f32::consts::TAU * u2).sin(),
-        );
-        let (c, s) = (phi.cos(), phi.sin());
-        xs.push(x);
-        ys.push(m[0] + s1 * z1 * c - s2 * z2 * s);
-        ys.push(m[1] + s1 * z1 * s + s2 * z2 * c);
+/// A toy problem's rows, drawn a chunk at a time: the rows of
+/// [`toy_dataset`] with the same seed, in the same order, so `mdn data`
+/// writes any number of them in bounded memory.
+pub struct ToyRows {
+    problem: ToyProblem,
+    rng: ChaCha8Rng,
+}
+
+impl ToyRows {
+    pub fn new(problem: ToyProblem, seed: u64) -> Self {
+        ToyRows {
+            problem,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+        }
     }
-    let names = |a: &[&str]| a.iter().map(|s| s.to_string()).collect();
-    Dataset::new(xs, ys, names(&["x"]), names(&["y0", "y1"]))
-        .expect("toy data is finite and rectangular by construction")
+
+    /// The input and target columns' names.
+    pub fn names(&self) -> (Vec<String>, Vec<String>) {
+        let names = |a: &[&str]| a.iter().map(|s| s.to_string()).collect();
+        match self.problem {
+            ToyProblem::Forward => (names(&["x"]), names(&["y"])),
+            ToyProblem::Inverse => (names(&["y"]), names(&["x"])),
+            ToyProblem::Band => (names(&["x"]), names(&["y0", "y1"])),
+        }
+    }
+
+    /// Values per row: the inputs, then the targets.
+    pub fn width(&self) -> usize {
+        match self.problem {
+            ToyProblem::Band => 3,
+            _ => 2,
+        }
+    }
+
+    /// Appends the next `n` rows to `out`, each row's inputs then targets.
+    pub fn push(&mut self, n: usize, out: &mut Vec<f32>) {
+        out.reserve(n * self.width());
+        let rng = &mut self.rng;
+        for _ in 0..n {
+            match self.problem {
+                ToyProblem::Forward | ToyProblem::Inverse => {
+                    let x: f32 = rng.random_range(0.0..1.0);
+                    let noise: f32 = rng.random_range(-0.1..0.1);
+                    let y = bishop_f(x) + noise;
+                    if self.problem == ToyProblem::Forward {
+                        out.extend([x, y]);
+                    } else {
+                        out.extend([y, x]);
+                    }
+                }
+                ToyProblem::Band => out.extend(band_row(rng)),
+            }
+        }
+    }
+}
+
+/// One row of the band: x, y0, y1.
+fn band_row(rng: &mut ChaCha8Rng) -> [f32; 3] {
+    let (s1, s2) = BAND_SIGMA;
+    let x: f32 = rng.random_range(-1.0..1.0);
+    let (m, phi) = band_mean_and_angle(x);
+    // Two standard normals by Box–Muller.
+    let u1: f32 = rng.random_range(f32::EPSILON..1.0);
+    let u2: f32 = rng.random_range(0.0..1.0);
+    let r = (-2.0 * u1.ln()).sqrt();
+    let (z1, z2) = (
+        r * (std::f32::consts::TAU * u2).cos(),
+        r * (std::f32::consts::TAU * u2).sin(),
+    );
+    let (c, s) = (phi.cos(), phi.sin());
+    [
+        x,
+        m[0] + s1 * z1 * c - s2 * z2 * s,
+        m[1] + s1 * z1 * s + s2 * z2 * c,
+    ]
 }
 
 /// What a perfect model of Bishop's problem reaches on fresh data, per row:
