@@ -376,11 +376,17 @@ fn packs<'a>(
         let big = enclosing_spec(&specs)?;
         let own: usize = specs.iter().map(|s| s.layout().macs_per_row()).sum();
         let padded = members.len() * big.layout().macs_per_row();
-        if same_depth.len() > 1 && padded * 100 <= own * pad_percent as usize {
-            out.push(Pack::new(big, members)?);
-        } else {
-            for g in same_depth {
-                out.push(alone(g)?);
+        // A head kind that does not pad (the full-covariance head) keeps
+        // its shapes apart.
+        let pack = (same_depth.len() > 1 && padded * 100 <= own * pad_percent as usize)
+            .then(|| Pack::new(big, members).ok())
+            .flatten();
+        match pack {
+            Some(p) => out.push(p),
+            None => {
+                for g in same_depth {
+                    out.push(alone(g)?);
+                }
             }
         }
     }
@@ -569,5 +575,57 @@ impl TrainedTogether<'_> {
             out.push((result, model));
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::toy::{ToyProblem, toy_dataset};
+
+    fn grid(k: Vec<usize>, hidden: Vec<Vec<usize>>, covariance: Covariance) -> Grid {
+        Grid {
+            k,
+            seeds: vec![0, 1],
+            lr: vec![5e-3],
+            hidden,
+            covariance,
+            steps: 10,
+            batch: 32,
+            schedule: LrSchedule::Constant,
+            eval_every: 10,
+        }
+    }
+
+    /// (models, padded?) of each pack.
+    fn shapes(g: &Grid, pad: u32) -> Vec<(usize, bool)> {
+        let data = toy_dataset(ToyProblem::Band, 50, 1);
+        let jobs = g.combinations();
+        packs(g, &data, &jobs, pad)
+            .unwrap()
+            .iter()
+            .map(|p| (p.members.len(), p.is_padded()))
+            .collect()
+    }
+
+    #[test]
+    fn shapes_of_one_depth_pad_together_within_the_limit() {
+        let diag = grid(vec![1, 3], vec![vec![12, 12]], Covariance::Diag);
+        // The band: 1 input, 2 targets, so K 1 costs 12 + 144 + 12·5 = 216
+        // multiply-adds a row and K 3 12 + 144 + 12·15 = 336; padded,
+        // 4 × 336 = 1344 is 122 % of 2 × 216 + 2 × 336.
+        assert_eq!(shapes(&diag, 122), vec![(4, true)]);
+        assert_eq!(shapes(&diag, 121), vec![(2, false), (2, false)]);
+        assert_eq!(shapes(&diag, 0), vec![(2, false), (2, false)]);
+        // Other depths keep their own trainers; one shape is never padded.
+        let depths = grid(
+            vec![2],
+            vec![vec![8], vec![8, 8], vec![4]],
+            Covariance::Diag,
+        );
+        assert_eq!(shapes(&depths, 1000), vec![(4, true), (2, false)]);
+        // The full-covariance head does not pad: its shapes stay apart.
+        let full = grid(vec![1, 2], vec![vec![8]], Covariance::Full);
+        assert_eq!(shapes(&full, 1000), vec![(2, false), (2, false)]);
     }
 }

@@ -188,7 +188,9 @@ fn the_gpu_sweep_equals_the_cpu_sweep_model_by_model() {
 }
 
 /// The grid of most CLI sweeps here: two K, two seeds, one shape each.
-const TWO_K: [&str; 6] = ["--k", "1,3", "--seeds", "2", "--hidden", "12,12"];
+const TWO_K: [&str; 8] = [
+    "--toy", "inverse", "--k", "1,3", "--seeds", "2", "--hidden", "12,12",
+];
 
 /// `mdn sweep --keep-all` over `grid` on `device` with `env` set, in `dir`;
 /// returns stderr.
@@ -200,7 +202,7 @@ fn cli_sweep_of(
     env: &[(&str, &str)],
 ) -> String {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_mdn"))
-        .args(["sweep", "--toy", "inverse"])
+        .arg("sweep")
         .args(grid)
         .args([
             "--steps",
@@ -283,7 +285,16 @@ fn the_cli_sweep_steps_models_of_each_k_together_and_equals_the_cpu() {
 /// it alone.
 #[test]
 fn the_cli_sweep_pads_models_of_different_shapes_into_one_trainer() {
-    const GRID: [&str; 6] = ["--k", "1,3", "--seeds", "1", "--hidden", "12,12;8,8"];
+    const GRID: [&str; 8] = [
+        "--toy",
+        "inverse",
+        "--k",
+        "1,3",
+        "--seeds",
+        "1",
+        "--hidden",
+        "12,12;8,8",
+    ];
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     cli_sweep_of(&GRID, d, "cpu", "vulkan", &[]);
@@ -322,7 +333,9 @@ fn the_cli_sweep_pads_models_of_different_shapes_into_one_trainer() {
 /// its own, the other one model at a time; both equal the CPU's.
 #[test]
 fn a_padded_trainer_the_fused_step_refuses_splits_into_its_shapes() {
-    const GRID: [&str; 6] = ["--k", "2", "--seeds", "1", "--hidden", "8;130"];
+    const GRID: [&str; 8] = [
+        "--toy", "inverse", "--k", "2", "--seeds", "1", "--hidden", "8;130",
+    ];
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     if context(BackendChoice::Vulkan).is_none() {
@@ -337,6 +350,40 @@ fn a_padded_trainer_the_fused_step_refuses_splits_into_its_shapes() {
     );
     assert!(
         stderr.contains("K 2 with hidden 130: invalid setting: no fused step for these models: a hidden layer of 130 > 128; training these models one at a time"),
+        "{stderr}"
+    );
+    same_models(&d.join("cpu"), &d.join("gpu"), 2, "vulkan");
+}
+
+/// The full-covariance head has neither a fused step nor padding: with
+/// both asked for, its models train one at a time on the per-stage
+/// kernels, and equal the CPU's.
+#[test]
+fn a_full_covariance_sweep_trains_one_model_at_a_time() {
+    const GRID: [&str; 10] = [
+        "--toy",
+        "band",
+        "--k",
+        "1,2",
+        "--seeds",
+        "1",
+        "--hidden",
+        "8",
+        "--covariance",
+        "full",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    if context(BackendChoice::Vulkan).is_none() {
+        return;
+    }
+    cli_sweep_of(&GRID, d, "cpu", "vulkan", &[]);
+    let env = [("MDN_GPU_KERNELS", "fused=on,pad=1000")];
+    let stderr = cli_sweep_of(&GRID, d, "gpu", "vulkan", &env);
+    assert!(
+        stderr.contains(
+            "the mixture_full head has no fused row loss; training these models one at a time"
+        ),
         "{stderr}"
     );
     same_models(&d.join("cpu"), &d.join("gpu"), 2, "vulkan");

@@ -89,6 +89,15 @@ impl Padding {
         if small.hidden.iter().zip(&big.hidden).any(|(s, b)| s > b) {
             return refuse("a hidden layer is narrower in the padded network");
         }
+        if small == big {
+            // Any head kind is its own padding.
+            let len = small.layout().len;
+            return Ok(Padding {
+                to: (0..len).collect(),
+                fixed: Vec::new(),
+                big_len: len,
+            });
+        }
         let Some(head) = small.head_def().padding(small.k(), big.k(), small.out_dim) else {
             return refuse("the head kind does not pad");
         };
@@ -179,6 +188,25 @@ mod tests {
         assert!(enclosing_spec(&[&a, &mixture(vec![8, 16], 3, 1)]).is_err());
         assert!(Padding::new(&big, &a).is_err(), "wider into narrower");
         assert!(Padding::new(&a, &a).unwrap().is_identity());
+        let full = ModelSpec::new(
+            2,
+            2,
+            vec![8],
+            Head::Mixture {
+                k: 2,
+                covariance: Covariance::Full,
+            },
+        )
+        .unwrap();
+        assert!(Padding::new(&full, &full).unwrap().is_identity());
+        let wider = ModelSpec {
+            hidden: vec![9],
+            ..full.clone()
+        };
+        assert!(
+            Padding::new(&full, &wider).is_err(),
+            "the full head does not pad"
+        );
         assert!(!Padding::new(&b, &big).unwrap().is_identity());
     }
 
