@@ -4,9 +4,11 @@
 //! sweep`'s GPU paths (many models per dispatch with `fused=on`, models of
 //! several shapes padded into one trainer with `pad=`, one model at a time
 //! by default on software adapters) equal its CPU path model by model,
-//! with models of different K in one sweep. On lavapipe (Vulkan) and
-//! llvmpipe (GL); without an adapter each test skips loudly, and fails
-//! under `MDN_REQUIRE_GPU=1`.
+//! with models of different K in one sweep; a padded network the fused
+//! step refuses splits back into its shapes, and the full-covariance head
+//! (no fused step, no padding) trains one model at a time. On lavapipe
+//! (Vulkan) and llvmpipe (GL); without an adapter each test skips loudly,
+//! and fails under `MDN_REQUIRE_GPU=1`.
 //!
 //! Tolerance: 1e-4 of the largest parameter after 200 Adam steps, that of
 //! the single-model parity (tests/gpu_training.rs, tests/gpu_fused.rs):
