@@ -230,6 +230,16 @@ fn cli_sweep_of(
     stderr
 }
 
+/// The CLI's names of the backends, up to the first without an adapter
+/// (`context` skips loudly there, or fails under `MDN_REQUIRE_GPU=1`).
+fn cli_backends() -> Vec<&'static str> {
+    [("vulkan", BackendChoice::Vulkan), ("gl", BackendChoice::Gl)]
+        .into_iter()
+        .take_while(|&(_, b)| context(b).is_some())
+        .map(|(name, _)| name)
+        .collect()
+}
+
 fn cli_sweep(dir: &std::path::Path, device: &str, backend: &str, env: &[(&str, &str)]) -> String {
     cli_sweep_of(&TWO_K, dir, device, backend, env)
 }
@@ -257,15 +267,7 @@ fn the_cli_sweep_steps_models_of_each_k_together_and_equals_the_cpu() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     cli_sweep(d, "cpu", "vulkan", &[]);
-    for backend in ["vulkan", "gl"] {
-        let b = if backend == "gl" {
-            BackendChoice::Gl
-        } else {
-            BackendChoice::Vulkan
-        };
-        if context(b).is_none() {
-            return;
-        }
+    for backend in cli_backends() {
         let gpu_dir = d.join(backend);
         std::fs::create_dir_all(&gpu_dir).unwrap();
         let stderr = cli_sweep(&gpu_dir, "gpu", backend, &[("MDN_GPU_KERNELS", "fused=on")]);
@@ -300,15 +302,7 @@ fn the_cli_sweep_pads_models_of_different_shapes_into_one_trainer() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     cli_sweep_of(&GRID, d, "cpu", "vulkan", &[]);
-    for backend in ["vulkan", "gl"] {
-        let b = if backend == "gl" {
-            BackendChoice::Gl
-        } else {
-            BackendChoice::Vulkan
-        };
-        if context(b).is_none() {
-            return;
-        }
+    for backend in cli_backends() {
         let gpu_dir = d.join(backend);
         std::fs::create_dir_all(&gpu_dir).unwrap();
         let env = [("MDN_GPU_KERNELS", "fused=on,pad=200")];
@@ -330,6 +324,19 @@ fn the_cli_sweep_pads_models_of_different_shapes_into_one_trainer() {
     }
 }
 
+/// `grid` swept on the CPU and on Vulkan with `MDN_GPU_KERNELS=kernels`:
+/// the `models` models saved equal; returns the GPU run's stderr (`None`
+/// without an adapter, which `context` reports).
+fn vulkan_sweep_equals_cpu(grid: &[&str], kernels: &str, models: usize) -> Option<String> {
+    context(BackendChoice::Vulkan)?;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    cli_sweep_of(grid, d, "cpu", "vulkan", &[]);
+    let stderr = cli_sweep_of(grid, d, "gpu", "vulkan", &[("MDN_GPU_KERNELS", kernels)]);
+    same_models(&d.join("cpu"), &d.join("gpu"), models, "vulkan");
+    Some(stderr)
+}
+
 /// A padded network the fused step cannot take (hidden 130 > 128) splits
 /// back into its shapes: the one that fits still trains in a trainer of
 /// its own, the other one model at a time; both equal the CPU's.
@@ -338,14 +345,9 @@ fn a_padded_trainer_the_fused_step_refuses_splits_into_its_shapes() {
     const GRID: [&str; 8] = [
         "--toy", "inverse", "--k", "2", "--seeds", "1", "--hidden", "8;130",
     ];
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    if context(BackendChoice::Vulkan).is_none() {
+    let Some(stderr) = vulkan_sweep_equals_cpu(&GRID, "fused=on,pad=100000", 2) else {
         return;
-    }
-    cli_sweep_of(&GRID, d, "cpu", "vulkan", &[]);
-    let env = [("MDN_GPU_KERNELS", "fused=on,pad=100000")];
-    let stderr = cli_sweep_of(&GRID, d, "gpu", "vulkan", &env);
+    };
     assert!(
         stderr.contains("a hidden layer of 130 > 128; one trainer per shape instead"),
         "{stderr}"
@@ -354,7 +356,6 @@ fn a_padded_trainer_the_fused_step_refuses_splits_into_its_shapes() {
         stderr.contains("K 2 with hidden 130: invalid setting: no fused step for these models: a hidden layer of 130 > 128; training these models one at a time"),
         "{stderr}"
     );
-    same_models(&d.join("cpu"), &d.join("gpu"), 2, "vulkan");
 }
 
 /// The full-covariance head has neither a fused step nor padding: with
@@ -374,19 +375,13 @@ fn a_full_covariance_sweep_trains_one_model_at_a_time() {
         "--covariance",
         "full",
     ];
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    if context(BackendChoice::Vulkan).is_none() {
+    let Some(stderr) = vulkan_sweep_equals_cpu(&GRID, "fused=on,pad=1000", 2) else {
         return;
-    }
-    cli_sweep_of(&GRID, d, "cpu", "vulkan", &[]);
-    let env = [("MDN_GPU_KERNELS", "fused=on,pad=1000")];
-    let stderr = cli_sweep_of(&GRID, d, "gpu", "vulkan", &env);
+    };
     assert!(
         stderr.contains(
             "the mixture_full head has no fused row loss; training these models one at a time"
         ),
         "{stderr}"
     );
-    same_models(&d.join("cpu"), &d.join("gpu"), 2, "vulkan");
 }
