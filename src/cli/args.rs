@@ -400,7 +400,7 @@ pub struct SweepArgs {
     /// Steps between validation checks [default: a fiftieth of the run].
     #[arg(long, value_name = "N")]
     pub eval_every: Option<usize>,
-    /// Where the models train: on the CPU side by side on the cores, on a GPU one after another.
+    /// Where the models train: on the CPU side by side on the cores; on a GPU many at once in the same dispatches (shapes of one depth padded into one trainer), or one after another on software adapters.
     #[arg(long, value_enum, default_value = "auto")]
     pub device: Device,
     /// Train only every n-th combination starting at i (0-based), as one job of n.
