@@ -248,9 +248,24 @@ pub fn run_sweep(
                 let prepared = prepare(train.clone())?;
                 let mut queue: VecDeque<Pack> =
                     packs(grid, train, &jobs, kernels.config.pad_percent)?.into();
+                let rows = prepared.normalized.len();
                 while let Some(pack) = queue.pop_front() {
                     if stopped() {
                         break;
+                    }
+                    let fit =
+                        GpuTrainer::models_that_fit(&ctx, &kernels, &pack.spec, rows, grid.batch);
+                    if fit >= 1 && pack.members.len() > fit {
+                        let parts = pack.members.len().div_ceil(fit);
+                        note(&format!(
+                            "{}: {} models are more than one trainer holds on this GPU ({fit}); {parts} trainers instead",
+                            pack.shape_text(),
+                            pack.members.len()
+                        ));
+                        for part in pack.split(fit).into_iter().rev() {
+                            queue.push_front(part);
+                        }
+                        continue;
                     }
                     let together = TrainedTogether {
                         grid,
@@ -424,6 +439,19 @@ impl<'a> Pack<'a> {
             })
             .collect::<Result<_>>()?;
         Ok(Pack { spec, members })
+    }
+
+    /// The same models in packs of at most `most`, in order.
+    fn split(self, most: usize) -> Vec<Self> {
+        let mut members = self.members.into_iter().peekable();
+        let mut out = Vec::new();
+        while members.peek().is_some() {
+            out.push(Pack {
+                spec: self.spec.clone(),
+                members: members.by_ref().take(most).collect(),
+            });
+        }
+        out
     }
 
     /// The models of one shape group, in a pack of their own network.

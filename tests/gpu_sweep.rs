@@ -203,16 +203,21 @@ fn cli_sweep_of(
     backend: &str,
     env: &[(&str, &str)],
 ) -> String {
+    // 200 steps in minibatches of 128, validated at the end, unless the
+    // grid says otherwise.
+    let defaults = [
+        ("--steps", "200"),
+        ("--eval-every", "200"),
+        ("--batch", "128"),
+    ];
+    let unset = defaults
+        .into_iter()
+        .filter(|(flag, _)| !grid.contains(flag));
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_mdn"))
         .arg("sweep")
         .args(grid)
+        .args(unset.flat_map(|(flag, value)| [flag, value]))
         .args([
-            "--steps",
-            "200",
-            "--eval-every",
-            "200",
-            "--batch",
-            "128",
             "--keep-all",
             "--device",
             device,
@@ -354,6 +359,40 @@ fn a_padded_trainer_the_fused_step_refuses_splits_into_its_shapes() {
     );
     assert!(
         stderr.contains("K 2 with hidden 130: invalid setting: no fused step for these models: a hidden layer of 130 > 128; training these models one at a time"),
+        "{stderr}"
+    );
+}
+
+/// More models than one trainer's buffers hold on this GPU (a 128,128
+/// network in minibatches of 4 096 with a workgroup per chunk: 46 MB of
+/// gradient partials a model, 2 models to lavapipe's 128 MiB binding)
+/// train in several trainers, and equal the CPU's.
+#[test]
+fn a_set_larger_than_one_trainer_holds_splits() {
+    const GRID: [&str; 14] = [
+        "--toy",
+        "inverse",
+        "--k",
+        "8",
+        "--seeds",
+        "3",
+        "--hidden",
+        "128,128",
+        "--batch",
+        "4096",
+        "--steps",
+        "2",
+        "--eval-every",
+        "2",
+    ];
+    let kernels = "fused=on,fused_groups=4096";
+    let Some(stderr) = vulkan_sweep_equals_cpu(&GRID, kernels, 3) else {
+        return;
+    };
+    assert!(
+        stderr.contains(
+            "3 models are more than one trainer holds on this GPU (2); 2 trainers instead"
+        ),
         "{stderr}"
     );
 }

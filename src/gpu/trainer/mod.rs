@@ -28,6 +28,7 @@ mod plan;
 mod resident;
 
 pub use plan::StepStage;
+use resident::bytes_per_model;
 pub use resident::{STEP_CAPACITY, choose_splits};
 
 use plan::{Dispatch, Pipe, Plan, record_fused_step, record_step};
@@ -169,6 +170,35 @@ impl GpuTrainer {
             force_fused: true,
         };
         Self::build(ctx, kernels, spec, data, init, &shared, true)
+    }
+
+    /// The most models of `spec` that one [`GpuTrainer::many`] holds on
+    /// this device, training on `rows` rows in minibatches of `batch`:
+    /// every buffer that grows with the models must fit one storage
+    /// binding. 0 where the fused step does not take `spec` (`many` then
+    /// says why).
+    pub fn models_that_fit(
+        ctx: &GpuContext,
+        kernels: &Kernels,
+        spec: &ModelSpec,
+        rows: usize,
+        batch: usize,
+    ) -> usize {
+        let layout = spec.layout();
+        let limits = ctx.device.limits();
+        let cfg = KernelConfig {
+            fused: true,
+            ..kernels.config
+        };
+        let batch = batch.clamp(1, rows.max(1));
+        let workgroup_bytes = limits.max_compute_workgroup_storage_size;
+        match FusedShape::plan(&cfg, spec, &layout, batch, workgroup_bytes) {
+            Ok(shape) => {
+                let each = bytes_per_model(&layout, &shape, rows, batch);
+                (limits.max_storage_buffer_binding_size / each) as usize
+            }
+            Err(_) => 0,
+        }
     }
 
     /// Like [`GpuTrainer::new`], taking the data: a streamed trainer (data

@@ -272,6 +272,25 @@ impl Resident {
     }
 }
 
+/// Bytes one model adds to the largest of a fused trainer's buffers that
+/// grow with its models ([`Resident::new`]): its gradient partials (a
+/// slice per workgroup and layer), its epoch permutations (one ring slot
+/// at least), its parameters, Adam moments and gradient, or its row
+/// losses. One storage binding holds the binding limit over this many
+/// models.
+pub fn bytes_per_model(layout: &ParamLayout, fused: &FusedShape, rows: usize, batch: usize) -> u64 {
+    let partials: usize = layout
+        .layers
+        .iter()
+        .map(|l| fused.groups as usize * l.out_dim * (l.in_dim + 1))
+        .sum();
+    4 * [partials, rows, layout.len, batch]
+        .into_iter()
+        .max()
+        .unwrap_or(1)
+        .max(1) as u64
+}
+
 /// Splits of the batch for each layer's weight-gradient pass: enough that
 /// about `target_invocations` run at once (a 1→64 layer alone is a handful
 /// of tiles, however big the batch), each split at least `min_split_rows`
