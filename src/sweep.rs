@@ -253,9 +253,11 @@ pub fn run_sweep(
                     if stopped() {
                         break;
                     }
+                    let wanted = pack.members.len();
+                    let spec = &pack.spec;
                     let fit =
-                        GpuTrainer::models_that_fit(&ctx, &kernels, &pack.spec, rows, grid.batch);
-                    if fit >= 1 && pack.members.len() > fit {
+                        GpuTrainer::models_that_fit(&ctx, &kernels, spec, rows, grid.batch, wanted);
+                    if fit >= 1 && wanted > fit {
                         let parts = pack.members.len().div_ceil(fit);
                         note(&format!(
                             "{}: {} models are more than one trainer holds on this GPU ({fit}); {parts} trainers instead",

@@ -83,7 +83,8 @@ pub struct KernelConfig {
     /// …the side of each invocation's square register tile in its three
     /// products (1..=[`MAX_TILE`])…
     pub fused_tile: u32,
-    /// …and at most this many workgroups per step, each summing its chunks'
+    /// …and at most this many workgroups per step, all of a trainer's
+    /// models together (one a model at least), each summing its chunks'
     /// gradients into one partial slice that Adam adds up.
     pub fused_groups: u32,
     /// `mdn sweep` pads models of one depth but different K or widths into

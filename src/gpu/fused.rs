@@ -61,6 +61,7 @@ impl FusedShape {
         layout: &ParamLayout,
         batch: usize,
         workgroup_bytes: u32,
+        models: usize,
     ) -> Result<Self, String> {
         if !cfg.fused {
             return Err("turned off (fused=off)".into());
@@ -90,7 +91,11 @@ impl FusedShape {
             ));
         }
         let chunks = batch.div_ceil(chunk_rows);
-        let per_group = chunks.div_ceil((cfg.fused_groups as usize).max(1));
+        // `fused_groups` bounds the workgroups of a step, every model's
+        // together: more models, fewer slices each (less memory, and less
+        // for Adam to add up), the same parallelism.
+        let groups_per_model = (cfg.fused_groups as usize / models.max(1)).max(1);
+        let per_group = chunks.div_ceil(groups_per_model);
         // Recounted from the chunks per group, so every group has rows.
         let groups = chunks.div_ceil(per_group);
 
@@ -159,7 +164,7 @@ mod tests {
             fused: true,
             ..KernelConfig::software()
         };
-        FusedShape::plan(&cfg, &spec, &spec.layout(), batch, 16384)
+        FusedShape::plan(&cfg, &spec, &spec.layout(), batch, 16384, 1)
     }
 
     #[test]
@@ -181,6 +186,25 @@ mod tests {
         }
     }
 
+    /// `fused_groups` bounds the workgroups of every model together, one
+    /// a model at least; the chunks still cover each model's batch.
+    #[test]
+    fn models_share_the_workgroup_budget() {
+        let spec = ModelSpec::mixture(1, 1, vec![32, 32], 5).unwrap();
+        let cfg = KernelConfig {
+            fused: true,
+            fused_groups: 64,
+            ..KernelConfig::software()
+        };
+        let plan = |models| FusedShape::plan(&cfg, &spec, &spec.layout(), 4096, 16384, models);
+        for (models, most) in [(1, 64), (4, 16), (64, 1), (1000, 1)] {
+            let s = plan(models).unwrap();
+            assert!(s.groups <= most, "{models} models: {} groups", s.groups);
+            let rows = (s.groups * s.info.chunks_per_group * s.info.chunk_rows) as usize;
+            assert!(rows >= 4096, "{models} models: {rows} rows");
+        }
+    }
+
     #[test]
     fn wide_or_full_covariance_networks_take_the_per_stage_path() {
         assert!(shape(vec![129], 1, 1, 64).is_err());
@@ -198,12 +222,12 @@ mod tests {
             fused: true,
             ..KernelConfig::software()
         };
-        assert!(FusedShape::plan(&cfg, &full, &full.layout(), 64, 16384).is_err());
+        assert!(FusedShape::plan(&cfg, &full, &full.layout(), 64, 16384, 1).is_err());
         let off = KernelConfig {
             fused: false,
             ..cfg
         };
         let spec = ModelSpec::mixture(1, 1, vec![8], 2).unwrap();
-        assert!(FusedShape::plan(&off, &spec, &spec.layout(), 64, 16384).is_err());
+        assert!(FusedShape::plan(&off, &spec, &spec.layout(), 64, 16384, 1).is_err());
     }
 }

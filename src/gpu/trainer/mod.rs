@@ -172,17 +172,18 @@ impl GpuTrainer {
         Self::build(ctx, kernels, spec, data, init, &shared, true)
     }
 
-    /// The most models of `spec` that one [`GpuTrainer::many`] holds on
-    /// this device, training on `rows` rows in minibatches of `batch`:
-    /// every buffer that grows with the models must fit one storage
-    /// binding. 0 where the fused step does not take `spec` (`many` then
-    /// says why).
+    /// The most models of `spec`, up to `wanted`, that one
+    /// [`GpuTrainer::many`] holds on this device, training on `rows` rows
+    /// in minibatches of `batch`: every buffer that grows with the models
+    /// must fit one storage binding. 0 where the fused step does not take
+    /// `spec` (`many` then says why).
     pub fn models_that_fit(
         ctx: &GpuContext,
         kernels: &Kernels,
         spec: &ModelSpec,
         rows: usize,
         batch: usize,
+        wanted: usize,
     ) -> usize {
         let layout = spec.layout();
         let limits = ctx.device.limits();
@@ -192,13 +193,15 @@ impl GpuTrainer {
         };
         let batch = batch.clamp(1, rows.max(1));
         let workgroup_bytes = limits.max_compute_workgroup_storage_size;
-        match FusedShape::plan(&cfg, spec, &layout, batch, workgroup_bytes) {
-            Ok(shape) => {
-                let each = bytes_per_model(&layout, &shape, rows, batch);
-                (limits.max_storage_buffer_binding_size / each) as usize
-            }
-            Err(_) => 0,
-        }
+        let fits = |models: usize| {
+            FusedShape::plan(&cfg, spec, &layout, batch, workgroup_bytes, models).is_ok_and(
+                |shape| {
+                    let each = bytes_per_model(&layout, &shape, rows, batch);
+                    each * models as u64 <= limits.max_storage_buffer_binding_size
+                },
+            )
+        };
+        (1..=wanted).rev().find(|&m| fits(m)).unwrap_or(0)
     }
 
     /// Like [`GpuTrainer::new`], taking the data: a streamed trainer (data
@@ -257,7 +260,15 @@ impl GpuTrainer {
             fused: kernels.config.fused || init.force_fused,
             ..kernels.config
         };
-        let fused = FusedShape::plan(&fused_cfg, spec, &layout, order.batch, workgroup_bytes);
+        let models = init.params.len();
+        let fused = FusedShape::plan(
+            &fused_cfg,
+            spec,
+            &layout,
+            order.batch,
+            workgroup_bytes,
+            models,
+        );
         if let (true, Err(why)) = (init.force_fused, &fused) {
             return Err(MdnError::Config(format!(
                 "no fused step for these models: {why}"
