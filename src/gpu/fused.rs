@@ -49,8 +49,9 @@ pub struct FusedShape {
 }
 
 impl FusedShape {
-    /// The fused step for `spec` in minibatches of `batch`, or `None`
-    /// (with the reason) where the network does not qualify: the
+    /// The fused step for `models` models of `spec` (in the same
+    /// dispatches) in minibatches of `batch`, or an error (the reason)
+    /// where the network does not qualify: the
     /// configuration turns it off, the head has no row loss in WGSL (the
     /// full-covariance head), a hidden layer is wider than
     /// [`FUSED_MAX_WIDTH`], one row's values do not fit the workgroup
