@@ -24,6 +24,7 @@ use mdn::cpu::CpuTrainer;
 use mdn::data::toy::{ToyProblem, toy_dataset};
 use mdn::device::DeviceChoice;
 use mdn::fit::prepare;
+use mdn::gpu::config::KernelConfig;
 use mdn::gpu::context::{BackendChoice, GpuOptions};
 use mdn::gpu::{GpuTrainer, Kernels};
 use mdn::model::init::init_params;
@@ -360,6 +361,52 @@ fn a_padded_trainer_the_fused_step_refuses_splits_into_its_shapes() {
     assert!(
         stderr.contains("K 2 with hidden 130: invalid setting: no fused step for these models: a hidden layer of 130 > 128; training these models one at a time"),
         "{stderr}"
+    );
+}
+
+/// `GpuTrainer::models_that_fit` counts what `GpuTrainer::many` then
+/// allocates: the count it gives builds, one more does not (a 128,128
+/// network, minibatches of 4 096, a workgroup per chunk: 46 MB of
+/// gradient partials a model).
+#[test]
+fn models_that_fit_is_what_a_trainer_holds() {
+    let Some(ctx) = context(BackendChoice::Vulkan) else {
+        return;
+    };
+    let cfg = KernelConfig {
+        fused: true,
+        fused_groups: 4096,
+        ..KernelConfig::for_adapter(&ctx.info)
+    };
+    let kernels = Arc::new(Kernels::with_config(&ctx, cfg).unwrap());
+    let spec = ModelSpec::mixture(1, 1, vec![128, 128], 8).unwrap();
+    let data = toy(4096, 5);
+    let fit = GpuTrainer::models_that_fit(&ctx, &kernels, &spec, data.len(), 4096, 100);
+    assert!((1..100).contains(&fit), "{fit}");
+    let set = |models: usize| {
+        let config = TrainConfig {
+            steps: 10,
+            batch: 4096,
+            lr: 1e-3,
+            schedule: LrSchedule::Constant,
+            seed: 0,
+        };
+        let members = (0..models)
+            .map(|m| (init_params(&spec, m as u64), config.clone()))
+            .collect();
+        GpuTrainer::many(
+            Arc::clone(&ctx),
+            Arc::clone(&kernels),
+            &spec,
+            &data,
+            members,
+        )
+    };
+    assert!(set(fit).is_ok(), "{fit} models");
+    let err = set(fit + 1).err().expect("one model more than fits");
+    assert!(
+        err.to_string().contains("more than this GPU binds"),
+        "{err}"
     );
 }
 
