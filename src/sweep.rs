@@ -241,11 +241,18 @@ pub fn run_sweep(
             let mut done = Vec::with_capacity(jobs.len());
             // The model dimension lives in the fused step. Where the
             // adapter's configuration turns that off (software adapters,
-            // where many models in one fused step measured 4.5x slower
-            // than one at a time on the per-stage kernels:
-            // docs/benchmarks.md), the models train one after another.
+            // where many models in one fused step are slower than one at a
+            // time on the per-stage kernels: docs/benchmarks.md), the
+            // models train one after another.
             if kernels.config.fused {
                 let prepared = prepare(train.clone())?;
+                let together = TrainedTogether {
+                    grid,
+                    prepared: &prepared,
+                    train,
+                    val,
+                    stop,
+                };
                 let mut queue: VecDeque<Pack> =
                     packs(grid, train, &jobs, kernels.config.pad_percent)?.into();
                 let rows = prepared.normalized.len();
@@ -258,24 +265,16 @@ pub fn run_sweep(
                     let fit =
                         GpuTrainer::models_that_fit(&ctx, &kernels, spec, rows, grid.batch, wanted);
                     if fit >= 1 && wanted > fit {
-                        let parts = pack.members.len().div_ceil(fit);
                         note(&format!(
-                            "{}: {} models are more than one trainer holds on this GPU ({fit}); {parts} trainers instead",
+                            "{}: {wanted} models are more than one trainer holds on this GPU ({fit}); {} trainers instead",
                             pack.shape_text(),
-                            pack.members.len()
+                            wanted.div_ceil(fit)
                         ));
                         for part in pack.split(fit).into_iter().rev() {
                             queue.push_front(part);
                         }
                         continue;
                     }
-                    let together = TrainedTogether {
-                        grid,
-                        prepared: &prepared,
-                        train,
-                        val,
-                        stop,
-                    };
                     match together.build(&ctx, &kernels, &pack) {
                         Ok(trainer) => {
                             if let Some(line) = pack.padded_note() {
