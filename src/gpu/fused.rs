@@ -153,6 +153,13 @@ impl FusedShape {
     pub fn partial_offset(&self, i: usize) -> usize {
         self.info.layers[i].partial_offset as usize
     }
+
+    /// One model's gradient partials: every layer's slices.
+    pub fn partials_len(&self) -> usize {
+        let last = self.info.layers[self.info.layer_count as usize - 1];
+        last.partial_offset as usize
+            + self.groups as usize * last.out_dim as usize * (last.in_dim as usize + 1)
+    }
 }
 
 #[cfg(test)]
@@ -184,6 +191,15 @@ mod tests {
             assert!(rows >= batch, "{hidden:?}: {rows} < {batch}");
             // No group is left without rows.
             assert!((((s.groups - 1) * i.chunks_per_group * i.chunk_rows) as usize) < batch);
+            // Every layer's slices, one after another.
+            let spec = ModelSpec::mixture(1, d, hidden.clone(), k).unwrap();
+            let slices: usize = spec
+                .layout()
+                .layers
+                .iter()
+                .map(|l| s.groups as usize * l.out_dim * (l.in_dim + 1))
+                .sum();
+            assert_eq!(s.partials_len(), slices, "{hidden:?}");
         }
     }
 

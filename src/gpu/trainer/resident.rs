@@ -177,6 +177,7 @@ impl Resident {
             });
             partial_offset += s as usize * len;
         }
+        debug_assert!(fused.is_none_or(|f| f.partials_len() == partial_offset));
 
         let mut arena = UniformArena::new(c);
         let slots = Slots {
@@ -279,12 +280,7 @@ impl Resident {
 /// losses. One storage binding holds the binding limit over this many
 /// models.
 pub fn bytes_per_model(layout: &ParamLayout, fused: &FusedShape, rows: usize, batch: usize) -> u64 {
-    let partials: usize = layout
-        .layers
-        .iter()
-        .map(|l| fused.groups as usize * l.out_dim * (l.in_dim + 1))
-        .sum();
-    4 * [partials, rows, layout.len, batch]
+    4 * [fused.partials_len(), rows, layout.len, batch]
         .into_iter()
         .max()
         .unwrap_or(1)
