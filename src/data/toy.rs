@@ -64,13 +64,18 @@ pub fn toy_dataset(problem: ToyProblem, n: usize, seed: u64) -> Dataset {
     let (input_names, target_names) = rows.names();
     let din = input_names.len();
     let width = rows.width();
-    let mut values = Vec::with_capacity(n * width);
-    rows.push(n, &mut values);
     let mut inputs = Vec::with_capacity(n * din);
     let mut targets = Vec::with_capacity(n * (width - din));
-    for row in values.chunks_exact(width) {
-        inputs.extend_from_slice(&row[..din]);
-        targets.extend_from_slice(&row[din..]);
+    // Drawn a block at a time, so the rows are not held twice.
+    const BLOCK: usize = 1 << 16;
+    let mut block = Vec::with_capacity(BLOCK.min(n) * width);
+    for start in (0..n).step_by(BLOCK) {
+        block.clear();
+        rows.push(BLOCK.min(n - start), &mut block);
+        for row in block.chunks_exact(width) {
+            inputs.extend_from_slice(&row[..din]);
+            targets.extend_from_slice(&row[din..]);
+        }
     }
     Dataset::new(inputs, targets, input_names, target_names)
         .expect("toy data is finite and rectangular by construction")
