@@ -95,6 +95,19 @@ fn tiles(n: u32) -> u32 {
     return (n + FUSED_TILE - 1u) / FUSED_TILE;
 }
 
+// acc[u][v] += x[u] · y[v]: one step of a tile's sums, in every product.
+fn add_outer_product(
+    acc: ptr<function, array<f32, MAX_FUSED_TILE_SQ>>,
+    x: ptr<function, array<f32, MAX_FUSED_TILE>>,
+    y: ptr<function, array<f32, MAX_FUSED_TILE>>,
+) {
+    for (var u = 0u; u < FUSED_TILE; u++) {
+        for (var v = 0u; v < FUSED_TILE; v++) {
+            (*acc)[u * MAX_FUSED_TILE + v] += (*x)[u] * (*y)[v];
+        }
+    }
+}
+
 // Layer `l` forward for `n` rows: out[r][o] = Σ_i act[r][i] · W[o][i] + b[o].
 fn forward(l: u32, n: u32, lid: u32) {
     let layer = info.layers[l];
@@ -118,11 +131,7 @@ fn forward(l: u32, n: u32, lid: u32) {
                 a[u] = scratch[a_at[u] + i];
                 w[u] = params[w_at[u] + i];
             }
-            for (var u = 0u; u < FUSED_TILE; u++) {
-                for (var v = 0u; v < FUSED_TILE; v++) {
-                    acc[u * MAX_FUSED_TILE + v] += a[u] * w[v];
-                }
-            }
+            add_outer_product(&acc, &a, &w);
         }
         for (var u = 0u; u < FUSED_TILE; u++) {
             let r = r0 + u;
@@ -170,11 +179,7 @@ fn backward(l: u32, n: u32, d_out: u32, d_in: u32, group: u32, first: bool, lid:
                 d[u] = scratch[d_at[u] + r * n_out];
                 a[u] = scratch[a_at[u] + r * n_in];
             }
-            for (var u = 0u; u < FUSED_TILE; u++) {
-                for (var v = 0u; v < FUSED_TILE; v++) {
-                    acc[u * MAX_FUSED_TILE + v] += d[u] * a[v];
-                }
-            }
+            add_outer_product(&acc, &d, &a);
         }
         for (var u = 0u; u < FUSED_TILE; u++) {
             let o = o0 + u;
@@ -224,11 +229,7 @@ fn backward(l: u32, n: u32, d_out: u32, d_in: u32, group: u32, first: bool, lid:
                 d[u] = scratch[d_at[u] + o];
                 w[u] = params[w_at[u] + o * n_in];
             }
-            for (var u = 0u; u < FUSED_TILE; u++) {
-                for (var v = 0u; v < FUSED_TILE; v++) {
-                    acc[u * MAX_FUSED_TILE + v] += d[u] * w[v];
-                }
-            }
+            add_outer_product(&acc, &d, &w);
         }
         for (var u = 0u; u < FUSED_TILE; u++) {
             let r = r0 + u;
