@@ -520,6 +520,7 @@ impl Model {
         dev: &Inference,
         first_row: usize,
     ) -> Result<Vec<f32>> {
+        // A summary this head cannot give fails before the forward pass.
         self.summary_columns(points, quantiles)?;
         let head = self.head_outputs_on(inputs, dev)?;
         self.summaries_of(&head, points, quantiles, first_row)
