@@ -99,6 +99,8 @@ pub enum GpuError {
         list_or_none(adapters)
     )]
     NoComputeSupport { adapters: Vec<String> },
+    #[error("MDN_GPU_MAX_BINDING=`{0}` is not a size in bytes (such as 134217728, or 128MiB)")]
+    BadMaxBinding(String),
     #[error(
         "could not open the GPU device: {0}; try another adapter (see `mdn adapters`) \
          or `--device cpu`"

@@ -4,6 +4,7 @@
 
 use mdn::gpu::context::{
     BackendChoice, GpuContext, GpuError, GpuOptions, list_adapters, require_gpu, test_context_with,
+    tests_cover,
 };
 use std::io::Write;
 use wgpu::util::DeviceExt;
@@ -20,6 +21,7 @@ fn context_on(backend: BackendChoice) -> Option<GpuContext> {
     test_context_with(&GpuOptions {
         backend: Some(backend),
         adapter: Some(String::new()),
+        ..Default::default()
     })
 }
 
@@ -41,6 +43,26 @@ fn opens_device_on(choice: BackendChoice) {
     assert_eq!(ctx.device.limits(), ctx.adapter.limits());
     assert_eq!(ctx.check(), Ok(()));
     eprintln!("{choice}: {}", ctx.describe());
+}
+
+/// `GpuOptions::max_binding` caps the storage binding the device is asked
+/// for (what the buffers are sized from); the adapter's own stays as it is.
+#[test]
+fn max_binding_caps_the_device_limit() {
+    let cap = 64 << 20;
+    let Some(ctx) = test_context_with(&GpuOptions {
+        backend: Some(BackendChoice::Vulkan),
+        adapter: Some(String::new()),
+        max_binding: Some(cap),
+    }) else {
+        return;
+    };
+    let own = ctx.adapter.limits().max_storage_buffer_binding_size;
+    assert_eq!(
+        ctx.device.limits().max_storage_buffer_binding_size,
+        own.min(cap)
+    );
+    assert!(own > cap, "{own}");
 }
 
 #[test]
@@ -79,6 +101,7 @@ fn unmatched_adapter_name_lists_the_available_ones() {
     let opts = GpuOptions {
         backend: Some(BackendChoice::Auto),
         adapter: Some("No-Such-Adapter-zz9".into()),
+        ..Default::default()
     };
     match GpuContext::new(&opts) {
         Err(GpuError::AdapterNotMatched { substr, available }) => {
@@ -105,6 +128,7 @@ fn unmatched_adapter_name_with_a_backend_lists_that_backends_adapters() {
     let opts = GpuOptions {
         backend: Some(BackendChoice::Vulkan),
         adapter: Some("No-Such-Adapter-zz9".into()),
+        ..Default::default()
     };
     match GpuContext::new(&opts) {
         Err(GpuError::AdapterNotMatched { available, .. }) => {
@@ -375,6 +399,7 @@ fn environment_selects_backend_and_adapter() {
             ],
         ));
     }
+    cases.retain(|(expect, _)| *expect != "gl" || tests_cover(BackendChoice::Gl));
     let exe = std::env::current_exe().expect("test binary path");
     for (expect, vars) in cases {
         let mut cmd = std::process::Command::new(&exe);

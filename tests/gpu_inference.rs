@@ -50,6 +50,7 @@ fn eval_predict_and_sample_agree_between_gpu_and_cpu() {
     if test_context_with(&GpuOptions {
         backend: Some(BackendChoice::Vulkan),
         adapter: None,
+        ..Default::default()
     })
     .is_none()
     {

@@ -57,6 +57,7 @@ fn devices() -> &'static [Device] {
                 let ctx = test_context_with(&GpuOptions {
                     backend: Some(backend),
                     adapter: Some(String::new()),
+                    ..Default::default()
                 })?;
                 // The adapter's own configuration, then the same sizes in
                 // each other variant, then the real-GPU sizes (4×4 outputs

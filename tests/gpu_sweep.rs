@@ -17,6 +17,7 @@
 mod common;
 use common::*;
 
+use std::str::FromStr;
 use std::sync::Arc;
 
 use mdn::Dataset;
@@ -25,7 +26,9 @@ use mdn::data::toy::{ToyProblem, toy_dataset};
 use mdn::device::DeviceChoice;
 use mdn::fit::prepare;
 use mdn::gpu::config::KernelConfig;
-use mdn::gpu::context::{BackendChoice, GpuOptions};
+use mdn::gpu::context::{
+    BackendChoice, GpuOptions, MAX_BINDING_ENV, parse_max_binding, test_context_with,
+};
 use mdn::gpu::{GpuTrainer, Kernels};
 use mdn::model::init::init_params;
 use mdn::model::load_model;
@@ -276,16 +279,19 @@ fn the_cli_sweep_steps_models_of_each_k_together_and_equals_the_cpu() {
     for backend in cli_backends() {
         let gpu_dir = d.join(backend);
         std::fs::create_dir_all(&gpu_dir).unwrap();
-        let stderr = cli_sweep(&gpu_dir, "gpu", backend, &[("MDN_GPU_KERNELS", "fused=on")]);
+        let kernels = [("MDN_GPU_KERNELS", "fused=on,pad=0")];
+        let stderr = cli_sweep(&gpu_dir, "gpu", backend, &kernels);
         assert!(!stderr.contains("one after another"), "{stderr}");
-        assert!(!stderr.contains("padded"), "pad=0 on software: {stderr}");
+        assert!(!stderr.contains("padded"), "pad=0: {stderr}");
         same_models(&d.join("cpu"), &gpu_dir.join("gpu"), 4, backend);
         // Without the override a software adapter trains one at a time,
-        // and says so.
+        // and says so; a real GPU's defaults fuse.
+        let ctx = context(BackendChoice::from_str(backend).unwrap()).unwrap();
+        let fused = KernelConfig::for_adapter(&ctx.info).fused;
         let plain = d.join(format!("{backend}-plain"));
         std::fs::create_dir_all(&plain).unwrap();
         let stderr = cli_sweep(&plain, "gpu", backend, &[]);
-        assert!(stderr.contains("one after another"), "{stderr}");
+        assert_eq!(stderr.contains("one after another"), !fused, "{stderr}");
     }
 }
 
@@ -333,12 +339,12 @@ fn the_cli_sweep_pads_models_of_different_shapes_into_one_trainer() {
 /// `grid` swept on the CPU and on Vulkan with `MDN_GPU_KERNELS=kernels`:
 /// the `models` models saved equal; returns the GPU run's stderr (`None`
 /// without an adapter, which `context` reports).
-fn vulkan_sweep_equals_cpu(grid: &[&str], kernels: &str, models: usize) -> Option<String> {
+fn vulkan_sweep_equals_cpu(grid: &[&str], env: &[(&str, &str)], models: usize) -> Option<String> {
     context(BackendChoice::Vulkan)?;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     cli_sweep_of(grid, d, "cpu", "vulkan", &[]);
-    let stderr = cli_sweep_of(grid, d, "gpu", "vulkan", &[("MDN_GPU_KERNELS", kernels)]);
+    let stderr = cli_sweep_of(grid, d, "gpu", "vulkan", env);
     same_models(&d.join("cpu"), &d.join("gpu"), models, "vulkan");
     Some(stderr)
 }
@@ -351,7 +357,9 @@ fn a_padded_trainer_the_fused_step_refuses_splits_into_its_shapes() {
     const GRID: [&str; 8] = [
         "--toy", "inverse", "--k", "2", "--seeds", "1", "--hidden", "8;130",
     ];
-    let Some(stderr) = vulkan_sweep_equals_cpu(&GRID, "fused=on,pad=100000", 2) else {
+    let Some(stderr) =
+        vulkan_sweep_equals_cpu(&GRID, &[("MDN_GPU_KERNELS", "fused=on,pad=100000")], 2)
+    else {
         return;
     };
     assert!(
@@ -364,13 +372,24 @@ fn a_padded_trainer_the_fused_step_refuses_splits_into_its_shapes() {
     );
 }
 
+/// Lavapipe's storage binding, which the tests of work split by the
+/// binding size give every device (`GpuOptions::max_binding`): a large
+/// GPU's 2 GiB or more would hold thousands of these models at once.
+const SMALL_BINDING: u64 = 128 << 20;
+const SMALL_BINDING_TEXT: &str = "128MiB";
+
 /// `GpuTrainer::models_that_fit` counts what `GpuTrainer::many` then
 /// allocates: the count it gives builds, one more does not (a 128,128
 /// network, minibatches of 4 096, a workgroup per chunk: 46 MB of
 /// gradient partials a model).
 #[test]
 fn models_that_fit_is_what_a_trainer_holds() {
-    let Some(ctx) = context(BackendChoice::Vulkan) else {
+    assert_eq!(parse_max_binding(SMALL_BINDING_TEXT), Ok(SMALL_BINDING));
+    let opts = GpuOptions {
+        max_binding: Some(SMALL_BINDING),
+        ..options(BackendChoice::Vulkan)
+    };
+    let Some(ctx) = test_context_with(&opts).map(Arc::new) else {
         return;
     };
     let cfg = KernelConfig {
@@ -412,8 +431,9 @@ fn models_that_fit_is_what_a_trainer_holds() {
 
 /// More models than one trainer's buffers hold on this GPU (a 128,128
 /// network in minibatches of 4 096 with a workgroup per chunk: 46 MB of
-/// gradient partials a model, 2 models to lavapipe's 128 MiB binding)
-/// train in several trainers, and equal the CPU's.
+/// gradient partials a model, 2 models to a 128 MiB binding, lavapipe's
+/// and here every device's) train in several trainers, and equal the
+/// CPU's.
 #[test]
 fn a_set_larger_than_one_trainer_holds_splits() {
     const GRID: [&str; 14] = [
@@ -432,8 +452,11 @@ fn a_set_larger_than_one_trainer_holds_splits() {
         "--eval-every",
         "2",
     ];
-    let kernels = "fused=on,fused_groups=4096";
-    let Some(stderr) = vulkan_sweep_equals_cpu(&GRID, kernels, 3) else {
+    let env = [
+        ("MDN_GPU_KERNELS", "fused=on,fused_groups=4096"),
+        (MAX_BINDING_ENV, SMALL_BINDING_TEXT),
+    ];
+    let Some(stderr) = vulkan_sweep_equals_cpu(&GRID, &env, 3) else {
         return;
     };
     assert!(
@@ -461,7 +484,9 @@ fn a_full_covariance_sweep_trains_one_model_at_a_time() {
         "--covariance",
         "full",
     ];
-    let Some(stderr) = vulkan_sweep_equals_cpu(&GRID, "fused=on,pad=1000", 2) else {
+    let Some(stderr) =
+        vulkan_sweep_equals_cpu(&GRID, &[("MDN_GPU_KERNELS", "fused=on,pad=1000")], 2)
+    else {
         return;
     };
     assert!(

@@ -363,6 +363,7 @@ fn fit_wires_the_device_choice() {
     let nowhere = GpuOptions {
         backend: None,
         adapter: Some("no such adapter anywhere".into()),
+        ..Default::default()
     };
     let err = fit(
         &data,

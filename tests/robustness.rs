@@ -20,6 +20,7 @@ fn has_gpu() -> bool {
     test_context_with(&GpuOptions {
         backend: Some(BackendChoice::Vulkan),
         adapter: None,
+        ..Default::default()
     })
     .is_some()
 }
@@ -78,6 +79,7 @@ fn a_batch_above_the_binding_limit_is_refused_clearly() {
     let Some(ctx) = test_context_with(&GpuOptions {
         backend: Some(BackendChoice::Vulkan),
         adapter: None,
+        ..Default::default()
     }) else {
         return;
     };

@@ -187,6 +187,7 @@ fn the_gpu_sweep_equals_the_cpu_sweep() {
         let opts = GpuOptions {
             backend: Some(backend),
             adapter: Some(String::new()),
+            ..Default::default()
         };
         if test_context_with(&opts).is_none() {
             continue;

@@ -29,6 +29,7 @@ impl Cli {
         GpuOptions {
             backend: self.backend.map(Into::into),
             adapter: self.adapter.clone(),
+            max_binding: None,
         }
     }
 }

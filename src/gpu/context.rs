@@ -16,7 +16,7 @@
 use std::fmt;
 use std::io::Write;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 pub use crate::error::GpuError;
 
@@ -26,6 +26,34 @@ pub const BACKEND_ENV: &str = "WGPU_BACKEND";
 pub const ADAPTER_ENV: &str = "WGPU_ADAPTER_NAME";
 /// Environment variable that turns "no GPU, test skipped" into a failure.
 pub const REQUIRE_GPU_ENV: &str = "MDN_REQUIRE_GPU";
+/// The backends the GPU tests cover, comma-separated; all of them unless
+/// set. A machine whose GL driver opens no device without a display
+/// (NVIDIA's EGL: "Parent device is lost") runs the tests with `vulkan`.
+pub const TEST_BACKENDS_ENV: &str = "MDN_TEST_BACKENDS";
+/// Environment variable for [`GpuOptions::max_binding`].
+pub const MAX_BINDING_ENV: &str = "MDN_GPU_MAX_BINDING";
+
+/// `MDN_GPU_MAX_BINDING`'s value: bytes, or a number with KiB, MiB or GiB.
+pub fn parse_max_binding(text: &str) -> Result<u64, GpuError> {
+    let t = text.trim();
+    let (digits, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => t.split_at(at),
+        None => (t, ""),
+    };
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        _ => return Err(GpuError::BadMaxBinding(text.to_string())),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .filter(|&n| n > 0)
+        .ok_or_else(|| GpuError::BadMaxBinding(text.to_string()))
+}
 
 /// The graphics API to run on (`--backend`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -112,6 +140,12 @@ pub struct GpuOptions {
     /// `--adapter`; else `WGPU_ADAPTER_NAME`; case-insensitive substring of
     /// the adapter name.
     pub adapter: Option<String>,
+    /// Caps storage bindings below the adapter's own (bytes); else
+    /// `MDN_GPU_MAX_BINDING`. Everything sized from the device's limits
+    /// follows: a sweep's models split over more trainers, data is streamed
+    /// sooner. For seeing on a large GPU what a small one does (the tests
+    /// that check those paths use lavapipe's 128 MiB everywhere).
+    pub max_binding: Option<u64>,
 }
 
 /// The backends to try, with a label for messages.
@@ -290,16 +324,41 @@ pub fn create_instance(
 ) -> Result<wgpu::Instance, GpuError> {
     let resolved = resolve_backends(opts.backend, env_var(BACKEND_ENV).as_deref())?;
     check_compiled_in(&resolved)?;
-    let desc = wgpu::InstanceDescriptor {
-        backends: resolved.backends,
+    if resolved.backends.contains(wgpu::Backends::VULKAN) {
+        keep_vulkan_loaded();
+    }
+    Ok(wgpu::Instance::new(instance_descriptor(
+        resolved.backends,
+        display,
+    )))
+}
+
+fn instance_descriptor(
+    backends: wgpu::Backends,
+    display: Option<Box<dyn wgpu::wgt::WgpuHasDisplayHandle>>,
+) -> wgpu::InstanceDescriptor {
+    wgpu::InstanceDescriptor {
+        backends,
         // Honour WGPU_VALIDATION / WGPU_DEBUG and the GL/DX12 backend options
         // like every other wgpu program, but never WGPU_BACKEND: that is ours.
         flags: wgpu::InstanceFlags::from_build_config().with_env(),
         memory_budget_thresholds: wgpu::MemoryBudgetThresholds::default(),
         backend_options: wgpu::BackendOptions::from_env_or_default(),
         display,
-    };
-    Ok(wgpu::Instance::new(desc))
+    }
+}
+
+/// Holds one Vulkan instance from a process's first context to its end.
+/// Dropping a process's last Vulkan instance unloads the Vulkan loader and
+/// the driver with it, while threads that called into the driver may still
+/// run its code at their exit. On an NVIDIA H200 (driver 580.159) a test
+/// binary that opens and drops contexts on many threads crashed at a
+/// thread's exit in code no longer mapped; lavapipe never did. (Contexts
+/// keep instances of their own: a GL instance's EGL context can be
+/// current on one thread only, so instances are not shared.)
+fn keep_vulkan_loaded() {
+    static ANCHOR: OnceLock<wgpu::Instance> = OnceLock::new();
+    ANCHOR.get_or_init(|| wgpu::Instance::new(instance_descriptor(wgpu::Backends::VULKAN, None)));
 }
 
 fn check_compiled_in(resolved: &ResolvedBackends) -> Result<(), GpuError> {
@@ -340,7 +399,17 @@ impl GpuContext {
 
         // The adapter's own limits, not wgpu's portable defaults: those cap
         // storage bindings at 128 MiB, too small for large datasets.
-        let required_limits = adapter.limits();
+        let mut required_limits = adapter.limits();
+        let cap = match opts.max_binding {
+            Some(cap) => Some(cap),
+            None => env_var(MAX_BINDING_ENV)
+                .map(|v| parse_max_binding(&v))
+                .transpose()?,
+        };
+        if let Some(cap) = cap {
+            let own = &mut required_limits.max_storage_buffer_binding_size;
+            *own = (*own).min(cap);
+        }
         let required_features = adapter.features() & wgpu::Features::SUBGROUP;
         let desc = wgpu::DeviceDescriptor {
             label: Some("mdn device"),
@@ -565,13 +634,7 @@ pub fn list_adapters() -> Vec<AdapterSummary> {
 
 /// The adapters of the given backends only (`mdn --backend gl adapters`).
 pub fn list_adapters_on(backends: wgpu::Backends) -> Vec<AdapterSummary> {
-    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
-        backends: wgpu::Backends::all(),
-        flags: wgpu::InstanceFlags::from_build_config().with_env(),
-        memory_budget_thresholds: wgpu::MemoryBudgetThresholds::default(),
-        backend_options: wgpu::BackendOptions::from_env_or_default(),
-        display: None,
-    });
+    let instance = wgpu::Instance::new(instance_descriptor(wgpu::Backends::all(), None));
     pollster::block_on(instance.enumerate_adapters(backends))
         .iter()
         .map(|a| AdapterSummary::from_info(&a.get_info()))
@@ -584,6 +647,22 @@ pub fn require_gpu() -> bool {
     env_var(REQUIRE_GPU_ENV).is_some_and(|v| v.trim() == "1")
 }
 
+/// Whether the GPU tests cover `backend` ([`TEST_BACKENDS_ENV`]). A name
+/// that is no backend panics: a typo must not turn tests off.
+pub fn tests_cover(backend: BackendChoice) -> bool {
+    let Some(list) = env_var(TEST_BACKENDS_ENV) else {
+        return true;
+    };
+    let covered: Vec<BackendChoice> = list
+        .split(',')
+        .map(|name| {
+            name.parse()
+                .unwrap_or_else(|e| panic!("{TEST_BACKENDS_ENV}={list}: {e}"))
+        })
+        .collect();
+    covered.contains(&backend)
+}
+
 /// A context for tests, honouring the environment. See [`test_context_with`].
 pub fn test_context() -> Option<GpuContext> {
     test_context_with(&GpuOptions::default())
@@ -593,6 +672,13 @@ pub fn test_context() -> Option<GpuContext> {
 /// prints a loud skip notice, or panics under `MDN_REQUIRE_GPU=1` so CI
 /// cannot pass by skipping.
 pub fn test_context_with(opts: &GpuOptions) -> Option<GpuContext> {
+    if let Some(backend) = opts.backend.filter(|&b| !tests_cover(b)) {
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED ({backend} is not in {TEST_BACKENDS_ENV})"
+        );
+        return None;
+    }
     match GpuContext::new(opts) {
         Ok(ctx) => Some(ctx),
         Err(e) if require_gpu() => panic!("{REQUIRE_GPU_ENV}=1 but no GPU context: {e}"),
@@ -611,6 +697,34 @@ pub fn test_context_with(opts: &GpuOptions) -> Option<GpuContext> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn max_binding_takes_bytes_or_binary_units() {
+        for (text, bytes) in [
+            ("134217728", 128u64 << 20),
+            ("128MiB", 128 << 20),
+            (" 2 GiB ", 2 << 30),
+            ("64kib", 64 << 10),
+            ("4096B", 4096),
+        ] {
+            assert_eq!(parse_max_binding(text), Ok(bytes), "{text}");
+        }
+        for bad in [
+            "",
+            "0",
+            "lots",
+            "128MB",
+            "-5",
+            "1.5GiB",
+            "99999999999999GiB",
+        ] {
+            let err = parse_max_binding(bad).unwrap_err();
+            assert!(
+                err.to_string().contains("MDN_GPU_MAX_BINDING"),
+                "{bad}: {err}"
+            );
+        }
+    }
 
     #[test]
     fn parses_canonical_names_and_wgpu_aliases() {

@@ -14,6 +14,7 @@ pub fn options(backend: BackendChoice) -> GpuOptions {
     GpuOptions {
         backend: Some(backend),
         adapter: Some(String::new()),
+        ..Default::default()
     }
 }
 
