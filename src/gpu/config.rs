@@ -238,16 +238,25 @@ impl KernelConfig {
             big_tile: None,
             big_macs: 256,
             // On: small networks' steps are bound by dispatch latency on
-            // real GPUs (the case the fused step is for). Not yet measured
-            // on one: see docs/benchmarks.md; `fused=off` for the old path.
+            // real GPUs. Measured on an H200: 2.2× the per-stage step at
+            // the small size, 1.03× at medium (docs/benchmarks.md, C).
             fused: true,
             stream: false,
             fused_wg: 64,
+            // 4×4 beat 1×1, 2×2 and 8×8 on the H200 (8×8: a third).
             fused_tile: 4,
-            fused_groups: 256,
-            // Small networks' steps are bound by dispatch latency on a real
-            // GPU: up to twice the arithmetic for one trainer instead of
-            // one per shape. Not yet measured on one (docs/benchmarks.md).
+            // A group runs its chunks one after another. At 256 the H200's
+            // step time grew with the chunks per group (small: 1, 2, 5
+            // chunks → 37, 69, 162 µs for 1, 8, 32 models, some 30 µs a
+            // chunk) while a few hundred 64-invocation workgroups leave
+            // most of the card idle; 2048 gives 32 small models a chunk
+            // per group, for more partial slices for Adam to add up (at
+            // most 2048 × the parameters). Unmeasured: `scripts/device-run`
+            // compares 256 and 2048.
+            fused_groups: 2048,
+            // Up to twice the arithmetic for one trainer instead of one per
+            // shape: on the H200 a sweep of five K padded into one trainer
+            // took 0.98 s against 1.65 s for five (docs/benchmarks.md, C).
             pad_percent: 200,
         }
     }
@@ -272,7 +281,7 @@ impl KernelConfig {
     /// `split_rows=64` (weight-gradient row splits), `narrow=16` (see
     /// [`KernelConfig::narrow_macs`]), `big_tile=8x8|none` and
     /// `big_macs=256` (see [`KernelConfig::big_tile`]), `fused=on|off`,
-    /// `fused_wg=64`, `fused_tile=4` and `fused_groups=256` (see
+    /// `fused_wg=64`, `fused_tile=4` and `fused_groups=2048` (see
     /// [`KernelConfig::fused`]), `pad=200` (see
     /// [`KernelConfig::pad_percent`]).
     pub fn with_overrides(mut self, spec: &str) -> std::result::Result<Self, String> {
