@@ -137,6 +137,7 @@ fn devices() -> Vec<Device> {
                         fused_groups: 3,
                         fused_wg: 32,
                         fused_tile: 3,
+                        fused_rows: 5,
                         ..fused
                     }),
                     build(KernelConfig {

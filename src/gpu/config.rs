@@ -4,6 +4,7 @@
 //! `MDN_GPU_KERNELS` overrides them without a rebuild.
 
 use super::context::is_software_adapter;
+use super::fused::MAX_CHUNK_ROWS;
 use super::matmul::{MatmulShape, NARROW_WG, Product, Tiles, Workgroup};
 use crate::error::{MdnError, Result};
 
@@ -83,6 +84,10 @@ pub struct KernelConfig {
     /// …the side of each invocation's square register tile in its three
     /// products (1..=[`MAX_TILE`])…
     pub fused_tile: u32,
+    /// …at most this many batch rows a chunk (1..=64; workgroup memory may
+    /// allow fewer): fewer rows make more, shorter chunks, so more
+    /// workgroups for one model and more partial slices…
+    pub fused_rows: u32,
     /// …and at most this many workgroups per step, all of a trainer's
     /// models together (one a model at least), each summing its chunks'
     /// gradients into one partial slice that Adam adds up.
@@ -141,10 +146,11 @@ impl std::fmt::Display for KernelConfig {
         }
         write!(
             f,
-            ",fused={},fused_wg={},fused_tile={},fused_groups={},pad={}",
+            ",fused={},fused_wg={},fused_tile={},fused_rows={},fused_groups={},pad={}",
             if self.fused { "on" } else { "off" },
             self.fused_wg,
             self.fused_tile,
+            self.fused_rows,
             self.fused_groups,
             self.pad_percent
         )?;
@@ -206,6 +212,7 @@ impl KernelConfig {
             // The fewest loads per multiply-add (lavapipe, small: 9.5-11.9
             // ms a step at 8x8, 11.2-12.6 at 4x4).
             fused_tile: 8,
+            fused_rows: MAX_CHUNK_ROWS as u32,
             // Never: a CPU driver is bound by arithmetic, which padding only
             // adds to (docs/benchmarks.md).
             pad_percent: 0,
@@ -245,6 +252,10 @@ impl KernelConfig {
             fused_wg: 64,
             // 4×4 beat 1×1, 2×2 and 8×8 on the H200 (8×8: a third).
             fused_tile: 4,
+            // One small model is 37 chunks of 28 rows (its workgroup memory
+            // allows no more): fewer rows would give it more workgroups.
+            // Unmeasured; `scripts/device-run` tries 8 and 16.
+            fused_rows: MAX_CHUNK_ROWS as u32,
             // A group runs its chunks one after another. At 256 the H200's
             // step time grew with the chunks per group (small: 1, 2, 5
             // chunks → 37, 69, 162 µs for 1, 8, 32 models, some 30 µs a
@@ -281,7 +292,7 @@ impl KernelConfig {
     /// `split_rows=64` (weight-gradient row splits), `narrow=16` (see
     /// [`KernelConfig::narrow_macs`]), `big_tile=8x8|none` and
     /// `big_macs=256` (see [`KernelConfig::big_tile`]), `fused=on|off`,
-    /// `fused_wg=64`, `fused_tile=4` and `fused_groups=2048` (see
+    /// `fused_wg=64`, `fused_tile=4`, `fused_rows=64` and `fused_groups=2048` (see
     /// [`KernelConfig::fused`]), `pad=200` (see
     /// [`KernelConfig::pad_percent`]).
     pub fn with_overrides(mut self, spec: &str) -> std::result::Result<Self, String> {
@@ -338,13 +349,14 @@ impl KernelConfig {
                 }
                 "fused_wg" => self.fused_wg = number(key, v)?,
                 "fused_tile" => self.fused_tile = number(key, v)?,
+                "fused_rows" => self.fused_rows = number(key, v)?,
                 "fused_groups" => self.fused_groups = number(key, v)?,
                 "pad" => self.pad_percent = number(key, v)?,
                 other => {
                     return Err(format!(
                         "unknown key `{other}`; keys: matmul, tile, wg, k, blocked_wg, rows_wg, \
                          reduce_wg, adam_wg, invocations, split_rows, narrow, big_tile, big_macs, \
-                         fused, fused_wg, fused_tile, fused_groups, pad"
+                         fused, fused_wg, fused_tile, fused_rows, fused_groups, pad"
                     ));
                 }
             }
@@ -414,6 +426,12 @@ impl KernelConfig {
             return bad(format!(
                 "fused tiles must be 1..={MAX_TILE} a side, not {}",
                 self.fused_tile
+            ));
+        }
+        if !(1..=MAX_CHUNK_ROWS as u32).contains(&self.fused_rows) {
+            return bad(format!(
+                "fused chunks must have 1..={MAX_CHUNK_ROWS} rows, not {}",
+                self.fused_rows
             ));
         }
         if self.tile_k == 0
@@ -675,6 +693,8 @@ mod tests {
             ("big_tile=8x8,k=32", "workgroup memory at 8x8"),
             ("fused_tile=0", "fused tiles must be 1..=8"),
             ("fused_tile=9", "not 9"),
+            ("fused_rows=0", "fused chunks must have 1..=64 rows"),
+            ("fused_rows=65", "not 65"),
         ] {
             let cfg = base.with_overrides(spec).unwrap();
             let err = cfg.validate(&limits).unwrap_err().to_string();

@@ -26,8 +26,9 @@ pub const FUSED_SCRATCH: usize = 4096;
 pub const FUSED_MAX_WIDTH: usize = 128;
 
 /// Most rows per chunk: beyond this a bigger chunk saves nothing (each
-/// invocation already has several outputs per phase).
-const MAX_CHUNK_ROWS: usize = 64;
+/// invocation already has several outputs per phase). `fused_rows` may
+/// ask for fewer.
+pub const MAX_CHUNK_ROWS: usize = 64;
 
 /// The WGSL the Rust side prepends to `fused_step.wgsl` (after
 /// `common.wgsl` and the head's row loss).
@@ -85,7 +86,9 @@ impl FusedShape {
         let widths = spec.widths();
         let widest = widths[1..].iter().copied().max().unwrap_or(1);
         let per_row = widths.iter().sum::<usize>() + spec.out_dim + 2 * widest;
-        let chunk_rows = (FUSED_SCRATCH / per_row).min(MAX_CHUNK_ROWS).min(batch);
+        let chunk_rows = (FUSED_SCRATCH / per_row)
+            .min(cfg.fused_rows as usize)
+            .min(batch);
         if chunk_rows == 0 {
             return Err(format!(
                 "{per_row} floats per row > {FUSED_SCRATCH} of workgroup memory"
@@ -220,6 +223,26 @@ mod tests {
             let rows = (s.groups * s.info.chunks_per_group * s.info.chunk_rows) as usize;
             assert!(rows >= 4096, "{models} models: {rows} rows");
         }
+    }
+
+    /// `fused_rows` caps a chunk below what the workgroup memory allows
+    /// (a small model's 28 rows): more chunks, as many workgroups.
+    #[test]
+    fn fused_rows_shortens_the_chunks() {
+        let spec = ModelSpec::mixture(1, 1, vec![32, 32], 5).unwrap();
+        let plan = |rows| {
+            let cfg = KernelConfig {
+                fused: true,
+                fused_rows: rows,
+                ..KernelConfig::hardware()
+            };
+            FusedShape::plan(&cfg, &spec, &spec.layout(), 1024, 16384, 1).unwrap()
+        };
+        let own = plan(64);
+        assert_eq!((own.info.chunk_rows, own.groups), (28, 37));
+        let short = plan(8);
+        assert_eq!((short.info.chunk_rows, short.groups), (8, 128));
+        assert_eq!(short.info.chunks_per_group, 1);
     }
 
     #[test]
