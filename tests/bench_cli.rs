@@ -277,6 +277,10 @@ fn several_models_at_once_are_counted() {
         if row["device"] == "gpu" {
             assert_eq!(row["fused"], true, "{row}");
             assert_eq!(row["dispatches_per_step"], 3, "{row}");
+            // The configuration that ran, even where the adapter's own
+            // (software: fused=off) says otherwise.
+            let kernels = row["kernels"].as_str().unwrap();
+            assert!(kernels.contains(",fused=on,"), "{row}");
         }
     }
 }

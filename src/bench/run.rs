@@ -15,6 +15,7 @@ use super::timing::{
 use crate::cpu::CpuTrainer;
 use crate::data::Dataset;
 use crate::error::{MdnError, Result};
+use crate::gpu::config::KernelConfig;
 use crate::gpu::context::{GpuContext, GpuOptions};
 use crate::gpu::{GpuTrainer, Kernels};
 use crate::model::ModelSpec;
@@ -330,7 +331,14 @@ impl Bench {
                 g.adapter.clone(),
                 g.backend.clone(),
                 g.driver.clone(),
-                g.kernels.clone(),
+                // What ran: a set of models takes the fused step even under
+                // `fused=off`.
+                match (&self.gpu, dispatches) {
+                    (Some((_, k)), Some((_, fused))) => {
+                        KernelConfig { fused, ..k.config }.to_string()
+                    }
+                    _ => g.kernels.clone(),
+                },
             ),
             _ => (
                 self.machine.cpu.clone(),
