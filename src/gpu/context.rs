@@ -353,9 +353,9 @@ fn instance_descriptor(
 /// the driver with it, while threads that called into the driver may still
 /// run its code at their exit. On an NVIDIA H200 (driver 580.159) a test
 /// binary that opens and drops contexts on many threads crashed at a
-/// thread's exit in code no longer mapped; lavapipe never did. (Contexts
-/// keep instances of their own: a GL instance's EGL context can be
-/// current on one thread only, so instances are not shared.)
+/// thread's exit, at an address in no loaded library; lavapipe never did.
+/// (Contexts keep instances of their own: a GL instance's EGL context can
+/// be current on one thread only, so instances are not shared.)
 fn keep_vulkan_loaded() {
     static ANCHOR: OnceLock<wgpu::Instance> = OnceLock::new();
     ANCHOR.get_or_init(|| wgpu::Instance::new(instance_descriptor(wgpu::Backends::VULKAN, None)));
