@@ -336,8 +336,9 @@ fn the_cli_sweep_pads_models_of_different_shapes_into_one_trainer() {
     }
 }
 
-/// `grid` swept on the CPU and on Vulkan with `MDN_GPU_KERNELS=kernels`:
-/// the `models` models saved equal; returns the GPU run's stderr (`None`
+/// `grid` swept on the CPU and on Vulkan with `env` set for the GPU run
+/// (`MDN_GPU_KERNELS`, `MDN_GPU_MAX_BINDING`): the `models` models saved
+/// equal; returns the GPU run's stderr (`None`
 /// without an adapter, which `context` reports).
 fn vulkan_sweep_equals_cpu(grid: &[&str], env: &[(&str, &str)], models: usize) -> Option<String> {
     context(BackendChoice::Vulkan)?;
