@@ -4,7 +4,6 @@
 //! `MDN_GPU_KERNELS` overrides them without a rebuild.
 
 use super::context::is_software_adapter;
-use super::fused::MAX_CHUNK_ROWS;
 use super::matmul::{MatmulShape, NARROW_WG, Product, Tiles, Workgroup};
 use crate::error::{MdnError, Result};
 
@@ -105,6 +104,11 @@ pub struct KernelConfig {
 
 /// `MAX_TILE` in `shaders/matmul.wgsl`.
 pub const MAX_TILE: u32 = 8;
+
+/// Most rows a chunk of the fused step: beyond this a bigger chunk saves
+/// nothing (each invocation already has several outputs per phase).
+/// [`KernelConfig::fused_rows`] may ask for fewer.
+pub const MAX_CHUNK_ROWS: usize = 64;
 
 /// Environment variable with kernel overrides, e.g. `tile=8x8,k=8`.
 pub const GPU_KERNELS_ENV: &str = "MDN_GPU_KERNELS";

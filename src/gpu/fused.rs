@@ -25,11 +25,6 @@ pub const FUSED_SCRATCH: usize = 4096;
 /// per-stage kernels, whose tiled products use the device better.
 pub const FUSED_MAX_WIDTH: usize = 128;
 
-/// Most rows per chunk: beyond this a bigger chunk saves nothing (each
-/// invocation already has several outputs per phase). `fused_rows` may
-/// ask for fewer.
-pub const MAX_CHUNK_ROWS: usize = 64;
-
 /// The WGSL the Rust side prepends to `fused_step.wgsl` (after
 /// `common.wgsl` and the head's row loss).
 pub fn prelude() -> String {
