@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use bytemuck::Pod;
 use wgpu::util::DeviceExt;
 
-use super::context::GpuContext;
+use super::context::{GpuContext, MAX_BINDING_ENV};
 use crate::error::GpuError;
 use crate::error::{MdnError, Result};
 
@@ -26,15 +26,38 @@ const MIN_BYTES: u64 = 16;
 pub fn check_binding_size(ctx: &GpuContext, what: &str, bytes: u64) -> Result<()> {
     let limit = ctx.device.limits().max_storage_buffer_binding_size;
     if bytes > limit {
+        let own = ctx.adapter.limits().max_storage_buffer_binding_size;
+        let capped = if limit < own {
+            format!(", capped by {MAX_BINDING_ENV} from {}", size_text(own))
+        } else {
+            String::new()
+        };
         return Err(MdnError::Config(format!(
-            "{what} needs {:.1} MiB, more than this GPU binds in one buffer ({:.1} MiB, {}); \
+            "{what} needs {}, more than this GPU binds in one buffer ({}{capped}, {}); \
              use a smaller --batch / --hidden or --device cpu",
-            bytes as f64 / (1 << 20) as f64,
-            limit as f64 / (1 << 20) as f64,
+            size_text(bytes),
+            size_text(limit),
             ctx.describe()
         )));
     }
     Ok(())
+}
+
+/// Bytes for messages, in the largest binary unit that keeps a digit
+/// before the point: "12.0 KiB", "128.0 MiB", "2.0 GiB".
+pub fn size_text(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["bytes", "KiB", "MiB", "GiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} bytes")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }
 
 /// A zeroed storage buffer of `len` f32 (or u32) values.
@@ -282,6 +305,27 @@ pub fn await_map(
                     GpuError::Internal(format!("{what}: the GPU never finished the copy")).into(),
                 );
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::size_text;
+
+    #[test]
+    fn sizes_read_in_the_largest_unit_with_a_whole_part() {
+        for (bytes, text) in [
+            (0, "0 bytes"),
+            (1023, "1023 bytes"),
+            (1024, "1.0 KiB"),
+            (1536, "1.5 KiB"),
+            (128 << 20, "128.0 MiB"),
+            ((1 << 30) - (1 << 20), "1023.0 MiB"),
+            (2 << 30, "2.0 GiB"),
+            (5 << 40, "5120.0 GiB"),
+        ] {
+            assert_eq!(size_text(bytes), text, "{bytes}");
         }
     }
 }
