@@ -161,10 +161,7 @@ fn mixture_gradients_match_finite_differences() {
 #[test]
 fn full_covariance_gradients_match_finite_differences() {
     for (k, d) in [(1, 2), (1, 3), (3, 2), (3, 3)] {
-        let head = Head::Mixture {
-            k,
-            covariance: Covariance::Full,
-        };
+        let head = Head::full_mixture(k);
         check_gradients(ModelSpec::new(2, d, vec![5, 4], head).unwrap(), 7);
     }
 }

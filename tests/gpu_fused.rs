@@ -26,7 +26,7 @@ use mdn::cpu::CpuTrainer;
 use mdn::gpu::context::{BackendChoice, GpuContext};
 use mdn::gpu::{GpuTrainer, KernelConfig, Kernels};
 use mdn::model::init::init_params;
-use mdn::model::{Covariance, Head, ModelSpec};
+use mdn::model::{Head, ModelSpec};
 use mdn::train::{LrSchedule, TrainConfig, Trainer};
 
 /// Per-stage parity tolerance (tests/gpu_parity.rs), of the largest value.
@@ -281,16 +281,7 @@ fn fused_training_matches_the_per_stage_path_over_200_steps() {
 fn networks_the_fused_step_cannot_take_fall_back() {
     for dev in devices() {
         let kernels = &dev.fused[0];
-        let full = ModelSpec::new(
-            1,
-            2,
-            vec![8],
-            Head::Mixture {
-                k: 2,
-                covariance: Covariance::Full,
-            },
-        )
-        .unwrap();
+        let full = ModelSpec::new(1, 2, vec![8], Head::full_mixture(2)).unwrap();
         for spec in [full, ModelSpec::mixture(1, 1, vec![129], 2).unwrap()] {
             let case = Case {
                 name: "fallback",

@@ -23,7 +23,7 @@ use mdn::gpu::buffers::storage_init;
 use mdn::gpu::context::{BackendChoice, GpuContext, GpuOptions, test_context};
 use mdn::gpu::sampler::GpuSampler;
 use mdn::model::init::init_params;
-use mdn::model::{Covariance, Head, ModelSpec};
+use mdn::model::{Head, ModelSpec};
 use mdn::train::{LrSchedule, TrainConfig, Trainer, run_training};
 
 /// z-scored toy data, as `fit` hands it to a trainer.
@@ -82,16 +82,7 @@ fn gpu_and_cpu_agree_after_hundreds_of_adam_steps() {
         ),
         (
             "full-covariance mixture K3 D2 33",
-            ModelSpec::new(
-                1,
-                2,
-                vec![33],
-                Head::Mixture {
-                    k: 3,
-                    covariance: Covariance::Full,
-                },
-            )
-            .unwrap(),
+            ModelSpec::new(1, 2, vec![33], Head::full_mixture(3)).unwrap(),
             two_d(700),
             67,
         ),

@@ -255,10 +255,7 @@ fn losses_from_the_rows_z_scored_in_place_are_the_original_units_losses() {
         t[0] = t[0] * 40.0 + 3.0;
         t[1] *= 0.02;
     }
-    let full = Head::Mixture {
-        k: 2,
-        covariance: mdn::model::Covariance::Full,
-    };
+    let full = Head::full_mixture(2);
     for (data, spec) in [
         (&inverse, ModelSpec::mixture(1, 1, vec![16], 3).unwrap()),
         (&band, ModelSpec::new(1, 2, vec![16], full).unwrap()),

@@ -243,16 +243,7 @@ mod tests {
     #[test]
     fn wide_or_full_covariance_networks_take_the_per_stage_path() {
         assert!(shape(vec![129], 1, 1, 64).is_err());
-        let full = ModelSpec::new(
-            1,
-            2,
-            vec![8],
-            crate::model::Head::Mixture {
-                k: 2,
-                covariance: crate::model::Covariance::Full,
-            },
-        )
-        .unwrap();
+        let full = ModelSpec::new(1, 2, vec![8], crate::model::Head::full_mixture(2)).unwrap();
         let cfg = KernelConfig {
             fused: true,
             ..KernelConfig::software()

@@ -188,16 +188,7 @@ mod tests {
         assert!(enclosing_spec(&[&a, &mixture(vec![8, 16], 3, 1)]).is_err());
         assert!(Padding::new(&big, &a).is_err(), "wider into narrower");
         assert!(Padding::new(&a, &a).unwrap().is_identity());
-        let full = ModelSpec::new(
-            2,
-            2,
-            vec![8],
-            Head::Mixture {
-                k: 2,
-                covariance: Covariance::Full,
-            },
-        )
-        .unwrap();
+        let full = ModelSpec::new(2, 2, vec![8], Head::full_mixture(2)).unwrap();
         assert!(Padding::new(&full, &full).unwrap().is_identity());
         let wider = ModelSpec {
             hidden: vec![9],

@@ -57,6 +57,14 @@ impl Head {
         }
     }
 
+    /// A full-covariance mixture of `k` components.
+    pub fn full_mixture(k: usize) -> Self {
+        Head::Mixture {
+            k,
+            covariance: Covariance::Full,
+        }
+    }
+
     /// The plug-in behind this head.
     pub fn kind(&self) -> HeadKind {
         match self {
