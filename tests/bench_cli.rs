@@ -241,6 +241,60 @@ fn a_missing_gpu_is_an_error_only_when_asked_for() {
 /// `--models M`: M models at once (the CPU side by side, the GPU in one
 /// trainer's dispatches, the fused step); a step steps them all, and the
 /// rows say how many and the model-steps per second.
+/// `--profile`: the chunked GPU row carries a `profile` with a time per
+/// dispatch (as many as `dispatches_per_step`), the other rows none; the
+/// table prints it under the row.
+#[test]
+fn a_profile_comes_with_the_chunked_gpu_row_when_asked() {
+    if mdn::gpu::context::test_context().is_none() {
+        return;
+    }
+    let args = [
+        "bench",
+        "--config",
+        "small",
+        "--device",
+        "cpu,gpu",
+        "--steps",
+        "3",
+        "--repeats",
+        "1",
+    ];
+    let rows = json_rows(&[&args[..], &["--json", "--profile"]].concat());
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    for row in &rows {
+        let chunked_gpu = row["device"] == "gpu" && row["mode"] == "chunked";
+        if !chunked_gpu {
+            assert!(row.get("profile").is_none(), "{row}");
+            continue;
+        }
+        let p = &row["profile"];
+        let dispatches = p["dispatches"].as_array().expect("a profile: {row}");
+        assert_eq!(
+            Some(dispatches.len() as u64),
+            row["dispatches_per_step"].as_u64(),
+            "{row}"
+        );
+        assert_eq!(dispatches.last().unwrap()["kernel"], "adam", "{row}");
+        for d in dispatches {
+            assert!(d["micros"].as_f64().is_some_and(|t| t >= 0.0), "{row}");
+        }
+        assert_eq!(p["steps"], 3, "{row}");
+        assert!(p["step_micros"].as_f64().is_some_and(|t| t > 0.0), "{row}");
+    }
+    // Without the flag, no row has one.
+    let plain = json_rows(&[&args[..], &["--json"]].concat());
+    assert!(
+        plain.iter().all(|r| r.get("profile").is_none()),
+        "{plain:?}"
+    );
+    let out = mdn(&[&args[..], &["--profile"]].concat());
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("profile: small chunked"), "{stdout}");
+    assert!(stdout.contains("step, one pass for all"), "{stdout}");
+}
+
 #[test]
 fn several_models_at_once_are_counted() {
     let gpu = mdn::gpu::context::test_context().is_some();

@@ -18,10 +18,10 @@ use mdn::data::toy::{ToyProblem, branch_counts, toy_dataset};
 use mdn::defaults;
 use mdn::fit::{fit, prepare};
 use mdn::gpu::GpuTrainer;
-use mdn::gpu::Kernels;
 use mdn::gpu::buffers::storage_init;
 use mdn::gpu::context::{BackendChoice, GpuContext, GpuOptions, test_context};
 use mdn::gpu::sampler::GpuSampler;
+use mdn::gpu::{KernelConfig, Kernels};
 use mdn::model::init::init_params;
 use mdn::model::{Head, ModelSpec};
 use mdn::train::{LrSchedule, TrainConfig, Trainer, run_training};
@@ -569,6 +569,92 @@ fn timing_against_the_cpu_trainer() {
                 gpu.dispatches_per_step(),
                 gpu.splits()
             );
+        }
+    }
+}
+
+/// `GpuTrainer::profile` (`mdn bench --profile`) times real steps, a pass
+/// per dispatch and then one pass for all: it names the plan's dispatches
+/// in order, its times are finite, and the steps are the very steps `run`
+/// takes (the same parameters to the last bit), on both step plans.
+#[test]
+fn a_step_profile_times_the_steps_run_would_take() {
+    for backend in BACKENDS {
+        let Some(ctx) = context(backend) else {
+            continue;
+        };
+        let spec = ModelSpec::mixture(1, 1, vec![8, 8], 3).unwrap();
+        let data = toy(300, 6);
+        let config = TrainConfig {
+            steps: 40,
+            batch: 64,
+            lr: 3e-3,
+            schedule: LrSchedule::Constant,
+            seed: 2,
+        };
+        let p0 = init_params(&spec, 5);
+        for fused in [true, false] {
+            let cfg = KernelConfig {
+                fused,
+                ..KernelConfig::for_adapter(&ctx.info)
+            };
+            let kernels = Arc::new(Kernels::with_config(&ctx, cfg).unwrap());
+            let trainer = || {
+                GpuTrainer::with_kernels(
+                    Arc::clone(&ctx),
+                    Arc::clone(&kernels),
+                    &spec,
+                    &data,
+                    p0.clone(),
+                    &config,
+                )
+                .unwrap()
+            };
+            let mut profiled = trainer();
+            profiled.run(3).unwrap();
+            let p = profiled.profile(6).unwrap();
+            assert_eq!(p.steps, 6, "{backend}");
+            // Six steps a pass per dispatch, six in one pass.
+            assert_eq!(profiled.step(), 15, "{backend}");
+            let names: Vec<&str> = p.dispatches.iter().map(|d| d.kernel.as_str()).collect();
+            let expected: &[&str] = if fused {
+                &["fused_step", "reduce", "adam"]
+            } else {
+                &[
+                    "gather",
+                    "dense_forward[0]",
+                    "dense_forward[1]",
+                    "dense_forward[2]",
+                    "head_loss",
+                    "reduce",
+                    "weight_gradient[2]",
+                    "input_gradient[2]",
+                    "weight_gradient[1]",
+                    "input_gradient[1]",
+                    "weight_gradient[0]",
+                    "adam",
+                ]
+            };
+            assert_eq!(names, expected, "{backend}, fused {fused}");
+            assert_eq!(names.len(), profiled.dispatches_per_step(), "{backend}");
+            for d in &p.dispatches {
+                assert!(d.micros.is_finite() && d.micros >= 0.0, "{backend}: {d:?}");
+                assert!(d.groups.iter().all(|&g| g >= 1), "{backend}: {d:?}");
+            }
+            assert!(p.kernel_micros() > 0.0, "{backend}: {p:?}");
+            assert!(
+                p.step_micros.is_finite() && p.step_micros > 0.0,
+                "{backend}: {p:?}"
+            );
+            let mut plain = trainer();
+            plain.run(15).unwrap();
+            assert_eq!(
+                profiled.params().unwrap(),
+                plain.params().unwrap(),
+                "{backend}, fused {fused}: profiled steps differ from run's"
+            );
+            let loss = profiled.take_loss().unwrap();
+            assert_eq!(loss.count, 15, "{backend}: every profiled step's loss");
         }
     }
 }

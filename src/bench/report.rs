@@ -2,6 +2,8 @@
 
 use serde::Serialize;
 
+use crate::gpu::trainer::StepProfile;
+
 use super::config::{BenchConfig, BenchDevice, BenchMode, BenchModel};
 
 /// Median, min and max of a sample (sorted copy; the median of an even
@@ -91,6 +93,10 @@ pub struct BenchRow {
     pub final_loss: Option<f64>,
     /// Each repeat's steps/s, in the order measured.
     pub repeat_steps_per_s: Vec<f64>,
+    /// Where the step's GPU time goes (`--profile`, chunked GPU rows of a
+    /// device with timestamp queries); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<StepProfile>,
 }
 
 impl BenchRow {
@@ -158,6 +164,52 @@ impl BenchRow {
             dispatches
         )
     }
+}
+
+/// The table's lines for a row's step profile: a line per dispatch, its
+/// share of the kernels' time, then the kernels' sum, the step as training
+/// records it (one pass) and the step by the wall clock.
+pub fn profile_lines(row: &BenchRow) -> Vec<String> {
+    let Some(p) = &row.profile else {
+        return Vec::new();
+    };
+    let kernels = p.kernel_micros();
+    let mut lines = vec![format!(
+        "  profile: {} {}, GPU timestamps, median of {} steps",
+        row.config.name(),
+        row.mode.name(),
+        p.steps
+    )];
+    lines.push(format!(
+        "  {:<22} {:>17} {:>10} {:>6}",
+        "dispatch", "workgroups", "us/step", "share"
+    ));
+    for d in &p.dispatches {
+        let [x, y, z] = d.groups;
+        lines.push(format!(
+            "  {:<22} {:>17} {:>10} {:>5.0}%",
+            d.kernel,
+            format!("{x}x{y}x{z}"),
+            num(d.micros),
+            100.0 * d.micros / kernels.max(1e-12)
+        ));
+    }
+    lines.push(format!(
+        "  {:<40} {:>10}",
+        "kernels, each in its own pass",
+        num(kernels)
+    ));
+    lines.push(format!(
+        "  {:<40} {:>10}",
+        "step, one pass for all (as trained)",
+        num(p.step_micros)
+    ));
+    lines.push(format!(
+        "  {:<40} {:>10}",
+        "step, wall clock (chunked rate)",
+        num(1e3 * row.ms_per_step)
+    ));
+    lines
 }
 
 /// Three or so significant digits, without exponents.

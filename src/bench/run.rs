@@ -62,6 +62,10 @@ impl Trainer for SideBySide {
     }
 }
 
+/// Steps a profile times at most: medians settle well before, and the
+/// large size's steps take seconds on a CPU driver.
+const PROFILE_STEPS: usize = 50;
+
 /// What to run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BenchOptions {
@@ -78,6 +82,9 @@ pub struct BenchOptions {
     pub repeats: Option<usize>,
     /// Models trained at once (`--models M`, default 1).
     pub models: usize,
+    /// Time each dispatch of a GPU step with timestamp queries
+    /// (`--profile`), after the chunked row's repeats.
+    pub profile: bool,
     pub gpu: GpuOptions,
 }
 
@@ -90,6 +97,7 @@ impl Default for BenchOptions {
             steps: None,
             repeats: None,
             models: 1,
+            profile: false,
             gpu: GpuOptions::default(),
         }
     }
@@ -299,7 +307,15 @@ impl Bench {
                 let chunked = measure(&mut t, BenchMode::Chunked, &plan, cold)?;
                 // At one step per repeat both modes are the same calls.
                 let single = chunked.steps == 1;
-                emit(self.make_row(rc, BenchMode::Chunked, chunked, dispatches));
+                let steps = chunked.steps;
+                let mut row = self.make_row(rc, BenchMode::Chunked, chunked, dispatches);
+                if self.opts.profile {
+                    match t.profile(steps.min(PROFILE_STEPS)) {
+                        Ok(p) => row.profile = Some(p),
+                        Err(e) => note(&format!("{what}: no profile ({e})")),
+                    }
+                }
+                emit(row);
                 if !single {
                     let m = measure(&mut t, BenchMode::SyncEveryStep, &plan, cold)?;
                     emit(self.make_row(rc, BenchMode::SyncEveryStep, m, dispatches));
@@ -380,6 +396,7 @@ impl Bench {
             threads: self.machine.threads,
             final_loss: Some(m.final_loss as f64).filter(|l| l.is_finite()),
             repeat_steps_per_s: rates,
+            profile: None,
         }
     }
 }

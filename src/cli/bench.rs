@@ -4,7 +4,7 @@ use std::io::Write;
 
 use anyhow::Context;
 use clap::Args;
-use mdn::bench::{Bench, BenchConfig, BenchOptions, BenchRow};
+use mdn::bench::{Bench, BenchConfig, BenchOptions, BenchRow, profile_lines};
 
 use super::choices::{BenchDeviceArg, BenchModelArg};
 use mdn::gpu::context::GpuOptions;
@@ -55,6 +55,10 @@ pub struct BenchArgs {
     /// One JSON object per measured row and line, nothing else on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Also time each dispatch of a GPU step with GPU timestamps: a table
+    /// under each chunked GPU row (a `profile` object in its JSON row).
+    #[arg(long)]
+    pub profile: bool,
 }
 
 pub fn run(a: BenchArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
@@ -65,6 +69,7 @@ pub fn run(a: BenchArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
         steps: a.steps,
         repeats: a.repeats,
         models: a.models,
+        profile: a.profile,
         gpu: gpu.clone(),
     };
     let mut note = |m: &str| eprintln!("note: {m}");
@@ -85,7 +90,9 @@ pub fn run(a: BenchArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
         let line = if a.json {
             serde_json::to_string(row).map_err(anyhow::Error::from)
         } else {
-            Ok(row.table_line())
+            let mut lines = vec![row.table_line()];
+            lines.extend(profile_lines(row));
+            Ok(lines.join("\n"))
         };
         // Flushed per row: rows of the large size come minutes apart.
         let written = line.and_then(|l| {

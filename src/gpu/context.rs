@@ -410,7 +410,10 @@ impl GpuContext {
             let own = &mut required_limits.max_storage_buffer_binding_size;
             *own = (*own).min(cap);
         }
-        let required_features = adapter.features() & wgpu::Features::SUBGROUP;
+        // Timestamp queries only serve `GpuTrainer::profile` (`mdn bench
+        // --profile`); asking for them costs nothing where they exist.
+        let required_features =
+            adapter.features() & (wgpu::Features::SUBGROUP | wgpu::Features::TIMESTAMP_QUERY);
         let desc = wgpu::DeviceDescriptor {
             label: Some("mdn device"),
             required_features,

@@ -25,9 +25,12 @@
 use std::sync::Arc;
 
 mod plan;
+mod profile;
 mod resident;
 
 pub use plan::StepStage;
+use profile::Timing;
+pub use profile::{DispatchTime, StepProfile};
 use resident::bytes_per_model;
 pub use resident::{STEP_CAPACITY, choose_splits};
 
@@ -433,6 +436,23 @@ impl GpuTrainer {
     /// [`STEP_CAPACITY`], spanning at most `ring_slots` epochs), with
     /// `plan` as the step's dispatches.
     fn submit_steps(&mut self, count: usize, gradient_only: bool) -> Result<()> {
+        self.write_step_records(count);
+        let plan = if gradient_only {
+            &self.gradient_plan
+        } else {
+            &self.plan
+        };
+        let encoder = self.record(plan, count, true, Timing::Off);
+        self.ctx.queue.submit([encoder.finish()]);
+        // Frees finished submissions' staging memory without blocking.
+        let _ = self.ctx.device.poll(wgpu::PollType::Poll);
+        self.ctx.check()?;
+        Ok(())
+    }
+
+    /// Writes the `StepInfo` records of the next `count` steps (and, when
+    /// the rows stream, their rows) ahead of the submission that runs them.
+    fn write_step_records(&mut self, count: usize) {
         let mut records = vec![0u8; count * self.res.step_stride as usize];
         if self.streamed.is_some() {
             self.upload_window(count);
@@ -454,27 +474,19 @@ impl GpuTrainer {
         self.ctx
             .queue
             .write_buffer(&self.res.step_info, 0, &records);
-        let plan = if gradient_only {
-            &self.gradient_plan
-        } else {
-            &self.plan
-        };
-        let encoder = self.record(plan, count, true);
-        self.ctx.queue.submit([encoder.finish()]);
-        // Frees finished submissions' staging memory without blocking.
-        let _ = self.ctx.device.poll(wgpu::PollType::Poll);
-        self.ctx.check()?;
-        Ok(())
     }
 
-    /// A command buffer with `dispatches` recorded `times` times in one
-    /// compute pass; repetition `i` reads step record `i` when
-    /// `per_step_records`, else record 0.
+    /// A command buffer with `dispatches` recorded `times` times; repetition
+    /// `i` reads step record `i` when `per_step_records`, else record 0.
+    /// Training records them all in one compute pass; `timing` asks for
+    /// GPU timestamps around every dispatch (a pass each) or around the
+    /// whole pass.
     fn record(
         &self,
         dispatches: &[Dispatch],
         times: usize,
         per_step_records: bool,
+        timing: Timing<'_>,
     ) -> wgpu::CommandEncoder {
         let mut encoder = self
             .ctx
@@ -482,39 +494,65 @@ impl GpuTrainer {
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("training steps"),
             });
-        {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("training steps"),
-                timestamp_writes: None,
-            });
-            let k = &*self.kernels;
-            for i in 0..times {
-                let record = if per_step_records { i as u64 } else { 0 };
-                let offset = [(record * self.res.step_stride) as u32];
-                for d in dispatches {
-                    let pipeline = match d.pipe {
-                        Pipe::Gather => &k.gather.pipeline,
-                        Pipe::Forward(shape) => k.dense_forward.pipelines.get(shape),
-                        Pipe::Head => &k.head(self.spec.head_kind()).loss.pipeline,
-                        Pipe::Reduce => &k.reduce.pipeline,
-                        Pipe::BackwardWeight(shape) => k.dense_backward.weight.get(shape),
-                        Pipe::BackwardInput(shape) => k.dense_backward.input.get(shape),
-                        Pipe::Adam => &k.adam.adam,
-                        Pipe::SumPartials => &k.adam.sum_partials,
-                        Pipe::Fused => {
-                            let kernel = k.fused(self.spec.head_kind());
-                            &kernel.expect("a fused plan has a fused kernel").pipeline
-                        }
-                    };
-                    pass.set_pipeline(pipeline);
-                    let offsets: &[u32] = if d.per_step { &offset } else { &[] };
-                    pass.set_bind_group(0, &self.bind_groups[d.bind_group], offsets);
-                    let (x, y, z) = d.groups;
-                    pass.dispatch_workgroups(x, y, z);
-                }
+        let begin = |encoder: &mut wgpu::CommandEncoder, at: Option<(&wgpu::QuerySet, u32)>| {
+            encoder
+                .begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("training steps"),
+                    timestamp_writes: at.map(|(query_set, i)| wgpu::ComputePassTimestampWrites {
+                        query_set,
+                        beginning_of_pass_write_index: Some(i),
+                        end_of_pass_write_index: Some(i + 1),
+                    }),
+                })
+                .forget_lifetime()
+        };
+        let mut pass = match timing {
+            Timing::PerDispatch(_) => None,
+            Timing::Off => Some(begin(&mut encoder, None)),
+            Timing::WholePass(q) => Some(begin(&mut encoder, Some((q, 0)))),
+        };
+        for i in 0..times {
+            let record = if per_step_records { i as u64 } else { 0 };
+            let offset = [(record * self.res.step_stride) as u32];
+            for (j, d) in dispatches.iter().enumerate() {
+                let mut own = match timing {
+                    Timing::PerDispatch(q) => {
+                        let at = 2 * (i * dispatches.len() + j) as u32;
+                        Some(begin(&mut encoder, Some((q, at))))
+                    }
+                    _ => None,
+                };
+                let pass = own
+                    .as_mut()
+                    .or(pass.as_mut())
+                    .expect("a pass per dispatch or one for all");
+                pass.set_pipeline(self.pipeline(d.pipe));
+                let offsets: &[u32] = if d.per_step { &offset } else { &[] };
+                pass.set_bind_group(0, &self.bind_groups[d.bind_group], offsets);
+                let (x, y, z) = d.groups;
+                pass.dispatch_workgroups(x, y, z);
             }
         }
+        drop(pass);
         encoder
+    }
+
+    fn pipeline(&self, pipe: Pipe) -> &wgpu::ComputePipeline {
+        let k = &*self.kernels;
+        match pipe {
+            Pipe::Gather => &k.gather.pipeline,
+            Pipe::Forward(shape) => k.dense_forward.pipelines.get(shape),
+            Pipe::Head => &k.head(self.spec.head_kind()).loss.pipeline,
+            Pipe::Reduce => &k.reduce.pipeline,
+            Pipe::BackwardWeight(shape) => k.dense_backward.weight.get(shape),
+            Pipe::BackwardInput(shape) => k.dense_backward.input.get(shape),
+            Pipe::Adam => &k.adam.adam,
+            Pipe::SumPartials => &k.adam.sum_partials,
+            Pipe::Fused => {
+                let kernel = k.fused(self.spec.head_kind());
+                &kernel.expect("a fused plan has a fused kernel").pipeline
+            }
+        }
     }
 
     /// For per-stage timing (`benches/stages.rs`): records the dispatches
@@ -534,7 +572,7 @@ impl GpuTrainer {
         let mut left = times;
         while left > 0 {
             let now = left.min(PER_SUBMISSION);
-            let encoder = self.record(&dispatches, now, false);
+            let encoder = self.record(&dispatches, now, false, Timing::Off);
             self.ctx.queue.submit([encoder.finish()]);
             left -= now;
         }
