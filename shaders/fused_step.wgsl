@@ -153,93 +153,118 @@ fn forward(l: u32, n: u32, lid: u32) {
 // the weight and bias gradients summed over the rows into group `group`'s
 // partial slice (written on the group's first chunk, added after), and,
 // above layer 0, the delta of its input through the tanh below at `d_in`.
+// The three are independent, so they are one list of work items (weight
+// tiles, then biases, then input tiles) dealt out to the invocations
+// together: a workgroup larger than one product's tiles runs them side by
+// side instead of one after another, which shortens the chunk's critical
+// path where latency, not arithmetic, sets the step (a real GPU at small
+// widths). Items of one kind are contiguous, so a subgroup mostly takes
+// one kind.
 fn backward(l: u32, n: u32, d_out: u32, d_in: u32, group: u32, first: bool, lid: u32) {
     let layer = info.layers[l];
+    let weight_tiles = tiles(layer.out_dim) * tiles(layer.in_dim);
+    let biases = weight_tiles + layer.out_dim;
+    var items = biases;
+    if (l > 0u) {
+        items += tiles(n) * tiles(layer.in_dim);
+    }
+    let slice = partial_base + layer.partial_offset + group * (layer.out_dim * (layer.in_dim + 1u));
+    for (var w = lid; w < items; w += FUSED_WG) {
+        if (w < weight_tiles) {
+            weight_gradient_tile(layer, n, d_out, slice, first, w);
+        } else if (w < biases) {
+            bias_gradient(layer, n, d_out, slice, first, w - weight_tiles);
+        } else {
+            input_delta_tile(layer, n, d_out, d_in, w - biases);
+        }
+    }
+}
+
+// Stores a gradient value into the group's slice: written on its first
+// chunk, added after.
+fn add_partial(p: u32, value: f32, first: bool) {
+    if (first) {
+        partials[p] = value;
+    } else {
+        partials[p] += value;
+    }
+}
+
+// G[o][i] = Σ_r delta[r][o] · act[r][i] for tile `t` of (o, i).
+fn weight_gradient_tile(layer: FusedLayer, n: u32, d_out: u32, slice: u32, first: bool, t: u32) {
     let n_in = layer.in_dim;
     let n_out = layer.out_dim;
-    let weights = n_out * n_in;
-    let len = weights + n_out;
-    let slice = partial_base + layer.partial_offset + group * len;
-    // G[o][i] = Σ_r delta[r][o] · act[r][i], a tile of (o, i) each.
     let tiles_i = tiles(n_in);
-    for (var t = lid; t < tiles(n_out) * tiles_i; t += FUSED_WG) {
-        let o0 = (t / tiles_i) * FUSED_TILE;
-        let i0 = (t % tiles_i) * FUSED_TILE;
-        var d_at: array<u32, MAX_FUSED_TILE>;
-        var a_at: array<u32, MAX_FUSED_TILE>;
+    let o0 = (t / tiles_i) * FUSED_TILE;
+    let i0 = (t % tiles_i) * FUSED_TILE;
+    var d_at: array<u32, MAX_FUSED_TILE>;
+    var a_at: array<u32, MAX_FUSED_TILE>;
+    for (var u = 0u; u < FUSED_TILE; u++) {
+        d_at[u] = d_out + min(o0 + u, n_out - 1u);
+        a_at[u] = layer.act_in + min(i0 + u, n_in - 1u);
+    }
+    var acc: array<f32, MAX_FUSED_TILE_SQ>;
+    for (var r = 0u; r < n; r++) {
+        var d: array<f32, MAX_FUSED_TILE>;
+        var a: array<f32, MAX_FUSED_TILE>;
         for (var u = 0u; u < FUSED_TILE; u++) {
-            d_at[u] = d_out + min(o0 + u, n_out - 1u);
-            a_at[u] = layer.act_in + min(i0 + u, n_in - 1u);
+            d[u] = scratch[d_at[u] + r * n_out];
+            a[u] = scratch[a_at[u] + r * n_in];
         }
-        var acc: array<f32, MAX_FUSED_TILE_SQ>;
-        for (var r = 0u; r < n; r++) {
-            var d: array<f32, MAX_FUSED_TILE>;
-            var a: array<f32, MAX_FUSED_TILE>;
-            for (var u = 0u; u < FUSED_TILE; u++) {
-                d[u] = scratch[d_at[u] + r * n_out];
-                a[u] = scratch[a_at[u] + r * n_in];
-            }
-            add_outer_product(&acc, &d, &a);
-        }
-        for (var u = 0u; u < FUSED_TILE; u++) {
-            let o = o0 + u;
-            for (var v = 0u; v < FUSED_TILE; v++) {
-                let i = i0 + v;
-                if (o < n_out && i < n_in) {
-                    let p = slice + o * n_in + i;
-                    if (first) {
-                        partials[p] = acc[u * MAX_FUSED_TILE + v];
-                    } else {
-                        partials[p] += acc[u * MAX_FUSED_TILE + v];
-                    }
-                }
+        add_outer_product(&acc, &d, &a);
+    }
+    for (var u = 0u; u < FUSED_TILE; u++) {
+        let o = o0 + u;
+        for (var v = 0u; v < FUSED_TILE; v++) {
+            let i = i0 + v;
+            if (o < n_out && i < n_in) {
+                add_partial(slice + o * n_in + i, acc[u * MAX_FUSED_TILE + v], first);
             }
         }
     }
-    for (var o = lid; o < n_out; o += FUSED_WG) {
-        var s = 0.0;
-        for (var r = 0u; r < n; r++) {
-            s += scratch[d_out + r * n_out + o];
-        }
-        let p = slice + weights + o;
-        if (first) {
-            partials[p] = s;
-        } else {
-            partials[p] += s;
-        }
+}
+
+// The bias gradient of output `o`: Σ_r delta[r][o].
+fn bias_gradient(layer: FusedLayer, n: u32, d_out: u32, slice: u32, first: bool, o: u32) {
+    var s = 0.0;
+    for (var r = 0u; r < n; r++) {
+        s += scratch[d_out + r * layer.out_dim + o];
     }
-    if (l == 0u) {
-        return;
+    add_partial(slice + layer.out_dim * layer.in_dim + o, s, first);
+}
+
+// delta_in[r][i] = Σ_o delta[r][o] · W[o][i] · (1 − act[r][i]²) for tile
+// `t` of (r, i).
+fn input_delta_tile(layer: FusedLayer, n: u32, d_out: u32, d_in: u32, t: u32) {
+    let n_in = layer.in_dim;
+    let n_out = layer.out_dim;
+    let tiles_i = tiles(n_in);
+    let r0 = (t / tiles_i) * FUSED_TILE;
+    let i0 = (t % tiles_i) * FUSED_TILE;
+    var d_at: array<u32, MAX_FUSED_TILE>;
+    var w_at: array<u32, MAX_FUSED_TILE>;
+    for (var u = 0u; u < FUSED_TILE; u++) {
+        d_at[u] = d_out + min(r0 + u, n - 1u) * n_out;
+        w_at[u] = param_base + layer.weight + min(i0 + u, n_in - 1u);
     }
-    // delta_in[r][i] = Σ_o delta[r][o] · W[o][i] · (1 − act[r][i]²).
-    for (var t = lid; t < tiles(n) * tiles_i; t += FUSED_WG) {
-        let r0 = (t / tiles_i) * FUSED_TILE;
-        let i0 = (t % tiles_i) * FUSED_TILE;
-        var d_at: array<u32, MAX_FUSED_TILE>;
-        var w_at: array<u32, MAX_FUSED_TILE>;
+    var acc: array<f32, MAX_FUSED_TILE_SQ>;
+    for (var o = 0u; o < n_out; o++) {
+        var d: array<f32, MAX_FUSED_TILE>;
+        var w: array<f32, MAX_FUSED_TILE>;
         for (var u = 0u; u < FUSED_TILE; u++) {
-            d_at[u] = d_out + min(r0 + u, n - 1u) * n_out;
-            w_at[u] = param_base + layer.weight + min(i0 + u, n_in - 1u);
+            d[u] = scratch[d_at[u] + o];
+            w[u] = params[w_at[u] + o * n_in];
         }
-        var acc: array<f32, MAX_FUSED_TILE_SQ>;
-        for (var o = 0u; o < n_out; o++) {
-            var d: array<f32, MAX_FUSED_TILE>;
-            var w: array<f32, MAX_FUSED_TILE>;
-            for (var u = 0u; u < FUSED_TILE; u++) {
-                d[u] = scratch[d_at[u] + o];
-                w[u] = params[w_at[u] + o * n_in];
-            }
-            add_outer_product(&acc, &d, &w);
-        }
-        for (var u = 0u; u < FUSED_TILE; u++) {
-            let r = r0 + u;
-            for (var v = 0u; v < FUSED_TILE; v++) {
-                let i = i0 + v;
-                if (r < n && i < n_in) {
-                    let e = r * n_in + i;
-                    let x = scratch[layer.act_in + e];
-                    scratch[d_in + e] = acc[u * MAX_FUSED_TILE + v] * (1.0 - x * x);
-                }
+        add_outer_product(&acc, &d, &w);
+    }
+    for (var u = 0u; u < FUSED_TILE; u++) {
+        let r = r0 + u;
+        for (var v = 0u; v < FUSED_TILE; v++) {
+            let i = i0 + v;
+            if (r < n && i < n_in) {
+                let e = r * n_in + i;
+                let x = scratch[layer.act_in + e];
+                scratch[d_in + e] = acc[u * MAX_FUSED_TILE + v] * (1.0 - x * x);
             }
         }
     }

@@ -107,7 +107,8 @@ fn cases() -> Vec<Case> {
 /// adapters, where most of a small network's tile is edge); the real-GPU
 /// defaults (4×4); three workgroups, so each takes several chunks, with
 /// 3×3 tiles, so most tiles have clamped edges; and one output per
-/// invocation (1×1).
+/// invocation (1×1) in workgroups of 256, so a layer's weight tiles,
+/// biases and input tiles often run in the same round.
 struct Device {
     backend: BackendChoice,
     ctx: Arc<GpuContext>,
@@ -142,6 +143,7 @@ fn devices() -> Vec<Device> {
                     }),
                     build(KernelConfig {
                         fused_tile: 1,
+                        fused_wg: 256,
                         ..fused
                     }),
                 ],
