@@ -224,8 +224,16 @@ override B_QUADS_LEN: u32 = 264u;
 var<workgroup> a_quads: array<vec4<f32>, A_QUADS_LEN>;
 var<workgroup> b_quads: array<vec4<f32>, B_QUADS_LEN>;
 
-// TILE_M and TILE_N are multiples of 4 here (`KernelConfig::validate`). The
+// TILE_M and TILE_N are 4 or 8 here (`KernelConfig::validate`). The
 // workgroup grid is gemm_tiled's (`gemm_groups_tiled`).
+//
+// The accumulators are named variables, c<row><column quad>, not an array:
+// an array indexed by loop counters stays in registers only if the driver
+// unrolls every loop first, and where it does not, each multiply-add
+// becomes a load and a store of local memory (the suspected reason 8 × 8
+// arrays halved the large step on an H200). Rows 4–7 and the second column
+// quad exist only at TILE_M or TILE_N = 8; those branches test override
+// constants, so the driver drops the dead ones.
 fn gemm_vec4(lid: u32, group: u32, split: u32) {
     let m = gemm_m();
     let n = gemm_n();
@@ -240,9 +248,11 @@ fn gemm_vec4(lid: u32, group: u32, split: u32) {
     let n0 = block.y;
     let a_stride = bm / 4u + 1u;
     let b_stride = bn / 4u + 1u;
-    // Invocation (lm, ln) owns row quads lm + iq·TILED_WG_M and column
-    // quads ln + jq·TILED_WG_N. Consecutive invocations take consecutive
-    // column quads: their stores of C land 16 bytes apart.
+    let wide_m = TILE_M > 4u;
+    let wide_n = TILE_N > 4u;
+    // Invocation (lm, ln) owns row quads lm (and lm + TILED_WG_M) and
+    // column quads ln (and ln + TILED_WG_N). Consecutive invocations take
+    // consecutive column quads: their stores of C land 16 bytes apart.
     let ln = lid % TILED_WG_N;
     let lm = lid / TILED_WG_N;
     let ks = gemm_k_range(split);
@@ -250,8 +260,22 @@ fn gemm_vec4(lid: u32, group: u32, split: u32) {
     // unroll them); the last round may have idle invocations.
     let a_rounds = (bm * TILE_K + TILED_WG - 1u) / TILED_WG;
     let b_rounds = (bn * TILE_K + TILED_WG - 1u) / TILED_WG;
-    // acc[row · 2 + column quad], row < TILE_M, column quad < TILE_N / 4.
-    var acc: array<vec4<f32>, 16>; // MAX_TILE * MAX_TILE / 4
+    var c00: vec4<f32>;
+    var c10: vec4<f32>;
+    var c20: vec4<f32>;
+    var c30: vec4<f32>;
+    var c40: vec4<f32>;
+    var c50: vec4<f32>;
+    var c60: vec4<f32>;
+    var c70: vec4<f32>;
+    var c01: vec4<f32>;
+    var c11: vec4<f32>;
+    var c21: vec4<f32>;
+    var c31: vec4<f32>;
+    var c41: vec4<f32>;
+    var c51: vec4<f32>;
+    var c61: vec4<f32>;
+    var c71: vec4<f32>;
     for (var k0 = ks.x; k0 < ks.y; k0 += TILE_K) {
         for (var round = 0u; round < a_rounds; round++) {
             let e = round * TILED_WG + lid;
@@ -269,38 +293,77 @@ fn gemm_vec4(lid: u32, group: u32, split: u32) {
         }
         workgroupBarrier();
         for (var kk = 0u; kk < TILE_K; kk++) {
-            var a: array<vec4<f32>, 2>; // MAX_TILE / 4
-            var b: array<vec4<f32>, 2>;
-            for (var iq = 0u; iq < TILE_M / 4u; iq++) {
-                a[iq] = a_quads[kk * a_stride + iq * TILED_WG_M + lm];
+            let a0 = a_quads[kk * a_stride + lm];
+            let b0 = b_quads[kk * b_stride + ln];
+            var a1: vec4<f32>;
+            var b1: vec4<f32>;
+            if (wide_m) {
+                a1 = a_quads[kk * a_stride + TILED_WG_M + lm];
             }
-            for (var jq = 0u; jq < TILE_N / 4u; jq++) {
-                b[jq] = b_quads[kk * b_stride + jq * TILED_WG_N + ln];
+            if (wide_n) {
+                b1 = b_quads[kk * b_stride + TILED_WG_N + ln];
             }
-            for (var iq = 0u; iq < TILE_M / 4u; iq++) {
-                for (var r = 0u; r < 4u; r++) {
-                    let av = a[iq][r];
-                    for (var jq = 0u; jq < TILE_N / 4u; jq++) {
-                        let at = (iq * 4u + r) * 2u + jq;
-                        acc[at] = fma(vec4<f32>(av), b[jq], acc[at]);
-                    }
+            c00 = fma(vec4<f32>(a0.x), b0, c00);
+            c10 = fma(vec4<f32>(a0.y), b0, c10);
+            c20 = fma(vec4<f32>(a0.z), b0, c20);
+            c30 = fma(vec4<f32>(a0.w), b0, c30);
+            if (wide_n) {
+                c01 = fma(vec4<f32>(a0.x), b1, c01);
+                c11 = fma(vec4<f32>(a0.y), b1, c11);
+                c21 = fma(vec4<f32>(a0.z), b1, c21);
+                c31 = fma(vec4<f32>(a0.w), b1, c31);
+            }
+            if (wide_m) {
+                c40 = fma(vec4<f32>(a1.x), b0, c40);
+                c50 = fma(vec4<f32>(a1.y), b0, c50);
+                c60 = fma(vec4<f32>(a1.z), b0, c60);
+                c70 = fma(vec4<f32>(a1.w), b0, c70);
+                if (wide_n) {
+                    c41 = fma(vec4<f32>(a1.x), b1, c41);
+                    c51 = fma(vec4<f32>(a1.y), b1, c51);
+                    c61 = fma(vec4<f32>(a1.z), b1, c61);
+                    c71 = fma(vec4<f32>(a1.w), b1, c71);
                 }
             }
         }
         workgroupBarrier();
     }
-    for (var iq = 0u; iq < TILE_M / 4u; iq++) {
-        for (var r = 0u; r < 4u; r++) {
-            let row = m0 + (iq * TILED_WG_M + lm) * 4u + r;
-            for (var jq = 0u; jq < TILE_N / 4u; jq++) {
-                let col0 = n0 + (jq * TILED_WG_N + ln) * 4u;
-                let v = acc[(iq * 4u + r) * 2u + jq];
-                for (var c = 0u; c < 4u; c++) {
-                    if (row < m && col0 + c < n) {
-                        store_c(row, col0 + c, split, v[c]);
-                    }
-                }
-            }
+    let row0 = m0 + lm * 4u;
+    let row1 = m0 + (TILED_WG_M + lm) * 4u;
+    let col0 = n0 + ln * 4u;
+    let col1 = n0 + (TILED_WG_N + ln) * 4u;
+    store_quad(row0, col0, split, c00);
+    store_quad(row0 + 1u, col0, split, c10);
+    store_quad(row0 + 2u, col0, split, c20);
+    store_quad(row0 + 3u, col0, split, c30);
+    if (wide_n) {
+        store_quad(row0, col1, split, c01);
+        store_quad(row0 + 1u, col1, split, c11);
+        store_quad(row0 + 2u, col1, split, c21);
+        store_quad(row0 + 3u, col1, split, c31);
+    }
+    if (wide_m) {
+        store_quad(row1, col0, split, c40);
+        store_quad(row1 + 1u, col0, split, c50);
+        store_quad(row1 + 2u, col0, split, c60);
+        store_quad(row1 + 3u, col0, split, c70);
+        if (wide_n) {
+            store_quad(row1, col1, split, c41);
+            store_quad(row1 + 1u, col1, split, c51);
+            store_quad(row1 + 2u, col1, split, c61);
+            store_quad(row1 + 3u, col1, split, c71);
+        }
+    }
+}
+
+// Stores the four columns of C from `col` in `row` that lie inside C.
+fn store_quad(row: u32, col: u32, split: u32, v: vec4<f32>) {
+    if (row >= gemm_m()) {
+        return;
+    }
+    for (var c = 0u; c < 4u; c++) {
+        if (col + c < gemm_n()) {
+            store_c(row, col + c, split, v[c]);
         }
     }
 }

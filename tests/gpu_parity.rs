@@ -82,15 +82,21 @@ fn devices() -> &'static [Device] {
                             _ => own.with_matmul(v),
                         }),
                 );
-                // The last takes 8×8 tiles for products of ≥ 2^20
-                // multiply-adds (the real-GPU candidate: 4×4 for the small,
-                // 8×8 for the big), so both tile sizes meet in one network.
+                // `vec4` names its accumulators per row and column quad,
+                // so each tile shape takes its own branches: 4×4 here, 8×8
+                // in the adapter's own sizes above, 4×8 below, and 8×4 as
+                // its big tiles (products of ≥ 2^20 multiply-adds: the
+                // 300-row case), so two tile sizes meet in one network.
+                let vec4 = hardware.with_matmul(MatmulVariant::Vec4);
                 configs.extend([
                     eager_narrow(hardware),
+                    vec4,
                     KernelConfig {
-                        big_tile: Some((8, 8)),
+                        tile_m: 4,
+                        tile_n: 8,
+                        big_tile: Some((8, 4)),
                         big_macs: 1,
-                        ..hardware.with_matmul(MatmulVariant::Vec4)
+                        ..vec4
                     },
                 ]);
                 let kernels = configs
