@@ -6,6 +6,13 @@
 // step: the deterministic second stage of the split-over-batch reduction.
 
 override ADAM_WG: u32 = 256u;
+// Invocations sharing one parameter's sum over the partial slices (a
+// power of two dividing ADAM_WG, `KernelConfig::adam_lanes`): with
+// hundreds of slices, one invocation's chain of loads would set the
+// dispatch's time. Lane l adds slices l, l + ADAM_LANES, … in order; the
+// lanes' sums are then added in lane order: a fixed order, so the
+// gradient is still deterministic (at 1 lane, the plain split order).
+override ADAM_LANES: u32 = 1u;
 
 @group(0) @binding(0) var<storage, read_write> params: array<f32>;
 @group(0) @binding(1) var<storage, read> partials: array<f32>;
@@ -19,7 +26,10 @@ override ADAM_WG: u32 = 256u;
 // member of a sweep keeps its parameters and moments).
 @group(0) @binding(7) var<storage, read> model_lr: array<f32>;
 
-fn gradient(model: u32, j: u32) -> f32 {
+var<workgroup> lane_sums: array<f32, ADAM_WG>;
+
+// Lane `lane`'s share of parameter j's gradient: its slices, in order.
+fn lane_gradient(model: u32, j: u32, lane: u32) -> f32 {
     // At most MAX_LAYERS entries: a linear scan is cheaper than anything
     // cleverer.
     var l = 0u;
@@ -33,10 +43,37 @@ fn gradient(model: u32, j: u32) -> f32 {
     let e = j - layer.start;
     let base = model * info.partial_stride + layer.partial_offset;
     var g = 0.0;
-    for (var s = 0u; s < layer.splits; s++) {
+    for (var s = lane; s < layer.splits; s += ADAM_LANES) {
         g += partials[base + s * layer.len + e];
     }
     return g;
+}
+
+// This invocation's parameter (`lid / ADAM_LANES` of the group's) and its
+// gradient, complete on lane 0 only. Every invocation must call it: with
+// several lanes it meets a barrier.
+struct Gradient {
+    j: u32,
+    g: f32,
+}
+
+fn gradient(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> Gradient {
+    let j = flat_group(wid, nwg) * (ADAM_WG / ADAM_LANES) + lid / ADAM_LANES;
+    let lane = lid % ADAM_LANES;
+    var g = 0.0;
+    if (j < info.len) {
+        g = lane_gradient(wid.z, j, lane);
+    }
+    if (ADAM_LANES > 1u) {
+        lane_sums[lid] = g;
+        workgroupBarrier();
+        if (lane == 0u) {
+            for (var l = 1u; l < ADAM_LANES; l++) {
+                g += lane_sums[lid + l];
+            }
+        }
+    }
+    return Gradient(j, g);
 }
 
 // The Adam update, in the CPU's exact operation order.
@@ -46,13 +83,14 @@ fn adam(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let j = flat_group(wid, nwg) * ADAM_WG + lid;
+    let found = gradient(wid, nwg, lid);
+    let j = found.j;
+    let g = found.g;
     let model = wid.z;
     let scale = model_lr[model];
-    if (j >= info.len || scale == 0.0) {
+    if (j >= info.len || lid % ADAM_LANES != 0u || scale == 0.0) {
         return;
     }
-    let g = gradient(model, j);
     let at = model * info.len + j;
     let m = step.beta1 * m_state[at] + (1.0 - step.beta1) * g;
     let v = step.beta2 * v_state[at] + (1.0 - step.beta2) * g * g;
@@ -71,9 +109,9 @@ fn sum_partials(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let j = flat_group(wid, nwg) * ADAM_WG + lid;
-    if (j >= info.len) {
+    let found = gradient(wid, nwg, lid);
+    if (found.j >= info.len || lid % ADAM_LANES != 0u) {
         return;
     }
-    grads[wid.z * info.len + j] = gradient(wid.z, j);
+    grads[wid.z * info.len + found.j] = found.g;
 }

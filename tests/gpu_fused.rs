@@ -108,7 +108,9 @@ fn cases() -> Vec<Case> {
 /// defaults (4×4); three workgroups, so each takes several chunks, with
 /// 3×3 tiles, so most tiles have clamped edges; and one output per
 /// invocation (1×1) in workgroups of 256, so a layer's weight tiles,
-/// biases and input tiles often run in the same round.
+/// biases and input tiles often run in the same round. The last two sum
+/// each gradient in Adam over 4 and 8 lanes (the first with 3 slices, so
+/// one lane has none).
 struct Device {
     backend: BackendChoice,
     ctx: Arc<GpuContext>,
@@ -139,11 +141,13 @@ fn devices() -> Vec<Device> {
                         fused_wg: 32,
                         fused_tile: 3,
                         fused_rows: 5,
+                        adam_lanes: 4,
                         ..fused
                     }),
                     build(KernelConfig {
                         fused_tile: 1,
                         fused_wg: 256,
+                        adam_lanes: 8,
                         ..fused
                     }),
                 ],

@@ -87,10 +87,15 @@ fn devices() -> &'static [Device] {
                 // in the adapter's own sizes above, 4×8 below, and 8×4 as
                 // its big tiles (products of ≥ 2^20 multiply-adds: the
                 // 300-row case), so two tile sizes meet in one network.
+                // The first of them also sums Adam's gradient slices over 4
+                // lanes.
                 let vec4 = hardware.with_matmul(MatmulVariant::Vec4);
                 configs.extend([
                     eager_narrow(hardware),
-                    vec4,
+                    KernelConfig {
+                        adam_lanes: 4,
+                        ..vec4
+                    },
                     KernelConfig {
                         tile_m: 4,
                         tile_n: 8,
@@ -472,12 +477,14 @@ fn adam_matches_cpu_and_sums_partials_in_order() {
     let mut worst = 0.0f32;
     each_kernels(|label, st| {
         let mut rng = ChaCha8Rng::seed_from_u64(7);
-        for (n, splits) in [(1usize, 1u32), (1000, 1), (777, 3)] {
+        for (n, splits) in [(1usize, 1u32), (1000, 1), (777, 3), (300, 11)] {
             let params = uniform(&mut rng, n, -1.0, 1.0);
             let partials = uniform(&mut rng, n * splits as usize, -0.1, 0.1);
             let m = uniform(&mut rng, n, -0.05, 0.05);
             let v = uniform(&mut rng, n, 0.0, 0.01);
-            // The GPU adds the slices in split order; so does this.
+            // The GPU adds the slices in split order (with adam_lanes, each
+            // lane's slices in order, then the lanes': a rounding apart);
+            // this adds them in split order.
             let mut grads = partials[..n].to_vec();
             for s in 1..splits as usize {
                 for (g, p) in grads.iter_mut().zip(&partials[s * n..(s + 1) * n]) {

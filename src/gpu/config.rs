@@ -61,6 +61,12 @@ pub struct KernelConfig {
     pub rows_wg: u32,
     pub reduce_wg: u32,
     pub adam_wg: u32,
+    /// Invocations that share one parameter's gradient sum in Adam (a
+    /// power of two dividing `adam_wg`): lane `l` adds the partial slices
+    /// `l`, `l + lanes`, …, and the lanes' sums are added in lane order.
+    /// 1 sums every slice in one invocation. With hundreds of slices (the
+    /// fused step's workgroups) one invocation's chain of loads is long.
+    pub adam_lanes: u32,
     /// The weight-gradient pass splits the batch until about this many
     /// invocations run at once…
     pub target_invocations: u32,
@@ -136,10 +142,11 @@ impl std::fmt::Display for KernelConfig {
         }
         write!(
             f,
-            ",rows_wg={},reduce_wg={},adam_wg={},invocations={},split_rows={},narrow={}",
+            ",rows_wg={},reduce_wg={},adam_wg={},adam_lanes={},invocations={},split_rows={},narrow={}",
             self.rows_wg,
             self.reduce_wg,
             self.adam_wg,
+            self.adam_lanes,
             self.target_invocations,
             self.min_split_rows,
             self.narrow_macs
@@ -198,6 +205,7 @@ impl KernelConfig {
             rows_wg: 64,
             reduce_wg: 64,
             adam_wg: 256,
+            adam_lanes: 1,
             target_invocations: 32 * 4 * threads,
             min_split_rows: 256,
             narrow_macs: 16,
@@ -243,6 +251,10 @@ impl KernelConfig {
             rows_wg: 64,
             reduce_wg: 256,
             adam_wg: 256,
+            // One invocation a parameter, as measured on the H200. With
+            // fused_groups=2048 a medium model's gradient is 274 slices;
+            // `scripts/device-run` tries 8 lanes.
+            adam_lanes: 1,
             target_invocations: 1 << 16,
             min_split_rows: 64,
             narrow_macs: 16,
@@ -292,7 +304,7 @@ impl KernelConfig {
     /// on a device without rebuilding: `matmul=tiled|blocked`,
     /// `tile=8x8` (outputs per invocation), `wg=16x16` (tiled workgroup
     /// shape), `k=16` (tiled depth), `blocked_wg=64`, `rows_wg=64`,
-    /// `reduce_wg=256`, `adam_wg=256`, `invocations=65536` and
+    /// `reduce_wg=256`, `adam_wg=256`, `adam_lanes=1`, `invocations=65536` and
     /// `split_rows=64` (weight-gradient row splits), `narrow=16` (see
     /// [`KernelConfig::narrow_macs`]), `big_tile=8x8|none` and
     /// `big_macs=256` (see [`KernelConfig::big_tile`]), `fused=on|off`,
@@ -331,6 +343,7 @@ impl KernelConfig {
                 "rows_wg" => self.rows_wg = number(key, v)?,
                 "reduce_wg" => self.reduce_wg = number(key, v)?,
                 "adam_wg" => self.adam_wg = number(key, v)?,
+                "adam_lanes" => self.adam_lanes = number(key, v)?,
                 "invocations" => self.target_invocations = number(key, v)?,
                 "split_rows" => self.min_split_rows = number(key, v)?,
                 "narrow" => self.narrow_macs = number(key, v)?,
@@ -359,7 +372,7 @@ impl KernelConfig {
                 other => {
                     return Err(format!(
                         "unknown key `{other}`; keys: matmul, tile, wg, k, blocked_wg, rows_wg, \
-                         reduce_wg, adam_wg, invocations, split_rows, narrow, big_tile, big_macs, \
+                         reduce_wg, adam_wg, adam_lanes, invocations, split_rows, narrow, big_tile, big_macs, \
                          fused, fused_wg, fused_tile, fused_rows, fused_groups, pad"
                     ));
                 }
@@ -382,6 +395,12 @@ impl KernelConfig {
         let bad = |m: String| Err(MdnError::Config(format!("kernel configuration: {m}")));
         if !self.reduce_wg.is_power_of_two() {
             return bad("the reduce workgroup must be a power of two".into());
+        }
+        if !self.adam_lanes.is_power_of_two() || !self.adam_wg.is_multiple_of(self.adam_lanes) {
+            return bad(format!(
+                "adam_lanes must be a power of two dividing adam_wg ({}), not {}",
+                self.adam_wg, self.adam_lanes
+            ));
         }
         let max_wg = limits
             .max_compute_invocations_per_workgroup
@@ -572,6 +591,12 @@ impl KernelConfig {
             .collect()
     }
 
+    /// Workgroups of Adam (and of the gradient sum) over `n` parameters
+    /// of each model: `adam_lanes` invocations a parameter.
+    pub fn adam_groups(&self, n: usize) -> u64 {
+        (n as u64 * self.adam_lanes as u64).div_ceil(self.adam_wg as u64)
+    }
+
     /// Workgroups of one matmul dispatch (per split) producing `p`'s
     /// result, in the shape [`KernelConfig::matmul_shape`] picks.
     pub fn matmul_groups(&self, p: &Product) -> u64 {
@@ -661,9 +686,10 @@ mod tests {
         assert_eq!(base.with_overrides("").unwrap(), base);
         // `fused=off` forces the per-stage path; `on` allows the fused one.
         let off = base
-            .with_overrides("fused=off,fused_groups=8,fused_tile=2,pad=150")
+            .with_overrides("fused=off,fused_groups=8,fused_tile=2,pad=150,adam_lanes=8")
             .unwrap();
         assert!(!off.fused && off.fused_groups == 8 && off.fused_tile == 2);
+        assert_eq!(off.adam_lanes, 8);
         assert_eq!(off.pad_percent, 150);
         assert_eq!(base.with_overrides(&off.to_string()).unwrap(), off);
         assert!(off.with_overrides("fused=on").unwrap().fused);
@@ -699,6 +725,12 @@ mod tests {
             ("fused_tile=9", "not 9"),
             ("fused_rows=0", "fused chunks must have 1..=64 rows"),
             ("fused_rows=65", "not 65"),
+            (
+                "adam_lanes=3",
+                "adam_lanes must be a power of two dividing adam_wg (256), not 3",
+            ),
+            ("adam_lanes=0", "not 0"),
+            ("adam_wg=64,adam_lanes=128", "dividing adam_wg (64)"),
         ] {
             let cfg = base.with_overrides(spec).unwrap();
             let err = cfg.validate(&limits).unwrap_err().to_string();

@@ -208,13 +208,19 @@ impl KernelConfig {
                 "adam",
                 Shader::Adam,
                 "adam",
-                vec![("ADAM_WG", self.adam_wg as f64)],
+                vec![
+                    ("ADAM_WG", self.adam_wg as f64),
+                    ("ADAM_LANES", self.adam_lanes as f64),
+                ],
             ),
             spec(
                 "sum_partials",
                 Shader::Adam,
                 "sum_partials",
-                vec![("ADAM_WG", self.adam_wg as f64)],
+                vec![
+                    ("ADAM_WG", self.adam_wg as f64),
+                    ("ADAM_LANES", self.adam_lanes as f64),
+                ],
             ),
         ]);
         for kind in HeadKind::ALL {

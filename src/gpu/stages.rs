@@ -225,7 +225,7 @@ impl<'a> Stages<'a> {
         let input = Product::input_gradient(layer, rows);
         let (wx, wy) = grid(cfg.weight_gradient_groups(&weight))?;
         let (ix, iy) = grid(cfg.matmul_groups(&input))?;
-        let (sx, sy) = grid((len as u64).div_ceil(cfg.adam_wg as u64))?;
+        let (sx, sy) = grid(cfg.adam_groups(len))?;
         self.submit(|pass| {
             pass.set_bind_group(0, &bg, &[]);
             pass.set_pipeline(k.weight.for_product(&weight));
@@ -372,7 +372,7 @@ impl<'a> Stages<'a> {
             model_lr: whole(&one_lr),
         }
         .bind(c, "adam", &k.layout);
-        let (x, y) = grid((n as u64).div_ceil(self.kernels.config.adam_wg as u64))?;
+        let (x, y) = grid(self.kernels.config.adam_groups(n))?;
         self.dispatch(&k.adam, &bg, true, (x, y))?;
         Ok((
             read_f32(c, &p, n)?,

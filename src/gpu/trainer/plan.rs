@@ -283,7 +283,7 @@ fn add_adam(plan: &mut Plan, c: &GpuContext, k: &Kernels, r: &Resident, n: usize
         .bind(c, "adam", &k.adam.layout),
         Pipe::Adam,
         true,
-        (n as u64).div_ceil(k.config.adam_wg as u64),
+        k.config.adam_groups(n),
         r.models as u32,
     )
 }
