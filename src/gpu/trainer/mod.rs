@@ -26,6 +26,7 @@ use std::sync::Arc;
 
 mod plan;
 mod profile;
+mod profiler;
 mod resident;
 
 pub use plan::StepStage;
