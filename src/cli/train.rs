@@ -59,13 +59,24 @@ impl Signals {
         use signal_hook::consts::{SIGINT, SIGTERM};
         let stop = Arc::new(AtomicBool::new(false));
         let which = Arc::new(AtomicUsize::new(0));
+        // Which signal is the first is decided by one atomic increment:
+        // two signals can run their handlers at the same moment on two
+        // threads, and with a check of the stop flag before setting it both
+        // could see themselves as the first (a SIGINT and a SIGTERM sent
+        // together then stopped gracefully instead of at once).
+        let seen = Arc::new(AtomicUsize::new(0));
         for sig in [SIGINT, SIGTERM] {
-            // Runs before the flag is set: exits only on the second signal.
-            signal_hook::flag::register_conditional_shutdown(sig, 128 + sig, Arc::clone(&stop))
-                .context("installing the signal handler")?;
-            signal_hook::flag::register_usize(sig, Arc::clone(&which), sig as usize)
-                .context("installing the signal handler")?;
-            signal_hook::flag::register(sig, Arc::clone(&stop))
+            let (stop, which, seen) = (Arc::clone(&stop), Arc::clone(&which), Arc::clone(&seen));
+            let handler = move || {
+                if seen.fetch_add(1, Ordering::SeqCst) > 0 {
+                    signal_hook::low_level::exit(128 + sig);
+                }
+                which.store(sig as usize, Ordering::SeqCst);
+                stop.store(true, Ordering::SeqCst);
+            };
+            // SAFETY: the handler only touches atomics and calls `_exit`,
+            // all async-signal-safe; it neither allocates nor locks.
+            unsafe { signal_hook::low_level::register(sig, handler) }
                 .context("installing the signal handler")?;
         }
         Ok(Signals { stop, which })
