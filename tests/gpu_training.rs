@@ -640,6 +640,15 @@ fn a_step_profile_times_the_steps_run_would_take() {
             for d in &p.dispatches {
                 assert!(d.micros.is_finite() && d.micros >= 0.0, "{backend}: {d:?}");
                 assert!(d.groups.iter().all(|&g| g >= 1), "{backend}: {d:?}");
+                // 2 FLOPs per multiply-add of the layer's product: batch
+                // 64, layers 1→8, 8→8, 8→(3 + 2·3).
+                let layer = d.kernel.split(['[', ']']).nth(1);
+                let expected = layer.map(|l| match l {
+                    "0" => 2.0 * 64.0 * 8.0,
+                    "1" => 2.0 * 64.0 * 64.0,
+                    _ => 2.0 * 64.0 * 8.0 * 9.0,
+                });
+                assert_eq!(d.flops, expected, "{backend}: {d:?}");
             }
             assert!(p.kernel_micros() > 0.0, "{backend}: {p:?}");
             assert!(

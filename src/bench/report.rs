@@ -181,17 +181,24 @@ pub fn profile_lines(row: &BenchRow) -> Vec<String> {
         p.steps
     )];
     lines.push(format!(
-        "  {:<22} {:>17} {:>10} {:>6}",
-        "dispatch", "workgroups", "us/step", "share"
+        "  {:<22} {:>17} {:>10} {:>6} {:>9}",
+        "dispatch", "workgroups", "us/step", "share", "GFLOP/s"
     ));
     for d in &p.dispatches {
         let [x, y, z] = d.groups;
+        // What a dense product's arithmetic ran at: against the card's
+        // peak, which product falls short.
+        let rate = match d.flops {
+            Some(f) if d.micros > 0.0 => num(f / d.micros / 1e3),
+            _ => "-".into(),
+        };
         lines.push(format!(
-            "  {:<22} {:>17} {:>10} {:>5.0}%",
+            "  {:<22} {:>17} {:>10} {:>5.0}% {:>9}",
             d.kernel,
             format!("{x}x{y}x{z}"),
             num(d.micros),
-            100.0 * d.micros / kernels.max(1e-12)
+            100.0 * d.micros / kernels.max(1e-12),
+            rate
         ));
     }
     lines.push(format!(

@@ -21,6 +21,9 @@ pub struct DispatchTime {
     pub kernel: String,
     /// Workgroups, x · y · z.
     pub groups: [u32; 3],
+    /// Nominal FLOPs of a dense product (2 per multiply-add); `null` for
+    /// the other kernels.
+    pub flops: Option<f64>,
     /// Median over the profiled steps, in microseconds.
     pub micros: f64,
 }

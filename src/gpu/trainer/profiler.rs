@@ -48,8 +48,10 @@ impl GpuTrainer {
                 })
                 .collect();
             times.sort_by(f64::total_cmp);
+            let (kernel, flops) = self.describe(d.pipe, j);
             dispatches.push(DispatchTime {
-                kernel: self.kernel_name(d.pipe, j),
+                kernel,
+                flops,
                 groups: [d.groups.0, d.groups.1, d.groups.2],
                 micros: self.to_micros(times[n / 2]),
             });
@@ -99,27 +101,31 @@ impl GpuTrainer {
         ticks * f64::from(self.ctx.queue.get_timestamp_period()) / 1e3
     }
 
-    /// A dispatch's kernel for the profile table: the dense stages with
-    /// their layer (counted from the input; the backward pass runs them
-    /// last layer first).
-    fn kernel_name(&self, pipe: Pipe, index: usize) -> String {
-        let layer = |pipe: Pipe| {
-            self.plan[..index]
-                .iter()
-                .filter(|d| std::mem::discriminant(&d.pipe) == std::mem::discriminant(&pipe))
-                .count()
-        };
+    /// A dispatch's kernel for the profile table, and the nominal FLOPs
+    /// of the dense products (2 per multiply-add, every model's). The
+    /// dense stages carry their layer, counted from the input; the
+    /// backward pass runs them last layer first.
+    fn describe(&self, pipe: Pipe, index: usize) -> (String, Option<f64>) {
+        let seen = self.plan[..index]
+            .iter()
+            .filter(|d| std::mem::discriminant(&d.pipe) == std::mem::discriminant(&pipe))
+            .count();
         let layers = self.layout.layers.len();
+        let dense = |name: &str, l: usize| {
+            let layer = &self.layout.layers[l];
+            let macs = self.order.batch * self.res.models * layer.in_dim * layer.out_dim;
+            (format!("{name}[{l}]"), Some(2.0 * macs as f64))
+        };
         match pipe {
-            Pipe::Gather => "gather".into(),
-            Pipe::Forward(_) => format!("dense_forward[{}]", layer(pipe)),
-            Pipe::Head => "head_loss".into(),
-            Pipe::Reduce => "reduce".into(),
-            Pipe::BackwardWeight(_) => format!("weight_gradient[{}]", layers - 1 - layer(pipe)),
-            Pipe::BackwardInput(_) => format!("input_gradient[{}]", layers - 1 - layer(pipe)),
-            Pipe::Adam => "adam".into(),
-            Pipe::SumPartials => "sum_partials".into(),
-            Pipe::Fused => "fused_step".into(),
+            Pipe::Gather => ("gather".into(), None),
+            Pipe::Forward(_) => dense("dense_forward", seen),
+            Pipe::Head => ("head_loss".into(), None),
+            Pipe::Reduce => ("reduce".into(), None),
+            Pipe::BackwardWeight(_) => dense("weight_gradient", layers - 1 - seen),
+            Pipe::BackwardInput(_) => dense("input_gradient", layers - 1 - seen),
+            Pipe::Adam => ("adam".into(), None),
+            Pipe::SumPartials => ("sum_partials".into(), None),
+            Pipe::Fused => ("fused_step".into(), None),
         }
     }
 }
