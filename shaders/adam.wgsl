@@ -49,20 +49,18 @@ fn lane_gradient(model: u32, j: u32, lane: u32) -> f32 {
     return g;
 }
 
-// This invocation's parameter (`lid / ADAM_LANES` of the group's) and its
-// gradient, complete on lane 0 only. Every invocation must call it: with
-// several lanes it meets a barrier.
-struct Gradient {
-    j: u32,
-    g: f32,
+// This invocation's parameter: `lid / ADAM_LANES` of the group's.
+fn parameter_index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+    return flat_group(wid, nwg) * (ADAM_WG / ADAM_LANES) + lid / ADAM_LANES;
 }
 
-fn gradient(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> Gradient {
-    let j = flat_group(wid, nwg) * (ADAM_WG / ADAM_LANES) + lid / ADAM_LANES;
+// Parameter j's gradient, complete on lane 0 only. Every invocation must
+// call it: with several lanes it meets a barrier.
+fn gradient(model: u32, j: u32, lid: u32) -> f32 {
     let lane = lid % ADAM_LANES;
     var g = 0.0;
     if (j < info.len) {
-        g = lane_gradient(wid.z, j, lane);
+        g = lane_gradient(model, j, lane);
     }
     if (ADAM_LANES > 1u) {
         lane_sums[lid] = g;
@@ -73,7 +71,7 @@ fn gradient(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> Gradient {
             }
         }
     }
-    return Gradient(j, g);
+    return g;
 }
 
 // The Adam update, in the CPU's exact operation order.
@@ -83,9 +81,8 @@ fn adam(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let found = gradient(wid, nwg, lid);
-    let j = found.j;
-    let g = found.g;
+    let j = parameter_index(wid, nwg, lid);
+    let g = gradient(wid.z, j, lid);
     let model = wid.z;
     let scale = model_lr[model];
     if (j >= info.len || lid % ADAM_LANES != 0u || scale == 0.0) {
@@ -109,9 +106,10 @@ fn sum_partials(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let found = gradient(wid, nwg, lid);
-    if (found.j >= info.len || lid % ADAM_LANES != 0u) {
+    let j = parameter_index(wid, nwg, lid);
+    let g = gradient(wid.z, j, lid);
+    if (j >= info.len || lid % ADAM_LANES != 0u) {
         return;
     }
-    grads[wid.z * info.len + found.j] = found.g;
+    grads[wid.z * info.len + j] = g;
 }
