@@ -5,12 +5,12 @@
 //! - `gather`: the minibatch rows picked by the permutation;
 //! - `dense_forward`: every layer's forward product (+ bias, tanh);
 //! - `mixture_head`: the head's NLL and gradient;
-//! - `reduce`: the batch loss into the running sum (GPU only; one
-//!   workgroup);
+//! - `reduce`: the batch loss into the running sum (CPU only: on the GPU
+//!   it is one more workgroup of Adam's dispatch, timed with `adam`);
 //! - `dense_backward`: every layer's weight gradient (batch split in
 //!   partials on the GPU) and input gradient;
 //! - `adam`: the update over all parameters (on the GPU it also sums the
-//!   weight-gradient partials).
+//!   weight-gradient partials and the batch loss).
 //!
 //! CPU: the rayon-parallel stage functions of `src/cpu/` (the CPU trainer
 //! runs the same arithmetic fused per block of rows). GPU: the trainer's own
@@ -69,14 +69,16 @@ impl Stage {
         Stage::Adam,
     ];
 
-    fn gpu(self) -> StepStage {
+    /// The trainer's stage; `None` where the GPU has no dispatch of its
+    /// own for it.
+    fn gpu(self) -> Option<StepStage> {
         match self {
-            Stage::Gather => StepStage::Gather,
-            Stage::DenseForward => StepStage::DenseForward,
-            Stage::MixtureHead => StepStage::Head,
-            Stage::Reduce => StepStage::Reduce,
-            Stage::DenseBackward => StepStage::DenseBackward,
-            Stage::Adam => StepStage::Adam,
+            Stage::Gather => Some(StepStage::Gather),
+            Stage::DenseForward => Some(StepStage::DenseForward),
+            Stage::MixtureHead => Some(StepStage::Head),
+            Stage::Reduce => None,
+            Stage::DenseBackward => Some(StepStage::DenseBackward),
+            Stage::Adam => Some(StepStage::Adam),
         }
     }
 
@@ -272,8 +274,11 @@ impl GpuRig {
     /// `stage` `iters` times, submitted and waited for; the wall time.
     fn time(&mut self, stage: Stage, iters: u64) -> Duration {
         let start = Instant::now();
+        let stage = stage
+            .gpu()
+            .expect("only stages with GPU dispatches are timed");
         self.trainer
-            .run_stage(stage.gpu(), iters as usize)
+            .run_stage(stage, iters as usize)
             .expect("GPU stage runs");
         start.elapsed()
     }
@@ -330,7 +335,7 @@ fn stages(c: &mut Criterion) {
                 let cpu = cpu.get_or_insert_with(|| CpuRig::new(config));
                 b.iter(|| cpu.run(stage))
             });
-            if let (Some(ctx), Some(k)) = (&gpu, &kernels) {
+            if let (Some(ctx), Some(k), Some(_)) = (&gpu, &kernels, stage.gpu()) {
                 group.bench_function(format!("gpu/{}", config.name()), |b| {
                     let rig = rig.get_or_insert_with(|| GpuRig::new(ctx, k, config));
                     b.iter_custom(|iters| rig.time(stage, iters))

@@ -4,6 +4,10 @@
 // gradient of each parameter is the sum, in split order, of its layer's
 // partial slices written by dense_backward's weight pass or the fused
 // step: the deterministic second stage of the split-over-batch reduction.
+// One workgroup more per model, after the parameters' (`param_groups`),
+// adds the step's batch loss into the model's LossState (loss_sum.wgsl,
+// prepended): the loss needs no dispatch of its own, and runs beside the
+// updates, which do not touch it.
 
 override ADAM_WG: u32 = 256u;
 // Invocations sharing one parameter's sum over the partial slices (a
@@ -25,6 +29,19 @@ override ADAM_LANES: u32 = 1u;
 // trainer of one model); 0 freezes the model (a diverged or early-stopped
 // member of a sweep keeps its parameters and moments).
 @group(0) @binding(7) var<storage, read> model_lr: array<f32>;
+// The step's row losses and each model's loss state (loss_sum.wgsl).
+@group(0) @binding(8) var<storage, read> row_loss: array<f32>;
+@group(0) @binding(9) var<storage, read_write> loss: array<LossState>;
+@group(0) @binding(10) var<uniform> loss_info: ReduceInfo;
+
+fn loss_rows() -> u32 {
+    return loss_info.rows;
+}
+
+// Workgroups of one model's parameters; the next one sums the loss.
+fn param_groups() -> u32 {
+    return (info.len * ADAM_LANES + ADAM_WG - 1u) / ADAM_WG;
+}
 
 var<workgroup> lane_sums: array<f32, ADAM_WG>;
 
@@ -81,6 +98,12 @@ fn adam(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
+    // Workgroup-uniform, so the barriers on either side stay in uniform
+    // control flow.
+    if (flat_group(wid, nwg) == param_groups()) {
+        add_batch_loss(wid.z, lid);
+        return;
+    }
     let j = parameter_index(wid, nwg, lid);
     let g = gradient(wid.z, j, lid);
     let model = wid.z;
@@ -98,14 +121,18 @@ fn adam(
     params[at] -= (step.lr * scale) * m_hat / (sqrt(v_hat) + step.eps);
 }
 
-// The summed gradient alone, for inspection (tests, gradient checks);
-// training never runs it.
+// The summed gradient alone (and the batch loss, as `adam` adds it), for
+// inspection (tests, gradient checks); training never runs it.
 @compute @workgroup_size(ADAM_WG)
 fn sum_partials(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
+    if (flat_group(wid, nwg) == param_groups()) {
+        add_batch_loss(wid.z, lid);
+        return;
+    }
     let j = parameter_index(wid, nwg, lid);
     let g = gradient(wid.z, j, lid);
     if (j >= info.len || lid % ADAM_LANES != 0u) {

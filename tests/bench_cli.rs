@@ -152,7 +152,7 @@ fn gpu_rows_have_every_field() {
         );
         // Whether the fused step ran, and with it the dispatch count.
         match row["fused"].as_bool() {
-            Some(true) => assert_eq!(row["dispatches_per_step"], 3, "{row}"),
+            Some(true) => assert_eq!(row["dispatches_per_step"], 2, "{row}"),
             Some(false) => {}
             None => panic!("a GPU row says whether the fused step ran: {row}"),
         }
@@ -330,7 +330,7 @@ fn several_models_at_once_are_counted() {
         );
         if row["device"] == "gpu" {
             assert_eq!(row["fused"], true, "{row}");
-            assert_eq!(row["dispatches_per_step"], 3, "{row}");
+            assert_eq!(row["dispatches_per_step"], 2, "{row}");
             // The configuration that ran, even where the adapter's own
             // (software: fused=off) says otherwise.
             let kernels = row["kernels"].as_str().unwrap();

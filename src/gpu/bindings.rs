@@ -150,6 +150,9 @@ kernel_bindings! {
         info @ 5: Slot::Uniform(size::<AdamInfo>()),
         step @ 6: Slot::DynamicUniform(size::<StepInfo>()),
         model_lr @ 7: Slot::Read,
+        row_loss @ 8: Slot::Read,
+        loss @ 9: Slot::ReadWrite,
+        loss_info @ 10: Slot::Uniform(size::<ReduceInfo>()),
     }
 }
 

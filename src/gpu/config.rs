@@ -396,6 +396,12 @@ impl KernelConfig {
         if !self.reduce_wg.is_power_of_two() {
             return bad("the reduce workgroup must be a power of two".into());
         }
+        if !self.adam_wg.is_power_of_two() {
+            return bad(format!(
+                "the adam workgroup must be a power of two (it also sums the loss), not {}",
+                self.adam_wg
+            ));
+        }
         if !self.adam_lanes.is_power_of_two() || !self.adam_wg.is_multiple_of(self.adam_lanes) {
             return bad(format!(
                 "adam_lanes must be a power of two dividing adam_wg ({}), not {}",
@@ -592,7 +598,9 @@ impl KernelConfig {
     }
 
     /// Workgroups of Adam (and of the gradient sum) over `n` parameters
-    /// of each model: `adam_lanes` invocations a parameter.
+    /// of each model: `adam_lanes` invocations a parameter. A training
+    /// step's Adam dispatch has one more per model, which sums the loss
+    /// (`shaders/adam.wgsl`).
     pub fn adam_groups(&self, n: usize) -> u64 {
         (n as u64 * self.adam_lanes as u64).div_ceil(self.adam_wg as u64)
     }

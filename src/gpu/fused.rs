@@ -1,8 +1,8 @@
 //! The fused training step (`shaders/fused_step.wgsl`): which networks it
-//! takes and how it lays out one workgroup's memory. A step is then three
-//! dispatches — the fused forward/backward pass, the loss reduction
-//! (`reduce.wgsl`) and Adam, which sums the workgroups' gradient slices —
-//! instead of `3·L + 3`: at the sizes MDN users train (hidden 32–64, batch
+//! takes and how it lays out one workgroup's memory. A step is then two
+//! dispatches — the fused forward/backward pass, and Adam, which sums the
+//! workgroups' gradient slices (and, in a workgroup of its own, the batch
+//! loss) — instead of `3·L + 2`: at the sizes MDN users train (hidden 32–64, batch
 //! 256–4096) a step on a real GPU is bound by dispatch latency, not
 //! arithmetic. On CPU drivers it is the other way round, and the fused step
 //! is off there by default (`KernelConfig::software`, docs/benchmarks.md).

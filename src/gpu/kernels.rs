@@ -19,6 +19,7 @@ use crate::head::HeadKind;
 
 const COMMON: &str = include_str!("../../shaders/common.wgsl");
 const MATMUL: &str = include_str!("../../shaders/matmul.wgsl");
+const LOSS_SUM: &str = include_str!("../../shaders/loss_sum.wgsl");
 
 /// The shaders: the network's stages, named like their CPU twins in
 /// `src/cpu/`, and one per head kind (`shaders/heads/`, twins in
@@ -65,7 +66,8 @@ impl Shader {
     }
 
     /// The full WGSL source the device compiles: `common.wgsl` (plus
-    /// `matmul.wgsl` for the dense stages), then the stage's own file.
+    /// `matmul.wgsl` for the dense stages, `loss_sum.wgsl` for the loss
+    /// reduction and Adam), then the stage's own file.
     pub fn source(self) -> String {
         let mut s = String::from(COMMON);
         match self {
@@ -78,8 +80,14 @@ impl Shader {
                 s.push_str(MATMUL);
                 s.push_str(include_str!("../../shaders/dense_backward.wgsl"));
             }
-            Shader::Reduce => s.push_str(include_str!("../../shaders/reduce.wgsl")),
-            Shader::Adam => s.push_str(include_str!("../../shaders/adam.wgsl")),
+            Shader::Reduce => {
+                s.push_str(LOSS_SUM);
+                s.push_str(include_str!("../../shaders/reduce.wgsl"));
+            }
+            Shader::Adam => {
+                s.push_str(LOSS_SUM);
+                s.push_str(include_str!("../../shaders/adam.wgsl"));
+            }
             Shader::Head(kind) => s.push_str(&kind.def().wgsl()),
             Shader::FusedStep(kind) => {
                 s.push_str(&super::fused::prelude());
@@ -211,6 +219,8 @@ impl KernelConfig {
                 vec![
                     ("ADAM_WG", self.adam_wg as f64),
                     ("ADAM_LANES", self.adam_lanes as f64),
+                    // Its loss workgroup is a whole Adam workgroup.
+                    ("REDUCE_WG", self.adam_wg as f64),
                 ],
             ),
             spec(
@@ -220,6 +230,8 @@ impl KernelConfig {
                 vec![
                     ("ADAM_WG", self.adam_wg as f64),
                     ("ADAM_LANES", self.adam_lanes as f64),
+                    // Its loss workgroup is a whole Adam workgroup.
+                    ("REDUCE_WG", self.adam_wg as f64),
                 ],
             ),
         ]);

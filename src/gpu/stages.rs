@@ -196,6 +196,7 @@ impl<'a> Stages<'a> {
                 partial_offset: 0,
             }],
         ));
+        let idle = IdleLoss::new(c, &mut arena)?;
         let uniforms = arena.finish(c, "dense info");
         let step = self.step_buffer(&StepInfo::default());
         let k = &self.kernels.dense_backward;
@@ -218,6 +219,9 @@ impl<'a> Stages<'a> {
             info: slot(&uniforms, adam),
             step: step_binding(&step),
             model_lr: whole(&one_lr),
+            row_loss: whole(&idle.row_loss),
+            loss: whole(&idle.loss),
+            loss_info: slot(&uniforms, idle.info),
         }
         .bind(c, "sum partials", &a.layout);
         let cfg = &self.kernels.config;
@@ -358,6 +362,7 @@ impl<'a> Stages<'a> {
                 partial_offset: 0,
             }],
         ));
+        let idle = IdleLoss::new(c, &mut arena)?;
         let uniforms = arena.finish(c, "adam info");
         let step_buf = self.step_buffer(&StepInfo::new(0, step));
         let k = &self.kernels.adam;
@@ -370,6 +375,9 @@ impl<'a> Stages<'a> {
             info: slot(&uniforms, info),
             step: step_binding(&step_buf),
             model_lr: whole(&one_lr),
+            row_loss: whole(&idle.row_loss),
+            loss: whole(&idle.loss),
+            loss_info: slot(&uniforms, idle.info),
         }
         .bind(c, "adam", &k.layout);
         let (x, y) = grid(self.kernels.config.adam_groups(n))?;
@@ -436,4 +444,23 @@ fn step_binding(buffer: &wgpu::Buffer) -> wgpu::BindingResource<'_> {
             size: size_of::<StepInfo>() as u64,
         },
     )
+}
+
+/// Adam's loss bindings for a stage run that dispatches only the
+/// parameters' workgroups (`adam_groups`, not the loss workgroup after
+/// them): bound because the layout has them, never read or written.
+struct IdleLoss {
+    row_loss: wgpu::Buffer,
+    loss: wgpu::Buffer,
+    info: UniformSlot,
+}
+
+impl IdleLoss {
+    fn new(c: &GpuContext, arena: &mut UniformArena) -> Result<Self> {
+        Ok(IdleLoss {
+            row_loss: storage(c, "unused row loss", 1)?,
+            loss: storage(c, "unused loss state", size_of::<LossState>() / 4)?,
+            info: arena.push(&ReduceInfo::default()),
+        })
+    }
 }

@@ -2,11 +2,11 @@
 //! compute dispatches, with data, parameters, gradients and Adam state
 //! resident on the device.
 //!
-//! One step is `3·L + 3` dispatches for L layers: gather, L forward, the
-//! head, the loss reduction, L weight-gradient and L − 1 input-gradient
-//! passes, Adam. Networks that qualify (`gpu::fused`) run the fused step
-//! instead: one dispatch for gather to weight gradients, the reduction,
-//! Adam. Per-step values (where the batch starts in the permutation
+//! One step is `3·L + 2` dispatches for L layers: gather, L forward, the
+//! head, L weight-gradient and L − 1 input-gradient passes, Adam (whose
+//! dispatch also adds the batch loss up, in a workgroup of its own).
+//! Networks that qualify (`gpu::fused`) run the fused step instead: one
+//! dispatch for gather to weight gradients, then Adam. Per-step values (where the batch starts in the permutation
 //! ring, the Adam constants) are `StepInfo` records in a uniform buffer,
 //! written before the submission and picked per dispatch by a dynamic
 //! offset, so `run(n)` records up to [`STEP_CAPACITY`] steps into one command
@@ -544,7 +544,6 @@ impl GpuTrainer {
             Pipe::Gather => &k.gather.pipeline,
             Pipe::Forward(shape) => k.dense_forward.pipelines.get(shape),
             Pipe::Head => &k.head(self.spec.head_kind()).loss.pipeline,
-            Pipe::Reduce => &k.reduce.pipeline,
             Pipe::BackwardWeight(shape) => k.dense_backward.weight.get(shape),
             Pipe::BackwardInput(shape) => k.dense_backward.input.get(shape),
             Pipe::Adam => &k.adam.adam,

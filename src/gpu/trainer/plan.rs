@@ -6,7 +6,7 @@ use super::resident::Resident;
 use crate::error::Result;
 use crate::gpu::bindings::{
     AdamBindings, DenseBackwardBindings, DenseForwardBindings, FusedStepBindings, GatherBindings,
-    HeadLossBindings, ReduceBindings,
+    HeadLossBindings,
 };
 use crate::gpu::buffers::{UniformSlot, grid, slot, whole};
 use crate::gpu::context::GpuContext;
@@ -21,7 +21,6 @@ pub(super) enum Pipe {
     Gather,
     Forward(MatmulShape),
     Head,
-    Reduce,
     BackwardWeight(MatmulShape),
     BackwardInput(MatmulShape),
     Adam,
@@ -36,7 +35,6 @@ impl Pipe {
             Pipe::Gather => StepStage::Gather,
             Pipe::Forward(_) => StepStage::DenseForward,
             Pipe::Head => StepStage::Head,
-            Pipe::Reduce => StepStage::Reduce,
             Pipe::BackwardWeight(_) | Pipe::BackwardInput(_) => StepStage::DenseBackward,
             Pipe::Adam | Pipe::SumPartials => StepStage::Adam,
             Pipe::Fused => StepStage::Fused,
@@ -46,14 +44,14 @@ impl Pipe {
 
 /// The stages of a training step, in order, as [`GpuTrainer::run_stage`]
 /// times them: the dense stages cover every layer; `Head` is the mixture or
-/// MSE head; `Adam` also sums the weight-gradient partials. A fused step
-/// has `Fused` (gather to weight gradients), `Reduce` and `Adam` only.
+/// MSE head; `Adam` also sums the weight-gradient partials and the batch
+/// loss. A fused step has `Fused` (gather to weight gradients) and `Adam`
+/// only.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StepStage {
     Gather,
     DenseForward,
     Head,
-    Reduce,
     DenseBackward,
     Adam,
     Fused,
@@ -178,7 +176,6 @@ pub(super) fn record_step(
         rows_groups,
         1,
     )?;
-    add_reduce(&mut plan, c, k, r)?;
     for (i, l) in layout.layers.iter().enumerate().rev() {
         let grad_in = if i > 0 {
             &r.deltas[i - 1]
@@ -244,30 +241,13 @@ pub(super) fn record_fused_step(
         shape.groups as u64,
         r.models as u32,
     )?;
-    add_reduce(&mut plan, c, k, r)?;
     add_adam(&mut plan, c, k, r, layout.len)?;
     Ok(plan)
 }
 
-/// The loss reduction over the batch's row losses (both step plans), a
-/// workgroup per model.
-fn add_reduce(plan: &mut Plan, c: &GpuContext, k: &Kernels, r: &Resident) -> Result<()> {
-    plan.add(
-        ReduceBindings {
-            row_loss: whole(&r.row_loss),
-            loss: whole(&r.loss_state),
-            info: slot(&r.uniforms, r.slots.reduce),
-        }
-        .bind(c, "reduce", &k.reduce.layout),
-        Pipe::Reduce,
-        false,
-        1,
-        r.models as u32,
-    )
-}
-
 /// Adam over the `n` parameters of each model, summing the gradient
-/// partials (both step plans).
+/// partials, and in one more workgroup per model the batch loss (both
+/// step plans).
 fn add_adam(plan: &mut Plan, c: &GpuContext, k: &Kernels, r: &Resident, n: usize) -> Result<()> {
     plan.add(
         AdamBindings {
@@ -279,11 +259,14 @@ fn add_adam(plan: &mut Plan, c: &GpuContext, k: &Kernels, r: &Resident, n: usize
             info: slot(&r.uniforms, r.slots.adam),
             step: step_binding(r),
             model_lr: whole(&r.model_lr),
+            row_loss: whole(&r.row_loss),
+            loss: whole(&r.loss_state),
+            loss_info: slot(&r.uniforms, r.slots.reduce),
         }
         .bind(c, "adam", &k.adam.layout),
         Pipe::Adam,
         true,
-        k.config.adam_groups(n),
+        k.config.adam_groups(n) + 1,
         r.models as u32,
     )
 }
