@@ -91,6 +91,14 @@ fn gather_rows(r0: u32, n: u32, dim: u32, at: u32, lid: u32, is_target: bool) {
 // arrays' size) comes from Rust in the prelude.
 override FUSED_TILE: u32 = 4u;
 
+// With FUSED_VEC4 (`KernelConfig::fused_vec4`, FUSED_TILE = 4) the sums
+// run in four named vec4 registers (`tile4`) instead of `acc`: an array
+// indexed by loop counters stays in registers only where the driver
+// unrolls the loops first, else every multiply-add loads and stores
+// memory. Same sums in the same order; the tile is copied into `acc` once
+// at the end, for the stores.
+override FUSED_VEC4: bool = false;
+
 fn tiles(n: u32) -> u32 {
     return (n + FUSED_TILE - 1u) / FUSED_TILE;
 }
@@ -106,6 +114,57 @@ fn add_outer_product(
             (*acc)[u * MAX_FUSED_TILE + v] += (*x)[u] * (*y)[v];
         }
     }
+}
+
+// A 4×4 tile of sums, tile[u][v] = Σ_{k < len} x(u, k) · y(v, k), in named
+// registers: x(u, k) = scratch[x_at[u] + k·x_step]; y(v, k) the same from
+// `params` when `y_in_params`, else from scratch. Copied into `acc`.
+fn tile4(
+    acc: ptr<function, array<f32, MAX_FUSED_TILE_SQ>>,
+    x_at: vec4<u32>,
+    x_step: u32,
+    y_at: vec4<u32>,
+    y_step: u32,
+    y_in_params: bool,
+    len: u32,
+) {
+    var c0 = vec4<f32>();
+    var c1 = vec4<f32>();
+    var c2 = vec4<f32>();
+    var c3 = vec4<f32>();
+    if (y_in_params) {
+        for (var k = 0u; k < len; k++) {
+            let xk = x_at + vec4<u32>(k * x_step);
+            let yk = y_at + vec4<u32>(k * y_step);
+            let x = vec4<f32>(scratch[xk.x], scratch[xk.y], scratch[xk.z], scratch[xk.w]);
+            let y = vec4<f32>(params[yk.x], params[yk.y], params[yk.z], params[yk.w]);
+            c0 += x.x * y;
+            c1 += x.y * y;
+            c2 += x.z * y;
+            c3 += x.w * y;
+        }
+    } else {
+        for (var k = 0u; k < len; k++) {
+            let xk = x_at + vec4<u32>(k * x_step);
+            let yk = y_at + vec4<u32>(k * y_step);
+            let x = vec4<f32>(scratch[xk.x], scratch[xk.y], scratch[xk.z], scratch[xk.w]);
+            let y = vec4<f32>(scratch[yk.x], scratch[yk.y], scratch[yk.z], scratch[yk.w]);
+            c0 += x.x * y;
+            c1 += x.y * y;
+            c2 += x.z * y;
+            c3 += x.w * y;
+        }
+    }
+    let rows = mat4x4<f32>(c0, c1, c2, c3);
+    for (var u = 0u; u < 4u; u++) {
+        for (var v = 0u; v < 4u; v++) {
+            (*acc)[u * MAX_FUSED_TILE + v] = rows[u][v];
+        }
+    }
+}
+
+fn quad(at: ptr<function, array<u32, MAX_FUSED_TILE>>) -> vec4<u32> {
+    return vec4<u32>((*at)[0], (*at)[1], (*at)[2], (*at)[3]);
 }
 
 // Layer `l` forward for `n` rows: out[r][o] = Σ_i act[r][i] · W[o][i] + b[o].
@@ -124,14 +183,18 @@ fn forward(l: u32, n: u32, lid: u32) {
             w_at[u] = param_base + layer.weight + min(o0 + u, n_out - 1u) * n_in;
         }
         var acc: array<f32, MAX_FUSED_TILE_SQ>;
-        for (var i = 0u; i < n_in; i++) {
-            var a: array<f32, MAX_FUSED_TILE>;
-            var w: array<f32, MAX_FUSED_TILE>;
-            for (var u = 0u; u < FUSED_TILE; u++) {
-                a[u] = scratch[a_at[u] + i];
-                w[u] = params[w_at[u] + i];
+        if (FUSED_VEC4) {
+            tile4(&acc, quad(&a_at), 1u, quad(&w_at), 1u, true, n_in);
+        } else {
+            for (var i = 0u; i < n_in; i++) {
+                var a: array<f32, MAX_FUSED_TILE>;
+                var w: array<f32, MAX_FUSED_TILE>;
+                for (var u = 0u; u < FUSED_TILE; u++) {
+                    a[u] = scratch[a_at[u] + i];
+                    w[u] = params[w_at[u] + i];
+                }
+                add_outer_product(&acc, &a, &w);
             }
-            add_outer_product(&acc, &a, &w);
         }
         for (var u = 0u; u < FUSED_TILE; u++) {
             let r = r0 + u;
@@ -204,14 +267,18 @@ fn weight_gradient_tile(layer: FusedLayer, n: u32, d_out: u32, slice: u32, first
         a_at[u] = layer.act_in + min(i0 + u, n_in - 1u);
     }
     var acc: array<f32, MAX_FUSED_TILE_SQ>;
-    for (var r = 0u; r < n; r++) {
-        var d: array<f32, MAX_FUSED_TILE>;
-        var a: array<f32, MAX_FUSED_TILE>;
-        for (var u = 0u; u < FUSED_TILE; u++) {
-            d[u] = scratch[d_at[u] + r * n_out];
-            a[u] = scratch[a_at[u] + r * n_in];
+    if (FUSED_VEC4) {
+        tile4(&acc, quad(&d_at), n_out, quad(&a_at), n_in, false, n);
+    } else {
+        for (var r = 0u; r < n; r++) {
+            var d: array<f32, MAX_FUSED_TILE>;
+            var a: array<f32, MAX_FUSED_TILE>;
+            for (var u = 0u; u < FUSED_TILE; u++) {
+                d[u] = scratch[d_at[u] + r * n_out];
+                a[u] = scratch[a_at[u] + r * n_in];
+            }
+            add_outer_product(&acc, &d, &a);
         }
-        add_outer_product(&acc, &d, &a);
     }
     for (var u = 0u; u < FUSED_TILE; u++) {
         let o = o0 + u;
@@ -248,14 +315,18 @@ fn input_delta_tile(layer: FusedLayer, n: u32, d_out: u32, d_in: u32, t: u32) {
         w_at[u] = param_base + layer.weight + min(i0 + u, n_in - 1u);
     }
     var acc: array<f32, MAX_FUSED_TILE_SQ>;
-    for (var o = 0u; o < n_out; o++) {
-        var d: array<f32, MAX_FUSED_TILE>;
-        var w: array<f32, MAX_FUSED_TILE>;
-        for (var u = 0u; u < FUSED_TILE; u++) {
-            d[u] = scratch[d_at[u] + o];
-            w[u] = params[w_at[u] + o * n_in];
+    if (FUSED_VEC4) {
+        tile4(&acc, quad(&d_at), 1u, quad(&w_at), n_in, true, n_out);
+    } else {
+        for (var o = 0u; o < n_out; o++) {
+            var d: array<f32, MAX_FUSED_TILE>;
+            var w: array<f32, MAX_FUSED_TILE>;
+            for (var u = 0u; u < FUSED_TILE; u++) {
+                d[u] = scratch[d_at[u] + o];
+                w[u] = params[w_at[u] + o * n_in];
+            }
+            add_outer_product(&acc, &d, &w);
         }
-        add_outer_product(&acc, &d, &w);
     }
     for (var u = 0u; u < FUSED_TILE; u++) {
         let r = r0 + u;

@@ -102,10 +102,11 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-/// Per backend: the per-stage kernels and four fused configurations: the
+/// Per backend: the per-stage kernels and five fused configurations: the
 /// adapter's own with the fused step on (8×8 register tiles on software
 /// adapters, where most of a small network's tile is edge); the real-GPU
-/// defaults (4×4); three workgroups, so each takes several chunks, with
+/// defaults (4×4), with arrays and with named `vec4` registers
+/// (`fused_vec4`); three workgroups, so each takes several chunks, with
 /// 3×3 tiles, so most tiles have clamped edges; and one output per
 /// invocation (1×1) in workgroups of 256, so a layer's weight tiles,
 /// biases and input tiles often run in the same round. The last two sum
@@ -134,8 +135,13 @@ fn devices() -> Vec<Device> {
                 }),
                 fused: vec![
                     build(fused),
-                    // The real-GPU defaults, where the fused step is on.
+                    // The real-GPU defaults, where the fused step is on,
+                    // and the same with its tiles in named registers.
                     build(KernelConfig::hardware()),
+                    build(KernelConfig {
+                        fused_vec4: true,
+                        ..KernelConfig::hardware()
+                    }),
                     build(KernelConfig {
                         fused_groups: 3,
                         fused_wg: 32,

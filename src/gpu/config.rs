@@ -89,6 +89,10 @@ pub struct KernelConfig {
     /// …the side of each invocation's square register tile in its three
     /// products (1..=[`MAX_TILE`])…
     pub fused_tile: u32,
+    /// …its 4×4 tiles summed in named `vec4` registers instead of arrays
+    /// indexed by loop counters (`fused_vec4=on`; `fused_tile` must be 4):
+    /// an array stays in registers only where the driver unrolls first…
+    pub fused_vec4: bool,
     /// …at most this many batch rows a chunk (1..=64; workgroup memory may
     /// allow fewer): fewer rows make more, shorter chunks, so more
     /// workgroups for one model and more partial slices…
@@ -157,10 +161,11 @@ impl std::fmt::Display for KernelConfig {
         }
         write!(
             f,
-            ",fused={},fused_wg={},fused_tile={},fused_rows={},fused_groups={},pad={}",
+            ",fused={},fused_wg={},fused_tile={},fused_vec4={},fused_rows={},fused_groups={},pad={}",
             if self.fused { "on" } else { "off" },
             self.fused_wg,
             self.fused_tile,
+            if self.fused_vec4 { "on" } else { "off" },
             self.fused_rows,
             self.fused_groups,
             self.pad_percent
@@ -224,6 +229,7 @@ impl KernelConfig {
             // The fewest loads per multiply-add (lavapipe, small: 9.5-11.9
             // ms a step at 8x8, 11.2-12.6 at 4x4).
             fused_tile: 8,
+            fused_vec4: false,
             fused_rows: MAX_CHUNK_ROWS as u32,
             // Never: a CPU driver is bound by arithmetic, which padding only
             // adds to (docs/benchmarks.md).
@@ -268,6 +274,9 @@ impl KernelConfig {
             fused_wg: 64,
             // 4×4 beat 1×1, 2×2 and 8×8 on the H200 (8×8: a third).
             fused_tile: 4,
+            // Arrays, as measured on the H200; `scripts/device-run` tries
+            // the named registers.
+            fused_vec4: false,
             // One small model is 37 chunks of 28 rows (its workgroup memory
             // allows no more): fewer rows would give it more workgroups.
             // Unmeasured; `scripts/device-run` tries 8 and 16.
@@ -308,7 +317,7 @@ impl KernelConfig {
     /// `split_rows=64` (weight-gradient row splits), `narrow=16` (see
     /// [`KernelConfig::narrow_macs`]), `big_tile=8x8|none` and
     /// `big_macs=256` (see [`KernelConfig::big_tile`]), `fused=on|off`,
-    /// `fused_wg=64`, `fused_tile=4`, `fused_rows=64` and `fused_groups=2048` (see
+    /// `fused_wg=64`, `fused_tile=4`, `fused_vec4=off`, `fused_rows=64` and `fused_groups=2048` (see
     /// [`KernelConfig::fused`]), `pad=200` (see
     /// [`KernelConfig::pad_percent`]).
     pub fn with_overrides(mut self, spec: &str) -> std::result::Result<Self, String> {
@@ -366,6 +375,13 @@ impl KernelConfig {
                 }
                 "fused_wg" => self.fused_wg = number(key, v)?,
                 "fused_tile" => self.fused_tile = number(key, v)?,
+                "fused_vec4" => {
+                    self.fused_vec4 = match v.trim() {
+                        "on" => true,
+                        "off" => false,
+                        other => return Err(format!("fused_vec4 is on or off, got `{other}`")),
+                    }
+                }
                 "fused_rows" => self.fused_rows = number(key, v)?,
                 "fused_groups" => self.fused_groups = number(key, v)?,
                 "pad" => self.pad_percent = number(key, v)?,
@@ -373,7 +389,7 @@ impl KernelConfig {
                     return Err(format!(
                         "unknown key `{other}`; keys: matmul, tile, wg, k, blocked_wg, rows_wg, \
                          reduce_wg, adam_wg, adam_lanes, invocations, split_rows, narrow, big_tile, big_macs, \
-                         fused, fused_wg, fused_tile, fused_rows, fused_groups, pad"
+                         fused, fused_wg, fused_tile, fused_vec4, fused_rows, fused_groups, pad"
                     ));
                 }
             }
@@ -450,6 +466,12 @@ impl KernelConfig {
                     limits.max_compute_workgroup_storage_size
                 ));
             }
+        }
+        if self.fused_vec4 && self.fused_tile != 4 {
+            return bad(format!(
+                "fused_vec4 takes 4x4 tiles (fused_tile=4), not {}",
+                self.fused_tile
+            ));
         }
         if !(1..=MAX_TILE).contains(&self.fused_tile) {
             return bad(format!(
@@ -696,6 +718,8 @@ mod tests {
         let off = base
             .with_overrides("fused=off,fused_groups=8,fused_tile=2,pad=150,adam_lanes=8")
             .unwrap();
+        assert!(base.with_overrides("fused_vec4=on").unwrap().fused_vec4);
+        assert!(base.with_overrides("fused_vec4=yes").is_err());
         assert!(!off.fused && off.fused_groups == 8 && off.fused_tile == 2);
         assert_eq!(off.adam_lanes, 8);
         assert_eq!(off.pad_percent, 150);
@@ -731,6 +755,10 @@ mod tests {
             ("big_tile=8x8,k=32", "workgroup memory at 8x8"),
             ("fused_tile=0", "fused tiles must be 1..=8"),
             ("fused_tile=9", "not 9"),
+            (
+                "fused_tile=8,fused_vec4=on",
+                "fused_vec4 takes 4x4 tiles (fused_tile=4), not 8",
+            ),
             ("fused_rows=0", "fused chunks must have 1..=64 rows"),
             ("fused_rows=65", "not 65"),
             (

@@ -261,6 +261,7 @@ impl KernelConfig {
                 vec![
                     ("FUSED_WG", self.fused_wg as f64),
                     ("FUSED_TILE", self.fused_tile as f64),
+                    ("FUSED_VEC4", f64::from(u8::from(self.fused_vec4))),
                 ],
             ));
         }
