@@ -326,6 +326,13 @@ impl KernelConfig {
                 .parse()
                 .map_err(|_| format!("`{key}` wants a whole number, got `{v}`"))
         }
+        fn on_off(key: &str, v: &str) -> std::result::Result<bool, String> {
+            match v.trim() {
+                "on" => Ok(true),
+                "off" => Ok(false),
+                other => Err(format!("{key} is on or off, got `{other}`")),
+            }
+        }
         fn pair(key: &str, v: &str) -> std::result::Result<(u32, u32), String> {
             let (a, b) = v
                 .split_once(['x', 'X'])
@@ -359,29 +366,11 @@ impl KernelConfig {
                 "big_tile" if v.trim() == "none" => self.big_tile = None,
                 "big_tile" => self.big_tile = Some(pair(key, v)?),
                 "big_macs" => self.big_macs = number(key, v)?,
-                "fused" => {
-                    self.fused = match v.trim() {
-                        "on" => true,
-                        "off" => false,
-                        other => return Err(format!("fused is on or off, got `{other}`")),
-                    }
-                }
-                "stream" => {
-                    self.stream = match v.trim() {
-                        "on" => true,
-                        "off" => false,
-                        other => return Err(format!("stream is on or off, got `{other}`")),
-                    }
-                }
+                "fused" => self.fused = on_off("fused", v)?,
+                "stream" => self.stream = on_off("stream", v)?,
                 "fused_wg" => self.fused_wg = number(key, v)?,
                 "fused_tile" => self.fused_tile = number(key, v)?,
-                "fused_vec4" => {
-                    self.fused_vec4 = match v.trim() {
-                        "on" => true,
-                        "off" => false,
-                        other => return Err(format!("fused_vec4 is on or off, got `{other}`")),
-                    }
-                }
+                "fused_vec4" => self.fused_vec4 = on_off("fused_vec4", v)?,
                 "fused_rows" => self.fused_rows = number(key, v)?,
                 "fused_groups" => self.fused_groups = number(key, v)?,
                 "pad" => self.pad_percent = number(key, v)?,
