@@ -1,6 +1,7 @@
 // reduce.wgsl: the loss reduction of loss_sum.wgsl (prepended) alone, a
 // workgroup per model (workgroup_id.z), for the stage tests. Training runs
-// the same function inside Adam's dispatch (adam.wgsl).
+// the same function, in a workgroup of the same size, inside Adam's
+// dispatch (adam.wgsl).
 
 @group(0) @binding(0) var<storage, read> row_loss: array<f32>;
 @group(0) @binding(1) var<storage, read_write> loss: array<LossState>;

@@ -56,10 +56,10 @@ pub struct KernelConfig {
     pub tiled_wg_m: u32,
     pub tiled_wg_n: u32,
     pub tile_k: u32,
-    /// Workgroup sizes of the per-row stages, the loss reduction (a power
-    /// of two) and Adam.
+    /// Workgroup sizes of the per-row stages and of Adam (a power of two:
+    /// one of its workgroups per model also sums the batch loss, with a
+    /// lane per invocation).
     pub rows_wg: u32,
-    pub reduce_wg: u32,
     pub adam_wg: u32,
     /// Invocations that share one parameter's gradient sum in Adam (a
     /// power of two dividing `adam_wg`): lane `l` adds the partial slices
@@ -146,9 +146,8 @@ impl std::fmt::Display for KernelConfig {
         }
         write!(
             f,
-            ",rows_wg={},reduce_wg={},adam_wg={},adam_lanes={},invocations={},split_rows={},narrow={}",
+            ",rows_wg={},adam_wg={},adam_lanes={},invocations={},split_rows={},narrow={}",
             self.rows_wg,
-            self.reduce_wg,
             self.adam_wg,
             self.adam_lanes,
             self.target_invocations,
@@ -208,7 +207,6 @@ impl KernelConfig {
             tiled_wg_n: 8,
             tile_k: 16,
             rows_wg: 64,
-            reduce_wg: 64,
             adam_wg: 256,
             adam_lanes: 1,
             target_invocations: 32 * 4 * threads,
@@ -255,7 +253,6 @@ impl KernelConfig {
             tiled_wg_n: 16,
             tile_k: 16,
             rows_wg: 64,
-            reduce_wg: 256,
             adam_wg: 256,
             // One invocation a parameter, as measured on the H200. With
             // fused_groups=2048 a medium model's gradient is 274 slices;
@@ -313,7 +310,7 @@ impl KernelConfig {
     /// on a device without rebuilding: `matmul=tiled|blocked`,
     /// `tile=8x8` (outputs per invocation), `wg=16x16` (tiled workgroup
     /// shape), `k=16` (tiled depth), `blocked_wg=64`, `rows_wg=64`,
-    /// `reduce_wg=256`, `adam_wg=256`, `adam_lanes=1`, `invocations=65536` and
+    /// `adam_wg=256`, `adam_lanes=1`, `invocations=65536` and
     /// `split_rows=64` (weight-gradient row splits), `narrow=16` (see
     /// [`KernelConfig::narrow_macs`]), `big_tile=8x8|none` and
     /// `big_macs=256` (see [`KernelConfig::big_tile`]), `fused=on|off`,
@@ -357,7 +354,6 @@ impl KernelConfig {
                 "k" => self.tile_k = number(key, v)?,
                 "blocked_wg" => self.blocked_wg = number(key, v)?,
                 "rows_wg" => self.rows_wg = number(key, v)?,
-                "reduce_wg" => self.reduce_wg = number(key, v)?,
                 "adam_wg" => self.adam_wg = number(key, v)?,
                 "adam_lanes" => self.adam_lanes = number(key, v)?,
                 "invocations" => self.target_invocations = number(key, v)?,
@@ -377,7 +373,7 @@ impl KernelConfig {
                 other => {
                     return Err(format!(
                         "unknown key `{other}`; keys: matmul, tile, wg, k, blocked_wg, rows_wg, \
-                         reduce_wg, adam_wg, adam_lanes, invocations, split_rows, narrow, big_tile, big_macs, \
+                         adam_wg, adam_lanes, invocations, split_rows, narrow, big_tile, big_macs, \
                          fused, fused_wg, fused_tile, fused_vec4, fused_rows, fused_groups, pad"
                     ));
                 }
@@ -398,9 +394,6 @@ impl KernelConfig {
     /// Refuses sizes the shaders or the device cannot take.
     pub fn validate(&self, limits: &wgpu::Limits) -> Result<()> {
         let bad = |m: String| Err(MdnError::Config(format!("kernel configuration: {m}")));
-        if !self.reduce_wg.is_power_of_two() {
-            return bad("the reduce workgroup must be a power of two".into());
-        }
         if !self.adam_wg.is_power_of_two() {
             return bad(format!(
                 "the adam workgroup must be a power of two (it also sums the loss), not {}",
@@ -420,7 +413,6 @@ impl KernelConfig {
             ("blocked matmul", self.blocked_wg),
             ("tiled matmul", self.tiled_wg()),
             ("row", self.rows_wg),
-            ("reduce", self.reduce_wg),
             ("adam", self.adam_wg),
             ("fused step", self.fused_wg),
         ] {

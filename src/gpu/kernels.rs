@@ -205,35 +205,19 @@ impl KernelConfig {
                 });
             }
         }
+        // The loss sum runs in a whole Adam workgroup during training, so
+        // its stage-test pipeline takes the same size: the same lanes, the
+        // same order of additions.
+        let loss_sum = ("REDUCE_WG", self.adam_wg as f64);
+        let adam = vec![
+            ("ADAM_WG", self.adam_wg as f64),
+            ("ADAM_LANES", self.adam_lanes as f64),
+            loss_sum,
+        ];
         specs.extend([
-            spec(
-                "reduce",
-                Shader::Reduce,
-                "main",
-                vec![("REDUCE_WG", self.reduce_wg as f64)],
-            ),
-            spec(
-                "adam",
-                Shader::Adam,
-                "adam",
-                vec![
-                    ("ADAM_WG", self.adam_wg as f64),
-                    ("ADAM_LANES", self.adam_lanes as f64),
-                    // Its loss workgroup is a whole Adam workgroup.
-                    ("REDUCE_WG", self.adam_wg as f64),
-                ],
-            ),
-            spec(
-                "sum_partials",
-                Shader::Adam,
-                "sum_partials",
-                vec![
-                    ("ADAM_WG", self.adam_wg as f64),
-                    ("ADAM_LANES", self.adam_lanes as f64),
-                    // Its loss workgroup is a whole Adam workgroup.
-                    ("REDUCE_WG", self.adam_wg as f64),
-                ],
-            ),
+            spec("reduce", Shader::Reduce, "main", vec![loss_sum]),
+            spec("adam", Shader::Adam, "adam", adam.clone()),
+            spec("sum_partials", Shader::Adam, "sum_partials", adam),
         ]);
         for kind in HeadKind::ALL {
             let stem = kind.def().stem();
