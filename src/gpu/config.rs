@@ -314,7 +314,8 @@ impl KernelConfig {
     /// `split_rows=64` (weight-gradient row splits), `narrow=16` (see
     /// [`KernelConfig::narrow_macs`]), `big_tile=8x8|none` and
     /// `big_macs=256` (see [`KernelConfig::big_tile`]), `fused=on|off`,
-    /// `fused_wg=64`, `fused_tile=4`, `fused_vec4=off`, `fused_rows=64` and `fused_groups=2048` (see
+    /// `fused_wg=64`, `fused_tile=4`, `fused_vec4=off`, `fused_rows=64` and
+    /// `fused_groups=2048` (see
     /// [`KernelConfig::fused`]), `pad=200` (see
     /// [`KernelConfig::pad_percent`]).
     pub fn with_overrides(mut self, spec: &str) -> std::result::Result<Self, String> {

@@ -2,8 +2,9 @@
 //! takes and how it lays out one workgroup's memory. A step is then two
 //! dispatches — the fused forward/backward pass, and Adam, which sums the
 //! workgroups' gradient slices (and, in a workgroup of its own, the batch
-//! loss) — instead of `3·L + 2`: at the sizes MDN users train (hidden 32–64, batch
-//! 256–4096) a step on a real GPU is bound by dispatch latency, not
+//! loss) — instead of `3·L + 2`: at the sizes MDN users train (hidden
+//! 32–64, batch 256–4096) a step on a real GPU is bound by dispatch
+//! latency, not
 //! arithmetic. On CPU drivers it is the other way round, and the fused step
 //! is off there by default (`KernelConfig::software`, docs/benchmarks.md).
 //!

@@ -6,8 +6,9 @@
 //! head, L weight-gradient and L − 1 input-gradient passes, Adam (whose
 //! dispatch also adds the batch loss up, in a workgroup of its own).
 //! Networks that qualify (`gpu::fused`) run the fused step instead: one
-//! dispatch for gather to weight gradients, then Adam. Per-step values (where the batch starts in the permutation
-//! ring, the Adam constants) are `StepInfo` records in a uniform buffer,
+//! dispatch for gather to weight gradients, then Adam. Per-step values
+//! (where the batch starts in the permutation ring, the Adam constants)
+//! are `StepInfo` records in a uniform buffer,
 //! written before the submission and picked per dispatch by a dynamic
 //! offset, so `run(n)` records up to [`STEP_CAPACITY`] steps into one command
 //! buffer and never waits. Epoch permutations come from the same
