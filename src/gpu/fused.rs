@@ -4,9 +4,9 @@
 //! workgroups' gradient slices (and, in a workgroup of its own, the batch
 //! loss) — instead of `3·L + 2`: at the sizes MDN users train (hidden
 //! 32–64, batch 256–4096) a step on a real GPU is bound by dispatch
-//! latency, not
-//! arithmetic. On CPU drivers it is the other way round, and the fused step
-//! is off there by default (`KernelConfig::software`, docs/benchmarks.md).
+//! latency, not arithmetic. On CPU drivers it is the other way round, and
+//! the fused step is off there by default (`KernelConfig::software`,
+//! docs/benchmarks.md).
 //!
 //! A workgroup takes chunks of `chunk_rows` batch rows, one at a time, and
 //! keeps a chunk's every activation, its targets and two blocks of deltas
