@@ -225,9 +225,11 @@ fn forward(l: u32, n: u32, lid: u32) {
 // one kind.
 fn backward(l: u32, n: u32, d_out: u32, d_in: u32, group: u32, first: bool, lid: u32) {
     let layer = info.layers[l];
+    // Items [0, weight_tiles) are weight tiles, [weight_tiles, bias_end)
+    // biases, the rest input tiles.
     let weight_tiles = tiles(layer.out_dim) * tiles(layer.in_dim);
-    let biases = weight_tiles + layer.out_dim;
-    var items = biases;
+    let bias_end = weight_tiles + layer.out_dim;
+    var items = bias_end;
     if (l > 0u) {
         items += tiles(n) * tiles(layer.in_dim);
     }
@@ -235,10 +237,10 @@ fn backward(l: u32, n: u32, d_out: u32, d_in: u32, group: u32, first: bool, lid:
     for (var w = lid; w < items; w += FUSED_WG) {
         if (w < weight_tiles) {
             weight_gradient_tile(layer, n, d_out, slice, first, w);
-        } else if (w < biases) {
+        } else if (w < bias_end) {
             bias_gradient(layer, n, d_out, slice, first, w - weight_tiles);
         } else {
-            input_delta_tile(layer, n, d_out, d_in, w - biases);
+            input_delta_tile(layer, n, d_out, d_in, w - bias_end);
         }
     }
 }
