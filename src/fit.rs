@@ -75,7 +75,12 @@ pub fn make_trainer(
         }
         Placement::Gpu(ctx) => {
             match GpuTrainer::from_owned(Arc::new(*ctx), spec, data, params.clone(), config) {
-                Ok(t) => Ok(Box::new(t)),
+                Ok(t) => {
+                    if let Some(tuned) = &t.kernels().tuned {
+                        note(&tuned.describe());
+                    }
+                    Ok(Box::new(t))
+                }
                 Err((e, data)) if device == DeviceChoice::Auto => {
                     note(&format!("no usable GPU adapter ({e}); training on the CPU"));
                     cpu(params, *data)

@@ -13,8 +13,9 @@
 //! 6. [`cpu`] and [`gpu`] (the two trainers and their stages);
 //! 7. [`device`] (where work runs), [`infer`] (using a model), [`fit`]
 //!    (data + spec + device → trained model) and [`sweep`] (many of them);
-//! 8. [`bench`], [`viz`] and [`calibration_plot`]; the CLI (`src/cli/`, in
-//!    the binary) on top.
+//! 8. [`bench`], [`tune`] (kernel configurations measured per adapter and
+//!    job), [`viz`] and [`calibration_plot`]; the CLI (`src/cli/`, in the
+//!    binary) on top.
 
 pub mod bench;
 pub mod calibration_plot;
@@ -33,6 +34,7 @@ pub mod model;
 pub mod simd;
 pub mod sweep;
 pub mod train;
+pub mod tune;
 pub mod viz;
 
 pub use data::Dataset;

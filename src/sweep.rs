@@ -27,6 +27,8 @@ use crate::device::{DeviceChoice, Placement};
 use crate::error::{MdnError, Result};
 use crate::fit::{FitOptions, Prepared, fit_with, prepare};
 use crate::gpu::context::{GpuContext, GpuOptions};
+use crate::gpu::kernels::config_for_job;
+use crate::gpu::tuned::JobShape;
 use crate::gpu::{GpuTrainer, Kernels};
 use crate::model::init::init_params;
 use crate::model::pad::{Padding, enclosing_spec};
@@ -256,6 +258,23 @@ pub fn run_sweep(
                 let mut queue: VecDeque<Pack> =
                     packs(grid, train, &jobs, kernels.config.pad_percent)?.into();
                 let rows = prepared.normalized.len();
+                // A pack whose job `mdn tune` measured takes what won there;
+                // kernels are built once per configuration.
+                let mut built: Vec<Arc<Kernels>> = vec![Arc::clone(&kernels)];
+                let mut kernels_for = |job: &JobShape| -> Result<Arc<Kernels>> {
+                    let (config, tuned) = config_for_job(&ctx, job)?;
+                    if let Some(k) = built
+                        .iter()
+                        .find(|k| k.config == config && k.tuned == tuned)
+                    {
+                        return Ok(Arc::clone(k));
+                    }
+                    let mut k = Kernels::with_config(&ctx, config)?;
+                    k.tuned = tuned;
+                    let k = Arc::new(k);
+                    built.push(Arc::clone(&k));
+                    Ok(k)
+                };
                 while let Some(pack) = queue.pop_front() {
                     if stopped() {
                         break;
@@ -275,10 +294,15 @@ pub fn run_sweep(
                         }
                         continue;
                     }
-                    match together.build(&ctx, &kernels, &pack) {
+                    let job = JobShape::new(spec, grid.batch, rows, wanted);
+                    let pack_kernels = kernels_for(&job)?;
+                    match together.build(&ctx, &pack_kernels, &pack) {
                         Ok(trainer) => {
                             if let Some(line) = pack.padded_note() {
                                 note(&line);
+                            }
+                            if let Some(tuned) = &pack_kernels.tuned {
+                                note(&format!("{}: {}", pack.shape_text(), tuned.describe()));
                             }
                             done.extend(together.run(trainer, &pack, on_done)?)
                         }

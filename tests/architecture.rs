@@ -25,6 +25,7 @@ const FLOORS: &[(&str, usize)] = &[
     ("fit", 7),
     ("sweep", 7),
     ("bench", 8),
+    ("tune", 8),
     ("viz", 8),
     ("calibration_plot", 8),
     ("lib", 9),

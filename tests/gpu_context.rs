@@ -54,6 +54,7 @@ fn max_binding_caps_the_device_limit() {
         backend: Some(BackendChoice::Vulkan),
         adapter: Some(String::new()),
         max_binding: Some(cap),
+        tuned: None,
     }) else {
         return;
     };

@@ -86,6 +86,7 @@ fn a_batch_above_the_binding_limit_is_refused_clearly() {
         backend: Some(BackendChoice::Vulkan),
         adapter: None,
         max_binding: Some(CAP),
+        tuned: None,
     }) else {
         return;
     };

@@ -28,7 +28,7 @@ pub use config::{
     BenchConfig, BenchDevice, BenchMode, BenchModel, HEAD_FLOPS_PER_OUTPUT, flops_per_step,
 };
 pub use machine::{GpuInfo, Machine, cpu_model};
-pub use report::{BenchRow, Stats, profile_lines};
+pub use report::{BenchRow, Stats, profile_lines, tuned_line};
 pub use run::{Bench, BenchOptions};
 pub use timing::{
     DEFAULT_REPEATS, MAX_AUTO_STEPS, Measured, SLOW_REPEATS, SLOW_STEP, StepPlan, TARGET_REPEAT,

@@ -68,6 +68,13 @@ pub struct BenchRow {
     /// Whether the GPU trainer ran the fused step (`gpu::fused`); `null` on
     /// CPU rows.
     pub fused: Option<bool>,
+    /// GPU rows: whether the kernels came from a `mdn tune` measurement
+    /// for this row's job (`kernels` says which); `null` on CPU rows.
+    pub tuned: Option<bool>,
+    /// With tuned kernels: their steps/s over the adapter defaults' when
+    /// `mdn tune` measured them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tuned_gain: Option<f64>,
     /// Models trained at once (DESIGN.md; `--models M`): on the GPU in the
     /// same dispatches (`GpuTrainer::many`), on the CPU side by side on the
     /// cores, as `mdn sweep` trains them.
@@ -169,6 +176,16 @@ impl BenchRow {
 /// The table's lines for a row's step profile: a line per dispatch, its
 /// share of the kernels' time, then the kernels' sum, the step as training
 /// records it (one pass) and the step by the wall clock.
+/// The line under a GPU row whose kernels `mdn tune` chose.
+pub fn tuned_line(row: &BenchRow) -> Option<String> {
+    let gain = row.tuned_gain.filter(|_| row.tuned == Some(true))?;
+    Some(format!(
+        "  kernels tuned by `mdn tune` for this job ({}x the defaults then): {}",
+        num(gain),
+        row.kernels
+    ))
+}
+
 pub fn profile_lines(row: &BenchRow) -> Vec<String> {
     let Some(p) = &row.profile else {
         return Vec::new();

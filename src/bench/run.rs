@@ -17,6 +17,8 @@ use crate::data::Dataset;
 use crate::error::{MdnError, Result};
 use crate::gpu::config::KernelConfig;
 use crate::gpu::context::{GpuContext, GpuOptions};
+use crate::gpu::kernels::config_for_job;
+use crate::gpu::tuned::JobShape;
 use crate::gpu::{GpuTrainer, Kernels};
 use crate::model::ModelSpec;
 use crate::model::init::init_params;
@@ -275,10 +277,20 @@ impl Bench {
                 emit(self.make_row(rc, BenchMode::Chunked, m, None));
             }
             BenchDevice::Gpu => {
-                let (ctx, kernels) = self
+                let (ctx, base) = self
                     .gpu
                     .as_ref()
                     .expect("Bench::new opened the GPU for a GPU row");
+                // What `mdn tune` measured for this row's job, if anything.
+                let job = JobShape::new(spec, tc.batch, data.len(), models);
+                let kernels = &match config_for_job(ctx, &job)? {
+                    (c, None) if c == base.config => Arc::clone(base),
+                    (c, tuned) => {
+                        let mut k = Kernels::with_config(ctx, c)?;
+                        k.tuned = tuned;
+                        Arc::new(k)
+                    }
+                };
                 let mut t = if models == 1 {
                     let (params, tc) = member(0);
                     GpuTrainer::with_kernels(
@@ -301,7 +313,7 @@ impl Bench {
                         }
                     }
                 };
-                let dispatches = Some((t.dispatches_per_step(), t.is_fused()));
+                let dispatches = Some((kernels.as_ref(), t.dispatches_per_step(), t.is_fused()));
                 let cold = warm_up(&mut t)?;
                 let plan = self.plan(&what, cold, note);
                 let chunked = measure(&mut t, BenchMode::Chunked, &plan, cold)?;
@@ -330,7 +342,7 @@ impl Bench {
         rc: &RowContext<'_>,
         mode: BenchMode,
         m: Measured,
-        dispatches: Option<(usize, bool)>,
+        dispatches: Option<(&Kernels, usize, bool)>,
     ) -> BenchRow {
         let (config, spec, device, cpu_rate) = (rc.config, rc.spec, rc.device, rc.cpu_rate);
         let rates: Vec<f64> = m
@@ -349,11 +361,9 @@ impl Bench {
                 g.driver.clone(),
                 // What ran: a set of models takes the fused step even under
                 // `fused=off`.
-                match (&self.gpu, dispatches) {
-                    (Some((_, k)), Some((_, fused))) => {
-                        KernelConfig { fused, ..k.config }.to_string()
-                    }
-                    _ => g.kernels.clone(),
+                match dispatches {
+                    Some((k, _, fused)) => KernelConfig { fused, ..k.config }.to_string(),
+                    None => g.kernels.clone(),
                 },
             ),
             _ => (
@@ -384,8 +394,12 @@ impl Bench {
                 BenchDevice::Gpu => cpu_rate.map(|c| stats.median / c),
                 BenchDevice::Cpu => None,
             },
-            dispatches_per_step: dispatches.map(|d| d.0),
-            fused: dispatches.map(|d| d.1),
+            dispatches_per_step: dispatches.map(|d| d.1),
+            fused: dispatches.map(|d| d.2),
+            tuned: dispatches.map(|d| d.0.tuned.is_some()),
+            tuned_gain: dispatches
+                .and_then(|d| d.0.tuned.as_ref())
+                .map(|t| t.entry.steps_per_s / t.entry.default_steps_per_s.max(1e-12)),
             models,
             model_steps_per_s: stats.median * models as f64,
             kernels,

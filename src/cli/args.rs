@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use super::bench;
-use super::choices::{Backend, CovarianceArg, Device, SceneArg, Schedule, Toy};
+use super::choices::{Backend, BenchSizeArg, CovarianceArg, Device, SceneArg, Schedule, Toy};
 use clap::{Args, Parser, Subcommand};
 use mdn::gpu::context::GpuOptions;
 
@@ -30,6 +30,23 @@ impl Cli {
             backend: self.backend.map(Into::into),
             adapter: self.adapter.clone(),
             max_binding: None,
+            tuned: tuned_table(),
+        }
+    }
+}
+
+/// The table `mdn tune` writes, for the trainers to look their job up in.
+/// A table that cannot be read costs a warning, not the run: it only ever
+/// makes training faster.
+fn tuned_table() -> Option<std::sync::Arc<mdn::gpu::tuned::TunedTable>> {
+    use mdn::gpu::tuned::{TunedTable, default_path};
+    let path = default_path()?;
+    match TunedTable::load(&path) {
+        Ok(t) if t.entries.is_empty() => None,
+        Ok(t) => Some(std::sync::Arc::new(t)),
+        Err(e) => {
+            eprintln!("warning: {e}; using the adapter's default kernels");
+            None
         }
     }
 }
@@ -52,6 +69,8 @@ pub enum Command {
     Sweep(Box<SweepArgs>),
     /// GPU vs CPU training throughput on the toy inverse problem.
     Bench(bench::BenchArgs),
+    /// Measure which GPU kernel configuration trains a job fastest on this adapter; train, sweep and bench then use it.
+    Tune(Box<TuneArgs>),
     /// Open the desktop visualizer (what `mdn` alone does).
     View(ViewArgs),
     /// Train a visualizer scene and render it to a PNG, offscreen: no window or X server needed.
@@ -485,4 +504,40 @@ pub struct SampleArgs {
     /// Write the CSV here instead of stdout.
     #[arg(long)]
     pub out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct TuneArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// One of `mdn bench`'s sizes instead of data (what `bench --config` then runs tuned).
+    #[arg(long, value_enum, conflicts_with_all = ["data", "toy", "k", "hidden", "batch", "covariance"])]
+    pub config: Option<BenchSizeArg>,
+    #[arg(long, value_enum, default_value = "mdn")]
+    pub model: ModelKind,
+    /// Mixture components.
+    #[arg(long)]
+    pub k: Option<usize>,
+    #[arg(long, value_enum)]
+    pub covariance: Option<CovarianceArg>,
+    /// Hidden layer sizes, comma-separated.
+    #[arg(long)]
+    pub hidden: Option<String>,
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Models stepped together, as one trainer of `mdn sweep` (or `mdn bench --models`) steps them.
+    #[arg(long, default_value_t = 1)]
+    pub models: usize,
+    /// Seconds of timed steps per configuration tried.
+    #[arg(long, default_value_t = 0.3)]
+    pub seconds: f64,
+    /// Search only these settings, comma-separated (fused, fused_tile, fused_vec4, fused_wg, fused_rows, fused_groups, adam_lanes, matmul, rows_wg).
+    #[arg(long, value_name = "LIST")]
+    pub only: Option<String>,
+    /// Measure and print, but leave the table of tuned kernels as it is.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// One JSON object per configuration tried and line, then one for the result.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -4,7 +4,7 @@ use std::io::Write;
 
 use anyhow::Context;
 use clap::Args;
-use mdn::bench::{Bench, BenchConfig, BenchOptions, BenchRow, profile_lines};
+use mdn::bench::{Bench, BenchConfig, BenchOptions, BenchRow, profile_lines, tuned_line};
 
 use super::choices::{BenchDeviceArg, BenchModelArg};
 use mdn::gpu::context::GpuOptions;
@@ -91,6 +91,7 @@ pub fn run(a: BenchArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
             serde_json::to_string(row).map_err(anyhow::Error::from)
         } else {
             let mut lines = vec![row.table_line()];
+            lines.extend(tuned_line(row));
             lines.extend(profile_lines(row));
             Ok(lines.join("\n"))
         };

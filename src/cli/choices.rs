@@ -106,6 +106,18 @@ value_enum! {
 }
 
 value_enum! {
+    /// `mdn tune --config`: one of the benchmark's sizes.
+    BenchSizeArg => mdn::bench::BenchConfig {
+        /// batch 1024, hidden 32,32, K 5.
+        Small,
+        /// batch 4096, hidden 64,64, K 5.
+        Medium,
+        /// batch 65536, hidden 256,256, K 8.
+        Large,
+    }
+}
+
+value_enum! {
     /// `mdn bench --model`.
     BenchModelArg => mdn::bench::BenchModel {
         Mdn,

@@ -7,6 +7,7 @@ mod choices;
 mod commands;
 mod sweep;
 mod train;
+mod tune;
 
 use args::{Command, ViewArgs};
 
@@ -24,6 +25,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Adapters(a)) => commands::adapters(a, &gpu),
         Some(Command::Sweep(a)) => sweep::sweep(*a, &gpu),
         Some(Command::Bench(a)) => bench::run(a, &gpu),
+        Some(Command::Tune(a)) => tune::tune_command(*a, &gpu),
         Some(Command::View(a)) => commands::view(a, &gpu),
         Some(Command::Render(a)) => commands::render(a, &gpu),
         None => commands::view(ViewArgs::default(), &gpu),

@@ -297,12 +297,16 @@ impl KernelConfig {
     /// The adapter's configuration with the overrides of
     /// `MDN_GPU_KERNELS` applied (see [`KernelConfig::with_overrides`]).
     pub fn from_env(info: &wgpu::AdapterInfo) -> Result<Self> {
-        let base = Self::for_adapter(info);
+        Self::for_adapter(info).with_env_overrides()
+    }
+
+    /// This configuration with the overrides of `MDN_GPU_KERNELS` applied.
+    pub fn with_env_overrides(self) -> Result<Self> {
         match std::env::var(GPU_KERNELS_ENV) {
-            Ok(v) if !v.trim().is_empty() => base
+            Ok(v) if !v.trim().is_empty() => self
                 .with_overrides(&v)
                 .map_err(|e| MdnError::Config(format!("{GPU_KERNELS_ENV}=`{v}`: {e}"))),
-            _ => Ok(base),
+            _ => Ok(self),
         }
     }
 

@@ -18,6 +18,8 @@ use std::io::Write;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
+use super::tuned::TunedTable;
+
 pub use crate::error::GpuError;
 
 /// Environment variable naming the backend(s), as understood by wgpu.
@@ -146,6 +148,12 @@ pub struct GpuOptions {
     /// sooner. For seeing on a large GPU what a small one does (the tests
     /// that check those paths use lavapipe's 128 MiB everywhere).
     pub max_binding: Option<u64>,
+    /// Kernel configurations measured on this machine (`mdn tune`), used
+    /// by the trainers built on the device for the jobs they were
+    /// measured for. `None`: the adapter's defaults. The command line
+    /// reads [`super::tuned::default_path`]; the library never reads a
+    /// file unasked.
+    pub tuned: Option<Arc<TunedTable>>,
 }
 
 /// The backends to try, with a label for messages.
@@ -300,6 +308,8 @@ pub struct GpuContext {
     pub queue: wgpu::Queue,
     pub adapter: wgpu::Adapter,
     pub info: wgpu::AdapterInfo,
+    /// From [`GpuOptions::tuned`]: see [`super::Kernels::for_job`].
+    pub tuned: Option<Arc<TunedTable>>,
     /// First uncaptured error or device loss. The first is kept because later
     /// errors usually cascade from it (an invalid pipeline invalidates every
     /// pass that uses it).
@@ -447,6 +457,7 @@ impl GpuContext {
             queue,
             adapter,
             info,
+            tuned: opts.tuned.clone(),
             error,
         })
     }

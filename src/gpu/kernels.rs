@@ -14,7 +14,8 @@ use super::config::{KernelConfig, MatmulVariant};
 use super::context::GpuContext;
 use super::layouts::{AdamInfo, MAX_LAYERS};
 use super::matmul::{MatmulShape, Product};
-use crate::error::Result;
+use super::tuned::{AdapterKey, JobShape, Tuned};
+use crate::error::{MdnError, Result};
 use crate::head::HeadKind;
 
 const COMMON: &str = include_str!("../../shaders/common.wgsl");
@@ -116,6 +117,29 @@ impl Shader {
 }
 
 /// The head kinds the fused step can run.
+/// Which build of the kernels a measurement belongs to: the crate's
+/// version and a hash of every shader's WGSL (a change to a kernel in
+/// development changes what wins as much as a release does).
+pub fn kernels_build() -> &'static str {
+    static BUILD: OnceLock<String> = OnceLock::new();
+    BUILD.get_or_init(hash_shaders)
+}
+
+fn hash_shaders() -> String {
+    // FNV-1a: stable across runs and platforms, unlike `DefaultHasher`.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |text: &str| {
+        for b in text.bytes() {
+            hash ^= b as u64;
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    for shader in Shader::all() {
+        eat(&shader.source());
+    }
+    format!("{}+{hash:016x}", env!("CARGO_PKG_VERSION"))
+}
+
 pub fn fused_kinds() -> impl Iterator<Item = HeadKind> {
     HeadKind::ALL
         .into_iter()
@@ -303,6 +327,31 @@ pub struct DenseBackwardKernel {
     pub input: MatmulPipelines,
 }
 
+/// See [`Kernels::for_job`]; the configuration without building it.
+pub fn config_for_job(ctx: &GpuContext, job: &JobShape) -> Result<(KernelConfig, Option<Tuned>)> {
+    let base = KernelConfig::for_adapter(&ctx.info);
+    let found = ctx.tuned.as_ref().and_then(|table| {
+        let entry = table.find(&AdapterKey::of(&ctx.info), kernels_build(), job)?;
+        Some(Tuned {
+            entry: entry.clone(),
+            path: table.path.clone(),
+        })
+    });
+    let Some(tuned) = found else {
+        return Ok((base.with_env_overrides()?, None));
+    };
+    let config = base.with_overrides(&tuned.entry.kernels).map_err(|why| {
+        MdnError::Config(format!(
+            "{}: the entry for {} on {}: `{}`: {why}; delete it or run `mdn tune` again",
+            tuned.source(),
+            job.describe(),
+            ctx.info.name,
+            tuned.entry.kernels
+        ))
+    })?;
+    Ok((config.with_env_overrides()?, Some(tuned)))
+}
+
 /// `adam.wgsl`: the update, and the gradient sum alone for inspection.
 pub struct AdamKernel {
     pub layout: wgpu::BindGroupLayout,
@@ -323,6 +372,9 @@ pub struct HeadKernel {
 /// kinds it runs.
 pub struct Kernels {
     pub config: KernelConfig,
+    /// The measurement `config` came from, when a tuned entry applied
+    /// ([`Kernels::for_job`]).
+    pub tuned: Option<Tuned>,
     pub gather: Kernel,
     pub dense_forward: DenseForwardKernel,
     pub dense_backward: DenseBackwardKernel,
@@ -340,6 +392,19 @@ impl Kernels {
         Self::with_config(ctx, KernelConfig::from_env(&ctx.info)?)
     }
 
+    /// The kernels for one job: the adapter's defaults, then the
+    /// configuration `mdn tune` measured on this adapter for this job, when
+    /// the context carries a table with one ([`GpuOptions::tuned`]), then
+    /// the overrides of `MDN_GPU_KERNELS`, which win.
+    ///
+    /// [`GpuOptions::tuned`]: super::context::GpuOptions::tuned
+    pub fn for_job(ctx: &GpuContext, job: &JobShape) -> Result<Self> {
+        let (config, tuned) = config_for_job(ctx, job)?;
+        let mut kernels = Self::with_config(ctx, config)?;
+        kernels.tuned = tuned;
+        Ok(kernels)
+    }
+
     pub fn with_config(ctx: &GpuContext, config: KernelConfig) -> Result<Self> {
         config.validate(&ctx.device.limits())?;
         // Errors raised while creating pipelines (a shader the driver
@@ -348,6 +413,7 @@ impl Kernels {
         let d = &ctx.device;
         let kernels = Kernels {
             config,
+            tuned: None,
             gather: stage(d, &config, Shader::Gather, "main", &GatherBindings::slots()),
             dense_forward: dense_forward(d, &config),
             dense_backward: dense_backward(d, &config),

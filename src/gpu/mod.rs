@@ -13,6 +13,7 @@ pub mod prefetch;
 pub mod sampler;
 pub mod stages;
 pub mod trainer;
+pub mod tuned;
 
 pub use config::{KernelConfig, MatmulVariant};
 pub use kernels::Kernels;

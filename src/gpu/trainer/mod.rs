@@ -47,6 +47,7 @@ use super::kernels::Kernels;
 use super::layouts::{LossState, StepInfo};
 use super::prefetch::PermutationPrefetch;
 use super::sampler::GpuSampler;
+use super::tuned::JobShape;
 use crate::data::Dataset;
 use crate::error::{MdnError, Result};
 use crate::head::SampleParams;
@@ -113,7 +114,8 @@ pub struct GpuTrainer {
 
 impl GpuTrainer {
     /// `data` must already be z-scored; `params` is the initial parameter
-    /// vector. Builds the kernels for the adapter; use
+    /// vector. Builds the kernels for the adapter and this job
+    /// ([`Kernels::for_job`]); use
     /// [`GpuTrainer::with_kernels`] to share them between trainers.
     pub fn new(
         ctx: Arc<GpuContext>,
@@ -122,7 +124,8 @@ impl GpuTrainer {
         params: Vec<f32>,
         config: &TrainConfig,
     ) -> Result<Self> {
-        let kernels = Arc::new(Kernels::new(&ctx)?);
+        let job = JobShape::new(spec, config.batch, data.len(), 1);
+        let kernels = Arc::new(Kernels::for_job(&ctx, &job)?);
         Self::with_kernels(ctx, kernels, spec, data, params, config)
     }
 
@@ -219,7 +222,8 @@ impl GpuTrainer {
         params: Vec<f32>,
         config: &TrainConfig,
     ) -> std::result::Result<Self, (crate::error::MdnError, Box<Dataset>)> {
-        let kernels = match Kernels::new(&ctx) {
+        let job = JobShape::new(spec, config.batch, data.len(), 1);
+        let kernels = match Kernels::for_job(&ctx, &job) {
             Ok(k) => Arc::new(k),
             Err(e) => return Err((e, Box::new(data))),
         };

@@ -1,0 +1,122 @@
+//! What `mdn tune` varies: the settings of [`KernelConfig`] whose best
+//! value depends on the device and the job, each with the values worth
+//! trying. Values are override strings (`MDN_GPU_KERNELS` syntax), so one
+//! value may set several keys that only make sense together (a matmul
+//! variant with its tile and depth).
+
+use crate::gpu::config::{KernelConfig, MAX_CHUNK_ROWS};
+
+/// One setting and its candidate values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Knob {
+    /// The override key, or for a combined value the main one.
+    pub name: &'static str,
+    pub values: Vec<String>,
+}
+
+impl Knob {
+    fn new(name: &'static str, values: impl IntoIterator<Item = String>) -> Self {
+        let mut v: Vec<String> = Vec::new();
+        for value in values {
+            if !v.contains(&value) {
+                v.push(value);
+            }
+        }
+        Knob { name, values: v }
+    }
+
+    fn numbers(name: &'static str, values: impl IntoIterator<Item = usize>) -> Self {
+        Knob::new(name, values.into_iter().map(|n| format!("{name}={n}")))
+    }
+}
+
+/// The fused step's settings (`shaders/fused_step.wgsl`), in the order they
+/// are searched: the register tile first, which changes the others' best
+/// the most (the tile sets the invocations a chunk keeps busy), the
+/// optimizer's share last. `threads` (the host's, for the CPU drivers'
+/// default of a few workgroups a thread) adds that group count.
+pub fn fused_knobs(threads: usize) -> Vec<Knob> {
+    let mut groups = vec![4 * threads, 64, 256, 1024, 2048, 8192];
+    groups.sort_unstable();
+    vec![
+        Knob::numbers("fused_tile", [1, 2, 4, 8]),
+        // Only with 4×4 tiles; other tiles refuse it (the trial is skipped).
+        Knob::new(
+            "fused_vec4",
+            ["fused_vec4=on".into(), "fused_vec4=off".into()],
+        ),
+        Knob::numbers("fused_wg", [32, 64, 128, 256]),
+        Knob::numbers("fused_rows", [8, 16, 32, MAX_CHUNK_ROWS]),
+        Knob::numbers("fused_groups", groups),
+        Knob::numbers("adam_lanes", [1, 2, 4, 8]),
+    ]
+}
+
+/// The per-stage path's settings: the matmul variant with its tiles (one
+/// knob: a tile size means something else in each variant), the per-row
+/// stages' workgroup, the optimizer's lanes.
+pub fn per_stage_knobs() -> Vec<Knob> {
+    vec![
+        Knob::new(
+            "matmul",
+            [
+                "matmul=blocked,tile=4x4",
+                "matmul=blocked,tile=8x8",
+                "matmul=tiled,tile=4x4,wg=16x16,k=16",
+                "matmul=vec4,tile=4x4,wg=16x16,k=16",
+                "matmul=tiled,tile=8x8,wg=16x16,k=8",
+                "matmul=vec4,tile=8x8,wg=16x16,k=8",
+            ]
+            .map(String::from),
+        ),
+        Knob::numbers("rows_wg", [64, 128, 256]),
+        Knob::numbers("adam_lanes", [1, 4]),
+    ]
+}
+
+/// The settings of `config` that differ from `reference`, in override
+/// syntax (`fused_tile=2,fused_rows=16`); empty when none do.
+pub fn changes(reference: &KernelConfig, config: &KernelConfig) -> String {
+    let theirs = reference.to_string();
+    let theirs: Vec<&str> = theirs.split(',').collect();
+    config
+        .to_string()
+        .split(',')
+        .filter(|item| !theirs.contains(item))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_value_is_an_override_the_configuration_takes() {
+        for knob in fused_knobs(16).into_iter().chain(per_stage_knobs()) {
+            assert!(knob.values.len() >= 2, "{}", knob.name);
+            for v in &knob.values {
+                let c = KernelConfig::hardware().with_overrides(v);
+                assert!(c.is_ok(), "{v}: {c:?}");
+                assert!(v.starts_with(&format!("{}=", knob.name)), "{v}");
+            }
+        }
+    }
+
+    #[test]
+    fn group_counts_are_listed_once() {
+        let groups = &fused_knobs(4)[4];
+        assert_eq!(groups.name, "fused_groups");
+        assert_eq!(groups.values.len(), 6, "{:?}", groups.values);
+        assert_eq!(groups.values[0], "fused_groups=16", "ascending");
+        assert_eq!(fused_knobs(64)[4].values.len(), 5, "4 × 64 = 256 is listed");
+    }
+
+    #[test]
+    fn changes_name_only_what_differs() {
+        let base = KernelConfig::hardware();
+        assert_eq!(changes(&base, &base), "");
+        let c = base.with_overrides("fused_rows=16,adam_lanes=4").unwrap();
+        assert_eq!(changes(&base, &c), "adam_lanes=4,fused_rows=16");
+    }
+}
