@@ -182,6 +182,7 @@ fn bench_runs_the_entry_for_its_row_and_the_environment_still_wins() {
         (row["tuned_gain"].as_f64().unwrap() - 2.0).abs() < 1e-9,
         "{row}"
     );
+    assert_eq!(row["tuned_changes"], "fused=on,fused_tile=2", "{row}");
     let row = bench(&[("MDN_GPU_KERNELS", "fused_tile=1")]);
     assert_eq!(row["tuned"], true, "{row}");
     assert!(
@@ -207,6 +208,7 @@ fn bench_runs_the_entry_for_its_row_and_the_environment_still_wins() {
     let row: Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
     assert_eq!(row["tuned"], false, "{row}");
     assert!(row.get("tuned_gain").is_none(), "{row}");
+    assert!(row.get("tuned_changes").is_none(), "{row}");
 }
 
 #[test]

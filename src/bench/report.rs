@@ -75,6 +75,9 @@ pub struct BenchRow {
     /// `mdn tune` measured them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tuned_gain: Option<f64>,
+    /// …and where they differ from the defaults (empty: the defaults won).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tuned_changes: Option<String>,
     /// Models trained at once (DESIGN.md; `--models M`): on the GPU in the
     /// same dispatches (`GpuTrainer::many`), on the CPU side by side on the
     /// cores, as `mdn sweep` trains them.
@@ -179,10 +182,13 @@ impl BenchRow {
 /// The line under a GPU row whose kernels `mdn tune` chose.
 pub fn tuned_line(row: &BenchRow) -> Option<String> {
     let gain = row.tuned_gain.filter(|_| row.tuned == Some(true))?;
+    let what = match row.tuned_changes.as_deref() {
+        None | Some("") => "the defaults won".to_string(),
+        Some(c) => c.to_string(),
+    };
     Some(format!(
-        "  kernels tuned by `mdn tune` for this job ({}x the defaults then): {}",
-        num(gain),
-        row.kernels
+        "  kernels tuned by `mdn tune` for this job: {what} ({}x the defaults' steps/s then)",
+        num(gain)
     ))
 }
 

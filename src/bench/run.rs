@@ -400,6 +400,9 @@ impl Bench {
             tuned_gain: dispatches
                 .and_then(|d| d.0.tuned.as_ref())
                 .map(|t| t.entry.steps_per_s / t.entry.default_steps_per_s.max(1e-12)),
+            tuned_changes: dispatches
+                .and_then(|d| d.0.tuned.as_ref())
+                .map(|t| t.entry.changes.clone()),
             models,
             model_steps_per_s: stats.median * models as f64,
             kernels,
