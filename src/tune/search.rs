@@ -107,6 +107,9 @@ impl<'a> Searcher<'a> {
         self.report("start", &start, &first, true);
         let mut best = start;
         for knob in knobs {
+            if !(knob.applies)(&best) {
+                continue;
+            }
             let mut round_best: Option<(KernelConfig, f64)> = None;
             for value in &knob.values {
                 let Ok(candidate) = best.with_overrides(value) else {
@@ -206,6 +209,35 @@ mod tests {
         s.outcome(&best).unwrap();
         drop(s);
         assert_eq!(calls.get(), 2 + tried);
+    }
+
+    #[test]
+    fn settings_that_change_nothing_for_the_best_are_not_timed() {
+        let calls = std::cell::Cell::new(0);
+        let mut measure = |_: &KernelConfig| {
+            calls.set(calls.get() + 1);
+            Ok(Outcome::Rate(100.0))
+        };
+        let mut on_trial = |_: &Trial| {};
+        let mut s = Searcher::new(0.03, &mut measure, &mut on_trial);
+        // The blocked matmul stays (every rate is the same): the staged
+        // variants' workgroup, depth and big tiles are passed over.
+        let start = KernelConfig::software();
+        let knobs = super::super::space::per_stage_knobs();
+        let (best, _) = s.descend(start, &knobs).unwrap().unwrap();
+        assert_eq!(best, start);
+        let expected: usize = knobs
+            .iter()
+            .filter(|k| !["wg", "k", "big_tile"].contains(&k.name))
+            .map(|k| {
+                k.values
+                    .iter()
+                    .filter(|v| start.with_overrides(v).unwrap() != start)
+                    .count()
+            })
+            .sum();
+        drop(s);
+        assert_eq!(calls.get(), 1 + expected);
     }
 
     #[test]

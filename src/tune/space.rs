@@ -7,11 +7,15 @@
 use crate::gpu::config::{KernelConfig, MAX_CHUNK_ROWS};
 
 /// One setting and its candidate values.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct Knob {
     /// The override key, or for a combined value the main one.
     pub name: &'static str,
     pub values: Vec<String>,
+    /// Whether the setting changes anything for a configuration (a tiled
+    /// matmul's workgroup means nothing to the blocked one): a knob that
+    /// does not is passed over instead of timing the same kernels again.
+    pub applies: fn(&KernelConfig) -> bool,
 }
 
 impl Knob {
@@ -22,7 +26,15 @@ impl Knob {
                 v.push(value);
             }
         }
-        Knob { name, values: v }
+        Knob {
+            name,
+            values: v,
+            applies: |_| true,
+        }
+    }
+
+    fn when(self, applies: fn(&KernelConfig) -> bool) -> Self {
+        Knob { applies, ..self }
     }
 
     fn numbers(name: &'static str, values: impl IntoIterator<Item = usize>) -> Self {
@@ -54,9 +66,12 @@ pub fn fused_knobs(threads: usize) -> Vec<Knob> {
 }
 
 /// The per-stage path's settings: the matmul variant with its tiles (one
-/// knob: a tile size means something else in each variant), the per-row
-/// stages' workgroup, the optimizer's lanes.
+/// knob: a tile size means something else in each variant), then for the
+/// staged variants their workgroup, depth and big products' tiles; the
+/// weight gradient's batch splits, the per-row stages' workgroup, the
+/// optimizer's lanes.
 pub fn per_stage_knobs() -> Vec<Knob> {
+    let tiled = |c: &KernelConfig| c.matmul.is_tiled();
     vec![
         Knob::new(
             "matmul",
@@ -70,6 +85,14 @@ pub fn per_stage_knobs() -> Vec<Knob> {
             ]
             .map(String::from),
         ),
+        Knob::new("wg", ["wg=8x8", "wg=8x16", "wg=16x16"].map(String::from)).when(tiled),
+        Knob::numbers("k", [8, 16, 32]).when(tiled),
+        Knob::new(
+            "big_tile",
+            ["big_tile=none", "big_tile=8x8"].map(String::from),
+        )
+        .when(|c| c.matmul.is_tiled() && (c.tile_m, c.tile_n) != (8, 8)),
+        Knob::numbers("invocations", [1 << 14, 1 << 16, 1 << 18]),
         Knob::numbers("rows_wg", [64, 128, 256]),
         Knob::numbers("adam_lanes", [1, 4]),
     ]
@@ -96,12 +119,24 @@ mod tests {
     fn every_value_is_an_override_the_configuration_takes() {
         for knob in fused_knobs(16).into_iter().chain(per_stage_knobs()) {
             assert!(knob.values.len() >= 2, "{}", knob.name);
+            assert!((knob.applies)(&KernelConfig::hardware()), "{}", knob.name);
             for v in &knob.values {
                 let c = KernelConfig::hardware().with_overrides(v);
                 assert!(c.is_ok(), "{v}: {c:?}");
                 assert!(v.contains(&format!("{}=", knob.name)), "{v}");
             }
         }
+    }
+
+    #[test]
+    fn a_staged_matmuls_settings_pass_the_blocked_one_over() {
+        let blocked = KernelConfig::software();
+        let passed: Vec<&str> = per_stage_knobs()
+            .into_iter()
+            .filter(|k| !(k.applies)(&blocked))
+            .map(|k| k.name)
+            .collect();
+        assert_eq!(passed, ["wg", "k", "big_tile"]);
     }
 
     #[test]
