@@ -322,3 +322,69 @@ fn bad_tune_flags_are_refused_before_any_gpu_work() {
     }
     assert!(!table.exists(), "nothing measured, nothing written");
 }
+
+#[test]
+fn the_table_lists_what_was_measured_and_marks_stale_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("tuned.json");
+    let spec = mdn::model::ModelSpec::mixture(1, 1, vec![32, 32], 5).unwrap();
+    let entry = |build: &str, batch: usize, changes: &str| TunedEntry {
+        adapter: AdapterKey {
+            name: "Some GPU".into(),
+            backend: "vulkan".into(),
+            vendor: 1,
+            device: 2,
+            driver: "d".into(),
+            driver_info: "1.2.3".into(),
+        },
+        build: build.into(),
+        job: JobShape::new(&spec, batch, 100_000, 1),
+        kernels: "fused=on".into(),
+        changes: changes.into(),
+        steps_per_s: 3.0,
+        default_steps_per_s: 2.0,
+        measured_at: 0,
+    };
+    let mut t = TunedTable::default();
+    t.insert(entry(kernels_build(), 1024, "fused_rows=16"));
+    t.insert(entry("0.0.1+0000000000000000", 512, ""));
+    t.save(&table).unwrap();
+    let (stdout, _) = success(&mdn(&table, &[], &["tune", "--list"]), "mdn tune --list");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    assert!(lines[0].contains("2 entries"), "{stdout}");
+    assert!(
+        lines[1].contains("Some GPU") && lines[1].contains("1-32-32-15 mixture K=5, batch 1024")
+    );
+    assert!(
+        lines[1].contains("fused_rows=16, 1.50x") && !lines[1].contains("stale"),
+        "{stdout}"
+    );
+    assert!(
+        lines[2].contains("the defaults won") && lines[2].contains("stale"),
+        "{stdout}"
+    );
+    let (stdout, _) = success(
+        &mdn(&table, &[], &["tune", "--list", "--json"]),
+        "mdn tune --list --json",
+    );
+    let rows: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["current"], true);
+    assert_eq!(rows[1]["current"], false);
+    assert_eq!(rows[0]["job"]["batch"], 1024);
+    let off = Command::new(env!("CARGO_BIN_EXE_mdn"))
+        .env(TUNED_KERNELS_ENV, "off")
+        .args(["tune", "--list"])
+        .output()
+        .unwrap();
+    assert!(!off.status.success());
+    assert!(
+        text(&off.stderr).contains("no table"),
+        "{}",
+        text(&off.stderr)
+    );
+}

@@ -540,4 +540,7 @@ pub struct TuneArgs {
     /// One JSON object per configuration tried and line, then one for the result.
     #[arg(long)]
     pub json: bool,
+    /// Print the table of tuned kernels (every adapter and job measured on this machine) and measure nothing.
+    #[arg(long, conflicts_with_all = ["data", "toy", "config", "dry_run", "only"])]
+    pub list: bool,
 }

@@ -26,6 +26,9 @@ use super::choices::CovarianceArg;
 const MAX_TUNE_ROWS: usize = 1 << 20;
 
 pub fn tune_command(a: TuneArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
+    if a.list {
+        return list(a.json);
+    }
     if !(a.seconds > 0.0 && a.seconds.is_finite()) {
         bail!("--seconds must be a positive number of seconds");
     }
@@ -258,4 +261,48 @@ fn result_lines(r: &TuneReport, saved: Option<&PathBuf>, dry_run: bool) -> Vec<S
         )),
     }
     lines
+}
+
+/// `--list`: the table's entries, a line (or JSON object) each; those of
+/// another build of the kernels are marked stale (no trainer uses them).
+fn list(json: bool) -> anyhow::Result<()> {
+    let Some(path) = default_path() else {
+        bail!("{TUNED_KERNELS_ENV}=off: there is no table of tuned kernels to list");
+    };
+    let table = TunedTable::load(&path)?;
+    let build = mdn::gpu::kernels::kernels_build();
+    let mut out = std::io::stdout().lock();
+    if !json {
+        writeln!(out, "{}: {} entries", path.display(), table.entries.len())?;
+    }
+    for e in &table.entries {
+        let current = e.build == build;
+        if json {
+            let mut v = serde_json::to_value(e)?;
+            v["current"] = json!(current);
+            writeln!(out, "{v}")?;
+            continue;
+        }
+        let changes = if e.changes.is_empty() {
+            "the defaults won".to_string()
+        } else {
+            e.changes.clone()
+        };
+        writeln!(
+            out,
+            "{} ({}, driver {}): {}: {changes}, {:.2}x the defaults' {:.1} steps/s{}",
+            e.adapter.name,
+            e.adapter.backend,
+            e.adapter.driver_info,
+            e.job.describe(),
+            e.steps_per_s / e.default_steps_per_s.max(1e-12),
+            e.default_steps_per_s,
+            if current {
+                ""
+            } else {
+                " (stale: another build of the kernels; run mdn tune again)"
+            }
+        )?;
+    }
+    Ok(())
 }

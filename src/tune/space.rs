@@ -58,7 +58,9 @@ pub fn fused_knobs(threads: usize) -> Vec<Knob> {
             "fused_vec4",
             ["fused_tile=4,fused_vec4=on".into(), "fused_vec4=off".into()],
         ),
-        Knob::numbers("fused_wg", [32, 64, 128, 256]),
+        // 8 and 16 for CPU drivers, where a workgroup of one or two SIMD
+        // vectors makes a barrier cheap.
+        Knob::numbers("fused_wg", [8, 16, 32, 64, 128, 256]),
         Knob::numbers("fused_rows", [8, 16, 32, MAX_CHUNK_ROWS]),
         Knob::numbers("fused_groups", groups),
         Knob::numbers("adam_lanes", [1, 2, 4, 8]),
