@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use mdn::Dataset;
 use mdn::cpu::CpuTrainer;
+use mdn::gpu::config::DEFAULT_FUSED_SCRATCH;
 use mdn::gpu::context::{BackendChoice, GpuContext};
 use mdn::gpu::{GpuTrainer, KernelConfig, Kernels};
 use mdn::model::init::init_params;
@@ -102,7 +103,7 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-/// Per backend: the per-stage kernels and five fused configurations: the
+/// Per backend: the per-stage kernels and six fused configurations: the
 /// adapter's own with the fused step on (8×8 register tiles on software
 /// adapters, where most of a small network's tile is edge); the real-GPU
 /// defaults (4×4), with arrays and with named `vec4` registers
@@ -111,7 +112,7 @@ fn cases() -> Vec<Case> {
 /// invocation (1×1) in workgroups of 256, so a layer's weight tiles,
 /// biases and input tiles often run in the same round. The last two sum
 /// each gradient in Adam over 4 and 8 lanes (the first with 3 slices, so
-/// one lane has none).
+/// one lane has none). The sixth declares twice the workgroup memory.
 struct Device {
     backend: BackendChoice,
     ctx: Arc<GpuContext>,
@@ -154,6 +155,14 @@ fn devices() -> Vec<Device> {
                         fused_tile: 1,
                         fused_wg: 256,
                         adam_lanes: 8,
+                        ..fused
+                    }),
+                    // Twice the workgroup memory where the device has it
+                    // (lavapipe and llvmpipe: 32 KiB), so chunks hold
+                    // twice the rows.
+                    build(KernelConfig {
+                        fused_scratch: (ctx.device.limits().max_compute_workgroup_storage_size / 4)
+                            .min(2 * DEFAULT_FUSED_SCRATCH),
                         ..fused
                     }),
                 ],

@@ -99,8 +99,13 @@ pub struct KernelConfig {
     pub fused_rows: u32,
     /// …and at most this many workgroups per step, all of a trainer's
     /// models together (one a model at least), each summing its chunks'
-    /// gradients into one partial slice that Adam adds up.
+    /// gradients into one partial slice that Adam adds up…
     pub fused_groups: u32,
+    /// …each declaring this many floats of workgroup memory for a chunk's
+    /// activations and deltas ([`super::fused`]): 4096 (16 KiB) fits every
+    /// device; more, where the device allows, gives a chunk more rows
+    /// (wide networks: 6 rows of 128-wide layers at 16 KiB, 20 at 48).
+    pub fused_scratch: u32,
     /// `mdn sweep` pads models of one depth but different K or widths into
     /// one trainer (`crate::model::pad`) when the padded network's
     /// multiply-adds, times the models, are at most this percent of the
@@ -119,6 +124,13 @@ pub const MAX_TILE: u32 = 8;
 /// nothing (each invocation already has several outputs per phase).
 /// [`KernelConfig::fused_rows`] may ask for fewer.
 pub const MAX_CHUNK_ROWS: usize = 64;
+
+/// Floats of workgroup memory the fused step declares by default: 16 KiB,
+/// the limit every wgpu device offers (`Limits::default()`)…
+pub const DEFAULT_FUSED_SCRATCH: u32 = 4096;
+/// …and at least (a 4 KiB scratch holds too few rows to be worth a
+/// variant).
+pub const MIN_FUSED_SCRATCH: u32 = 1024;
 
 /// Environment variable with kernel overrides, e.g. `tile=8x8,k=8`.
 pub const GPU_KERNELS_ENV: &str = "MDN_GPU_KERNELS";
@@ -160,13 +172,14 @@ impl std::fmt::Display for KernelConfig {
         }
         write!(
             f,
-            ",fused={},fused_wg={},fused_tile={},fused_vec4={},fused_rows={},fused_groups={},pad={}",
+            ",fused={},fused_wg={},fused_tile={},fused_vec4={},fused_rows={},fused_groups={},fused_scratch={},pad={}",
             if self.fused { "on" } else { "off" },
             self.fused_wg,
             self.fused_tile,
             if self.fused_vec4 { "on" } else { "off" },
             self.fused_rows,
             self.fused_groups,
+            self.fused_scratch,
             self.pad_percent
         )?;
         if self.stream {
@@ -235,6 +248,7 @@ impl KernelConfig {
             // A few workgroups per thread, as for the matmuls: more would
             // only lengthen Adam's sum over the partial slices.
             fused_groups: 4 * threads,
+            fused_scratch: DEFAULT_FUSED_SCRATCH,
         }
     }
 
@@ -287,6 +301,9 @@ impl KernelConfig {
             // most 2048 × the parameters). Unmeasured: `scripts/device-run`
             // compares 256 and 2048.
             fused_groups: 2048,
+            // 16 KiB, which every device offers. Unmeasured: the H200
+            // offers 48 (`mdn tune` tries 32 and 48 where they exist).
+            fused_scratch: DEFAULT_FUSED_SCRATCH,
             // Up to twice the arithmetic for one trainer instead of one per
             // shape: on the H200 a sweep of five K padded into one trainer
             // took 0.98 s against 1.65 s for five (docs/benchmarks.md, C).
@@ -318,8 +335,8 @@ impl KernelConfig {
     /// `split_rows=64` (weight-gradient row splits), `narrow=16` (see
     /// [`KernelConfig::narrow_macs`]), `big_tile=8x8|none` and
     /// `big_macs=256` (see [`KernelConfig::big_tile`]), `fused=on|off`,
-    /// `fused_wg=64`, `fused_tile=4`, `fused_vec4=off`, `fused_rows=64` and
-    /// `fused_groups=2048` (see
+    /// `fused_wg=64`, `fused_tile=4`, `fused_vec4=off`, `fused_rows=64`,
+    /// `fused_groups=2048` and `fused_scratch=4096` (see
     /// [`KernelConfig::fused`]), `pad=200` (see
     /// [`KernelConfig::pad_percent`]).
     pub fn with_overrides(mut self, spec: &str) -> std::result::Result<Self, String> {
@@ -374,12 +391,13 @@ impl KernelConfig {
                 "fused_vec4" => self.fused_vec4 = on_off("fused_vec4", v)?,
                 "fused_rows" => self.fused_rows = number(key, v)?,
                 "fused_groups" => self.fused_groups = number(key, v)?,
+                "fused_scratch" => self.fused_scratch = number(key, v)?,
                 "pad" => self.pad_percent = number(key, v)?,
                 other => {
                     return Err(format!(
                         "unknown key `{other}`; keys: matmul, tile, wg, k, blocked_wg, rows_wg, \
                          adam_wg, adam_lanes, invocations, split_rows, narrow, big_tile, big_macs, \
-                         fused, fused_wg, fused_tile, fused_vec4, fused_rows, fused_groups, pad"
+                         fused, fused_wg, fused_tile, fused_vec4, fused_rows, fused_groups, fused_scratch, pad"
                     ));
                 }
             }
@@ -469,6 +487,16 @@ impl KernelConfig {
             return bad(format!(
                 "fused chunks must have 1..={MAX_CHUNK_ROWS} rows, not {}",
                 self.fused_rows
+            ));
+        }
+        let scratch_bytes = 4 * self.fused_scratch as u64;
+        if self.fused_scratch < MIN_FUSED_SCRATCH
+            || scratch_bytes > limits.max_compute_workgroup_storage_size as u64
+        {
+            return bad(format!(
+                "the fused step's workgroup memory of {} floats ({scratch_bytes} bytes): \
+                 at least {MIN_FUSED_SCRATCH} floats, at most the device's {} bytes",
+                self.fused_scratch, limits.max_compute_workgroup_storage_size
             ));
         }
         if self.tile_k == 0

@@ -10,27 +10,25 @@
 //!
 //! A workgroup takes chunks of `chunk_rows` batch rows, one at a time, and
 //! keeps a chunk's every activation, its targets and two blocks of deltas
-//! in [`FUSED_SCRATCH`] floats of workgroup memory, so `chunk_rows` is what
-//! fits. The chunking depends only on the network, the batch and the
+//! in [`KernelConfig::fused_scratch`] floats of workgroup memory, so
+//! `chunk_rows` is what fits. The chunking depends only on the network, the batch and the
 //! configuration, never on timing, so the step is deterministic.
 
 use super::config::{KernelConfig, MAX_TILE};
 use super::layouts::{FusedInfo, FusedLayer, MAX_LAYERS};
 use crate::model::{ModelSpec, ParamLayout};
 
-/// Floats of workgroup memory the fused step declares: 16 KiB, the limit
-/// every wgpu device offers (`Limits::default()`).
-pub const FUSED_SCRATCH: usize = 4096;
-
 /// Widest hidden layer the fused step takes; wider networks keep the
 /// per-stage kernels, whose tiled products use the device better.
 pub const FUSED_MAX_WIDTH: usize = 128;
 
 /// The WGSL the Rust side prepends to `fused_step.wgsl` (after
-/// `common.wgsl` and the head's row loss).
-pub fn prelude() -> String {
+/// `common.wgsl` and the head's row loss), for a workgroup memory of
+/// `scratch` floats: a constant, not an override, since the array it sizes
+/// must be one to every backend.
+pub fn prelude(scratch: u32) -> String {
     format!(
-        "const FUSED_SCRATCH: u32 = {FUSED_SCRATCH}u;\n\
+        "const FUSED_SCRATCH: u32 = {scratch}u;\n\
          const MAX_FUSED_TILE: u32 = {MAX_TILE}u;\n\
          const MAX_FUSED_TILE_SQ: u32 = {}u;\n",
         MAX_TILE * MAX_TILE
@@ -52,7 +50,8 @@ impl FusedShape {
     /// configuration turns it off, the head has no row loss in WGSL (the
     /// full-covariance head), a hidden layer is wider than
     /// [`FUSED_MAX_WIDTH`], one row's values do not fit the workgroup
-    /// memory, or the device offers less of it than [`FUSED_SCRATCH`].
+    /// memory, or the device offers less of it than the configuration's
+    /// [`KernelConfig::fused_scratch`].
     pub fn plan(
         cfg: &KernelConfig,
         spec: &ModelSpec,
@@ -73,7 +72,8 @@ impl FusedShape {
         if let Some(&w) = spec.hidden.iter().find(|&&w| w > FUSED_MAX_WIDTH) {
             return Err(format!("a hidden layer of {w} > {FUSED_MAX_WIDTH}"));
         }
-        if (workgroup_bytes as usize) < FUSED_SCRATCH * 4 {
+        let scratch = cfg.fused_scratch as usize;
+        if (workgroup_bytes as usize) < scratch * 4 {
             return Err(format!("{workgroup_bytes} bytes of workgroup memory"));
         }
         if layout.layers.len() > MAX_LAYERS || batch == 0 {
@@ -82,12 +82,10 @@ impl FusedShape {
         let widths = spec.widths();
         let widest = widths[1..].iter().copied().max().unwrap_or(1);
         let per_row = widths.iter().sum::<usize>() + spec.out_dim + 2 * widest;
-        let chunk_rows = (FUSED_SCRATCH / per_row)
-            .min(cfg.fused_rows as usize)
-            .min(batch);
+        let chunk_rows = (scratch / per_row).min(cfg.fused_rows as usize).min(batch);
         if chunk_rows == 0 {
             return Err(format!(
-                "{per_row} floats per row > {FUSED_SCRATCH} of workgroup memory"
+                "{per_row} floats per row > {scratch} of workgroup memory"
             ));
         }
         let chunks = batch.div_ceil(chunk_rows);
@@ -110,7 +108,7 @@ impl FusedShape {
         let targets_at = at;
         at += chunk_rows * spec.out_dim;
         let (delta_a, delta_b) = (at, at + chunk_rows * widest);
-        debug_assert!(delta_b + chunk_rows * widest <= FUSED_SCRATCH);
+        debug_assert!(delta_b + chunk_rows * widest <= scratch);
 
         let mut info = FusedInfo {
             rows: batch as u32,
@@ -185,7 +183,8 @@ mod tests {
             let s = shape(hidden.clone(), k, d, batch).unwrap();
             let i = s.info;
             let widest = (i.delta_b - i.delta_a) as usize / i.chunk_rows as usize;
-            assert!(i.delta_b as usize + i.chunk_rows as usize * widest <= FUSED_SCRATCH);
+            let scratch = KernelConfig::software().fused_scratch as usize;
+            assert!(i.delta_b as usize + i.chunk_rows as usize * widest <= scratch);
             let rows = (s.groups * i.chunks_per_group * i.chunk_rows) as usize;
             assert!(rows >= batch, "{hidden:?}: {rows} < {batch}");
             // No group is left without rows.
@@ -239,6 +238,26 @@ mod tests {
         let short = plan(8);
         assert_eq!((short.info.chunk_rows, short.groups), (8, 128));
         assert_eq!(short.info.chunks_per_group, 1);
+    }
+
+    /// More workgroup memory, more rows a chunk, up to `fused_rows`; a
+    /// device with less than the configuration asks for is refused.
+    #[test]
+    fn a_larger_scratch_holds_more_rows() {
+        let spec = ModelSpec::mixture(1, 1, vec![128, 128], 5).unwrap();
+        let plan = |scratch, bytes| {
+            let cfg = KernelConfig {
+                fused: true,
+                fused_scratch: scratch,
+                ..KernelConfig::hardware()
+            };
+            FusedShape::plan(&cfg, &spec, &spec.layout(), 4096, bytes, 1)
+        };
+        // 1 + 128 + 128 + 15 activations, 1 target, 2 × 128 deltas a row.
+        let rows = |scratch| plan(scratch, 49152).unwrap().info.chunk_rows;
+        assert_eq!([rows(4096), rows(8192), rows(12288)], [7, 15, 23]);
+        let e = plan(12288, 32768).unwrap_err();
+        assert!(e.contains("32768 bytes"), "{e}");
     }
 
     #[test]

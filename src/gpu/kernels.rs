@@ -10,7 +10,7 @@ use super::bindings::{
     AdamBindings, BindingSpec, DenseBackwardBindings, DenseForwardBindings, FusedStepBindings,
     GatherBindings, HeadLossBindings, HeadSampleBindings, ReduceBindings, layout,
 };
-use super::config::{KernelConfig, MatmulVariant};
+use super::config::{DEFAULT_FUSED_SCRATCH, KernelConfig, MatmulVariant};
 use super::context::GpuContext;
 use super::layouts::{AdamInfo, MAX_LAYERS};
 use super::matmul::{MatmulShape, Product};
@@ -70,6 +70,16 @@ impl Shader {
     /// `matmul.wgsl` for the dense stages, `loss_sum.wgsl` for the loss
     /// reduction and Adam), then the stage's own file.
     pub fn source(self) -> String {
+        self.source_with(DEFAULT_FUSED_SCRATCH)
+    }
+
+    /// The source a configuration compiles: the fused step's workgroup
+    /// memory is sized in its prelude ([`KernelConfig::fused_scratch`]).
+    pub fn source_for(self, cfg: &KernelConfig) -> String {
+        self.source_with(cfg.fused_scratch)
+    }
+
+    fn source_with(self, fused_scratch: u32) -> String {
         let mut s = String::from(COMMON);
         match self {
             Shader::Gather => s.push_str(include_str!("../../shaders/gather.wgsl")),
@@ -91,7 +101,7 @@ impl Shader {
             }
             Shader::Head(kind) => s.push_str(&kind.def().wgsl()),
             Shader::FusedStep(kind) => {
-                s.push_str(&super::fused::prelude());
+                s.push_str(&super::fused::prelude(fused_scratch));
                 let row = kind.def().row_wgsl();
                 s.push_str(&row.expect("fused shaders exist for kinds with a row loss"));
                 s.push_str(include_str!("../../shaders/fused_step.wgsl"));
@@ -460,11 +470,11 @@ impl Kernels {
     }
 }
 
-fn module(device: &wgpu::Device, shader: Shader) -> wgpu::ShaderModule {
+fn module(device: &wgpu::Device, cfg: &KernelConfig, shader: Shader) -> wgpu::ShaderModule {
     let name = shader.name();
     let desc = wgpu::ShaderModuleDescriptor {
         label: Some(&name),
-        source: wgpu::ShaderSource::Wgsl(shader.source().into()),
+        source: wgpu::ShaderSource::Wgsl(shader.source_for(cfg).into()),
     };
     // wgpu's forced loop bounding adds a counter and a branch to every loop
     // iteration; in our matmul inner loops that cost 9-14x per step on an
@@ -517,7 +527,7 @@ fn stage(
 ) -> Kernel {
     let spec = cfg.pipeline_spec(|p| p.shader == shader && p.entry == entry);
     let layout = layout(device, &spec.label, slots);
-    let m = module(device, shader);
+    let m = module(device, cfg, shader);
     let pipeline = pipeline(device, &layout, &m, &spec);
     Kernel { layout, pipeline }
 }
@@ -546,7 +556,7 @@ fn build_matmul(
 /// `shaders/dense_forward.wgsl`, in the configured matmul variant.
 fn dense_forward(device: &wgpu::Device, cfg: &KernelConfig) -> DenseForwardKernel {
     let layout = layout(device, "dense_forward", &DenseForwardBindings::slots());
-    let m = module(device, Shader::DenseForward);
+    let m = module(device, cfg, Shader::DenseForward);
     let pipelines = build_matmul(device, cfg, &layout, &m, "dense_forward");
     DenseForwardKernel { layout, pipelines }
 }
@@ -554,7 +564,7 @@ fn dense_forward(device: &wgpu::Device, cfg: &KernelConfig) -> DenseForwardKerne
 /// `shaders/dense_backward.wgsl`, both modes, in the configured variant.
 fn dense_backward(device: &wgpu::Device, cfg: &KernelConfig) -> DenseBackwardKernel {
     let layout = layout(device, "dense_backward", &DenseBackwardBindings::slots());
-    let m = module(device, Shader::DenseBackward);
+    let m = module(device, cfg, Shader::DenseBackward);
     DenseBackwardKernel {
         weight: build_matmul(device, cfg, &layout, &m, "dense_backward weight"),
         input: build_matmul(device, cfg, &layout, &m, "dense_backward input"),
@@ -565,7 +575,7 @@ fn dense_backward(device: &wgpu::Device, cfg: &KernelConfig) -> DenseBackwardKer
 /// `shaders/adam.wgsl`: both entry points share the bindings.
 fn adam(device: &wgpu::Device, cfg: &KernelConfig) -> AdamKernel {
     let layout = layout(device, "adam", &AdamBindings::slots());
-    let m = module(device, Shader::Adam);
+    let m = module(device, cfg, Shader::Adam);
     let build = |entry| {
         let spec = cfg.pipeline_spec(|p| p.shader == Shader::Adam && p.entry == entry);
         pipeline(device, &layout, &m, &spec)
