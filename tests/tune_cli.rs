@@ -158,23 +158,15 @@ fn bench_runs_the_entry_for_its_row_and_the_environment_still_wins() {
     let mut t = TunedTable::default();
     t.insert(small_bench_entry(&ctx, &kernels));
     t.save(&table).unwrap();
-    let bench = |envs: &[(&str, &str)]| -> Value {
-        let args = [
-            "bench",
-            "--config",
-            "small",
-            "--device",
-            "gpu",
-            "--steps",
-            "2",
-            "--repeats",
-            "1",
-            "--json",
-        ];
+    // The first JSON row (chunked) of a short GPU bench of the small size.
+    let bench = |envs: &[(&str, &str)], more: &[&str]| -> Value {
+        let mut args = vec!["bench", "--config", "small", "--device", "gpu"];
+        args.extend(["--steps", "2", "--repeats", "1", "--json"]);
+        args.extend(more);
         let (stdout, _) = success(&mdn(&table, envs, &args), "mdn bench");
         serde_json::from_str(stdout.lines().next().unwrap()).unwrap()
     };
-    let row = bench(&[]);
+    let row = bench(&[], &[]);
     assert_eq!(row["tuned"], true, "{row}");
     assert_eq!(row["fused"], true, "{row}");
     assert_eq!(row["kernels"], kernels, "{row}");
@@ -183,29 +175,14 @@ fn bench_runs_the_entry_for_its_row_and_the_environment_still_wins() {
         "{row}"
     );
     assert_eq!(row["tuned_changes"], "fused=on,fused_tile=2", "{row}");
-    let row = bench(&[("MDN_GPU_KERNELS", "fused_tile=1")]);
+    let row = bench(&[("MDN_GPU_KERNELS", "fused_tile=1")], &[]);
     assert_eq!(row["tuned"], true, "{row}");
     assert!(
         row["kernels"].as_str().unwrap().contains("fused_tile=1,"),
         "{row}"
     );
     // With `--models 2` the row is another job: the defaults run.
-    let args = [
-        "bench",
-        "--config",
-        "small",
-        "--device",
-        "gpu",
-        "--steps",
-        "2",
-        "--repeats",
-        "1",
-        "--models",
-        "2",
-        "--json",
-    ];
-    let (stdout, _) = success(&mdn(&table, &[], &args), "mdn bench --models 2");
-    let row: Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+    let row = bench(&[], &["--models", "2"]);
     assert_eq!(row["tuned"], false, "{row}");
     assert!(row.get("tuned_gain").is_none(), "{row}");
     assert!(row.get("tuned_changes").is_none(), "{row}");
