@@ -184,6 +184,12 @@ struct FusedLayer {
     act_out: u32,
     partial_offset: u32,
     tanh: u32,
+    // With FUSED_STAGE: where the layer's weights sit in workgroup memory,
+    // a row of w_stride floats per output (else unused).
+    w_at: u32,
+    w_stride: u32,
+    _pad0: u32,
+    _pad1: u32,
 }
 
 // Mirrors `FusedInfo` in src/gpu/layouts.rs: the fused step's network and

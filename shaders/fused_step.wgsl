@@ -99,6 +99,50 @@ override FUSED_TILE: u32 = 4u;
 // at the end, for the stores.
 override FUSED_VEC4: bool = false;
 
+// With FUSED_STAGE (`KernelConfig::fused_stage`) each workgroup copies
+// every layer's weights into workgroup memory before its chunks (rows of
+// FusedLayer.w_stride floats, odd, so the invocations of a product, which
+// read rows 4 apart, hit distinct banks), and the forward and input-delta
+// products read them there: the same values in the same order, from the
+// workgroup's own memory instead of the parameter buffer.
+override FUSED_STAGE: bool = false;
+
+// Where layer `layer`'s weight row `o` starts, and its stride, in
+// `scratch` when staged, else in `params`.
+fn weight_row(layer: FusedLayer, o: u32) -> u32 {
+    if (FUSED_STAGE) {
+        return layer.w_at + o * layer.w_stride;
+    }
+    return param_base + layer.weight + o * layer.in_dim;
+}
+
+fn weight_stride(layer: FusedLayer) -> u32 {
+    if (FUSED_STAGE) {
+        return layer.w_stride;
+    }
+    return layer.in_dim;
+}
+
+fn weight_at(i: u32) -> f32 {
+    if (FUSED_STAGE) {
+        return scratch[i];
+    }
+    return params[i];
+}
+
+// Copies every layer's weights into workgroup memory (FUSED_STAGE).
+fn stage_weights(lid: u32) {
+    for (var l = 0u; l < info.layer_count; l++) {
+        let layer = info.layers[l];
+        let n = layer.out_dim * layer.in_dim;
+        for (var e = lid; e < n; e += FUSED_WG) {
+            let o = e / layer.in_dim;
+            let i = e - o * layer.in_dim;
+            scratch[layer.w_at + o * layer.w_stride + i] = params[param_base + layer.weight + e];
+        }
+    }
+}
+
 fn tiles(n: u32) -> u32 {
     return (n + FUSED_TILE - 1u) / FUSED_TILE;
 }
@@ -180,18 +224,18 @@ fn forward(l: u32, n: u32, lid: u32) {
         var w_at: array<u32, MAX_FUSED_TILE>;
         for (var u = 0u; u < FUSED_TILE; u++) {
             a_at[u] = layer.act_in + min(r0 + u, n - 1u) * n_in;
-            w_at[u] = param_base + layer.weight + min(o0 + u, n_out - 1u) * n_in;
+            w_at[u] = weight_row(layer, min(o0 + u, n_out - 1u));
         }
         var acc: array<f32, MAX_FUSED_TILE_SQ>;
         if (FUSED_VEC4) {
-            tile4(&acc, quad(&a_at), 1u, quad(&w_at), 1u, true, n_in);
+            tile4(&acc, quad(&a_at), 1u, quad(&w_at), 1u, !FUSED_STAGE, n_in);
         } else {
             for (var i = 0u; i < n_in; i++) {
                 var a: array<f32, MAX_FUSED_TILE>;
                 var w: array<f32, MAX_FUSED_TILE>;
                 for (var u = 0u; u < FUSED_TILE; u++) {
                     a[u] = scratch[a_at[u] + i];
-                    w[u] = params[w_at[u] + i];
+                    w[u] = weight_at(w_at[u] + i);
                 }
                 add_outer_product(&acc, &a, &w);
             }
@@ -312,20 +356,21 @@ fn input_delta_tile(layer: FusedLayer, n: u32, d_out: u32, d_in: u32, t: u32) {
     let i0 = (t % tiles_i) * FUSED_TILE;
     var d_at: array<u32, MAX_FUSED_TILE>;
     var w_at: array<u32, MAX_FUSED_TILE>;
+    let w_step = weight_stride(layer);
     for (var u = 0u; u < FUSED_TILE; u++) {
         d_at[u] = d_out + min(r0 + u, n - 1u) * n_out;
-        w_at[u] = param_base + layer.weight + min(i0 + u, n_in - 1u);
+        w_at[u] = weight_row(layer, 0u) + min(i0 + u, n_in - 1u);
     }
     var acc: array<f32, MAX_FUSED_TILE_SQ>;
     if (FUSED_VEC4) {
-        tile4(&acc, quad(&d_at), 1u, quad(&w_at), n_in, true, n_out);
+        tile4(&acc, quad(&d_at), 1u, quad(&w_at), w_step, !FUSED_STAGE, n_out);
     } else {
         for (var o = 0u; o < n_out; o++) {
             var d: array<f32, MAX_FUSED_TILE>;
             var w: array<f32, MAX_FUSED_TILE>;
             for (var u = 0u; u < FUSED_TILE; u++) {
                 d[u] = scratch[d_at[u] + o];
-                w[u] = params[w_at[u] + o * n_in];
+                w[u] = weight_at(w_at[u] + o * w_step);
             }
             add_outer_product(&acc, &d, &w);
         }
@@ -358,6 +403,12 @@ fn main(
     let last = info.layer_count - 1u;
     let head_base = info.layers[last].act_out;
     grad_shift = info.delta_a - head_base;
+    if (FUSED_STAGE) {
+        // The weights are the same for every chunk: copied once, before
+        // the first, and never written again this step.
+        stage_weights(lid);
+        workgroupBarrier();
+    }
     for (var c = 0u; c < info.chunks_per_group; c++) {
         // Every value below is the same for the whole workgroup, so the
         // barriers stay in uniform control flow.

@@ -106,6 +106,11 @@ pub struct KernelConfig {
     /// device; more, where the device allows, gives a chunk more rows
     /// (wide networks: 6 rows of 128-wide layers at 16 KiB, 20 at 48).
     pub fused_scratch: u32,
+    /// Whether each fused workgroup first copies every layer's weights into
+    /// that memory (rows padded to an odd stride), so the forward and
+    /// input-delta products read them there instead of from the parameter
+    /// buffer: fewer rows a chunk, cheaper weight loads.
+    pub fused_stage: bool,
     /// `mdn sweep` pads models of one depth but different K or widths into
     /// one trainer (`crate::model::pad`) when the padded network's
     /// multiply-adds, times the models, are at most this percent of the
@@ -172,7 +177,7 @@ impl std::fmt::Display for KernelConfig {
         }
         write!(
             f,
-            ",fused={},fused_wg={},fused_tile={},fused_vec4={},fused_rows={},fused_groups={},fused_scratch={},pad={}",
+            ",fused={},fused_wg={},fused_tile={},fused_vec4={},fused_rows={},fused_groups={},fused_scratch={},fused_stage={},pad={}",
             if self.fused { "on" } else { "off" },
             self.fused_wg,
             self.fused_tile,
@@ -180,6 +185,7 @@ impl std::fmt::Display for KernelConfig {
             self.fused_rows,
             self.fused_groups,
             self.fused_scratch,
+            if self.fused_stage { "on" } else { "off" },
             self.pad_percent
         )?;
         if self.stream {
@@ -249,6 +255,7 @@ impl KernelConfig {
             // only lengthen Adam's sum over the partial slices.
             fused_groups: 4 * threads,
             fused_scratch: DEFAULT_FUSED_SCRATCH,
+            fused_stage: false,
         }
     }
 
@@ -304,6 +311,8 @@ impl KernelConfig {
             // 16 KiB, which every device offers. Unmeasured: the H200
             // offers 48 (`mdn tune` tries 32 and 48 where they exist).
             fused_scratch: DEFAULT_FUSED_SCRATCH,
+            // Unmeasured on a real GPU; `mdn tune` tries it.
+            fused_stage: false,
             // Up to twice the arithmetic for one trainer instead of one per
             // shape: on the H200 a sweep of five K padded into one trainer
             // took 0.98 s against 1.65 s for five (docs/benchmarks.md, C).
@@ -336,7 +345,7 @@ impl KernelConfig {
     /// [`KernelConfig::narrow_macs`]), `big_tile=8x8|none` and
     /// `big_macs=256` (see [`KernelConfig::big_tile`]), `fused=on|off`,
     /// `fused_wg=64`, `fused_tile=4`, `fused_vec4=off`, `fused_rows=64`,
-    /// `fused_groups=2048` and `fused_scratch=4096` (see
+    /// `fused_groups=2048`, `fused_scratch=4096` and `fused_stage=off` (see
     /// [`KernelConfig::fused`]), `pad=200` (see
     /// [`KernelConfig::pad_percent`]).
     pub fn with_overrides(mut self, spec: &str) -> std::result::Result<Self, String> {
@@ -392,12 +401,13 @@ impl KernelConfig {
                 "fused_rows" => self.fused_rows = number(key, v)?,
                 "fused_groups" => self.fused_groups = number(key, v)?,
                 "fused_scratch" => self.fused_scratch = number(key, v)?,
+                "fused_stage" => self.fused_stage = on_off("fused_stage", v)?,
                 "pad" => self.pad_percent = number(key, v)?,
                 other => {
                     return Err(format!(
                         "unknown key `{other}`; keys: matmul, tile, wg, k, blocked_wg, rows_wg, \
                          adam_wg, adam_lanes, invocations, split_rows, narrow, big_tile, big_macs, \
-                         fused, fused_wg, fused_tile, fused_vec4, fused_rows, fused_groups, fused_scratch, pad"
+                         fused, fused_wg, fused_tile, fused_vec4, fused_rows, fused_groups, fused_scratch, fused_stage, pad"
                     ));
                 }
             }

@@ -82,11 +82,42 @@ impl FusedShape {
         let widths = spec.widths();
         let widest = widths[1..].iter().copied().max().unwrap_or(1);
         let per_row = widths.iter().sum::<usize>() + spec.out_dim + 2 * widest;
-        let chunk_rows = (scratch / per_row).min(cfg.fused_rows as usize).min(batch);
+        // With `fused_stage`, every layer's weights first, a row of an odd
+        // number of floats per output: the invocations of a product read
+        // rows 4 apart, which an odd stride spreads over every bank.
+        let w_stride = |l: &crate::model::LayerLayout| l.in_dim | 1;
+        let staged: Vec<usize> = if cfg.fused_stage {
+            let mut at = 0;
+            layout
+                .layers
+                .iter()
+                .map(|l| {
+                    let here = at;
+                    at += l.out_dim * w_stride(l);
+                    here
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let weights_len = layout
+            .layers
+            .iter()
+            .filter(|_| cfg.fused_stage)
+            .map(|l| l.out_dim * w_stride(l))
+            .sum::<usize>();
+        let chunk_rows = (scratch.saturating_sub(weights_len) / per_row)
+            .min(cfg.fused_rows as usize)
+            .min(batch);
         if chunk_rows == 0 {
-            return Err(format!(
-                "{per_row} floats per row > {scratch} of workgroup memory"
-            ));
+            return Err(if weights_len > 0 {
+                format!(
+                    "{weights_len} floats of staged weights and {per_row} per row > {scratch} of \
+                     workgroup memory"
+                )
+            } else {
+                format!("{per_row} floats per row > {scratch} of workgroup memory")
+            });
         }
         let chunks = batch.div_ceil(chunk_rows);
         // `fused_groups` bounds the workgroups of a step, every model's
@@ -97,9 +128,9 @@ impl FusedShape {
         // Recounted from the chunks per group, so every group has rows.
         let groups = chunks.div_ceil(per_group);
 
-        // Workgroup memory: each activation (rows × width, input first),
-        // the targets, then the two delta blocks.
-        let mut at = 0usize;
+        // Workgroup memory: the staged weights, each activation (rows ×
+        // width, input first), the targets, then the two delta blocks.
+        let mut at = weights_len;
         let mut act_at = Vec::with_capacity(widths.len());
         for &w in &widths {
             act_at.push(at);
@@ -136,6 +167,9 @@ impl FusedShape {
                 act_out: act_at[i + 1] as u32,
                 partial_offset: partial_at as u32,
                 tanh: l.tanh as u32,
+                w_at: staged.get(i).map_or(0, |&a| a as u32),
+                w_stride: w_stride(l) as u32,
+                ..Default::default()
             };
             partial_at += groups * l.out_dim * (l.in_dim + 1);
         }
@@ -258,6 +292,47 @@ mod tests {
         assert_eq!([rows(4096), rows(8192), rows(12288)], [7, 15, 23]);
         let e = plan(12288, 32768).unwrap_err();
         assert!(e.contains("32768 bytes"), "{e}");
+    }
+
+    /// Staged weights come first, each layer's rows at an odd stride, and
+    /// the chunk's rows fit behind them; weights that leave no room for a
+    /// row are refused, naming them.
+    #[test]
+    fn staged_weights_sit_before_the_rows() {
+        let spec = ModelSpec::mixture(1, 1, vec![32, 32], 5).unwrap();
+        let plan = |stage, scratch| {
+            let cfg = KernelConfig {
+                fused: true,
+                fused_stage: stage,
+                fused_scratch: scratch,
+                ..KernelConfig::hardware()
+            };
+            FusedShape::plan(&cfg, &spec, &spec.layout(), 1024, 49152, 1)
+        };
+        let s = plan(true, 4096).unwrap();
+        let l = &s.info.layers;
+        // 32×1 (stride 1), 32×32 (stride 33), 15×32 (stride 33).
+        assert_eq!([l[0].w_stride, l[1].w_stride, l[2].w_stride], [1, 33, 33]);
+        assert_eq!([l[0].w_at, l[1].w_at, l[2].w_at], [0, 32, 32 + 32 * 33]);
+        let weights = 32 + 32 * 33 + 15 * 33;
+        assert_eq!(l[0].act_in as usize, weights);
+        let per_row = 1 + 32 + 32 + 15 + 1 + 2 * 32;
+        assert_eq!(s.info.chunk_rows as usize, (4096 - weights) / per_row);
+        let widest = 32;
+        assert!(s.info.delta_b as usize + s.info.chunk_rows as usize * widest <= 4096);
+        // Unstaged, the rows start at 0 and there are more of them.
+        let plain = plan(false, 4096).unwrap();
+        assert_eq!(plain.info.layers[0].act_in, 0);
+        assert!(plain.info.chunk_rows > s.info.chunk_rows);
+
+        let wide = ModelSpec::mixture(1, 1, vec![128, 128], 5).unwrap();
+        let cfg = KernelConfig {
+            fused: true,
+            fused_stage: true,
+            ..KernelConfig::hardware()
+        };
+        let e = FusedShape::plan(&cfg, &wide, &wide.layout(), 64, 49152, 1).unwrap_err();
+        assert!(e.contains("staged weights"), "{e}");
     }
 
     #[test]

@@ -202,6 +202,12 @@ pub struct FusedLayer {
     pub act_out: u32,
     pub partial_offset: u32,
     pub tanh: u32,
+    /// With `fused_stage`: where the layer's weights sit in workgroup
+    /// memory, a row of `w_stride` floats per output (else unused).
+    pub w_at: u32,
+    pub w_stride: u32,
+    pub _pad0: u32,
+    pub _pad1: u32,
 }
 
 /// Mirrors `FusedInfo` in `shaders/common.wgsl`; built by

@@ -61,6 +61,18 @@ pub fn fused_knobs(threads: usize) -> Vec<Knob> {
         // 16, 32 and 48 KiB of workgroup memory: more rows a chunk where
         // the device has it (the trial is skipped where it has not).
         Knob::numbers("fused_scratch", [4096, 8192, 12288]),
+        // The weights staged in that memory: they need room beside the
+        // rows, so with each size.
+        Knob::new(
+            "fused_stage",
+            [
+                "fused_stage=on",
+                "fused_stage=on,fused_scratch=8192",
+                "fused_stage=on,fused_scratch=12288",
+                "fused_stage=off",
+            ]
+            .map(String::from),
+        ),
         // 8 and 16 for CPU drivers, where a workgroup of one or two SIMD
         // vectors makes a barrier cheap.
         Knob::numbers("fused_wg", [8, 16, 32, 64, 128, 256]),
@@ -146,11 +158,11 @@ mod tests {
 
     #[test]
     fn group_counts_are_listed_once() {
-        let groups = &fused_knobs(4)[5];
+        let groups = &fused_knobs(4)[6];
         assert_eq!(groups.name, "fused_groups");
         assert_eq!(groups.values.len(), 6, "{:?}", groups.values);
         assert_eq!(groups.values[0], "fused_groups=16", "ascending");
-        assert_eq!(fused_knobs(64)[5].values.len(), 5, "4 × 64 = 256 is listed");
+        assert_eq!(fused_knobs(64)[6].values.len(), 5, "4 × 64 = 256 is listed");
     }
 
     #[test]
