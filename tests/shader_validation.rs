@@ -313,7 +313,11 @@ fn rust_twins_match_the_wgsl_structs() {
             act_in,
             act_out,
             partial_offset,
-            tanh
+            tanh,
+            w_at,
+            w_stride,
+            _pad0,
+            _pad1
         }),
         rust_layout!(FusedInfo {
             rows,

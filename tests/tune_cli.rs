@@ -365,3 +365,20 @@ fn the_table_lists_what_was_measured_and_marks_stale_entries() {
         text(&off.stderr)
     );
 }
+
+/// `--only`'s help names every setting the search has (they are listed by
+/// hand there).
+#[test]
+fn the_help_names_every_setting_the_search_tries() {
+    let out = Command::new(env!("CARGO_BIN_EXE_mdn"))
+        .args(["tune", "--help"])
+        .output()
+        .unwrap();
+    let help = text(&out.stdout).replace(['\n', ' '], "");
+    for name in mdn::tune::knob_names() {
+        assert!(
+            help.contains(&format!("{name},")) || help.contains(&format!("{name})")),
+            "{name}"
+        );
+    }
+}
