@@ -15,7 +15,7 @@ use mdn::gpu::tuned::{TUNED_KERNELS_ENV, TunedTable, default_path};
 use mdn::model::{Head, ModelSpec};
 use mdn::tune::search::{Outcome, Trial};
 use mdn::tune::space::changes;
-use mdn::tune::{TuneJob, TuneOptions, TuneReport, knob_names, tune};
+use mdn::tune::{TuneJob, TuneOptions, TuneReport, defaults_for, knob_names, tune};
 use serde_json::json;
 
 use super::args::{ModelKind, TuneArgs};
@@ -83,7 +83,7 @@ pub fn tune_command(a: TuneArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
         batch,
         models: a.models,
     };
-    let default = mdn::gpu::KernelConfig::for_adapter(&ctx.info);
+    let default = defaults_for(&ctx.info, a.models);
     let mut out = std::io::stdout().lock();
     if !a.json {
         writeln!(

@@ -89,6 +89,17 @@ impl TuneJob<'_> {
     }
 }
 
+/// The configuration a job runs without a tuned entry: the adapter's
+/// defaults, with the fused step for a set of models (the one path that
+/// steps several at once, whatever `fused=` says).
+pub fn defaults_for(info: &wgpu::AdapterInfo, models: usize) -> KernelConfig {
+    let base = KernelConfig::for_adapter(info);
+    KernelConfig {
+        fused: base.fused || models > 1,
+        ..base
+    }
+}
+
 /// What a tuning run found.
 #[derive(Clone, Debug)]
 pub struct TuneReport {
@@ -149,7 +160,7 @@ pub fn tune(
             )));
         }
     }
-    let default = KernelConfig::for_adapter(&ctx.info);
+    let default = defaults_for(&ctx.info, job.models);
     let wanted = |name: &str| {
         opts.only
             .as_ref()
@@ -202,12 +213,17 @@ pub fn tune(
     };
     // The search's rates come from different moments of a shared machine:
     // the winner and the defaults are measured again, taking turns.
+    // When the defaults won the search, they are measured on their own.
     let mut rates = (Vec::new(), Vec::new());
     for _ in 0..opts.confirm_rounds.max(1) {
         let d = s.remeasure("confirm", &default)?;
-        let w = s.remeasure("confirm", &winner)?;
         rates.0.extend(d.rate());
-        rates.1.extend(w.rate());
+        if winner == default {
+            rates.1.extend(d.rate());
+        } else {
+            let w = s.remeasure("confirm", &winner)?;
+            rates.1.extend(w.rate());
+        }
     }
     drop(s);
     let (Some(default_rate), Some(winner_rate)) = (median(&rates.0), median(&rates.1)) else {
