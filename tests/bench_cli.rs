@@ -9,6 +9,7 @@ use serde_json::Value;
 
 fn mdn(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_mdn"))
+        .env("MDN_TUNED_KERNELS", "off")
         .args(args)
         .output()
         .expect("the mdn binary runs")

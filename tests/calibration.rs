@@ -10,6 +10,7 @@ use serde_json::Value;
 
 fn mdn(dir: &Path, args: &[&str]) -> (String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_mdn"))
+        .env("MDN_TUNED_KERNELS", "off")
         .args(args)
         .current_dir(dir)
         .output()
@@ -21,6 +22,7 @@ fn mdn(dir: &Path, args: &[&str]) -> (String, String) {
 
 fn fails(dir: &Path, args: &[&str], needle: &str) {
     let out = Command::new(env!("CARGO_BIN_EXE_mdn"))
+        .env("MDN_TUNED_KERNELS", "off")
         .args(args)
         .current_dir(dir)
         .output()

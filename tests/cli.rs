@@ -105,6 +105,7 @@ fn split(args: &str) -> Vec<&str> {
 /// Runs `mdn` with exactly these arguments.
 fn mdn_args(dir: &Path, args: &[&str]) -> Run {
     let out = Command::new(env!("CARGO_BIN_EXE_mdn"))
+        .env("MDN_TUNED_KERNELS", "off")
         .args(args)
         .current_dir(dir)
         .env_remove("RUST_BACKTRACE")
@@ -1177,6 +1178,7 @@ fn cpu_kernel_choice_is_checked_and_each_choice_trains() {
     let dir = tempfile::tempdir().unwrap();
     let run = |value: &str| {
         Command::new(env!("CARGO_BIN_EXE_mdn"))
+            .env("MDN_TUNED_KERNELS", "off")
             .args([
                 "train", "--toy", "inverse", "--steps", "200", "--device", "cpu",
             ])

@@ -27,6 +27,7 @@ struct Run {
 
 fn mdn_env(dir: &Path, args: &str, env: &[(&str, &str)]) -> Run {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mdn"));
+    cmd.env("MDN_TUNED_KERNELS", "off");
     cmd.args(args.split_whitespace())
         .current_dir(dir)
         .env_remove("RUST_BACKTRACE")

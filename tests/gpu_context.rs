@@ -435,6 +435,7 @@ fn environment_selects_backend_and_adapter() {
 fn adapters_command_honours_the_backend_flag() {
     let run = |args: &[&str]| {
         std::process::Command::new(env!("CARGO_BIN_EXE_mdn"))
+            .env("MDN_TUNED_KERNELS", "off")
             .args(args)
             .env_remove("WGPU_BACKEND")
             .output()

@@ -14,6 +14,7 @@ fn mdn(dir: &Path, args: &[&str]) -> String {
 
 fn mdn_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_mdn"))
+        .env("MDN_TUNED_KERNELS", "off")
         .args(args)
         .env_remove("MDN_CHUNK_ROWS")
         .envs(env.iter().copied())

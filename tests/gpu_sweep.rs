@@ -218,6 +218,7 @@ fn cli_sweep_of(
         .into_iter()
         .filter(|(flag, _)| !grid.contains(flag));
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_mdn"))
+        .env("MDN_TUNED_KERNELS", "off")
         .arg("sweep")
         .args(grid)
         .args(unset.flat_map(|(flag, value)| [flag, value]))

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 fn mdn(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_mdn"))
+        .env("MDN_TUNED_KERNELS", "off")
         .args(args)
         .current_dir(dir)
         .output()
@@ -26,6 +27,7 @@ fn ok(dir: &Path, args: &[&str]) -> String {
 fn spawn(dir: &Path, args: &[&str]) -> Child {
     use std::os::unix::process::CommandExt;
     Command::new(env!("CARGO_BIN_EXE_mdn"))
+        .env("MDN_TUNED_KERNELS", "off")
         .args(args)
         .current_dir(dir)
         .stdout(Stdio::piped())

@@ -462,6 +462,7 @@ fn playground_trains_an_mlp_and_an_mdn_side_by_side() {
 
 fn mdn_cmd() -> std::process::Command {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mdn"));
+    cmd.env("MDN_TUNED_KERNELS", "off");
     cmd.env("NODEVICE_SELECT", "1");
     cmd
 }

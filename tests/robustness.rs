@@ -9,6 +9,7 @@ use mdn::gpu::context::{BackendChoice, GpuOptions, MAX_BINDING_ENV, test_context
 
 fn mdn(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_mdn"))
+        .env("MDN_TUNED_KERNELS", "off")
         .args(args)
         .current_dir(dir)
         .output()
@@ -100,6 +101,7 @@ fn a_batch_above_the_binding_limit_is_refused_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let (batch, width) = (batch.to_string(), width.to_string());
     let out = Command::new(env!("CARGO_BIN_EXE_mdn"))
+        .env("MDN_TUNED_KERNELS", "off")
         .args([
             "--backend",
             "vulkan",

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 fn mdn(dir: &Path, args: &[&str]) -> (String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_mdn"))
+        .env("MDN_TUNED_KERNELS", "off")
         .args(args)
         .current_dir(dir)
         .output()

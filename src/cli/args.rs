@@ -30,12 +30,20 @@ impl Cli {
             backend: self.backend.map(Into::into),
             adapter: self.adapter.clone(),
             max_binding: None,
-            tuned: tuned_table(),
+            tuned: None,
         }
     }
 }
 
-/// The table `mdn tune` writes, for the trainers to look their job up in.
+/// `opts` with the table `mdn tune` writes, for the commands that train
+/// (`train`, `sweep`, `bench`) to look their jobs up in.
+pub fn with_tuned_table(opts: GpuOptions) -> GpuOptions {
+    GpuOptions {
+        tuned: tuned_table(),
+        ..opts
+    }
+}
+
 /// A table that cannot be read costs a warning, not the run: it only ever
 /// makes training faster.
 fn tuned_table() -> Option<std::sync::Arc<mdn::gpu::tuned::TunedTable>> {

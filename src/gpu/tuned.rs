@@ -199,7 +199,7 @@ impl TunedTable {
             Err(e) => return Err(MdnError::io(path, e)),
         };
         let bad = |why: String| {
-            MdnError::Config(format!(
+            MdnError::Data(format!(
                 "{}: not a table of tuned kernels ({why}); delete it or run `mdn tune` again",
                 path.display()
             ))
