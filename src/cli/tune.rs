@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use mdn::bench::BenchModel;
 use mdn::fit::prepare;
-use mdn::gpu::context::{GpuContext, GpuOptions};
+use mdn::gpu::context::{GpuContext, GpuOptions, is_software_adapter};
 use mdn::gpu::tuned::{TUNED_KERNELS_ENV, TunedTable, default_path};
 use mdn::model::{Head, ModelSpec};
 use mdn::tune::search::{Outcome, Trial};
@@ -106,7 +106,30 @@ pub fn tune_command(a: TuneArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
         out.flush()?;
     }
     let mut failed: Option<std::io::Error> = None;
+    if is_software_adapter(&ctx.info) {
+        eprintln!(
+            "note: {} is a software rasteriser: `mdn train` and `sweep` run on the CPU here \
+             unless given --device gpu, and only then use what this finds",
+            ctx.info.name
+        );
+    }
+    // Once, when a step turns out to take longer than a trial's repeat:
+    // each configuration then costs a few whole steps.
+    let mut warned_slow = false;
+    let repeat = a.seconds / 3.0;
     let mut on_trial = |t: &Trial| {
+        if let Outcome::Rate(r) = t.outcome
+            && !warned_slow
+            && 1.0 / r > repeat
+        {
+            warned_slow = true;
+            eprintln!(
+                "note: a step takes {:.2} s on this adapter, so each of the search's ~50 \
+                 configurations takes about {:.0} s (a warm-up step and three timed ones)",
+                1.0 / r,
+                4.0 / r
+            );
+        }
         let line = if a.json {
             trial_json(t, &default).to_string()
         } else {
