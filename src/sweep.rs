@@ -27,7 +27,6 @@ use crate::device::{DeviceChoice, Placement};
 use crate::error::{MdnError, Result};
 use crate::fit::{FitOptions, Prepared, fit_with, prepare};
 use crate::gpu::context::{GpuContext, GpuOptions};
-use crate::gpu::kernels::config_for_job;
 use crate::gpu::tuned::JobShape;
 use crate::gpu::{GpuTrainer, Kernels};
 use crate::model::init::init_params;
@@ -262,17 +261,10 @@ pub fn run_sweep(
                 // kernels are built once per configuration.
                 let mut built: Vec<Arc<Kernels>> = vec![Arc::clone(&kernels)];
                 let mut kernels_for = |job: &JobShape| -> Result<Arc<Kernels>> {
-                    let (config, tuned) = config_for_job(&ctx, job)?;
-                    if let Some(k) = built
-                        .iter()
-                        .find(|k| k.config == config && k.tuned == tuned)
-                    {
-                        return Ok(Arc::clone(k));
+                    let k = Kernels::for_job(&ctx, job, &built)?;
+                    if !built.iter().any(|b| Arc::ptr_eq(b, &k)) {
+                        built.push(Arc::clone(&k));
                     }
-                    let mut k = Kernels::with_config(&ctx, config)?;
-                    k.tuned = tuned;
-                    let k = Arc::new(k);
-                    built.push(Arc::clone(&k));
                     Ok(k)
                 };
                 while let Some(pack) = queue.pop_front() {

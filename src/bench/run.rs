@@ -17,7 +17,6 @@ use crate::data::Dataset;
 use crate::error::{MdnError, Result};
 use crate::gpu::config::KernelConfig;
 use crate::gpu::context::{GpuContext, GpuOptions};
-use crate::gpu::kernels::config_for_job;
 use crate::gpu::tuned::JobShape;
 use crate::gpu::{GpuTrainer, Kernels};
 use crate::model::ModelSpec;
@@ -283,14 +282,7 @@ impl Bench {
                     .expect("Bench::new opened the GPU for a GPU row");
                 // What `mdn tune` measured for this row's job, if anything.
                 let job = JobShape::new(spec, tc.batch, data.len(), models);
-                let kernels = &match config_for_job(ctx, &job)? {
-                    (c, None) if c == base.config => Arc::clone(base),
-                    (c, tuned) => {
-                        let mut k = Kernels::with_config(ctx, c)?;
-                        k.tuned = tuned;
-                        Arc::new(k)
-                    }
-                };
+                let kernels = &Kernels::for_job(ctx, &job, std::slice::from_ref(base))?;
                 let mut t = if models == 1 {
                     let (params, tc) = member(0);
                     GpuTrainer::with_kernels(
@@ -399,7 +391,7 @@ impl Bench {
             tuned: dispatches.map(|d| d.0.tuned.is_some()),
             tuned_gain: dispatches
                 .and_then(|d| d.0.tuned.as_ref())
-                .map(|t| t.entry.steps_per_s / t.entry.default_steps_per_s.max(1e-12)),
+                .map(|t| t.entry.gain()),
             tuned_changes: dispatches
                 .and_then(|d| d.0.tuned.as_ref())
                 .map(|t| t.entry.changes.clone()),

@@ -318,7 +318,7 @@ fn list(json: bool) -> anyhow::Result<()> {
             e.adapter.backend,
             e.adapter.driver_info,
             e.job.describe(),
-            e.steps_per_s / e.default_steps_per_s.max(1e-12),
+            e.gain(),
             e.default_steps_per_s,
             if current {
                 ""

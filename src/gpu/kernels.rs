@@ -4,7 +4,7 @@
 //! stage's own file, since WGSL has no include. Workgroup and tile sizes are
 //! WGSL `override` constants, set here per device from [`KernelConfig`].
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use super::bindings::{
     AdamBindings, BindingSpec, DenseBackwardBindings, DenseForwardBindings, FusedStepBindings,
@@ -339,7 +339,7 @@ pub struct DenseBackwardKernel {
 }
 
 /// See [`Kernels::for_job`]; the configuration without building it.
-pub fn config_for_job(ctx: &GpuContext, job: &JobShape) -> Result<(KernelConfig, Option<Tuned>)> {
+fn config_for_job(ctx: &GpuContext, job: &JobShape) -> Result<(KernelConfig, Option<Tuned>)> {
     let base = KernelConfig::for_adapter(&ctx.info);
     let found = ctx.tuned.as_ref().and_then(|table| {
         let entry = table.find(&AdapterKey::of(&ctx.info), kernels_build(), job)?;
@@ -408,12 +408,22 @@ impl Kernels {
     /// the context carries a table with one ([`GpuOptions::tuned`]), then
     /// the overrides of `MDN_GPU_KERNELS`, which win.
     ///
+    /// One of `built` is taken instead of new kernels where its
+    /// configuration and tuning are the job's: building the pipelines costs
+    /// 50–170 ms each on software drivers.
+    ///
     /// [`GpuOptions::tuned`]: super::context::GpuOptions::tuned
-    pub fn for_job(ctx: &GpuContext, job: &JobShape) -> Result<Self> {
+    pub fn for_job(ctx: &GpuContext, job: &JobShape, built: &[Arc<Kernels>]) -> Result<Arc<Self>> {
         let (config, tuned) = config_for_job(ctx, job)?;
+        if let Some(k) = built
+            .iter()
+            .find(|k| k.config == config && k.tuned == tuned)
+        {
+            return Ok(Arc::clone(k));
+        }
         let mut kernels = Self::with_config(ctx, config)?;
         kernels.tuned = tuned;
-        Ok(kernels)
+        Ok(Arc::new(kernels))
     }
 
     pub fn with_config(ctx: &GpuContext, config: KernelConfig) -> Result<Self> {

@@ -1,7 +1,7 @@
 //! Kernel configurations measured on this machine (`mdn tune`), kept in a
 //! small JSON file and looked up by adapter and job shape whenever a
 //! trainer is built, so `train`, `sweep` and `bench` run what won here
-//! instead of the adapter kind's defaults ([`KernelConfig::for_adapter`]).
+//! instead of the adapter kind's defaults ([`super::KernelConfig::for_adapter`]).
 //!
 //! An entry is found only for the same adapter and driver, the same build
 //! of the kernels (their WGSL and this crate's version: a new build may
@@ -156,9 +156,16 @@ impl Tuned {
         format!(
             "GPU kernels tuned for this job by `mdn tune`: {} ({:.2}x the defaults' steps/s then; {})",
             e.changes,
-            e.steps_per_s / e.default_steps_per_s.max(1e-12),
+            e.gain(),
             self.source()
         )
+    }
+}
+
+impl TunedEntry {
+    /// Its steps/s over the defaults', as measured.
+    pub fn gain(&self) -> f64 {
+        self.steps_per_s / self.default_steps_per_s.max(1e-12)
     }
 }
 

@@ -125,7 +125,7 @@ impl GpuTrainer {
         config: &TrainConfig,
     ) -> Result<Self> {
         let job = JobShape::new(spec, config.batch, data.len(), 1);
-        let kernels = Arc::new(Kernels::for_job(&ctx, &job)?);
+        let kernels = Kernels::for_job(&ctx, &job, &[])?;
         Self::with_kernels(ctx, kernels, spec, data, params, config)
     }
 
@@ -223,8 +223,8 @@ impl GpuTrainer {
         config: &TrainConfig,
     ) -> std::result::Result<Self, (crate::error::MdnError, Box<Dataset>)> {
         let job = JobShape::new(spec, config.batch, data.len(), 1);
-        let kernels = match Kernels::for_job(&ctx, &job) {
-            Ok(k) => Arc::new(k),
+        let kernels = match Kernels::for_job(&ctx, &job, &[]) {
+            Ok(k) => k,
             Err(e) => return Err((e, Box::new(data))),
         };
         let init = ModelInits::one(params);
