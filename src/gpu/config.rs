@@ -679,6 +679,27 @@ impl KernelConfig {
         shaped.shape_groups(p.m, p.n) + (p.m as u64).div_ceil(shaped.matmul_wg() as u64)
     }
 
+    /// Loop passes per row of the shared dimension that one invocation of
+    /// `shaders/matmul.wgsl` runs for `p` (see `gpu::loop_budget`): the
+    /// sum's loop, and in the staged variants a share of the staging loops
+    /// each block of `tile_k` rows runs (`Tiled`'s start at the invocation,
+    /// so the driver cannot unroll them; `Vec4`'s run a fixed count).
+    pub fn loop_passes_per_k(&self, p: &Product) -> u64 {
+        let s = self.shaped(self.matmul_shape(p));
+        let staging = match s.matmul {
+            MatmulVariant::Blocked => return 1,
+            MatmulVariant::Tiled => {
+                let wg = s.tiled_wg() as u64;
+                let (bm, bn) = (s.tiled_wg_m * s.tile_m, s.tiled_wg_n * s.tile_n);
+                let k = s.tile_k as u64;
+                super::loop_budget::strided_passes(bm as u64 * k, wg)
+                    + super::loop_budget::strided_passes(bn as u64 * k, wg)
+            }
+            MatmulVariant::Vec4 => 0,
+        };
+        1 + (1 + staging).div_ceil(s.tile_k.max(1) as u64)
+    }
+
     /// Invocations one split of a matmul keeps busy.
     pub fn matmul_invocations(&self, p: &Product) -> u64 {
         let shaped = self.shaped(self.matmul_shape(p));

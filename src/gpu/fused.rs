@@ -16,6 +16,7 @@
 
 use super::config::{KernelConfig, MAX_TILE};
 use super::layouts::{FusedInfo, FusedLayer, MAX_LAYERS};
+use super::loop_budget::{LLVMPIPE_LANES, strided_passes};
 use crate::model::{ModelSpec, ParamLayout};
 
 /// Widest hidden layer the fused step takes; wider networks keep the
@@ -51,13 +52,16 @@ impl FusedShape {
     /// full-covariance head), a hidden layer is wider than
     /// [`FUSED_MAX_WIDTH`], one row's values do not fit the workgroup
     /// memory, or the device offers less of it than the configuration's
-    /// [`KernelConfig::fused_scratch`].
+    /// [`KernelConfig::fused_scratch`]. Where the driver stops loops past
+    /// a number of passes (`loop_budget`, see `gpu::loop_budget`), a
+    /// workgroup takes no more chunks than fit it, and a chunk no more rows.
     pub fn plan(
         cfg: &KernelConfig,
         spec: &ModelSpec,
         layout: &ParamLayout,
         batch: usize,
         workgroup_bytes: u32,
+        loop_budget: Option<u64>,
         models: usize,
     ) -> Result<Self, String> {
         if !cfg.fused {
@@ -106,9 +110,22 @@ impl FusedShape {
             .filter(|_| cfg.fused_stage)
             .map(|l| l.out_dim * w_stride(l))
             .sum::<usize>();
-        let chunk_rows = (scratch.saturating_sub(weights_len) / per_row)
+        let mut chunk_rows = (scratch.saturating_sub(weights_len) / per_row)
             .min(cfg.fused_rows as usize)
             .min(batch);
+        let passes = LoopPasses { cfg, spec, layout };
+        let fixed = passes.per_group();
+        if let Some(budget) = loop_budget {
+            while chunk_rows > 1 && fixed + passes.per_chunk(chunk_rows) > budget {
+                chunk_rows -= 1;
+            }
+            if chunk_rows == 1 && fixed + passes.per_chunk(1) > budget {
+                return Err(format!(
+                    "one row runs {} loop passes an invocation, over this driver's budget of {budget}",
+                    fixed + passes.per_chunk(1)
+                ));
+            }
+        }
         if chunk_rows == 0 {
             return Err(if weights_len > 0 {
                 format!(
@@ -124,7 +141,11 @@ impl FusedShape {
         // together: more models, fewer slices each (less memory, and less
         // for Adam to add up), the same parallelism.
         let groups_per_model = (cfg.fused_groups as usize / models.max(1)).max(1);
-        let per_group = chunks.div_ceil(groups_per_model);
+        let mut per_group = chunks.div_ceil(groups_per_model);
+        if let Some(budget) = loop_budget {
+            let most = (budget - fixed) / passes.per_chunk(chunk_rows);
+            per_group = per_group.min(most.max(1) as usize);
+        }
         // Recounted from the chunks per group, so every group has rows.
         let groups = chunks.div_ceil(per_group);
 
@@ -193,6 +214,104 @@ impl FusedShape {
     }
 }
 
+/// The loop passes of `shaders/fused_step.wgsl` in its busiest SIMD vector
+/// (see `gpu::loop_budget`): the loops whose bounds come from the network
+/// and the rows, not the fixed-count tile loops the driver unrolls. An upper
+/// bound: measured, a 64,64 network's 15-row chunks in workgroups of 64
+/// ran out of llvmpipe's 65 535 passes after 148 chunks (443 a chunk), where
+/// this counts more.
+struct LoopPasses<'a> {
+    cfg: &'a KernelConfig,
+    spec: &'a ModelSpec,
+    layout: &'a ParamLayout,
+}
+
+impl LoopPasses<'_> {
+    fn wg(&self) -> u64 {
+        self.cfg.fused_wg as u64
+    }
+
+    fn tiles(&self, n: usize) -> u64 {
+        (n as u64).div_ceil(self.cfg.fused_tile as u64)
+    }
+
+    /// Once per workgroup: the chunk loop's last test, and staging the
+    /// weights.
+    fn per_group(&self) -> u64 {
+        let mut passes = 1;
+        if self.cfg.fused_stage {
+            passes += self.layout.layers.len() as u64 + 1;
+            for l in &self.layout.layers {
+                passes += strided_passes((l.out_dim * l.in_dim) as u64, self.wg());
+            }
+        }
+        passes
+    }
+
+    /// One chunk of `n` rows, in the order `main` runs it.
+    fn per_chunk(&self, n: usize) -> u64 {
+        let (wg, rows) = (self.wg(), n as u64);
+        let layers = &self.layout.layers;
+        let spec = self.spec;
+        // The chunk loop's pass, and the gathers of inputs and targets.
+        let mut passes = 1
+            + strided_passes(rows * spec.in_dim as u64, wg)
+            + strided_passes(rows * spec.out_dim as u64, wg);
+        // Forward: a tile's sum over the layer's inputs.
+        passes += layers.len() as u64 + 1;
+        for l in layers {
+            let tiles = self.tiles(n) * self.tiles(l.out_dim);
+            passes += strided_passes(tiles, wg) * (l.in_dim as u64 + 1);
+        }
+        // The head's row loss, a row an invocation.
+        let head = spec.head_def().row_loop_passes(spec.k(), spec.out_dim) as u64;
+        passes += strided_passes(rows, wg) * (head + 1);
+        // Backward: weight tiles (a sum over the rows), biases (the same),
+        // input tiles (a sum over the outputs) dealt out together, so a
+        // vector whose lanes hold items of several kinds runs each kind's
+        // loop.
+        passes += layers.len() as u64 + 1;
+        for (i, l) in layers.iter().enumerate() {
+            let weight_tiles = self.tiles(l.out_dim) * self.tiles(l.in_dim);
+            let bias_end = weight_tiles + l.out_dim as u64;
+            let items = if i > 0 {
+                bias_end + self.tiles(n) * self.tiles(l.in_dim)
+            } else {
+                bias_end
+            };
+            let cost = |item: u64| -> (usize, u64) {
+                if item < weight_tiles {
+                    (0, rows + 1)
+                } else if item < bias_end {
+                    (1, rows + 1)
+                } else {
+                    (2, l.out_dim as u64 + 1)
+                }
+            };
+            let mut busiest = 0;
+            for first in (0..wg).step_by(LLVMPIPE_LANES as usize) {
+                let mut vector = 1;
+                let mut pass = 0;
+                while first + pass * wg < items {
+                    let mut kinds = [0u64; 3];
+                    for lane in first..(first + LLVMPIPE_LANES).min(wg) {
+                        let item = lane + pass * wg;
+                        if item < items {
+                            let (kind, c) = cost(item);
+                            kinds[kind] = c;
+                        }
+                    }
+                    vector += 1 + kinds.iter().sum::<u64>();
+                    pass += 1;
+                }
+                busiest = busiest.max(vector);
+            }
+            passes += busiest;
+        }
+        passes
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,7 +322,7 @@ mod tests {
             fused: true,
             ..KernelConfig::software()
         };
-        FusedShape::plan(&cfg, &spec, &spec.layout(), batch, 16384, 1)
+        FusedShape::plan(&cfg, &spec, &spec.layout(), batch, 16384, None, 1)
     }
 
     #[test]
@@ -245,7 +364,8 @@ mod tests {
             fused_groups: 64,
             ..KernelConfig::software()
         };
-        let plan = |models| FusedShape::plan(&cfg, &spec, &spec.layout(), 4096, 16384, models);
+        let plan =
+            |models| FusedShape::plan(&cfg, &spec, &spec.layout(), 4096, 16384, None, models);
         for (models, most) in [(1, 64), (4, 16), (64, 1), (1000, 1)] {
             let s = plan(models).unwrap();
             assert!(s.groups <= most, "{models} models: {} groups", s.groups);
@@ -265,7 +385,7 @@ mod tests {
                 fused_rows: rows,
                 ..KernelConfig::hardware()
             };
-            FusedShape::plan(&cfg, &spec, &spec.layout(), 1024, 16384, 1).unwrap()
+            FusedShape::plan(&cfg, &spec, &spec.layout(), 1024, 16384, None, 1).unwrap()
         };
         let own = plan(64);
         assert_eq!((own.info.chunk_rows, own.groups), (28, 37));
@@ -285,7 +405,7 @@ mod tests {
                 fused_scratch: scratch,
                 ..KernelConfig::hardware()
             };
-            FusedShape::plan(&cfg, &spec, &spec.layout(), 4096, bytes, 1)
+            FusedShape::plan(&cfg, &spec, &spec.layout(), 4096, bytes, None, 1)
         };
         // 1 + 128 + 128 + 15 activations, 1 target, 2 × 128 deltas a row.
         let rows = |scratch| plan(scratch, 49152).unwrap().info.chunk_rows;
@@ -307,7 +427,7 @@ mod tests {
                 fused_scratch: scratch,
                 ..KernelConfig::hardware()
             };
-            FusedShape::plan(&cfg, &spec, &spec.layout(), 1024, 49152, 1)
+            FusedShape::plan(&cfg, &spec, &spec.layout(), 1024, 49152, None, 1)
         };
         let s = plan(true, 4096).unwrap();
         let l = &s.info.layers;
@@ -331,8 +451,80 @@ mod tests {
             fused_stage: true,
             ..KernelConfig::hardware()
         };
-        let e = FusedShape::plan(&cfg, &wide, &wide.layout(), 64, 49152, 1).unwrap_err();
+        let e = FusedShape::plan(&cfg, &wide, &wide.layout(), 64, 49152, None, 1).unwrap_err();
         assert!(e.contains("staged weights"), "{e}");
+    }
+
+    /// Measured on llvmpipe (Mesa 22.3): with the software configuration, a
+    /// 64,64 network's 15-row chunks ran out of its 65 535 loop passes after
+    /// 148 chunks of one workgroup, 443 passes a chunk (K 1) and 482 (K 5,
+    /// 136 chunks). The count must not be below what the driver counted.
+    #[test]
+    fn the_loop_count_covers_what_llvmpipe_counted() {
+        let cfg = KernelConfig {
+            fused: true,
+            ..KernelConfig::software()
+        };
+        for (k, measured) in [(1, 65_535 / 148), (5, 65_535 / 136)] {
+            let spec = ModelSpec::mixture(1, 1, vec![64, 64], k).unwrap();
+            let layout = spec.layout();
+            let passes = LoopPasses {
+                cfg: &cfg,
+                spec: &spec,
+                layout: &layout,
+            };
+            let counted = passes.per_chunk(15);
+            assert!(counted >= measured, "K {k}: {counted} < {measured}");
+            // …and not so far above it that the budget is mostly waste.
+            assert!(counted < 2 * measured, "K {k}: {counted}");
+        }
+    }
+
+    /// Under a loop budget a workgroup takes only the chunks that fit it:
+    /// more workgroups than `fused_groups` asks for, every row still
+    /// covered; without one, as asked.
+    #[test]
+    fn a_loop_budget_bounds_the_chunks_of_a_workgroup() {
+        let spec = ModelSpec::mixture(1, 1, vec![64, 64], 5).unwrap();
+        let layout = spec.layout();
+        let cfg = KernelConfig {
+            fused: true,
+            fused_groups: 1,
+            ..KernelConfig::software()
+        };
+        let free = FusedShape::plan(&cfg, &spec, &layout, 4096, 16384, None, 1).unwrap();
+        assert_eq!(free.groups, 1);
+        let budget = 32_767;
+        let s = FusedShape::plan(&cfg, &spec, &layout, 4096, 16384, Some(budget), 1).unwrap();
+        let passes = LoopPasses {
+            cfg: &cfg,
+            spec: &spec,
+            layout: &layout,
+        };
+        let i = s.info;
+        let per_group = passes.per_group()
+            + i.chunks_per_group as u64 * passes.per_chunk(i.chunk_rows as usize);
+        assert!(per_group <= budget, "{per_group} > {budget}");
+        assert!(s.groups > 1);
+        let rows = (s.groups * i.chunks_per_group * i.chunk_rows) as usize;
+        assert!(rows >= 4096);
+        assert!((((s.groups - 1) * i.chunks_per_group * i.chunk_rows) as usize) < 4096);
+
+        // A budget smaller than one row's loops leaves no fused step.
+        let e = FusedShape::plan(&cfg, &spec, &layout, 4096, 16384, Some(50), 1).unwrap_err();
+        assert!(e.contains("loop passes"), "{e}");
+    }
+
+    /// A head's row loss runs inside the fused step's loop budget: every
+    /// kind with one counts its loops.
+    #[test]
+    fn every_fused_row_loss_counts_its_loops() {
+        for kind in crate::head::HeadKind::ALL {
+            let def = kind.def();
+            if def.row_wgsl().is_some() {
+                assert!(def.row_loop_passes(3, 2) > 0, "{}", def.stem());
+            }
+        }
     }
 
     #[test]
@@ -343,12 +535,12 @@ mod tests {
             fused: true,
             ..KernelConfig::software()
         };
-        assert!(FusedShape::plan(&cfg, &full, &full.layout(), 64, 16384, 1).is_err());
+        assert!(FusedShape::plan(&cfg, &full, &full.layout(), 64, 16384, None, 1).is_err());
         let off = KernelConfig {
             fused: false,
             ..cfg
         };
         let spec = ModelSpec::mixture(1, 1, vec![8], 2).unwrap();
-        assert!(FusedShape::plan(&off, &spec, &spec.layout(), 64, 16384, 1).is_err());
+        assert!(FusedShape::plan(&off, &spec, &spec.layout(), 64, 16384, None, 1).is_err());
     }
 }

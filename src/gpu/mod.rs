@@ -8,6 +8,7 @@ pub mod forward;
 pub mod fused;
 pub mod kernels;
 pub mod layouts;
+pub mod loop_budget;
 pub mod matmul;
 pub mod prefetch;
 pub mod sampler;

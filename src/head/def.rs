@@ -59,6 +59,13 @@ pub trait HeadDef: Sync {
         None
     }
 
+    /// Loop passes `head_row_loss` runs for one row, counting each loop's
+    /// failing last test (`gpu::loop_budget`); heads with a
+    /// [`HeadDef::row_wgsl`] give it.
+    fn row_loop_passes(&self, _k: usize, _d: usize) -> usize {
+        0
+    }
+
     /// Outputs of the last layer.
     fn width(&self, k: usize, d: usize) -> usize;
 

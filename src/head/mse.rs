@@ -47,6 +47,10 @@ impl HeadDef for Mse {
         Some(include_str!("../../shaders/heads/mse_row.wgsl").to_string())
     }
 
+    fn row_loop_passes(&self, _k: usize, d: usize) -> usize {
+        d + 1
+    }
+
     fn width(&self, _k: usize, d: usize) -> usize {
         d
     }

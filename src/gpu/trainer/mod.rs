@@ -45,6 +45,7 @@ use super::context::GpuContext;
 use super::fused::FusedShape;
 use super::kernels::Kernels;
 use super::layouts::{LossState, StepInfo};
+use super::loop_budget::loop_budget;
 use super::prefetch::PermutationPrefetch;
 use super::sampler::GpuSampler;
 use super::tuned::JobShape;
@@ -201,8 +202,9 @@ impl GpuTrainer {
         };
         let batch = batch.clamp(1, rows.max(1));
         let workgroup_bytes = limits.max_compute_workgroup_storage_size;
+        let budget = loop_budget(&ctx.info);
         let fits = |models: usize| {
-            FusedShape::plan(&cfg, spec, &layout, batch, workgroup_bytes, models).is_ok_and(
+            FusedShape::plan(&cfg, spec, &layout, batch, workgroup_bytes, budget, models).is_ok_and(
                 |shape| {
                     let each = bytes_per_model(&layout, &shape, rows, batch);
                     each * models as u64 <= limits.max_storage_buffer_binding_size
@@ -276,6 +278,7 @@ impl GpuTrainer {
             &layout,
             order.batch,
             workgroup_bytes,
+            loop_budget(&ctx.info),
             models,
         );
         if let (true, Err(why)) = (init.force_fused, &fused) {

@@ -149,6 +149,12 @@ impl HeadDef for MixtureDiag {
         Some(include_str!("../../../shaders/heads/mixture_diag_row.wgsl").to_string())
     }
 
+    fn row_loop_passes(&self, k: usize, d: usize) -> usize {
+        // logit_lse's two loops over K; then two over K, each calling
+        // log_joint (a loop over D), the second with its own loop over D.
+        k + (k + 1) + (k + 1) + k * (d + 1) + (k + 1) + 2 * k * (d + 1)
+    }
+
     fn width(&self, k: usize, d: usize) -> usize {
         k + 2 * k * d
     }

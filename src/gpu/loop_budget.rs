@@ -1,0 +1,64 @@
+//! Mesa's llvmpipe (and lavapipe, its Vulkan driver, which names its
+//! adapter "llvmpipe" too) stops every loop of a shader once one SIMD vector
+//! of invocations has run `LP_MAX_TGSI_LOOP_ITERATIONS` = 65 535 loop passes
+//! in all, counted over every loop of the shader together, and carries on
+//! after them as if they had ended: no error, just sums over fewer terms.
+//! Measured here (Mesa 22.3, Vulkan and GL alike): the fused step with a
+//! whole 4 096-row minibatch of a 64,64 network in one workgroup left the
+//! row losses of every row past 2 220 at zero, and the per-stage weight
+//! gradient over 65 536-row batch splits came out 5 % off the CPU's.
+//!
+//! So where the adapter has the limit, the kernels' work per invocation is
+//! planned under it: the fused step takes fewer chunks per workgroup
+//! (`gpu::fused`), the weight gradient more batch splits
+//! (`trainer::resident::choose_splits`). Their counts assume what the
+//! driver does with the fixed-count loops (those bounded by a pipeline
+//! constant: the register tiles' loops), which is to unroll them, so only
+//! loops whose bounds come from the data (rows, widths, K, D) are counted;
+//! half the limit is the budget, for what the count leaves out.
+
+/// The loop passes one SIMD vector of an llvmpipe shader may run.
+pub const LLVMPIPE_LOOP_LIMIT: u64 = 65_535;
+
+/// Invocations llvmpipe runs as one vector (256-bit registers, f32 lanes):
+/// a strided loop's pass count is that of its busiest vector.
+pub const LLVMPIPE_LANES: u64 = 8;
+
+/// The loop passes a planned kernel may spend per invocation on this
+/// adapter (half the driver's limit), or `None` where it has no limit.
+pub fn loop_budget(info: &wgpu::AdapterInfo) -> Option<u64> {
+    budget_for(&info.name, &info.driver)
+}
+
+/// [`loop_budget`] from the adapter's name and driver.
+fn budget_for(name: &str, driver: &str) -> Option<u64> {
+    let llvmpipe = |s: &str| s.to_ascii_lowercase().contains("llvmpipe");
+    (llvmpipe(name) || llvmpipe(driver)).then_some(LLVMPIPE_LOOP_LIMIT / 2)
+}
+
+/// Passes of `for (var x = lid; x < items; x += wg)`, in the vector that
+/// holds invocation 0 (which has the most), plus the failing test that
+/// leaves it.
+pub fn strided_passes(items: u64, wg: u64) -> u64 {
+    items.div_ceil(wg.max(1)) + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_llvmpipe_has_a_budget() {
+        let lavapipe = budget_for("llvmpipe (LLVM 15.0.6, 256 bits)", "llvmpipe");
+        assert_eq!(lavapipe, Some(32_767));
+        assert_eq!(budget_for("SwiftShader Device", "SwiftShader driver"), None);
+        assert_eq!(budget_for("NVIDIA H200", "NVIDIA"), None);
+    }
+
+    #[test]
+    fn strided_loops_count_their_busiest_vector() {
+        assert_eq!(strided_passes(0, 64), 1);
+        assert_eq!(strided_passes(64, 64), 2);
+        assert_eq!(strided_passes(65, 64), 3);
+    }
+}

@@ -1,0 +1,123 @@
+//! llvmpipe and lavapipe stop every loop of a shader once a SIMD vector of
+//! invocations has run 65 535 loop passes in all, and carry on with sums
+//! over fewer terms (`gpu::loop_budget`). Two kernels ran past it before
+//! their plans counted it, and both failed these tests:
+//! - the fused step with a whole 4 096-row minibatch in one workgroup: the
+//!   row losses of every row past about 2 000 came out 0;
+//! - the per-stage weight gradient over batch splits of 65 536 rows: the
+//!   gradient 5 % off the CPU trainer's.
+//!
+//! Each runs the first step on lavapipe (Vulkan) and llvmpipe (GL) against
+//! the CPU trainer. On a real GPU there is no budget and the same plans
+//! must agree with the CPU as well. Without an adapter each test skips
+//! loudly; under `MDN_REQUIRE_GPU=1` it fails instead.
+
+mod common;
+use common::*;
+
+use std::sync::Arc;
+
+use mdn::Dataset;
+use mdn::cpu::CpuTrainer;
+use mdn::gpu::context::BackendChoice;
+use mdn::gpu::{GpuTrainer, KernelConfig, Kernels};
+use mdn::model::ModelSpec;
+use mdn::model::init::init_params;
+use mdn::train::{LrSchedule, TrainConfig};
+
+/// Per-stage parity tolerance (tests/gpu_parity.rs), of the largest value.
+const TOL: f32 = 1e-4;
+
+/// A few modes along a smooth curve, `rows` rows of one input and target.
+fn data(rows: usize) -> Dataset {
+    let mut inputs = Vec::with_capacity(rows);
+    let mut targets = Vec::with_capacity(rows);
+    for i in 0..rows {
+        let u = (i as f32 * 0.618_034).fract() * 2.0 - 1.0;
+        inputs.push(u);
+        let mode = (i % 3) as f32 - 1.0;
+        targets.push(mode * 0.8 + (2.0 * u).sin() * 0.5);
+    }
+    Dataset::new(inputs, targets, vec!["x".into()], vec!["y".into()]).unwrap()
+}
+
+/// The first step on `kernels` (the whole data as one minibatch): its
+/// row losses and gradient against the CPU trainer's.
+fn first_step_matches_the_cpu(
+    backend: BackendChoice,
+    kernels: KernelConfig,
+    rows: usize,
+    fused: bool,
+) {
+    let Some(ctx) = context(backend) else {
+        return;
+    };
+    let spec = ModelSpec::mixture(1, 1, vec![64, 64], 5).unwrap();
+    let d = data(rows);
+    let config = TrainConfig {
+        steps: 1,
+        batch: rows,
+        lr: 1e-3,
+        schedule: LrSchedule::Constant,
+        seed: 7,
+    };
+    let kernels = Arc::new(Kernels::with_config(&ctx, kernels).unwrap());
+    let mut gpu = GpuTrainer::with_kernels(
+        Arc::clone(&ctx),
+        kernels,
+        &spec,
+        &d,
+        init_params(&spec, 3),
+        &config,
+    )
+    .unwrap();
+    assert_eq!(
+        gpu.is_fused(),
+        fused,
+        "{backend}: {:?}",
+        gpu.why_not_fused()
+    );
+    let g = gpu.compute_gradients().unwrap();
+    let losses = gpu.row_losses().unwrap();
+    let mut cpu = CpuTrainer::new(&spec, &d, init_params(&spec, 3), &config).unwrap();
+    cpu.compute_gradients();
+    let cpu_losses = cpu.row_loss().to_vec();
+    let what = format!("{backend}, {rows} rows, fused {fused}");
+    let zeros = losses.iter().filter(|&&l| l == 0.0).count();
+    let e_loss = relative_error(&losses, &cpu_losses);
+    let e_grad = relative_error(&g, &cpu.grads);
+    eprintln!("{what}: row losses {e_loss:.2e} ({zeros} zero), gradient {e_grad:.2e}");
+    assert!(
+        e_loss <= TOL,
+        "{what}: row losses differ by {e_loss:.3e}, {zeros} are 0"
+    );
+    assert!(e_grad <= TOL, "{what}: gradient differs by {e_grad:.3e}");
+}
+
+/// The software configuration's fused step with one workgroup for the
+/// whole minibatch: 274 chunks of 15 rows, where llvmpipe's loops run out
+/// after about 140 unless the plan spreads them over more workgroups.
+#[test]
+fn a_fused_minibatch_in_one_workgroup_stays_within_the_loop_budget() {
+    for backend in BACKENDS {
+        let cfg = KernelConfig {
+            fused: true,
+            fused_groups: 1,
+            ..KernelConfig::software()
+        };
+        first_step_matches_the_cpu(backend, cfg, 4096, true);
+    }
+}
+
+/// The per-stage path on a 262 144-row minibatch: the software
+/// configuration's 4 splits of the 64→64 layer would be 65 536 rows each.
+#[test]
+fn per_stage_batch_splits_stay_within_the_loop_budget() {
+    for backend in BACKENDS {
+        let cfg = KernelConfig {
+            fused: false,
+            ..KernelConfig::software()
+        };
+        first_step_matches_the_cpu(backend, cfg, 262_144, false);
+    }
+}
