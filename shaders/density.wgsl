@@ -92,6 +92,10 @@ fn mixture_pdf(h: u32, norm: vec2<f32>, t: f32) -> f32 {
     return p;
 }
 
+// A column an invocation: heat_rows · (K + 1) loop passes, 41 000 at the
+// scenes' 160 rows and K = 256 (MAX_K), inside llvmpipe's 65 535
+// (src/gpu/loop_budget.rs); taller heatmaps or larger K would need the
+// rows split over invocations, as `mode_starts` splits the mode search.
 @compute @workgroup_size(64)
 fn density(@builtin(global_invocation_id) gid: vec3<u32>) {
     let col = gid.x;
@@ -122,7 +126,52 @@ fn density(@builtin(global_invocation_id) gid: vec3<u32>) {
 // Gaussian-mixture mean-shift fixed point x ← Σ w_k μ_k/σ_k² / Σ w_k/σ_k²,
 // w_k = π_k N(x | μ_k, σ_k), and keeps the highest density reached (the CPU's
 // `Mix1::mode` climbs the same way, in f64, to convergence).
+//
+// Each climb is an invocation of `mode_starts`, which leaves where it got
+// and the density there after the drawn strips, at `mode_candidate`;
+// `summary` then keeps each column's best. One invocation climbing from all
+// K starts ran K · MODE_STEPS · K loop passes, past the 65 535 after which
+// llvmpipe ends a shader's loops (src/gpu/loop_budget.rs): a K 64 model
+// drew its mode from the first few starts only. Now an invocation runs
+// about MODE_STEPS · K.
 const MODE_STEPS: u32 = 60u;
+
+// Where the climb from component `start`'s mean in column `col` leaves
+// (x, p(x), 0, 0): after the K component strips and the two summary
+// strips, not drawn.
+fn mode_candidate(start: u32, col: u32) -> u32 {
+    return (info.k + 2u + start) * info.cols + col;
+}
+
+@compute @workgroup_size(64)
+fn mode_starts(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = gid.x;
+    if (i >= info.cols * info.k) {
+        return;
+    }
+    let start = i / info.cols;
+    let col = i % info.cols;
+    let h = col * info.width;
+    let norm = logit_norm(h);
+    var x = head[h + info.k + start] * info.t_std + info.t_mean;
+    for (var it = 0u; it < MODE_STEPS; it++) {
+        var num = 0.0;
+        var den = 0.0;
+        for (var k = 0u; k < info.k; k++) {
+            let pi = exp(head[h + k] - norm.x) / norm.y;
+            let mu = head[h + info.k + k] * info.t_std + info.t_mean;
+            let sigma = max(exp(head[h + 2u * info.k + k]) * info.t_std, 1e-6);
+            let z = (x - mu) / sigma;
+            let w = pi / sigma * exp(-0.5 * z * z) / (sigma * sigma);
+            num += w * mu;
+            den += w;
+        }
+        if (den > 0.0) {
+            x = num / den;
+        }
+    }
+    verts[mode_candidate(start, col)] = vec4<f32>(x, mixture_pdf(h, norm, x), 0.0, 0.0);
+}
 
 @compute @workgroup_size(64)
 fn summary(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -137,30 +186,14 @@ fn summary(@builtin(global_invocation_id) gid: vec3<u32>) {
         let pi = exp(head[h + k] - norm.x) / norm.y;
         mean += pi * (head[h + info.k + k] * info.t_std + info.t_mean);
     }
+    // The first start that reached the highest density, as before.
     var best_x = mean;
     var best_p = -1.0;
     for (var start = 0u; start < info.k; start++) {
-        var x = head[h + info.k + start] * info.t_std + info.t_mean;
-        for (var it = 0u; it < MODE_STEPS; it++) {
-            var num = 0.0;
-            var den = 0.0;
-            for (var k = 0u; k < info.k; k++) {
-                let pi = exp(head[h + k] - norm.x) / norm.y;
-                let mu = head[h + info.k + k] * info.t_std + info.t_mean;
-                let sigma = max(exp(head[h + 2u * info.k + k]) * info.t_std, 1e-6);
-                let z = (x - mu) / sigma;
-                let w = pi / sigma * exp(-0.5 * z * z) / (sigma * sigma);
-                num += w * mu;
-                den += w;
-            }
-            if (den > 0.0) {
-                x = num / den;
-            }
-        }
-        let p = mixture_pdf(h, norm, x);
-        if (p > best_p) {
-            best_p = p;
-            best_x = x;
+        let c = verts[mode_candidate(start, col)];
+        if (c.y > best_p) {
+            best_p = c.y;
+            best_x = c.x;
         }
     }
     let at = grid_input(col);

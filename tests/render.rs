@@ -262,6 +262,57 @@ fn density_and_means_match_the_cpu_mixture() {
         .net_model(true)
         .unwrap()
         .expect("the scene has an MDN");
+    curves_match_the_cpu_mixture(&scene, &model);
+}
+
+/// A loaded model of many components (a user's K 64), drawn as the
+/// density test draws the scene's own: llvmpipe ends a shader's loops after
+/// 65 535 passes, which one invocation's mode search over every component
+/// and heat column over every component used to run past.
+#[test]
+fn a_many_component_model_draws_its_density_and_mode() {
+    let Some(gpu) = gpu() else { return };
+    let mut settings = options(Scene::Data, 0).settings;
+    settings.layers = Layers {
+        density: true,
+        means: true,
+        ..Layers::default()
+    };
+    let data = mdn::data::toy::toy_dataset(mdn::data::toy::ToyProblem::Inverse, 500, 3);
+    let mut scene = SceneState::with_model(
+        &gpu,
+        settings.clone(),
+        data.clone(),
+        None,
+        Default::default(),
+    )
+    .unwrap();
+    train_and_draw(&gpu, &mut scene, 1);
+    let mut model = scene.net_model(true).unwrap().expect("an MDN");
+    model.spec = mdn::model::ModelSpec::mixture(1, 1, vec![16, 16], 64).unwrap();
+    model.params = mdn::model::init::init_params(&model.spec, 5);
+    // The last component holds most of the weight, away from the others:
+    // the global mode is found only by the search that starts from it.
+    let k = 64;
+    let head = *model.spec.layout().layers.last().unwrap();
+    model.params[head.bias + k - 1] = 5.0;
+    model.params[head.bias + 2 * k - 1] = 2.5;
+    model.params[head.bias + 3 * k - 1] = -1.5;
+    let mut scene = SceneState::with_model(
+        &gpu,
+        settings,
+        data,
+        Some(model.clone()),
+        Default::default(),
+    )
+    .unwrap();
+    train_and_draw(&gpu, &mut scene, 0);
+    curves_match_the_cpu_mixture(&scene, &model);
+}
+
+/// The scene's drawn component strips, mean and mode strips and heat
+/// columns against the CPU's mixture of `model` at the same inputs.
+fn curves_match_the_cpu_mixture(scene: &SceneState, model: &mdn::model::Model) {
     let net = scene.mdn.as_ref().unwrap();
     let verts = net.read_curve().unwrap();
     let heat = net.read_heat().unwrap();

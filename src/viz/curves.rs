@@ -48,6 +48,7 @@ pub struct VizKernels {
     curve_layout: wgpu::BindGroupLayout,
     mlp_curve: wgpu::ComputePipeline,
     components: wgpu::ComputePipeline,
+    mode_starts: wgpu::ComputePipeline,
     summary: wgpu::ComputePipeline,
     density: wgpu::ComputePipeline,
     /// Group 1 of the heatmap draw: the heat cells, read by the fragment
@@ -114,6 +115,7 @@ impl VizKernels {
         let kernels = VizKernels {
             mlp_curve: pipeline("mlp_curve"),
             components: pipeline("components"),
+            mode_starts: pipeline("mode_starts"),
             summary: pipeline("summary"),
             density: pipeline("density"),
             curve_layout,
@@ -156,7 +158,8 @@ pub struct GridCurves {
     curve_bind: wgpu::BindGroup,
     /// Curve vertices `vec4` (x, y, alpha-or-π, σ), `STORAGE | VERTEX`: the
     /// MLP's prediction (`cols`), or each component's mean (`k · cols`)
-    /// followed by the mixture's mean and mode (`2 · cols`).
+    /// followed by the mixture's mean and mode (`2 · cols`), then (not
+    /// drawn) the mode search's `k · cols` candidates.
     pub verts: wgpu::Buffer,
     /// `[heat_rows, cols]` column-normalised density (mixtures only).
     pub heat: wgpu::Buffer,
@@ -216,11 +219,14 @@ impl GridCurves {
         };
         let info_slot = arena.push(&info);
         let uniforms = arena.finish(c, "curve uniforms");
+        // After the drawn strips, a mixture's mode search leaves one
+        // candidate per component and column (`density.wgsl`).
+        let candidates = if spec.is_mixture() { spec.k() } else { 0 };
         let strips = summary_strips(spec);
         let verts = storage_with_usage(
             c,
             "curve vertices",
-            cols * strips * 4,
+            cols * (strips + candidates) * 4,
             STORAGE | wgpu::BufferUsages::VERTEX,
         )?;
         let heat = storage(c, "density heat", cols * heat_rows)?;
@@ -312,6 +318,8 @@ impl GridCurves {
         let groups = |n: usize| (n as u32).div_ceil(CURVE_WG);
         if self.spec.is_mixture() {
             pass.set_pipeline(&self.viz.components);
+            pass.dispatch_workgroups(groups(self.cols * self.spec.k()), 1, 1);
+            pass.set_pipeline(&self.viz.mode_starts);
             pass.dispatch_workgroups(groups(self.cols * self.spec.k()), 1, 1);
             pass.set_pipeline(&self.viz.summary);
             pass.dispatch_workgroups(groups(self.cols), 1, 1);
