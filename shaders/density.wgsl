@@ -64,6 +64,15 @@ fn logit_norm(h: u32) -> vec2<f32> {
     return vec2<f32>(m, total);
 }
 
+// Component k of the mixture in head row `h`, in data units: (π_k, μ_k,
+// σ_k).
+fn component(h: u32, norm: vec2<f32>, k: u32) -> vec3<f32> {
+    let pi = exp(head[h + k] - norm.x) / norm.y;
+    let mu = head[h + info.k + k] * info.t_std + info.t_mean;
+    let sigma = exp(head[h + 2u * info.k + k]) * info.t_std;
+    return vec3<f32>(pi, mu, sigma);
+}
+
 @compute @workgroup_size(64)
 fn components(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = gid.x;
@@ -74,20 +83,17 @@ fn components(@builtin(global_invocation_id) gid: vec3<u32>) {
     let col = i % info.cols;
     let h = col * info.width;
     let norm = logit_norm(h);
-    let pi = exp(head[h + comp] - norm.x) / norm.y;
-    let mu = head[h + info.k + comp] * info.t_std + info.t_mean;
-    let sigma = exp(head[h + 2u * info.k + comp]) * info.t_std;
-    verts[i] = vec4<f32>(grid_input(col), mu, pi, sigma);
+    let c = component(h, norm, comp);
+    verts[i] = vec4<f32>(grid_input(col), c.y, c.x, c.z);
 }
 
 fn mixture_pdf(h: u32, norm: vec2<f32>, t: f32) -> f32 {
     var p = 0.0;
     for (var k = 0u; k < info.k; k++) {
-        let pi = exp(head[h + k] - norm.x) / norm.y;
-        let mu = head[h + info.k + k] * info.t_std + info.t_mean;
-        let sigma = max(exp(head[h + 2u * info.k + k]) * info.t_std, 1e-6);
-        let z = (t - mu) / sigma;
-        p += pi * INV_SQRT_2PI / sigma * exp(-0.5 * z * z);
+        let c = component(h, norm, k);
+        let sigma = max(c.z, 1e-6);
+        let z = (t - c.y) / sigma;
+        p += c.x * INV_SQRT_2PI / sigma * exp(-0.5 * z * z);
     }
     return p;
 }
@@ -153,17 +159,16 @@ fn mode_starts(@builtin(global_invocation_id) gid: vec3<u32>) {
     let col = i % info.cols;
     let h = col * info.width;
     let norm = logit_norm(h);
-    var x = head[h + info.k + start] * info.t_std + info.t_mean;
+    var x = component(h, norm, start).y;
     for (var it = 0u; it < MODE_STEPS; it++) {
         var num = 0.0;
         var den = 0.0;
         for (var k = 0u; k < info.k; k++) {
-            let pi = exp(head[h + k] - norm.x) / norm.y;
-            let mu = head[h + info.k + k] * info.t_std + info.t_mean;
-            let sigma = max(exp(head[h + 2u * info.k + k]) * info.t_std, 1e-6);
-            let z = (x - mu) / sigma;
-            let w = pi / sigma * exp(-0.5 * z * z) / (sigma * sigma);
-            num += w * mu;
+            let c = component(h, norm, k);
+            let sigma = max(c.z, 1e-6);
+            let z = (x - c.y) / sigma;
+            let w = c.x / sigma * exp(-0.5 * z * z) / (sigma * sigma);
+            num += w * c.y;
             den += w;
         }
         if (den > 0.0) {
@@ -183,10 +188,10 @@ fn summary(@builtin(global_invocation_id) gid: vec3<u32>) {
     let norm = logit_norm(h);
     var mean = 0.0;
     for (var k = 0u; k < info.k; k++) {
-        let pi = exp(head[h + k] - norm.x) / norm.y;
-        mean += pi * (head[h + info.k + k] * info.t_std + info.t_mean);
+        let c = component(h, norm, k);
+        mean += c.x * c.y;
     }
-    // The first start that reached the highest density, as before.
+    // The first start that reached the highest density.
     var best_x = mean;
     var best_p = -1.0;
     for (var start = 0u; start < info.k; start++) {
