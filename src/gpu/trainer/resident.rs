@@ -346,7 +346,9 @@ pub fn choose_splits(
             *s = (*s / 2).max(f);
         }
     }
-    if total(&splits) > budget {
+    // Without a loop budget one split a layer is always possible; a
+    // network too large even so is refused where its buffers are made.
+    if loop_budget.is_some() && total(&splits) > budget {
         return Err(format!(
             "a minibatch of {batch} rows needs {} weight-gradient splits on this driver (it stops \
              loops past {} passes), whose partials exceed their {} MiB; use a smaller --batch",
@@ -398,5 +400,9 @@ mod tests {
         let wide = ModelSpec::mixture(1, 1, vec![2048, 2048], 5).unwrap();
         let e = choose_splits(&cfg, &wide.layout(), 1 << 24, limit, Some(budget)).unwrap_err();
         assert!(e.contains("smaller --batch"), "{e}");
+        // Without a budget one split a layer always stands.
+        let huge = ModelSpec::mixture(1, 1, vec![8192, 8192], 5).unwrap();
+        let one = choose_splits(&cfg, &huge.layout(), 1024, limit, None).unwrap();
+        assert!(one.iter().all(|&s| s == 1), "{one:?}");
     }
 }
