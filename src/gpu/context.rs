@@ -186,29 +186,34 @@ pub fn resolve_backends(
             label: format!("`{}`", BackendChoice::Auto.name()),
         });
     };
-    let mut backends = wgpu::Backends::empty();
-    let mut names = Vec::new();
-    for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let choice: BackendChoice = part.parse().map_err(|_| GpuError::UnknownBackendEnv {
-            name: part.to_string(),
-            value: value.to_string(),
-        })?;
-        backends |= choice.backends();
-        if !names.contains(&choice.name()) {
-            names.push(choice.name());
-        }
-    }
-    if backends.is_empty() {
+    let unknown = |name: String| GpuError::UnknownBackendEnv {
+        name,
+        value: value.to_string(),
+    };
+    let choices = parse_backend_list(value).map_err(unknown)?;
+    let Some(backends) = choices.iter().map(|c| c.backends()).reduce(|a, b| a | b) else {
         // Only commas: there is nothing sensible to guess.
-        return Err(GpuError::UnknownBackendEnv {
-            name: value.to_string(),
-            value: value.to_string(),
-        });
-    }
+        return Err(unknown(value.to_string()));
+    };
+    let names: Vec<&str> = choices.iter().map(|c| c.name()).collect();
     Ok(ResolvedBackends {
         backends,
         label: format!("`{}` from {BACKEND_ENV}", names.join(",")),
     })
+}
+
+/// The backends a comma-separated list names (`WGPU_BACKEND`,
+/// `MDN_TEST_BACKENDS`), each once, in the order first named; empty parts
+/// are skipped. `Err` holds the first part that names no backend.
+fn parse_backend_list(value: &str) -> Result<Vec<BackendChoice>, String> {
+    let mut choices = Vec::new();
+    for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let choice: BackendChoice = part.parse().map_err(|_| part.to_string())?;
+        if !choices.contains(&choice) {
+            choices.push(choice);
+        }
+    }
+    Ok(choices)
 }
 
 /// The adapter-name filter: explicit first, else `WGPU_ADAPTER_NAME`; an
@@ -667,14 +672,9 @@ pub fn tests_cover(backend: BackendChoice) -> bool {
     let Some(list) = env_var(TEST_BACKENDS_ENV) else {
         return true;
     };
-    let covered: Vec<BackendChoice> = list
-        .split(',')
-        .map(|name| {
-            name.parse()
-                .unwrap_or_else(|e| panic!("{TEST_BACKENDS_ENV}={list}: {e}"))
-        })
-        .collect();
-    covered.contains(&backend)
+    parse_backend_list(&list)
+        .unwrap_or_else(|part| panic!("{TEST_BACKENDS_ENV}={list}: {part} is no backend"))
+        .contains(&backend)
 }
 
 /// A context for tests, honouring the environment. See [`test_context_with`].
@@ -778,6 +778,20 @@ mod tests {
             assert!(msg.contains(name), "{msg}");
         }
         assert!(!msg.contains('\n'));
+    }
+
+    /// One parser for `WGPU_BACKEND` and `MDN_TEST_BACKENDS`: aliases and
+    /// repeats name a backend once, blanks are skipped, and the first part
+    /// that is no backend is the error.
+    #[test]
+    fn backend_lists() {
+        use BackendChoice::*;
+        assert_eq!(
+            parse_backend_list(" vk, gl ,vulkan,,"),
+            Ok(vec![Vulkan, Gl])
+        );
+        assert_eq!(parse_backend_list(",,"), Ok(vec![]));
+        assert_eq!(parse_backend_list("gl,cuda,foo"), Err("cuda".to_string()));
     }
 
     #[test]
