@@ -137,7 +137,7 @@ fn density(@builtin(global_invocation_id) gid: vec3<u32>) {
 // and the density there after the drawn strips, at `mode_candidate`;
 // `summary` then keeps each column's best. One invocation climbing from all
 // K starts ran K · MODE_STEPS · K loop passes, past the 65 535 after which
-// llvmpipe ends a shader's loops (src/gpu/loop_budget.rs): a K 64 model
+// llvmpipe ends a shader's loops (src/gpu/loop_budget.rs): a K 32 model
 // drew its mode from the first few starts only. Now an invocation runs
 // about MODE_STEPS · K.
 const MODE_STEPS: u32 = 60u;
