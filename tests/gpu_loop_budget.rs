@@ -81,10 +81,10 @@ fn first_step_matches_the_cpu(
     let losses = gpu.row_losses().unwrap();
     let mut cpu = CpuTrainer::new(&spec, &d, init_params(&spec, 3), &config).unwrap();
     cpu.compute_gradients();
-    let cpu_losses = cpu.row_loss().to_vec();
+    let cpu_losses = cpu.row_loss();
     let what = format!("{backend}, {rows} rows, fused {fused}");
     let zeros = losses.iter().filter(|&&l| l == 0.0).count();
-    let e_loss = relative_error(&losses, &cpu_losses);
+    let e_loss = relative_error(&losses, cpu_losses);
     let e_grad = relative_error(&g, &cpu.grads);
     eprintln!("{what}: row losses {e_loss:.2e} ({zeros} zero), gradient {e_grad:.2e}");
     assert!(

@@ -4,6 +4,7 @@
 //! `MDN_GPU_KERNELS` overrides them without a rebuild.
 
 use super::context::is_software_adapter;
+use super::loop_budget::strided_passes;
 use super::matmul::{MatmulShape, NARROW_WG, Product, Tiles, Workgroup};
 use crate::error::{MdnError, Result};
 
@@ -692,8 +693,7 @@ impl KernelConfig {
                 let wg = s.tiled_wg() as u64;
                 let (bm, bn) = (s.tiled_wg_m * s.tile_m, s.tiled_wg_n * s.tile_n);
                 let k = s.tile_k as u64;
-                super::loop_budget::strided_passes(bm as u64 * k, wg)
-                    + super::loop_budget::strided_passes(bn as u64 * k, wg)
+                strided_passes(bm as u64 * k, wg) + strided_passes(bn as u64 * k, wg)
             }
             MatmulVariant::Vec4 => 0,
         };

@@ -307,26 +307,27 @@ pub fn choose_splits(
     let max_splits = (batch / cfg.min_split_rows as usize).max(1);
     // The fewest splits whose rows stay within the loop budget (a few
     // passes spared for the invocation's other loops).
-    let fewest: Vec<usize> = layout
+    let products: Vec<Product> = layout
         .layers
         .iter()
-        .map(|l| match loop_budget {
+        .map(|l| Product::weight_gradient(l, batch))
+        .collect();
+    let fewest: Vec<usize> = products
+        .iter()
+        .map(|p| match loop_budget {
             Some(budget) => {
-                let per_row = cfg.loop_passes_per_k(&Product::weight_gradient(l, batch));
+                let per_row = cfg.loop_passes_per_k(p);
                 let rows = ((budget.saturating_sub(16)) / per_row.max(1)).max(1) as usize;
                 batch.div_ceil(rows)
             }
             None => 1,
         })
         .collect();
-    let mut splits: Vec<usize> = layout
-        .layers
+    let mut splits: Vec<usize> = products
         .iter()
         .zip(&fewest)
-        .map(|(l, &fewest)| {
-            let busy = cfg
-                .matmul_invocations(&Product::weight_gradient(l, batch))
-                .max(1);
+        .map(|(p, &fewest)| {
+            let busy = cfg.matmul_invocations(p).max(1);
             ((cfg.target_invocations as u64)
                 .div_ceil(busy)
                 .min(max_splits as u64)
