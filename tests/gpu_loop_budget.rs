@@ -1,14 +1,16 @@
 //! llvmpipe and lavapipe stop every loop of a shader once a SIMD vector of
 //! invocations has run 65 535 loop passes in all, and carry on with sums
-//! over fewer terms (`gpu::loop_budget`). Two kernels ran past it before
-//! their plans counted it, and both failed these tests:
+//! over fewer terms (`gpu::loop_budget`). Three kernels ran past it before
+//! their plans counted it, and each failed its test here:
 //! - the fused step with a whole 4 096-row minibatch in one workgroup: the
 //!   row losses of every row past about 2 000 came out 0;
 //! - the per-stage weight gradient over batch splits of 65 536 rows: the
-//!   gradient 5 % off the CPU trainer's.
+//!   gradient 5 % off the CPU trainer's;
+//! - the loss reduction over a minibatch of more than 16.7 M rows (now
+//!   refused).
 //!
-//! Each runs the first step on lavapipe (Vulkan) and llvmpipe (GL) against
-//! the CPU trainer. On a real GPU there is no budget and the same plans
+//! The first two run the first step on lavapipe (Vulkan) and llvmpipe (GL)
+//! against the CPU trainer. On a real GPU there is no budget and the same plans
 //! must agree with the CPU as well. Without an adapter each test skips
 //! loudly; under `MDN_REQUIRE_GPU=1` it fails instead.
 
@@ -20,6 +22,7 @@ use std::sync::Arc;
 use mdn::Dataset;
 use mdn::cpu::CpuTrainer;
 use mdn::gpu::context::BackendChoice;
+use mdn::gpu::loop_budget::loop_budget;
 use mdn::gpu::{GpuTrainer, KernelConfig, Kernels};
 use mdn::model::ModelSpec;
 use mdn::model::init::init_params;
@@ -119,5 +122,57 @@ fn per_stage_batch_splits_stay_within_the_loop_budget() {
             ..KernelConfig::software()
         };
         first_step_matches_the_cpu(backend, cfg, 262_144, false);
+    }
+}
+
+/// The loss reduction strides a 256-invocation workgroup over the whole
+/// minibatch's row losses: past 65 535 · 256 rows llvmpipe left all but
+/// about 2/256 of the sum out (a 16.8 M-row step of a 1-1-1 MLP reported
+/// a mean loss of 0.021 against 2.69; 16 M rows were right). On adapters
+/// with a loop budget a minibatch past it is refused before anything is
+/// allocated; elsewhere there is no budget to keep.
+#[test]
+fn a_minibatch_past_the_loss_reductions_budget_is_refused() {
+    for backend in BACKENDS {
+        let Some(ctx) = context(backend) else {
+            continue;
+        };
+        let cfg = KernelConfig::software();
+        let Some(budget) = loop_budget(&ctx.info) else {
+            eprintln!("{backend}: {} has no loop budget", ctx.describe());
+            continue;
+        };
+        let rows = (budget as usize - 1) * cfg.adam_wg as usize + 1;
+        let spec = ModelSpec::mlp(1, 1, vec![1]).unwrap();
+        let d = Dataset::new(
+            vec![0.5; rows],
+            vec![0.25; rows],
+            vec!["x".into()],
+            vec!["y".into()],
+        )
+        .unwrap();
+        let config = TrainConfig {
+            steps: 1,
+            batch: rows,
+            lr: 1e-3,
+            schedule: LrSchedule::Constant,
+            seed: 7,
+        };
+        let kernels = Arc::new(Kernels::with_config(&ctx, cfg).unwrap());
+        let e = GpuTrainer::with_kernels(
+            Arc::clone(&ctx),
+            kernels,
+            &spec,
+            &d,
+            init_params(&spec, 3),
+            &config,
+        )
+        .err()
+        .unwrap_or_else(|| panic!("{backend}: a {rows}-row minibatch was accepted"))
+        .to_string();
+        assert!(
+            e.contains("loss reduction") && e.contains("smaller --batch"),
+            "{backend}: {e}"
+        );
     }
 }

@@ -19,7 +19,8 @@
 //! So where the adapter has the limit, the kernels' work per invocation is
 //! planned under it: the fused step takes fewer chunks per workgroup
 //! (`gpu::fused`), the weight gradient more batch splits
-//! (`trainer::resident::choose_splits`). Their counts assume what the
+//! (`trainer::resident::choose_splits`), and a minibatch larger than the
+//! loss reduction can add up is refused ([`check_loss_rows`]). Their counts assume what the
 //! driver does with the fixed-count loops (those bounded by a pipeline
 //! constant: the register tiles' loops), which is to unroll them, so only
 //! loops whose bounds come from the data (rows, widths, K, D) are counted;
@@ -51,9 +52,37 @@ pub fn strided_passes(items: u64, wg: u64) -> u64 {
     items.div_ceil(wg.max(1)) + 1
 }
 
+/// Refuses a minibatch whose loss reduction (`shaders/loss_sum.wgsl`: a
+/// workgroup of `wg` invocations striding over the batch's row losses, in
+/// every trainer's Adam dispatch) would loop past `budget` passes: past
+/// about 8 M rows on llvmpipe, the mean loss, which divergence checks and
+/// early stopping read, would silently leave rows out.
+pub fn check_loss_rows(batch: usize, wg: u32, budget: Option<u64>) -> Result<(), String> {
+    match budget {
+        Some(budget) if strided_passes(batch as u64, wg as u64) > budget => Err(format!(
+            "a minibatch of {batch} rows is more than this driver adds up in one loss reduction \
+             (it stops loops past {LLVMPIPE_LOOP_LIMIT} passes; at most {} rows here); \
+             use a smaller --batch",
+            (budget - 1) * wg as u64
+        )),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_loss_reduction_refuses_batches_past_the_budget() {
+        let budget = Some(LLVMPIPE_LOOP_LIMIT / 2);
+        let most = (LLVMPIPE_LOOP_LIMIT / 2 - 1) as usize * 256;
+        assert_eq!(check_loss_rows(most, 256, budget), Ok(()));
+        let e = check_loss_rows(most + 1, 256, budget).unwrap_err();
+        assert!(e.contains(&format!("at most {most} rows")), "{e}");
+        assert!(e.contains("smaller --batch"), "{e}");
+        assert_eq!(check_loss_rows(usize::MAX / 2, 256, None), Ok(()));
+    }
 
     #[test]
     fn only_llvmpipe_has_a_budget() {

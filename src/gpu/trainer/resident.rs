@@ -19,7 +19,7 @@ use crate::gpu::layouts::{
     AdamInfo, AdamLayer, DenseInfo, FusedInfo, GatherInfo, HeadInfo, LossState, ReduceInfo,
     StepInfo,
 };
-use crate::gpu::loop_budget::{LLVMPIPE_LOOP_LIMIT, loop_budget};
+use crate::gpu::loop_budget::{LLVMPIPE_LOOP_LIMIT, check_loss_rows, loop_budget};
 use crate::gpu::matmul::Product;
 use crate::model::{ModelSpec, ParamLayout};
 use crate::train::BatchOrder;
@@ -119,6 +119,7 @@ impl Resident {
             "a learning rate per model"
         );
         let b = order.batch;
+        check_loss_rows(b, cfg.adam_wg, loop_budget(&c.info)).map_err(MdnError::Config)?;
         let rows = order.rows;
         let n = layout.len;
         let widths = spec.widths();
