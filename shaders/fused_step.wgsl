@@ -160,6 +160,64 @@ fn add_outer_product(
     }
 }
 
+// With FUSED_UNROLL (`KernelConfig::fused_unroll`) the array path's sums
+// take four steps a loop pass (then the rest one at a time): the same
+// terms in the same order, but a driver that does not unroll a loop whose
+// length comes from the data sees four steps' loads at once instead of
+// waiting on each step's before the next.
+override FUSED_UNROLL: bool = false;
+
+// One step of `tile_sums`: x(u, k) from scratch, y(v, k) from the weights'
+// home (`weight_at`) when `y_weights`, else from scratch.
+fn tile_step(
+    acc: ptr<function, array<f32, MAX_FUSED_TILE_SQ>>,
+    x_at: ptr<function, array<u32, MAX_FUSED_TILE>>,
+    x_step: u32,
+    y_at: ptr<function, array<u32, MAX_FUSED_TILE>>,
+    y_step: u32,
+    y_weights: bool,
+    k: u32,
+) {
+    var x: array<f32, MAX_FUSED_TILE>;
+    var y: array<f32, MAX_FUSED_TILE>;
+    for (var u = 0u; u < FUSED_TILE; u++) {
+        x[u] = scratch[(*x_at)[u] + k * x_step];
+        let at = (*y_at)[u] + k * y_step;
+        if (y_weights) {
+            y[u] = weight_at(at);
+        } else {
+            y[u] = scratch[at];
+        }
+    }
+    add_outer_product(acc, &x, &y);
+}
+
+// acc[u][v] = Σ_{k < len} x(u, k) · y(v, k) in arrays: the three products'
+// sums, summed from 0 in k order (x(u, k) = scratch[x_at[u] + k·x_step],
+// y as `tile_step` reads it).
+fn tile_sums(
+    acc: ptr<function, array<f32, MAX_FUSED_TILE_SQ>>,
+    x_at: ptr<function, array<u32, MAX_FUSED_TILE>>,
+    x_step: u32,
+    y_at: ptr<function, array<u32, MAX_FUSED_TILE>>,
+    y_step: u32,
+    y_weights: bool,
+    len: u32,
+) {
+    var k = 0u;
+    if (FUSED_UNROLL) {
+        for (; k + 4u <= len; k += 4u) {
+            tile_step(acc, x_at, x_step, y_at, y_step, y_weights, k);
+            tile_step(acc, x_at, x_step, y_at, y_step, y_weights, k + 1u);
+            tile_step(acc, x_at, x_step, y_at, y_step, y_weights, k + 2u);
+            tile_step(acc, x_at, x_step, y_at, y_step, y_weights, k + 3u);
+        }
+    }
+    for (; k < len; k++) {
+        tile_step(acc, x_at, x_step, y_at, y_step, y_weights, k);
+    }
+}
+
 // A 4×4 tile of sums, tile[u][v] = Σ_{k < len} x(u, k) · y(v, k), in named
 // registers: x(u, k) = scratch[x_at[u] + k·x_step]; y(v, k) the same from
 // `params` when `y_in_params`, else from scratch. Copied into `acc`.
@@ -230,15 +288,7 @@ fn forward(l: u32, n: u32, lid: u32) {
         if (FUSED_VEC4) {
             tile4(&acc, quad(&a_at), 1u, quad(&w_at), 1u, !FUSED_STAGE, n_in);
         } else {
-            for (var i = 0u; i < n_in; i++) {
-                var a: array<f32, MAX_FUSED_TILE>;
-                var w: array<f32, MAX_FUSED_TILE>;
-                for (var u = 0u; u < FUSED_TILE; u++) {
-                    a[u] = scratch[a_at[u] + i];
-                    w[u] = weight_at(w_at[u] + i);
-                }
-                add_outer_product(&acc, &a, &w);
-            }
+            tile_sums(&acc, &a_at, 1u, &w_at, 1u, true, n_in);
         }
         for (var u = 0u; u < FUSED_TILE; u++) {
             let r = r0 + u;
@@ -316,15 +366,7 @@ fn weight_gradient_tile(layer: FusedLayer, n: u32, d_out: u32, slice: u32, first
     if (FUSED_VEC4) {
         tile4(&acc, quad(&d_at), n_out, quad(&a_at), n_in, false, n);
     } else {
-        for (var r = 0u; r < n; r++) {
-            var d: array<f32, MAX_FUSED_TILE>;
-            var a: array<f32, MAX_FUSED_TILE>;
-            for (var u = 0u; u < FUSED_TILE; u++) {
-                d[u] = scratch[d_at[u] + r * n_out];
-                a[u] = scratch[a_at[u] + r * n_in];
-            }
-            add_outer_product(&acc, &d, &a);
-        }
+        tile_sums(&acc, &d_at, n_out, &a_at, n_in, false, n);
     }
     for (var u = 0u; u < FUSED_TILE; u++) {
         let o = o0 + u;
@@ -365,15 +407,7 @@ fn input_delta_tile(layer: FusedLayer, n: u32, d_out: u32, d_in: u32, t: u32) {
     if (FUSED_VEC4) {
         tile4(&acc, quad(&d_at), 1u, quad(&w_at), w_step, !FUSED_STAGE, n_out);
     } else {
-        for (var o = 0u; o < n_out; o++) {
-            var d: array<f32, MAX_FUSED_TILE>;
-            var w: array<f32, MAX_FUSED_TILE>;
-            for (var u = 0u; u < FUSED_TILE; u++) {
-                d[u] = scratch[d_at[u] + o];
-                w[u] = weight_at(w_at[u] + o * w_step);
-            }
-            add_outer_product(&acc, &d, &w);
-        }
+        tile_sums(&acc, &d_at, 1u, &w_at, w_step, true, n_out);
     }
     for (var u = 0u; u < FUSED_TILE; u++) {
         let r = r0 + u;

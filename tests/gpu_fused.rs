@@ -103,16 +103,17 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-/// Per backend: the per-stage kernels and seven fused configurations: the
+/// Per backend: the per-stage kernels and eight fused configurations: the
 /// adapter's own with the fused step on (8×8 register tiles on software
 /// adapters, where most of a small network's tile is edge); the real-GPU
 /// defaults (4×4), with arrays and with named `vec4` registers
 /// (`fused_vec4`); three workgroups, so each takes several chunks, with
-/// 3×3 tiles, so most tiles have clamped edges; and one output per
+/// 3×3 tiles, so most tiles have clamped edges; the real-GPU defaults with
+/// the array sums unrolled (`fused_unroll`); and one output per
 /// invocation (1×1) in workgroups of 256, so a layer's weight tiles,
-/// biases and input tiles often run in the same round. The last two sum
-/// each gradient in Adam over 4 and 8 lanes (the first with 3 slices, so
-/// one lane has none). Two more stage the weights in workgroup memory
+/// biases and input tiles often run in the same round. The three-workgroup
+/// and the 1×1 configurations sum each gradient in Adam over 4 and 8 lanes
+/// (the first with 3 slices, so one lane has none). Two more stage the weights in workgroup memory
 /// (`fused_stage`), the first of them in twice the memory.
 struct Device {
     backend: BackendChoice,
@@ -151,6 +152,13 @@ fn devices() -> Vec<Device> {
                         fused_rows: 5,
                         adam_lanes: 4,
                         ..fused
+                    }),
+                    // The real-GPU defaults with the array sums unrolled
+                    // four terms a pass (`fused_unroll`): sums of 1, 3, 4,
+                    // 5 and 33 terms meet both loops.
+                    build(KernelConfig {
+                        fused_unroll: true,
+                        ..KernelConfig::hardware()
                     }),
                     // Twice the workgroup memory where the device has it
                     // (lavapipe and llvmpipe: 32 KiB), so chunks hold

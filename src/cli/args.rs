@@ -539,7 +539,7 @@ pub struct TuneArgs {
     /// Seconds of timed steps per configuration tried.
     #[arg(long, default_value_t = 0.3)]
     pub seconds: f64,
-    /// Search only these settings, comma-separated (fused, fused_tile, fused_vec4, fused_scratch, fused_stage, fused_wg, fused_rows, fused_groups, adam_lanes, matmul, wg, k, big_tile, invocations, rows_wg).
+    /// Search only these settings, comma-separated (fused, fused_tile, fused_vec4, fused_unroll, fused_scratch, fused_stage, fused_wg, fused_rows, fused_groups, adam_lanes, matmul, wg, k, big_tile, invocations, rows_wg).
     #[arg(long, value_name = "LIST")]
     pub only: Option<String>,
     /// Measure and print, but leave the table of tuned kernels as it is.

@@ -94,6 +94,11 @@ pub struct KernelConfig {
     /// indexed by loop counters (`fused_vec4=on`; `fused_tile` must be 4):
     /// an array stays in registers only where the driver unrolls first…
     pub fused_vec4: bool,
+    /// …its array sums four terms a loop pass (`fused_unroll=on`; not with
+    /// `fused_vec4`): the same sums in the same order, for drivers that do
+    /// not unroll a loop whose length comes from the data and so wait on
+    /// each term's loads before the next…
+    pub fused_unroll: bool,
     /// …at most this many batch rows a chunk (1..=64; workgroup memory may
     /// allow fewer): fewer rows make more, shorter chunks, so more
     /// workgroups for one model and more partial slices…
@@ -178,11 +183,12 @@ impl std::fmt::Display for KernelConfig {
         }
         write!(
             f,
-            ",fused={},fused_wg={},fused_tile={},fused_vec4={},fused_rows={},fused_groups={},fused_scratch={},fused_stage={},pad={}",
+            ",fused={},fused_wg={},fused_tile={},fused_vec4={},fused_unroll={},fused_rows={},fused_groups={},fused_scratch={},fused_stage={},pad={}",
             if self.fused { "on" } else { "off" },
             self.fused_wg,
             self.fused_tile,
             if self.fused_vec4 { "on" } else { "off" },
+            if self.fused_unroll { "on" } else { "off" },
             self.fused_rows,
             self.fused_groups,
             self.fused_scratch,
@@ -248,6 +254,7 @@ impl KernelConfig {
             // ms a step at 8x8, 11.2-12.6 at 4x4).
             fused_tile: 8,
             fused_vec4: false,
+            fused_unroll: false,
             fused_rows: MAX_CHUNK_ROWS as u32,
             // Never: a CPU driver is bound by arithmetic, which padding only
             // adds to (docs/benchmarks.md).
@@ -296,6 +303,7 @@ impl KernelConfig {
             // Arrays, as measured on the H200; `scripts/device-run` tries
             // the named registers.
             fused_vec4: false,
+            fused_unroll: false,
             // One small model is 37 chunks of 28 rows (its workgroup memory
             // allows no more): fewer rows would give it more workgroups.
             // Unmeasured; `scripts/device-run` tries 8 and 16.
@@ -345,7 +353,7 @@ impl KernelConfig {
     /// `split_rows=64` (weight-gradient row splits), `narrow=16` (see
     /// [`KernelConfig::narrow_macs`]), `big_tile=8x8|none` and
     /// `big_macs=256` (see [`KernelConfig::big_tile`]), `fused=on|off`,
-    /// `fused_wg=64`, `fused_tile=4`, `fused_vec4=off`, `fused_rows=64`,
+    /// `fused_wg=64`, `fused_tile=4`, `fused_vec4=off`, `fused_unroll=off`, `fused_rows=64`,
     /// `fused_groups=2048`, `fused_scratch=4096` and `fused_stage=off` (see
     /// [`KernelConfig::fused`]), `pad=200` (see
     /// [`KernelConfig::pad_percent`]).
@@ -399,6 +407,7 @@ impl KernelConfig {
                 "fused_wg" => self.fused_wg = number(key, v)?,
                 "fused_tile" => self.fused_tile = number(key, v)?,
                 "fused_vec4" => self.fused_vec4 = on_off("fused_vec4", v)?,
+                "fused_unroll" => self.fused_unroll = on_off("fused_unroll", v)?,
                 "fused_rows" => self.fused_rows = number(key, v)?,
                 "fused_groups" => self.fused_groups = number(key, v)?,
                 "fused_scratch" => self.fused_scratch = number(key, v)?,
@@ -408,7 +417,7 @@ impl KernelConfig {
                     return Err(format!(
                         "unknown key `{other}`; keys: matmul, tile, wg, k, blocked_wg, rows_wg, \
                          adam_wg, adam_lanes, invocations, split_rows, narrow, big_tile, big_macs, \
-                         fused, fused_wg, fused_tile, fused_vec4, fused_rows, fused_groups, fused_scratch, fused_stage, pad"
+                         fused, fused_wg, fused_tile, fused_vec4, fused_unroll, fused_rows, fused_groups, fused_scratch, fused_stage, pad"
                     ));
                 }
             }
@@ -481,6 +490,11 @@ impl KernelConfig {
                     limits.max_compute_workgroup_storage_size
                 ));
             }
+        }
+        if self.fused_vec4 && self.fused_unroll {
+            return bad(
+                "fused_unroll unrolls the array sums, which fused_vec4 replaces: not both".into(),
+            );
         }
         if self.fused_vec4 && self.fused_tile != 4 {
             return bad(format!(
@@ -765,6 +779,7 @@ mod tests {
             .unwrap();
         assert!(base.with_overrides("fused_vec4=on").unwrap().fused_vec4);
         assert!(base.with_overrides("fused_vec4=yes").is_err());
+        assert!(base.with_overrides("fused_unroll=on").unwrap().fused_unroll);
         assert!(!off.fused && off.fused_groups == 8 && off.fused_tile == 2);
         assert_eq!(off.adam_lanes, 8);
         assert_eq!(off.pad_percent, 150);
@@ -803,6 +818,10 @@ mod tests {
             (
                 "fused_tile=8,fused_vec4=on",
                 "fused_vec4 takes 4x4 tiles (fused_tile=4), not 8",
+            ),
+            (
+                "fused_vec4=on,fused_unroll=on",
+                "fused_unroll unrolls the array sums, which fused_vec4 replaces",
             ),
             ("fused_rows=0", "fused chunks must have 1..=64 rows"),
             ("fused_rows=65", "not 65"),

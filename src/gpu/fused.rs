@@ -235,6 +235,17 @@ impl LoopPasses<'_> {
         (n as u64).div_ceil(self.cfg.fused_tile as u64)
     }
 
+    /// A tile's sum over `len` terms (`tile_sums`, `tile4`): a pass a
+    /// term, or with `fused_unroll` a pass per four and one per term left,
+    /// and each loop's last test.
+    fn sum(&self, len: u64) -> u64 {
+        if self.cfg.fused_unroll && !self.cfg.fused_vec4 {
+            len / 4 + 1 + len % 4 + 1
+        } else {
+            len + 1
+        }
+    }
+
     /// Once per workgroup: the chunk loop's last test, and staging the
     /// weights.
     fn per_group(&self) -> u64 {
@@ -261,7 +272,7 @@ impl LoopPasses<'_> {
         passes += layers.len() as u64 + 1;
         for l in layers {
             let tiles = self.tiles(n) * self.tiles(l.out_dim);
-            passes += strided_passes(tiles, wg) * (l.in_dim as u64 + 1);
+            passes += strided_passes(tiles, wg) * self.sum(l.in_dim as u64);
         }
         // The head's row loss, a row an invocation.
         let head = spec.head_def().row_loop_passes(spec.k(), spec.out_dim) as u64;
@@ -281,11 +292,11 @@ impl LoopPasses<'_> {
             };
             let cost = |item: u64| -> (usize, u64) {
                 if item < weight_tiles {
-                    (0, rows + 1)
+                    (0, self.sum(rows))
                 } else if item < bias_end {
                     (1, rows + 1)
                 } else {
-                    (2, l.out_dim as u64 + 1)
+                    (2, self.sum(l.out_dim as u64))
                 }
             };
             let mut busiest = 0;

@@ -280,6 +280,7 @@ impl KernelConfig {
                     ("FUSED_WG", self.fused_wg as f64),
                     ("FUSED_TILE", self.fused_tile as f64),
                     ("FUSED_VEC4", f64::from(u8::from(self.fused_vec4))),
+                    ("FUSED_UNROLL", f64::from(u8::from(self.fused_unroll))),
                     ("FUSED_STAGE", f64::from(u8::from(self.fused_stage))),
                 ],
             ));

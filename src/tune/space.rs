@@ -58,6 +58,15 @@ pub fn fused_knobs(threads: usize) -> Vec<Knob> {
             "fused_vec4",
             ["fused_tile=4,fused_vec4=on".into(), "fused_vec4=off".into()],
         ),
+        // The array sums four terms a loop pass, with the arrays (and
+        // whatever tile won).
+        Knob::new(
+            "fused_unroll",
+            [
+                "fused_vec4=off,fused_unroll=on".into(),
+                "fused_unroll=off".into(),
+            ],
+        ),
         // 16, 32 and 48 KiB of workgroup memory: more rows a chunk where
         // the device has it (the trial is skipped where it has not).
         Knob::numbers("fused_scratch", [4096, 8192, 12288]),
@@ -158,11 +167,16 @@ mod tests {
 
     #[test]
     fn group_counts_are_listed_once() {
-        let groups = &fused_knobs(4)[6];
-        assert_eq!(groups.name, "fused_groups");
-        assert_eq!(groups.values.len(), 6, "{:?}", groups.values);
-        assert_eq!(groups.values[0], "fused_groups=16", "ascending");
-        assert_eq!(fused_knobs(64)[6].values.len(), 5, "4 × 64 = 256 is listed");
+        let groups = |threads| {
+            fused_knobs(threads)
+                .into_iter()
+                .find(|k| k.name == "fused_groups")
+                .expect("a fused_groups knob")
+                .values
+        };
+        assert_eq!(groups(4).len(), 6, "{:?}", groups(4));
+        assert_eq!(groups(4)[0], "fused_groups=16", "ascending");
+        assert_eq!(groups(64).len(), 5, "4 × 64 = 256 is listed");
     }
 
     #[test]
