@@ -15,7 +15,11 @@ pub fn adam_one(p: &mut f32, g: f32, m: &mut f32, v: &mut f32, s: &AdamStep) {
 }
 
 pub fn adam(params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32], step: &AdamStep) {
-    const CHUNK: usize = 1 << 14;
+    // Small enough that a model of the CLI defaults (10 500 parameters)
+    // spreads over the cores: in one chunk its update ran on one core while
+    // the others waited, a sixth of `mdn train`'s time on two cores
+    // (docs/benchmarks.md, session 13).
+    const CHUNK: usize = 1 << 11;
     params
         .par_chunks_mut(CHUNK)
         .zip(grads.par_chunks(CHUNK))
