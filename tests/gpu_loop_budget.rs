@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use mdn::Dataset;
 use mdn::cpu::CpuTrainer;
-use mdn::gpu::context::BackendChoice;
+use mdn::gpu::context::{BackendChoice, GpuContext};
 use mdn::gpu::loop_budget::loop_budget;
 use mdn::gpu::{GpuTrainer, KernelConfig, Kernels};
 use mdn::model::ModelSpec;
@@ -44,6 +44,37 @@ fn data(rows: usize) -> Dataset {
     Dataset::new(inputs, targets, vec!["x".into()], vec!["y".into()]).unwrap()
 }
 
+/// One step with the whole data as its minibatch.
+fn one_step(rows: usize) -> TrainConfig {
+    TrainConfig {
+        steps: 1,
+        batch: rows,
+        lr: 1e-3,
+        schedule: LrSchedule::Constant,
+        seed: 7,
+    }
+}
+
+/// A GPU trainer of `spec` on `kernels`, from the parameters the CPU
+/// trainer gets too.
+fn trainer(
+    ctx: &Arc<GpuContext>,
+    kernels: KernelConfig,
+    spec: &ModelSpec,
+    d: &Dataset,
+    config: &TrainConfig,
+) -> mdn::Result<GpuTrainer> {
+    let kernels = Arc::new(Kernels::with_config(ctx, kernels).unwrap());
+    GpuTrainer::with_kernels(
+        Arc::clone(ctx),
+        kernels,
+        spec,
+        d,
+        init_params(spec, 3),
+        config,
+    )
+}
+
 /// The first step on `kernels` (the whole data as one minibatch): its
 /// row losses and gradient against the CPU trainer's.
 fn first_step_matches_the_cpu(
@@ -57,23 +88,8 @@ fn first_step_matches_the_cpu(
     };
     let spec = ModelSpec::mixture(1, 1, vec![64, 64], 5).unwrap();
     let d = data(rows);
-    let config = TrainConfig {
-        steps: 1,
-        batch: rows,
-        lr: 1e-3,
-        schedule: LrSchedule::Constant,
-        seed: 7,
-    };
-    let kernels = Arc::new(Kernels::with_config(&ctx, kernels).unwrap());
-    let mut gpu = GpuTrainer::with_kernels(
-        Arc::clone(&ctx),
-        kernels,
-        &spec,
-        &d,
-        init_params(&spec, 3),
-        &config,
-    )
-    .unwrap();
+    let config = one_step(rows);
+    let mut gpu = trainer(&ctx, kernels, &spec, &d, &config).unwrap();
     assert_eq!(
         gpu.is_fused(),
         fused,
@@ -151,25 +167,10 @@ fn a_minibatch_past_the_loss_reductions_budget_is_refused() {
             vec!["y".into()],
         )
         .unwrap();
-        let config = TrainConfig {
-            steps: 1,
-            batch: rows,
-            lr: 1e-3,
-            schedule: LrSchedule::Constant,
-            seed: 7,
-        };
-        let kernels = Arc::new(Kernels::with_config(&ctx, cfg).unwrap());
-        let e = GpuTrainer::with_kernels(
-            Arc::clone(&ctx),
-            kernels,
-            &spec,
-            &d,
-            init_params(&spec, 3),
-            &config,
-        )
-        .err()
-        .unwrap_or_else(|| panic!("{backend}: a {rows}-row minibatch was accepted"))
-        .to_string();
+        let e = trainer(&ctx, cfg, &spec, &d, &one_step(rows))
+            .err()
+            .unwrap_or_else(|| panic!("{backend}: a {rows}-row minibatch was accepted"))
+            .to_string();
         assert!(
             e.contains("loss reduction") && e.contains("smaller --batch"),
             "{backend}: {e}"
