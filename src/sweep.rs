@@ -35,6 +35,8 @@ use crate::model::{Covariance, Head, Model, ModelSpec};
 use crate::train::together::{self, run_together};
 use crate::train::{LrSchedule, TrainConfig, TrainReport};
 
+pub mod summary;
+
 /// One point of the grid.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Combination {

@@ -66,9 +66,12 @@ fn a_sweep_ranks_k3_or_more_first_and_shards_merge_to_the_same_result() {
         ],
     );
     let (table, _) = mdn(d, &[GRID, &["--out-dir", "all", "--keep-all"]].concat());
-    assert_eq!(table.lines().count(), 11, "{table}");
+    let mut blocks = table.split("\n\n");
+    let ranked_table = blocks.next().unwrap();
+    assert_eq!(ranked_table.lines().count(), 11, "{table}");
     let all = results(&d.join("all"));
     assert_eq!(all.len(), 10);
+    by_configuration_agrees(blocks.next().expect("a summary by configuration"), &all);
     let first = &all[0];
     assert!(first["k"].as_u64().unwrap() >= 3, "{first}");
     let vals: Vec<f64> = all.iter().map(|r| r["val_nll"].as_f64().unwrap()).collect();
@@ -151,6 +154,61 @@ fn a_sweep_ranks_k3_or_more_first_and_shards_merge_to_the_same_result() {
         std::fs::read(d.join("merged/best.safetensors")).unwrap()
             == std::fs::read(d.join("all/best.safetensors")).unwrap(),
         "merged best differs"
+    );
+}
+
+/// The summary after the ranked table: a line per K with the mean and
+/// sample sd of its two seeds' validation NLL as `sweep.jsonl` has them,
+/// best mean first, and a pick that is a K of 3 or more (the inverse
+/// problem has three branches) and no worse than one standard error of
+/// the best mean.
+fn by_configuration_agrees(summary: &str, all: &[Value]) {
+    let mut lines = summary.lines();
+    assert!(
+        lines.next().unwrap().starts_with("by configuration"),
+        "{summary}"
+    );
+    assert!(lines.next().unwrap().contains("mean_val_nll"), "{summary}");
+    let rows: Vec<Vec<&str>> = lines
+        .by_ref()
+        .take(5)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let mut means = Vec::new();
+    for row in &rows {
+        let k: u64 = row[0].parse().unwrap();
+        let vals: Vec<f64> = all
+            .iter()
+            .filter(|r| r["k"] == k)
+            .map(|r| r["val_nll"].as_f64().unwrap())
+            .collect();
+        assert_eq!(vals.len(), 2, "k {k}: {summary}");
+        assert_eq!(row[3], "2", "{summary}");
+        let mean = (vals[0] + vals[1]) / 2.0;
+        let sd = (vals[0] - vals[1]).abs() / 2f64.sqrt();
+        let shown: f64 = row[4].parse().unwrap();
+        assert!(
+            (shown - mean).abs() < 1e-5,
+            "k {k}: {shown} vs {mean}\n{summary}"
+        );
+        let shown_sd: f64 = row[5].parse().unwrap();
+        assert!((shown_sd - sd).abs() < 1e-5, "k {k}: sd {shown_sd} vs {sd}");
+        means.push((k, mean, sd));
+    }
+    assert!(means.windows(2).all(|w| w[0].1 <= w[1].1), "{summary}");
+    let pick = lines.next().unwrap();
+    let k: u64 = pick
+        .strip_prefix("pick: k ")
+        .and_then(|rest| rest.split(',').next())
+        .unwrap_or_else(|| panic!("{pick}"))
+        .parse()
+        .unwrap();
+    let (_, best_mean, best_sd) = means[0];
+    let picked = means.iter().find(|m| m.0 == k).unwrap();
+    assert!(k >= 3, "{summary}");
+    assert!(
+        picked.1 <= best_mean + best_sd / 2f64.sqrt() + 1e-12,
+        "{summary}"
     );
 }
 

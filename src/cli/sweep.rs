@@ -10,6 +10,7 @@ use mdn::defaults;
 use mdn::fsutil::write_atomic;
 use mdn::gpu::context::GpuOptions;
 use mdn::model::{ModelSpec, save_model};
+use mdn::sweep::summary::{by_configuration, one_standard_error_pick};
 use mdn::sweep::{Grid, Shard, SweepResult, hidden_text, order, run_sweep};
 
 use super::args::{SweepArgs, number_list};
@@ -182,7 +183,55 @@ fn print(ranked: &[SweepResult], json: bool) -> anyhow::Result<()> {
             r.seconds
         );
     }
+    print_by_configuration(ranked);
     Ok(())
+}
+
+/// After the ranked table, when some configuration has several seeds:
+/// each configuration's mean and spread over its seeds, and the
+/// one-standard-error pick (`mdn::sweep::summary`).
+fn print_by_configuration(ranked: &[SweepResult]) {
+    let configs = by_configuration(ranked);
+    if configs.iter().all(|c| c.seeds < 2) {
+        return;
+    }
+    println!();
+    println!("by configuration, over seeds (best mean first):");
+    println!(
+        "{:>4}  {:>9}  {:>11}  {:>5}  {:>13}  {:>8}  {:>10}  {:>9}",
+        "k", "lr", "hidden", "seeds", "mean_val_nll", "sd", "best", "mean_dead"
+    );
+    for c in &configs {
+        println!(
+            "{:>4}  {:>9}  {:>11}  {:>5}  {:>13.5}  {:>8.5}  {:>10.5}  {:>9.1}",
+            c.k,
+            c.lr,
+            hidden_text(&c.hidden),
+            c.seeds,
+            c.mean_val_nll,
+            c.sd_val_nll,
+            c.best_val_nll,
+            c.mean_dead
+        );
+    }
+    let best = &configs[0];
+    match one_standard_error_pick(&configs) {
+        Some(pick) if pick == best => println!(
+            "pick: {} (best mean; nothing simpler within one standard error, {:.5})",
+            pick.label(),
+            best.standard_error()
+        ),
+        Some(pick) => println!(
+            "pick: {}, the simplest within one standard error ({:.5}) of the best mean ({})",
+            pick.label(),
+            best.standard_error(),
+            best.label()
+        ),
+        None => println!(
+            "pick: none (the best configuration, {}, has one seed: give --seeds 2 or more)",
+            best.label()
+        ),
+    }
 }
 
 /// Ranks the shards' `sweep.jsonl` together into `out`, with a copy of
