@@ -58,6 +58,9 @@ pub struct Grid {
     pub batch: usize,
     pub schedule: LrSchedule,
     pub eval_every: usize,
+    /// Each model stops after this many validation checks without an
+    /// improvement (as `train --patience`).
+    pub patience: Option<usize>,
 }
 
 impl Grid {
@@ -200,6 +203,7 @@ pub fn run_sweep(
         let opts = FitOptions {
             val: Some(val),
             eval_every: grid.eval_every,
+            patience: grid.patience,
             stop,
             ..FitOptions::default()
         };
@@ -602,7 +606,7 @@ impl TrainedTogether<'_> {
             together::Together {
                 total_steps: self.grid.steps,
                 every: self.grid.eval_every,
-                patience: None,
+                patience: self.grid.patience,
                 val_loss: &val_loss,
                 stop: self.stop,
             },
@@ -641,6 +645,7 @@ mod tests {
             batch: 32,
             schedule: LrSchedule::Constant,
             eval_every: 10,
+            patience: None,
         }
     }
 

@@ -151,6 +151,7 @@ fn the_gpu_sweep_equals_the_cpu_sweep_model_by_model() {
         batch: 128,
         schedule: LrSchedule::Cosine,
         eval_every: 200,
+        patience: None,
     };
     let sweep = |device: DeviceChoice, gpu: &GpuOptions| {
         run_sweep(
@@ -497,4 +498,63 @@ fn a_full_covariance_sweep_trains_one_model_at_a_time() {
         ),
         "{stderr}"
     );
+}
+
+/// `--patience` on the GPU's shared trainer: each model stops at its own
+/// check (a high, constant learning rate makes them stop at different
+/// steps, so stopped models are frozen while the others go on), at the
+/// step the CPU's run stops it, and is kept as the CPU keeps it. (At 0.05
+/// the runs are chaotic: CPU and GPU part within 60 steps, as any two
+/// roundings would.)
+#[test]
+fn patience_stops_each_model_of_a_shared_trainer_where_the_cpu_stops_it() {
+    let grid: Vec<&str> = [
+        &TWO_K[..],
+        &[
+            "--steps",
+            "400",
+            "--eval-every",
+            "20",
+            "--lr",
+            "0.02",
+            "--schedule",
+            "constant",
+            "--patience",
+            "2",
+        ],
+    ]
+    .concat();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    cli_sweep_of(&grid, d, "cpu", "vulkan", &[]);
+    let steps = |dir: &std::path::Path| -> Vec<(u64, u64, u64)> {
+        let mut s: Vec<_> = std::fs::read_to_string(dir.join("sweep.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                let n = |key: &str| v[key].as_u64().unwrap();
+                (n("k"), n("seed"), n("steps"))
+            })
+            .collect();
+        s.sort();
+        s
+    };
+    let cpu = steps(&d.join("cpu"));
+    let mut stops: Vec<u64> = cpu.iter().map(|s| s.2).collect();
+    stops.sort();
+    stops.dedup();
+    assert!(
+        stops.len() >= 2 && stops.iter().all(|&s| s < 400),
+        "the models should stop early, at different steps: {cpu:?}"
+    );
+    for backend in cli_backends() {
+        let gpu_dir = d.join(backend);
+        std::fs::create_dir_all(&gpu_dir).unwrap();
+        let kernels = [("MDN_GPU_KERNELS", "fused=on,pad=0")];
+        let stderr = cli_sweep_of(&grid, &gpu_dir, "gpu", backend, &kernels);
+        assert!(!stderr.contains("one after another"), "{stderr}");
+        assert_eq!(steps(&gpu_dir.join("gpu")), cpu, "{backend}");
+        same_models(&d.join("cpu"), &gpu_dir.join("gpu"), 4, backend);
+    }
 }

@@ -275,3 +275,64 @@ fn the_gpu_sweep_equals_the_cpu_sweep() {
         }
     }
 }
+
+/// `sweep --patience` stops each model as `train --patience` stops it
+/// alone: the same step in `sweep.jsonl`, the same bytes.
+#[test]
+fn patience_stops_a_sweep_model_where_train_stops_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let common = [
+        "--toy",
+        "inverse",
+        "--n",
+        "4096",
+        "--steps",
+        "4000",
+        "--eval-every",
+        "100",
+        "--patience",
+        "2",
+        "--hidden",
+        "16",
+        "--lr",
+        "0.05",
+        "--schedule",
+        "constant",
+        "--device",
+        "cpu",
+        "--quiet",
+    ];
+    mdn(
+        d,
+        &[
+            &["sweep", "--k", "2,3", "--keep-all", "--out-dir", "p"][..],
+            &common,
+        ]
+        .concat(),
+    );
+    let all = results(&d.join("p"));
+    assert_eq!(all.len(), 2);
+    for r in &all {
+        let steps = r["steps"].as_u64().unwrap();
+        assert!(steps < 4000, "stopped early: {r}");
+        let k = r["k"].to_string();
+        let (_, stderr) = mdn(
+            d,
+            &[
+                &["train", "--k", &k, "--out", "alone.st"][..],
+                &common[..common.len() - 1],
+            ]
+            .concat(),
+        );
+        assert!(
+            stderr.contains(&format!("stopped early at step {steps} of 4000")),
+            "k {k}: {stderr}"
+        );
+        let swept = d.join(format!("p/model-k{k}-seed0-lr0.05-h16.safetensors"));
+        assert!(
+            std::fs::read(d.join("alone.st")).unwrap() == std::fs::read(swept).unwrap(),
+            "k {k}: the sweep's model differs from train's"
+        );
+    }
+}

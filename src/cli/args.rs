@@ -428,6 +428,9 @@ pub struct SweepArgs {
     /// Steps between validation checks [default: a fiftieth of the run].
     #[arg(long, value_name = "N")]
     pub eval_every: Option<usize>,
+    /// Stop each model after this many validation checks without an improvement (the `steps` column says where).
+    #[arg(long, value_name = "N")]
+    pub patience: Option<usize>,
     /// Where the models train: on the CPU side by side on the cores; on a GPU many at once in the same dispatches (shapes of one depth padded into one trainer), or one after another on software adapters.
     #[arg(long, value_enum, default_value = "auto")]
     pub device: Device,

@@ -38,6 +38,7 @@ pub fn sweep(a: SweepArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
         batch: a.batch,
         schedule: a.schedule.into(),
         eval_every: a.eval_every.unwrap_or((steps / 50).max(1)),
+        patience: a.patience,
     };
     if a.seeds == 0 || steps == 0 {
         bail!("--seeds and --steps must be at least 1");
