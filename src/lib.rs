@@ -11,11 +11,12 @@
 //! 4. [`model`] (spec, flat parameter layout, init, file format);
 //! 5. [`train`] (the loop and the step values both trainers share);
 //! 6. [`cpu`] and [`gpu`] (the two trainers and their stages);
-//! 7. [`device`] (where work runs), [`infer`] (using a model), [`fit`]
-//!    (data + spec + device → trained model) and [`sweep`] (many of them);
+//! 7. [`device`] (where work runs), [`infer`] (using a model) and [`fit`]
+//!    (data + spec + device → trained model);
 //! 8. [`bench`], [`tune`] (kernel configurations measured per adapter and
-//!    job), [`viz`] and [`calibration_plot`]; the CLI (`src/cli/`, in the
-//!    binary) on top.
+//!    job), [`sweep`] (many models fitted, their trainers tuned on
+//!    request), [`viz`] and [`calibration_plot`]; the CLI (`src/cli/`, in
+//!    the binary) on top.
 
 pub mod bench;
 pub mod calibration_plot;

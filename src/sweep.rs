@@ -27,7 +27,7 @@ use crate::device::{DeviceChoice, Placement};
 use crate::error::{MdnError, Result};
 use crate::fit::{FitOptions, Prepared, fit_with, prepare};
 use crate::gpu::context::{GpuContext, GpuOptions};
-use crate::gpu::tuned::JobShape;
+use crate::gpu::tuned::{JobShape, TunedTable};
 use crate::gpu::{GpuTrainer, Kernels};
 use crate::model::init::init_params;
 use crate::model::pad::{Padding, enclosing_spec};
@@ -36,6 +36,10 @@ use crate::train::together::{self, run_together};
 use crate::train::{LrSchedule, TrainConfig, TrainReport};
 
 pub mod summary;
+mod tuning;
+
+use tuning::JobTuner;
+pub use tuning::SweepTuning;
 
 /// One point of the grid.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -166,6 +170,8 @@ pub fn order(a: &SweepResult, b: &SweepResult) -> std::cmp::Ordering {
 /// write it then, so a sweep stopped halfway keeps what it finished).
 /// When `stop` is set, the models in training end at their next chunk
 /// (and are kept, with the steps they reached) and no new one starts.
+/// With `tuning`, each GPU job the table of tuned kernels lacks is tuned
+/// before it trains ([`SweepTuning`]).
 #[allow(clippy::too_many_arguments)]
 pub fn run_sweep(
     train: &Dataset,
@@ -175,6 +181,7 @@ pub fn run_sweep(
     device: DeviceChoice,
     gpu: &GpuOptions,
     stop: Option<&AtomicBool>,
+    tuning: Option<SweepTuning<'_>>,
     note: &mut dyn FnMut(&str),
     on_done: &(dyn Fn(&SweepResult, &Model) -> Result<()> + Sync),
 ) -> Result<Vec<(SweepResult, Model)>> {
@@ -194,7 +201,10 @@ pub fn run_sweep(
     // One model through `fit_with` (the CPU's way, and the GPU's for
     // networks the fused step cannot take); `None` if stopped before it
     // started.
-    let one = |c: &Combination, device: DeviceChoice| -> Result<Option<(SweepResult, Model)>> {
+    let one = |c: &Combination,
+               device: DeviceChoice,
+               gpu: &GpuOptions|
+     -> Result<Option<(SweepResult, Model)>> {
         if stopped() {
             return Ok(None);
         }
@@ -235,17 +245,42 @@ pub fn run_sweep(
             if let Some(why) = why {
                 note(&format!("{why}; training on the CPU"));
             }
+            if tuning.is_some() {
+                note(
+                    "--tune measures GPU kernels; these models train on the CPU, so there is nothing to tune",
+                );
+            }
             // Side by side on the CPU's cores.
             let done: Vec<Option<_>> = jobs
                 .par_iter()
-                .map(|c| one(c, DeviceChoice::Cpu))
+                .map(|c| one(c, DeviceChoice::Cpu, gpu))
                 .collect::<Result<_>>()?;
             done.into_iter().flatten().collect()
         }
         Placement::Gpu(ctx) => {
             let ctx = Arc::new(*ctx);
             let kernels = Arc::new(Kernels::new(&ctx)?);
+            let mut tuner = JobTuner::new(gpu, tuning);
             let mut done = Vec::with_capacity(jobs.len());
+            // One model alone on the GPU, its job tuned first if asked
+            // (on z-scored rows made once, for the trials).
+            let mut trial_rows: Option<Dataset> = None;
+            let mut alone = |c: &Combination,
+                             tuner: &mut JobTuner,
+                             note: &mut dyn FnMut(&str)|
+             -> Result<Option<(SweepResult, Model)>> {
+                if stopped() {
+                    return Ok(None);
+                }
+                if tuner.tuning() {
+                    if trial_rows.is_none() {
+                        trial_rows = Some(prepare(train.clone())?.normalized);
+                    }
+                    let rows = trial_rows.as_ref().expect("made above");
+                    tuner.ensure(&ctx, &grid.spec(train, c)?, rows, grid.batch, 1, note)?;
+                }
+                one(c, DeviceChoice::Gpu, &tuner.options(gpu))
+            };
             // The model dimension lives in the fused step. Where the
             // adapter's configuration turns that off (software adapters,
             // where many models in one fused step are slower than one at a
@@ -266,13 +301,14 @@ pub fn run_sweep(
                 // A pack whose job `mdn tune` measured takes what won there;
                 // kernels are built once per configuration.
                 let mut built: Vec<Arc<Kernels>> = vec![Arc::clone(&kernels)];
-                let mut kernels_for = |job: &JobShape| -> Result<Arc<Kernels>> {
-                    let k = Kernels::for_job(&ctx, job, &built)?;
-                    if !built.iter().any(|b| Arc::ptr_eq(b, &k)) {
-                        built.push(Arc::clone(&k));
-                    }
-                    Ok(k)
-                };
+                let mut kernels_for =
+                    |job: &JobShape, table: Option<&TunedTable>| -> Result<Arc<Kernels>> {
+                        let k = Kernels::for_job_in(&ctx, table, job, &built)?;
+                        if !built.iter().any(|b| Arc::ptr_eq(b, &k)) {
+                            built.push(Arc::clone(&k));
+                        }
+                        Ok(k)
+                    };
                 while let Some(pack) = queue.pop_front() {
                     if stopped() {
                         break;
@@ -292,8 +328,9 @@ pub fn run_sweep(
                         }
                         continue;
                     }
+                    tuner.ensure(&ctx, spec, &prepared.normalized, grid.batch, wanted, note)?;
                     let job = JobShape::new(spec, grid.batch, rows, wanted);
-                    let pack_kernels = kernels_for(&job)?;
+                    let pack_kernels = kernels_for(&job, tuner.table())?;
                     match together.build(&ctx, &pack_kernels, &pack) {
                         Ok(trainer) => {
                             if let Some(line) = pack.padded_note() {
@@ -321,7 +358,7 @@ pub fn run_sweep(
                                 pack.shape_text()
                             ));
                             for m in &pack.members {
-                                done.extend(one(m.combination, DeviceChoice::Gpu)?);
+                                done.extend(alone(m.combination, &mut tuner, note)?);
                             }
                         }
                     }
@@ -332,7 +369,7 @@ pub fn run_sweep(
                     ctx.info.name
                 ));
                 for c in &jobs {
-                    done.extend(one(c, DeviceChoice::Gpu)?);
+                    done.extend(alone(c, &mut tuner, note)?);
                 }
             }
             done

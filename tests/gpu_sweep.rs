@@ -162,6 +162,7 @@ fn the_gpu_sweep_equals_the_cpu_sweep_model_by_model() {
             device,
             gpu,
             None,
+            None,
             &mut |_| {},
             &|_, _| Ok(()),
         )
@@ -557,4 +558,50 @@ fn patience_stops_each_model_of_a_shared_trainer_where_the_cpu_stops_it() {
         assert_eq!(steps(&gpu_dir.join("gpu")), cpu, "{backend}");
         same_models(&d.join("cpu"), &gpu_dir.join("gpu"), 4, backend);
     }
+}
+
+/// `sweep --tune`: the sweep's one job (K 3, two seeds: one trainer of two
+/// models where the fused step is the default, else one model at a time)
+/// is measured before it trains and added to the table of tuned kernels;
+/// the models trained with what won still equal the CPU's; a second
+/// `--tune` finds the job in the table and measures nothing.
+#[test]
+fn sweep_tune_measures_each_job_once_and_trains_with_the_winner() {
+    const GRID: [&str; 8] = [
+        "--toy", "inverse", "--k", "3", "--seeds", "2", "--hidden", "12,12",
+    ];
+    let Some(&backend) = cli_backends().first() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    cli_sweep_of(&GRID, d, "cpu", backend, &[]);
+    let table = d.join("tuned.json");
+    let env = [("MDN_TUNED_KERNELS", table.to_str().unwrap())];
+    let tuned: Vec<&str> = [&GRID[..], &["--tune", "--tune-seconds", "0.01"]].concat();
+    let first = d.join("first");
+    std::fs::create_dir_all(&first).unwrap();
+    let stderr = cli_sweep_of(&tuned, &first, "gpu", backend, &env);
+    assert_eq!(
+        stderr.matches("tuning the kernels for").count(),
+        1,
+        "{stderr}"
+    );
+    let text = std::fs::read_to_string(&table).expect("--tune writes the table");
+    let entries = serde_json::from_str::<serde_json::Value>(&text).unwrap()["entries"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(entries.len(), 1, "{text}");
+    let job = &entries[0]["job"];
+    assert_eq!(job["spec"]["head"]["k"], 3, "{text}");
+    assert_eq!(job["spec"]["hidden"], serde_json::json!([12, 12]), "{text}");
+    assert_eq!(job["batch"], 128, "{text}");
+    same_models(&d.join("cpu"), &first.join("gpu"), 2, backend);
+
+    let again = d.join("again");
+    std::fs::create_dir_all(&again).unwrap();
+    let stderr = cli_sweep_of(&tuned, &again, "gpu", backend, &env);
+    assert!(!stderr.contains("tuning the kernels"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&table).unwrap(), text);
 }

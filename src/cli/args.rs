@@ -437,6 +437,12 @@ pub struct SweepArgs {
     /// Train only every n-th combination starting at i (0-based), as one job of n.
     #[arg(long, value_name = "i/n")]
     pub shard: Option<String>,
+    /// On a GPU, measure first which kernel configuration runs each of the sweep's trainers fastest (as `mdn tune` does), unless the table of tuned kernels has it, and train with that; the winners are added to the table.
+    #[arg(long)]
+    pub tune: bool,
+    /// Seconds of timed steps per configuration --tune tries [default: 0.3].
+    #[arg(long, value_name = "S", requires = "tune")]
+    pub tune_seconds: Option<f64>,
     /// Rank the results of these sweep directories together instead of training.
     #[arg(long, value_name = "DIR", num_args = 1.., conflicts_with_all = ["data", "toy", "shard"])]
     pub merge: Option<Vec<PathBuf>>,

@@ -3,15 +3,18 @@
 //! which ranks several shards' results together.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use mdn::data::source::ValSource;
 use mdn::defaults;
 use mdn::fsutil::write_atomic;
 use mdn::gpu::context::GpuOptions;
+use mdn::gpu::tuned::{TUNED_KERNELS_ENV, TunedEntry, TunedTable, default_path};
 use mdn::model::{ModelSpec, save_model};
 use mdn::sweep::summary::{by_configuration, one_standard_error_pick};
-use mdn::sweep::{Grid, Shard, SweepResult, hidden_text, order, run_sweep};
+use mdn::sweep::{Grid, Shard, SweepResult, SweepTuning, hidden_text, order, run_sweep};
+use mdn::tune::TuneOptions;
 
 use super::args::{SweepArgs, number_list};
 use super::train::{Interrupted, Signals};
@@ -45,6 +48,10 @@ pub fn sweep(a: SweepArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
     }
     if let Some(&bad) = grid.lr.iter().find(|lr| !(**lr > 0.0 && lr.is_finite())) {
         bail!("--lr: {bad} is not a positive learning rate");
+    }
+    let tune_seconds = a.tune_seconds.unwrap_or(0.3);
+    if !(tune_seconds > 0.0 && tune_seconds.is_finite()) {
+        bail!("--tune-seconds must be a positive number of seconds");
     }
     let shard = match &a.shard {
         Some(s) => Shard::parse(s)?,
@@ -106,6 +113,33 @@ pub fn sweep(a: SweepArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
     // are kept (with the steps they reached), no new one starts, and what
     // finished is ranked and written as usual before the exit code says so.
     let signals = Signals::install()?;
+    let tuned_path = default_path();
+    let mut save_entry = |entry: &TunedEntry| -> mdn::Result<()> {
+        match &tuned_path {
+            Some(path) => {
+                // Read again: another run may have added to it meanwhile.
+                let mut table = TunedTable::load(path).unwrap_or_else(|e| {
+                    eprintln!("warning: {e}; it will be replaced");
+                    TunedTable::default()
+                });
+                table.insert(entry.clone());
+                table.save(path)
+            }
+            None => {
+                eprintln!(
+                    "note: {TUNED_KERNELS_ENV}=off: what --tune found is used by this sweep only"
+                );
+                Ok(())
+            }
+        }
+    };
+    let tuning = a.tune.then(|| SweepTuning {
+        options: TuneOptions {
+            per_trial: Duration::from_secs_f64(tune_seconds),
+            ..TuneOptions::default()
+        },
+        on_entry: &mut save_entry,
+    });
     let results = run_sweep(
         &train,
         &val,
@@ -114,6 +148,7 @@ pub fn sweep(a: SweepArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
         a.device.into(),
         gpu,
         Some(&signals.stop),
+        tuning,
         &mut note,
         &on_done,
     )?;

@@ -14,7 +14,7 @@ use super::config::{DEFAULT_FUSED_SCRATCH, KernelConfig, MatmulVariant};
 use super::context::GpuContext;
 use super::layouts::{AdamInfo, MAX_LAYERS};
 use super::matmul::{MatmulShape, Product};
-use super::tuned::{AdapterKey, JobShape, Tuned};
+use super::tuned::{AdapterKey, JobShape, Tuned, TunedTable};
 use crate::error::{MdnError, Result};
 use crate::head::HeadKind;
 
@@ -340,9 +340,13 @@ pub struct DenseBackwardKernel {
 }
 
 /// See [`Kernels::for_job`]; the configuration without building it.
-fn config_for_job(ctx: &GpuContext, job: &JobShape) -> Result<(KernelConfig, Option<Tuned>)> {
+fn config_for_job(
+    ctx: &GpuContext,
+    table: Option<&TunedTable>,
+    job: &JobShape,
+) -> Result<(KernelConfig, Option<Tuned>)> {
     let base = KernelConfig::for_adapter(&ctx.info);
-    let found = ctx.tuned.as_ref().and_then(|table| {
+    let found = table.and_then(|table| {
         let entry = table.find(&AdapterKey::of(&ctx.info), kernels_build(), job)?;
         Some(Tuned {
             entry: entry.clone(),
@@ -415,7 +419,18 @@ impl Kernels {
     ///
     /// [`GpuOptions::tuned`]: super::context::GpuOptions::tuned
     pub fn for_job(ctx: &GpuContext, job: &JobShape, built: &[Arc<Kernels>]) -> Result<Arc<Self>> {
-        let (config, tuned) = config_for_job(ctx, job)?;
+        Self::for_job_in(ctx, ctx.tuned.as_deref(), job, built)
+    }
+
+    /// [`Kernels::for_job`] with the entries of `table` instead of the
+    /// context's (a sweep that tunes its jobs as it goes: `sweep --tune`).
+    pub fn for_job_in(
+        ctx: &GpuContext,
+        table: Option<&TunedTable>,
+        job: &JobShape,
+        built: &[Arc<Kernels>],
+    ) -> Result<Arc<Self>> {
+        let (config, tuned) = config_for_job(ctx, table, job)?;
         if let Some(k) = built
             .iter()
             .find(|k| k.config == config && k.tuned == tuned)

@@ -1,0 +1,114 @@
+//! `sweep --tune`: each GPU job of a sweep (a trainer's network, batch,
+//! rows and models stepped together) that the table of tuned kernels does
+//! not hold yet is measured with [`crate::tune`] just before it trains,
+//! and trains with what won. A sweep's trainers are jobs the user never
+//! names (the padded network of several K, so many models), so asking
+//! them to run `mdn tune` for each by hand is asking too much.
+
+use std::sync::Arc;
+
+use crate::data::Dataset;
+use crate::error::Result;
+use crate::gpu::context::{GpuContext, GpuOptions};
+use crate::gpu::kernels::kernels_build;
+use crate::gpu::tuned::{AdapterKey, JobShape, TunedEntry, TunedTable};
+use crate::model::ModelSpec;
+use crate::tune::{TuneJob, TuneOptions, tune};
+
+/// What `sweep --tune` asks for.
+pub struct SweepTuning<'a> {
+    pub options: TuneOptions,
+    /// Each new entry as soon as it is measured (the CLI adds it to the
+    /// table's file, so a sweep stopped later keeps it).
+    pub on_entry: &'a mut dyn FnMut(&TunedEntry) -> Result<()>,
+}
+
+/// The table a GPU sweep looks its jobs up in, with the entries this
+/// sweep measured added.
+pub(super) struct JobTuner<'a> {
+    table: Option<Arc<TunedTable>>,
+    tuning: Option<SweepTuning<'a>>,
+}
+
+impl<'a> JobTuner<'a> {
+    pub fn new(gpu: &GpuOptions, tuning: Option<SweepTuning<'a>>) -> Self {
+        JobTuner {
+            table: gpu.tuned.clone(),
+            tuning,
+        }
+    }
+
+    pub fn tuning(&self) -> bool {
+        self.tuning.is_some()
+    }
+
+    pub fn table(&self) -> Option<&TunedTable> {
+        self.table.as_deref()
+    }
+
+    /// `gpu` with this table: for trainers that build their own context.
+    pub fn options(&self, gpu: &GpuOptions) -> GpuOptions {
+        GpuOptions {
+            tuned: self.table.clone(),
+            ..gpu.clone()
+        }
+    }
+
+    /// Tunes the job of `models` models of `spec` on `data` (z-scored) in
+    /// minibatches of `batch`, unless not asked to or the table has it.
+    pub fn ensure(
+        &mut self,
+        ctx: &Arc<GpuContext>,
+        spec: &ModelSpec,
+        data: &Dataset,
+        batch: usize,
+        models: usize,
+        note: &mut dyn FnMut(&str),
+    ) -> Result<()> {
+        let Some(tuning) = &mut self.tuning else {
+            return Ok(());
+        };
+        let job = JobShape::new(spec, batch, data.len(), models);
+        let adapter = AdapterKey::of(&ctx.info);
+        if self
+            .table
+            .as_ref()
+            .is_some_and(|t| t.find(&adapter, kernels_build(), &job).is_some())
+        {
+            return Ok(());
+        }
+        note(&format!(
+            "tuning the kernels for {} on {} (--tune)",
+            job.describe(),
+            ctx.info.name
+        ));
+        let tune_job = TuneJob {
+            spec,
+            data,
+            batch,
+            models,
+        };
+        let report = tune(ctx, &tune_job, &tuning.options, &mut |_| {})?;
+        let entry = report.entry();
+        note(&if entry.changes.is_empty() {
+            format!(
+                "{}: the defaults won ({} configurations tried)",
+                job.describe(),
+                report.trials
+            )
+        } else {
+            format!(
+                "{}: {} ({:.2}x the defaults' steps/s; {} configurations tried)",
+                job.describe(),
+                entry.changes,
+                report.gain(),
+                report.trials
+            )
+        });
+        (tuning.on_entry)(&entry)?;
+        let mut table = self.table.as_deref().cloned().unwrap_or_default();
+        table.insert(entry);
+        self.table = Some(Arc::new(table));
+        Ok(())
+    }
+}
