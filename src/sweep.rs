@@ -277,7 +277,8 @@ pub fn run_sweep(
                         trial_rows = Some(prepare(train.clone())?.normalized);
                     }
                     let rows = trial_rows.as_ref().expect("made above");
-                    tuner.ensure(&ctx, &grid.spec(train, c)?, rows, grid.batch, 1, note)?;
+                    let spec = grid.spec(train, c)?;
+                    tuner.ensure(&ctx, &spec, rows, grid.batch, 1, stop, note)?;
                 }
                 one(c, DeviceChoice::Gpu, &tuner.options(gpu))
             };
@@ -328,7 +329,11 @@ pub fn run_sweep(
                         }
                         continue;
                     }
-                    tuner.ensure(&ctx, spec, &prepared.normalized, grid.batch, wanted, note)?;
+                    let rows_z = &prepared.normalized;
+                    tuner.ensure(&ctx, spec, rows_z, grid.batch, wanted, stop, note)?;
+                    if stopped() {
+                        break;
+                    }
                     let job = JobShape::new(spec, grid.batch, rows, wanted);
                     let pack_kernels = kernels_for(&job, tuner.table())?;
                     match together.build(&ctx, &pack_kernels, &pack) {

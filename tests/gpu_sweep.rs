@@ -605,3 +605,65 @@ fn sweep_tune_measures_each_job_once_and_trains_with_the_winner() {
     assert!(!stderr.contains("tuning the kernels"), "{stderr}");
     assert_eq!(std::fs::read_to_string(&table).unwrap(), text);
 }
+
+/// SIGINT while `sweep --tune` measures its first job: the search gives up
+/// within a trial, keeps nothing (the table is not written), no model
+/// starts, and the sweep exits 130 saying so.
+#[test]
+fn a_signal_while_tuning_stops_the_search_and_keeps_nothing() {
+    use std::io::{BufRead, BufReader, Read};
+    use std::os::unix::process::CommandExt;
+    let Some(&backend) = cli_backends().first() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("tuned.json");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mdn"))
+        .env("MDN_TUNED_KERNELS", &table)
+        .args([
+            "sweep",
+            "--toy",
+            "inverse",
+            "--k",
+            "3",
+            "--hidden",
+            "12,12",
+            "--steps",
+            "200",
+            "--device",
+            "gpu",
+            "--backend",
+            backend,
+            "--tune",
+            "--tune-seconds",
+            "1",
+            "--out-dir",
+            "sw",
+        ])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .expect("mdn starts");
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "no tuning: {seen}"
+        );
+        seen += &line;
+        if line.contains("tuning the kernels for") {
+            break;
+        }
+    }
+    // SAFETY: kill(2) with the child's process group and a signal number.
+    assert_eq!(unsafe { libc::kill(-(child.id() as i32), libc::SIGINT) }, 0);
+    stderr.read_to_string(&mut seen).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{seen}");
+    assert!(seen.contains("stopped before any model trained"), "{seen}");
+    assert!(!table.exists(), "a stopped search wrote the table: {seen}");
+}

@@ -6,6 +6,7 @@
 //! them to run `mdn tune` for each by hand is asking too much.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use crate::data::Dataset;
 use crate::error::Result;
@@ -13,7 +14,7 @@ use crate::gpu::context::{GpuContext, GpuOptions};
 use crate::gpu::kernels::kernels_build;
 use crate::gpu::tuned::{AdapterKey, JobShape, TunedEntry, TunedTable};
 use crate::model::ModelSpec;
-use crate::tune::{TuneJob, TuneOptions, tune};
+use crate::tune::{TuneJob, TuneOptions, tune_until};
 
 /// What `sweep --tune` asks for.
 pub struct SweepTuning<'a> {
@@ -56,6 +57,10 @@ impl<'a> JobTuner<'a> {
 
     /// Tunes the job of `models` models of `spec` on `data` (z-scored) in
     /// minibatches of `batch`, unless not asked to or the table has it.
+    /// A search that fails costs a note, not the sweep: the job then trains
+    /// with the defaults, as it would have without `--tune`. One stopped by
+    /// `stop` keeps nothing.
+    #[allow(clippy::too_many_arguments)]
     pub fn ensure(
         &mut self,
         ctx: &Arc<GpuContext>,
@@ -63,6 +68,7 @@ impl<'a> JobTuner<'a> {
         data: &Dataset,
         batch: usize,
         models: usize,
+        stop: Option<&AtomicBool>,
         note: &mut dyn FnMut(&str),
     ) -> Result<()> {
         let Some(tuning) = &mut self.tuning else {
@@ -88,7 +94,17 @@ impl<'a> JobTuner<'a> {
             batch,
             models,
         };
-        let report = tune(ctx, &tune_job, &tuning.options, &mut |_| {})?;
+        let report = match tune_until(ctx, &tune_job, &tuning.options, stop, &mut |_| {}) {
+            Ok(Some(report)) => report,
+            Ok(None) => return Ok(()),
+            Err(e) => {
+                note(&format!(
+                    "tuning {} failed ({e}); it trains with the defaults",
+                    job.describe()
+                ));
+                return Ok(());
+            }
+        };
         let entry = report.entry();
         note(&if entry.changes.is_empty() {
             format!(

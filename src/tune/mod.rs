@@ -15,6 +15,7 @@ pub mod search;
 pub mod space;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::bench::BenchMode;
@@ -145,6 +146,21 @@ pub fn tune(
     opts: &TuneOptions,
     on_trial: &mut dyn FnMut(&Trial),
 ) -> Result<TuneReport> {
+    tune_until(ctx, job, opts, None, on_trial)?
+        .ok_or_else(|| MdnError::Config("the search stopped".into()))
+}
+
+/// [`tune`] that gives up, with `None`, once `stop` is set (a signal
+/// during `sweep --tune`): the trials left are skipped, not measured, so
+/// it returns within one trial.
+pub fn tune_until(
+    ctx: &Arc<GpuContext>,
+    job: &TuneJob<'_>,
+    opts: &TuneOptions,
+    stop: Option<&AtomicBool>,
+    on_trial: &mut dyn FnMut(&Trial),
+) -> Result<Option<TuneReport>> {
+    let stopped = || stop.is_some_and(|s| s.load(Ordering::SeqCst));
     if job.data.is_empty() {
         return Err(MdnError::Data("the training data has no rows".into()));
     }
@@ -175,7 +191,12 @@ pub fn tune(
         trials += 1;
         on_trial(t);
     };
-    let mut measure_one = |c: &KernelConfig| measure_config(ctx, job, c, opts.per_trial);
+    let mut measure_one = |c: &KernelConfig| {
+        if stopped() {
+            return Ok(Outcome::Skipped("stopped".into()));
+        }
+        measure_config(ctx, job, c, opts.per_trial)
+    };
     let mut s = Searcher::new(opts.margin, &mut measure_one, &mut count);
 
     // The paths to search: a set of models always takes the fused step;
@@ -204,6 +225,9 @@ pub fn tune(
             }
         }
     }
+    if stopped() {
+        return Ok(None);
+    }
     let Some((winner, _)) = best else {
         return Err(MdnError::Config(format!(
             "no kernel configuration could train {} on {}",
@@ -226,11 +250,14 @@ pub fn tune(
         }
     }
     drop(s);
+    if stopped() {
+        return Ok(None);
+    }
     let (Some(default_rate), Some(winner_rate)) = (median(&rates.0), median(&rates.1)) else {
         // The defaults do not run this job (the fused step refuses a set of
         // models this wide): the winner stands alone.
         let winner_rate = median(&rates.1).unwrap_or_default();
-        return Ok(TuneReport {
+        return Ok(Some(TuneReport {
             adapter: AdapterKey::of(&ctx.info),
             job: job.shape(),
             default,
@@ -238,10 +265,10 @@ pub fn tune(
             default_rate: winner_rate,
             winner_rate,
             trials,
-        });
+        }));
     };
     let keep = winner_rate > default_rate * (1.0 + opts.margin);
-    Ok(TuneReport {
+    Ok(Some(TuneReport {
         adapter: AdapterKey::of(&ctx.info),
         job: job.shape(),
         default,
@@ -249,7 +276,7 @@ pub fn tune(
         default_rate,
         winner_rate: if keep { winner_rate } else { default_rate },
         trials,
-    })
+    }))
 }
 
 fn median(v: &[f64]) -> Option<f64> {
