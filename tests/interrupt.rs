@@ -467,3 +467,84 @@ fn an_interrupted_sweep_keeps_the_models_it_trained() {
         &["eval", "--model", "sw/best.safetensors", "--data", "t.csv"],
     );
 }
+
+/// A sweep killed outright (SIGKILL: no handler runs, nothing is written
+/// at the end) keeps, besides the ranked results of the models it
+/// finished, the best of them as `best.safetensors`: written as soon as
+/// it is the best, before the results that rank it.
+#[test]
+fn a_killed_sweep_keeps_its_best_model_so_far() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(
+        d,
+        &[
+            "data", "--toy", "inverse", "--n", "1000", "--seed", "9", "--out", "v.csv",
+        ],
+    );
+    // The 128,128 models take a hundred times the 8's: the kill lands
+    // after some models finished and before the rest, on any number of
+    // cores.
+    let mut child = spawn(
+        d,
+        &[
+            "sweep",
+            "--toy",
+            "inverse",
+            "--n",
+            "4096",
+            "--k",
+            "1,2",
+            "--seeds",
+            "2",
+            "--hidden",
+            "8;128,128",
+            "--steps",
+            "20000",
+            "--val",
+            "v.csv",
+            "--device",
+            "cpu",
+            "--out-dir",
+            "sw",
+            "--quiet",
+        ],
+    );
+    wait_for(&d.join("sw/sweep.jsonl"), &mut child);
+    signal_group(&child, &[libc::SIGKILL]);
+    let out = child.wait_with_output().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGKILL),
+        "it ran to its end"
+    );
+    let first: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(d.join("sw/sweep.jsonl"))
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    let reported = first["val_nll"].as_f64().unwrap();
+    let eval = ok(
+        d,
+        &[
+            "eval",
+            "--model",
+            "sw/best.safetensors",
+            "--data",
+            "v.csv",
+            "--device",
+            "cpu",
+        ],
+    );
+    let nll: f64 = eval.split_whitespace().nth(1).unwrap().parse().unwrap();
+    // The same model, or one that finished just before the kill and was
+    // not ranked yet: never a worse one.
+    assert!(
+        nll <= reported + 1e-5,
+        "best {nll} vs ranked first {reported}"
+    );
+}

@@ -77,7 +77,9 @@ pub fn sweep(a: SweepArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
     let quiet = a.quiet;
     // Finished results so far: sweep.jsonl is rewritten, ranked, as each
     // model finishes (and with --keep-all its model), so a sweep that is
-    // stopped keeps every model it finished.
+    // stopped keeps every model it finished; best.safetensors follows the
+    // best so far, written before the results that rank it, so a sweep
+    // killed outright (no chance to write at the end) keeps it too.
     let finished = std::sync::Mutex::new(Vec::<SweepResult>::new());
     let out_dir = a.out_dir.clone();
     let keep_all = a.keep_all;
@@ -88,6 +90,9 @@ pub fn sweep(a: SweepArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
         let mut list = finished.lock().unwrap_or_else(|p| p.into_inner());
         list.push(r.clone());
         list.sort_by(order);
+        if list[0] == *r {
+            save_model(model, &out_dir.join(BEST))?;
+        }
         let n = list.len();
         write_results(&out_dir, &list).map_err(|e| mdn::MdnError::Data(e.to_string()))?;
         drop(list);
