@@ -3,8 +3,8 @@
 //!
 //! The floors of the crate, bottom up; a module imports only from its own
 //! floor or below (`tests/architecture.rs` checks it):
-//! 1. [`error`], [`fsutil`], [`defaults`], [`simd`] (the CPU's vector
-//!    kernels);
+//! 1. [`error`], [`fsutil`], [`fingerprint`], [`defaults`], [`simd`] (the
+//!    CPU's vector kernels);
 //! 2. [`data`] (toy problem, CSV, normalisation);
 //! 3. [`head`] (the head kinds as plug-ins: width, shader, CPU twin, loss,
 //!    decoding, sampling);
@@ -25,6 +25,7 @@ pub mod data;
 pub mod defaults;
 pub mod device;
 pub mod error;
+pub mod fingerprint;
 pub mod fit;
 pub mod fsutil;
 pub mod gpu;

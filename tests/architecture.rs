@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 const FLOORS: &[(&str, usize)] = &[
     ("error", 1),
     ("fsutil", 1),
+    ("fingerprint", 1),
     ("defaults", 1),
     ("simd", 1),
     ("metrics", 1),

@@ -16,6 +16,7 @@ use super::layouts::{AdamInfo, MAX_LAYERS};
 use super::matmul::{MatmulShape, Product};
 use super::tuned::{AdapterKey, JobShape, Tuned, TunedTable};
 use crate::error::{MdnError, Result};
+use crate::fingerprint::Fnv64;
 use crate::head::HeadKind;
 
 const COMMON: &str = include_str!("../../shaders/common.wgsl");
@@ -136,18 +137,11 @@ pub fn kernels_build() -> &'static str {
 }
 
 fn hash_shaders() -> String {
-    // FNV-1a: stable across runs and platforms, unlike `DefaultHasher`.
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |text: &str| {
-        for b in text.bytes() {
-            hash ^= b as u64;
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-    };
+    let mut hash = Fnv64::default();
     for shader in Shader::all() {
-        eat(&shader.source());
+        hash.eat(shader.source().as_bytes());
     }
-    format!("{}+{hash:016x}", env!("CARGO_PKG_VERSION"))
+    format!("{}+{:016x}", env!("CARGO_PKG_VERSION"), hash.finish())
 }
 
 pub fn fused_kinds() -> impl Iterator<Item = HeadKind> {
