@@ -33,7 +33,7 @@ use crate::model::init::init_params;
 use crate::model::pad::{Padding, enclosing_spec};
 use crate::model::{Covariance, Head, Model, ModelSpec};
 use crate::train::together::{self, run_together};
-use crate::train::{LrSchedule, TrainConfig, TrainReport};
+use crate::train::{LrSchedule, Stopped, TrainConfig, TrainReport};
 
 pub mod summary;
 mod tuning;
@@ -65,6 +65,8 @@ pub struct Grid {
     /// Each model stops after this many validation checks without an
     /// improvement (as `train --patience`).
     pub patience: Option<usize>,
+    /// Combinations already trained (`sweep --resume`): left out.
+    pub done: Vec<Combination>,
 }
 
 impl Grid {
@@ -137,6 +139,10 @@ pub struct SweepResult {
     pub steps: usize,
     pub dead_components: Vec<usize>,
     pub seconds: f64,
+    /// Stopped by a signal before its steps were done: `sweep --resume`
+    /// trains it again. Written only when true.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
 }
 
 impl SweepResult {
@@ -191,6 +197,7 @@ pub fn run_sweep(
         .enumerate()
         .filter(|(j, _)| shard.takes(*j))
         .map(|(_, c)| c)
+        .filter(|c| !grid.done.contains(c))
         .collect();
     if jobs.is_empty() {
         return Err(MdnError::Config(
@@ -587,6 +594,7 @@ fn result_of(
         steps: report.diverged.map_or(report.steps, |d| d.good_step),
         dead_components: usage.map(|u| u.dead_components()).unwrap_or_default(),
         seconds: start.elapsed().as_secs_f64(),
+        interrupted: report.stopped == Some(Stopped::Interrupted),
     })
 }
 
@@ -688,6 +696,7 @@ mod tests {
             schedule: LrSchedule::Constant,
             eval_every: 10,
             patience: None,
+            done: Vec::new(),
         }
     }
 

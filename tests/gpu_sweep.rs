@@ -152,6 +152,7 @@ fn the_gpu_sweep_equals_the_cpu_sweep_model_by_model() {
         schedule: LrSchedule::Cosine,
         eval_every: 200,
         patience: None,
+        done: Vec::new(),
     };
     let sweep = |device: DeviceChoice, gpu: &GpuOptions| {
         run_sweep(

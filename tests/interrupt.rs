@@ -548,3 +548,110 @@ fn a_killed_sweep_keeps_its_best_model_so_far() {
         "best {nll} vs ranked first {reported}"
     );
 }
+
+fn args(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// `sweep --resume` after SIGINT: the models the signal cut short and the
+/// ones never started train, the finished ones are kept, and the results
+/// and the best model are those of the same sweep never stopped, byte for
+/// byte. Resumed with other settings it refuses, naming them; with a
+/// grid that grew, only the new combinations train.
+#[test]
+fn a_resumed_sweep_ends_where_one_never_stopped_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(
+        d,
+        &[
+            "data", "--toy", "inverse", "--n", "1000", "--seed", "9", "--out", "v.csv",
+        ],
+    );
+    // The 64,64 models take a few hundred times the 4's: the signal comes
+    // after some models finished and before the rest, on any number of
+    // cores.
+    let grid = |k: &str, steps: &str, out: &str| -> Vec<String> {
+        [
+            "sweep",
+            "--toy",
+            "inverse",
+            "--n",
+            "4096",
+            "--k",
+            k,
+            "--seeds",
+            "2",
+            "--hidden",
+            "4;64,64",
+            "--steps",
+            steps,
+            "--val",
+            "v.csv",
+            "--device",
+            "cpu",
+            "--out-dir",
+            out,
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    ok(d, &args(&grid("1,2", "2000", "full")));
+
+    let mut child = spawn(d, &args(&grid("1,2", "2000", "part")));
+    wait_for(&d.join("part/sweep.jsonl"), &mut child);
+    signal_group(&child, &[libc::SIGINT]);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let cut = std::fs::read_to_string(d.join("part/sweep.jsonl")).unwrap();
+    assert!(cut.lines().count() < 8, "{cut}");
+    let resumed = mdn(
+        d,
+        &args(&[grid("1,2", "2000", "part"), vec!["--resume".into()]].concat()),
+    );
+    let stderr = String::from_utf8_lossy(&resumed.stderr);
+    assert!(resumed.status.success(), "{stderr}");
+    assert!(stderr.contains("resuming part:"), "{stderr}");
+    let without_seconds = |path: &str| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(d.join(path))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v.as_object_mut().unwrap().remove("seconds");
+                v
+            })
+            .collect()
+    };
+    assert_eq!(
+        without_seconds("part/sweep.jsonl"),
+        without_seconds("full/sweep.jsonl")
+    );
+    assert!(
+        std::fs::read(d.join("part/best.safetensors")).unwrap()
+            == std::fs::read(d.join("full/best.safetensors")).unwrap(),
+        "best.safetensors differs from the sweep never stopped"
+    );
+
+    // Other settings: refused, and named.
+    let other = mdn(
+        d,
+        &args(&[grid("1,2", "3000", "part"), vec!["--resume".into()]].concat()),
+    );
+    let stderr = String::from_utf8_lossy(&other.stderr);
+    assert!(!other.status.success());
+    assert!(stderr.contains("--steps 3000 (was 2000)"), "{stderr}");
+
+    // A grid that grew: only K 3 trains.
+    let grown = mdn(
+        d,
+        &args(&[grid("1,2,3", "2000", "part"), vec!["--resume".into()]].concat()),
+    );
+    let stderr = String::from_utf8_lossy(&grown.stderr);
+    assert!(grown.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("8 finished models kept, 4 to train"),
+        "{stderr}"
+    );
+    assert_eq!(without_seconds("part/sweep.jsonl").len(), 12);
+}

@@ -336,3 +336,44 @@ fn patience_stops_a_sweep_model_where_train_stops_it() {
         );
     }
 }
+
+/// Shards swept with other settings (here `--steps`) are not ranked
+/// together: `--merge` refuses, naming the setting.
+#[test]
+fn merge_refuses_shards_swept_differently() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (shard, steps) in [("0/2", "40"), ("1/2", "50")] {
+        mdn(
+            d,
+            &[
+                "sweep",
+                "--toy",
+                "inverse",
+                "--n",
+                "1000",
+                "--k",
+                "1,2",
+                "--hidden",
+                "4",
+                "--steps",
+                steps,
+                "--device",
+                "cpu",
+                "--quiet",
+                "--shard",
+                shard,
+                "--out-dir",
+                &format!("s{steps}"),
+            ],
+        );
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_mdn"))
+        .args(["sweep", "--merge", "s40", "s50", "--out-dir", "m"])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("--steps 50 (was 40)"), "{stderr}");
+}

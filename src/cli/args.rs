@@ -452,6 +452,9 @@ pub struct SweepArgs {
     /// Also write every model, named after its combination.
     #[arg(long)]
     pub keep_all: bool,
+    /// Go on with the sweep in --out-dir: keep the models it finished, train the rest (and any combination the grid gained), rank them all. The other settings must be the earlier run's.
+    #[arg(long, conflicts_with = "merge")]
+    pub resume: bool,
     /// Print the results as JSON lines instead of a table.
     #[arg(long)]
     pub json: bool,

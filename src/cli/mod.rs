@@ -6,6 +6,7 @@ mod bench;
 mod choices;
 mod commands;
 mod sweep;
+mod sweep_resume;
 mod train;
 mod tune;
 

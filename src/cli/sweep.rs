@@ -17,6 +17,7 @@ use mdn::sweep::{Grid, Shard, SweepResult, SweepTuning, hidden_text, order, run_
 use mdn::tune::TuneOptions;
 
 use super::args::{SweepArgs, number_list};
+use super::sweep_resume::{SweepSettings, merged_settings, resume};
 use super::train::{Interrupted, Signals};
 
 const RESULTS: &str = "sweep.jsonl";
@@ -27,7 +28,7 @@ pub fn sweep(a: SweepArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
         return merge(dirs, &a.out_dir, a.json);
     }
     let steps = a.steps.unwrap_or(defaults::STEPS);
-    let grid = Grid {
+    let mut grid = Grid {
         k: number_list("k", &a.k, "1,2,3,5,8")?,
         seeds: (0..a.seeds).collect(),
         lr: number_list("lr", &a.lr, "1e-3,5e-3")?,
@@ -42,6 +43,7 @@ pub fn sweep(a: SweepArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
         schedule: a.schedule.into(),
         eval_every: a.eval_every.unwrap_or((steps / 50).max(1)),
         patience: a.patience,
+        done: Vec::new(),
     };
     if a.seeds == 0 || steps == 0 {
         bail!("--seeds and --steps must be at least 1");
@@ -65,22 +67,54 @@ pub fn sweep(a: SweepArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
         text => ValSource::parse(text)?,
     };
     let (train, val) = val_source.split(&source, source.load()?, 0)?;
+    let settings = SweepSettings::of(&grid, &train, &val);
+    let resumed = if a.resume {
+        let r = resume(&a.out_dir, &settings, RESULTS, BEST)?;
+        // best.safetensors is the kept ranking's first from here on (the
+        // earlier best may have been a model cut short, which trains again).
+        if let Some(model) = &r.best {
+            save_model(model, &a.out_dir.join(BEST))?;
+        }
+        grid.done = r.done();
+        Some(r)
+    } else {
+        None
+    };
     std::fs::create_dir_all(&a.out_dir)
         .with_context(|| format!("creating {}", a.out_dir.display()))?;
+    settings.write(&a.out_dir)?;
+    let kept: Vec<SweepResult> = resumed.as_ref().map_or(Vec::new(), |r| r.kept.clone());
 
     let total = grid
         .combinations()
         .iter()
         .enumerate()
-        .filter(|(j, _)| shard.takes(*j))
+        .filter(|(j, c)| shard.takes(*j) && !grid.done.contains(c))
         .count();
+    if let Some(r) = &resumed
+        && !a.quiet
+    {
+        eprintln!(
+            "resuming {}: {} finished models kept, {total} to train{}",
+            a.out_dir.display(),
+            r.kept.len(),
+            match r.interrupted {
+                0 => String::new(),
+                n => format!(" ({n} cut short by a signal train again)"),
+            }
+        );
+    }
+    if total == 0 {
+        // Everything this grid asks for is trained: rank what there is.
+        return finish(&a, kept, resumed.and_then(|r| r.best), None, total);
+    }
     let quiet = a.quiet;
     // Finished results so far: sweep.jsonl is rewritten, ranked, as each
     // model finishes (and with --keep-all its model), so a sweep that is
     // stopped keeps every model it finished; best.safetensors follows the
     // best so far, written before the results that rank it, so a sweep
     // killed outright (no chance to write at the end) keeps it too.
-    let finished = std::sync::Mutex::new(Vec::<SweepResult>::new());
+    let finished = std::sync::Mutex::new(kept.clone());
     let out_dir = a.out_dir.clone();
     let keep_all = a.keep_all;
     let on_done = |r: &SweepResult, model: &mdn::Model| -> mdn::Result<()> {
@@ -157,31 +191,68 @@ pub fn sweep(a: SweepArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
         &mut note,
         &on_done,
     )?;
-    let interrupted = signals.stop.load(std::sync::atomic::Ordering::SeqCst);
-    if results.is_empty() {
-        let (name, code) = signals.name_and_code();
+    let interrupted = signals
+        .stop
+        .load(std::sync::atomic::Ordering::SeqCst)
+        .then(|| signals.name_and_code());
+    if results.is_empty() && kept.is_empty() {
+        let (name, code) = interrupted.unwrap_or(("stop", 1));
         eprintln!("{name}: stopped before any model trained; nothing written");
         return Err(Interrupted(code).into());
     }
-    save_model(&results[0].1, &a.out_dir.join(BEST))?;
-    let ranked: Vec<SweepResult> = results.into_iter().map(|(r, _)| r).collect();
+    let trained = results.len();
+    // The best of the kept and the new, with its model.
+    let mut all: Vec<(SweepResult, Option<mdn::Model>)> = kept
+        .into_iter()
+        .map(|r| (r, None))
+        .chain(results.into_iter().map(|(r, m)| (r, Some(m))))
+        .collect();
+    all.sort_by(|x, y| order(&x.0, &y.0));
+    let best = match all[0].1.take() {
+        Some(m) => Some(m),
+        None => resumed.and_then(|r| r.best),
+    };
+    let ranked = all.into_iter().map(|(r, _)| r).collect();
+    finish(&a, ranked, best, interrupted.map(|i| (i, trained)), total)
+}
+
+/// Writes the ranked results and the best model, prints the table, and
+/// says how the run ended (`stopped`: the signal's name and exit code, and
+/// the models this run trained).
+fn finish(
+    a: &SweepArgs,
+    ranked: Vec<SweepResult>,
+    best: Option<mdn::Model>,
+    stopped: Option<((&str, u8), usize)>,
+    total: usize,
+) -> anyhow::Result<()> {
+    let mut ranked = ranked;
+    ranked.sort_by(order);
+    let Some(first) = ranked.first() else {
+        bail!("{}: no models to rank", a.out_dir.display());
+    };
+    match best {
+        Some(model) => save_model(&model, &a.out_dir.join(BEST))?,
+        None => bail!(
+            "{}: the best model's file is missing; sweep again without --resume",
+            a.out_dir.display()
+        ),
+    }
     write_results(&a.out_dir, &ranked)?;
     print(&ranked, a.json)?;
     eprintln!(
         "wrote {} and {} (k {}, seed {}, lr {}, hidden {}) to {}",
         RESULTS,
         BEST,
-        ranked[0].k,
-        ranked[0].seed,
-        ranked[0].lr,
-        hidden_text(&ranked[0].hidden),
+        first.k,
+        first.seed,
+        first.lr,
+        hidden_text(&first.hidden),
         a.out_dir.display()
     );
-    if interrupted {
-        let (name, code) = signals.name_and_code();
+    if let Some(((name, code), trained)) = stopped {
         eprintln!(
-            "{name}: stopped with {} of {total} models trained (the `steps` column says how far each got)",
-            ranked.len()
+            "{name}: stopped with {trained} of {total} models trained (the `steps` column says how far each got; --resume goes on)",
         );
         return Err(Interrupted(code).into());
     }
@@ -297,7 +368,11 @@ fn merge(dirs: &[PathBuf], out: &Path, json: bool) -> anyhow::Result<()> {
         bail!("no results in {}", dirs.len());
     }
     all.sort_by(|a, b| order(&a.0, &b.0));
+    let settings = merged_settings(dirs)?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    if let Some(s) = settings {
+        s.write(out)?;
+    }
     // The best overall is its shard's best.
     let best = std::fs::read(all[0].1.join(BEST))
         .with_context(|| format!("{}: {BEST} is missing", all[0].1.display()))?;

@@ -140,6 +140,7 @@ mod tests {
             steps: 100,
             dead_components: if k > 5 { vec![0] } else { vec![] },
             seconds: 1.0,
+            interrupted: false,
         }
     }
 
