@@ -221,12 +221,11 @@ pub fn sweep(a: SweepArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
 /// the models this run trained).
 fn finish(
     a: &SweepArgs,
-    ranked: Vec<SweepResult>,
+    mut ranked: Vec<SweepResult>,
     best: Option<mdn::Model>,
     stopped: Option<((&str, u8), usize)>,
     total: usize,
 ) -> anyhow::Result<()> {
-    let mut ranked = ranked;
     ranked.sort_by(order);
     let Some(first) = ranked.first() else {
         bail!("{}: no models to rank", a.out_dir.display());
