@@ -133,7 +133,9 @@ pub struct SweepResult {
     pub lr: f64,
     pub hidden: Vec<usize>,
     /// The best validation loss (the model kept), original units.
+    #[serde(deserialize_with = "loss_or_null")]
     pub val_nll: f64,
+    #[serde(deserialize_with = "loss_or_null")]
     pub train_nll: f64,
     /// Steps trained (fewer than asked for if the run diverged).
     pub steps: usize,
@@ -143,6 +145,13 @@ pub struct SweepResult {
     /// trains it again. Written only when true.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub interrupted: bool,
+}
+
+/// JSON has no infinity: serde_json writes a non-finite loss as `null`,
+/// which reads back here as +∞ (ranked last), so `--merge` and `--resume`
+/// read every line a sweep wrote.
+fn loss_or_null<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::INFINITY))
 }
 
 impl SweepResult {
@@ -709,6 +718,30 @@ mod tests {
             .iter()
             .map(|p| (p.members.len(), p.is_padded()))
             .collect()
+    }
+
+    #[test]
+    fn a_non_finite_loss_written_as_null_reads_back_as_worst() {
+        let r = SweepResult {
+            k: 2,
+            seed: 0,
+            lr: 0.005,
+            hidden: vec![4],
+            val_nll: f64::INFINITY,
+            train_nll: f64::NAN,
+            steps: 10,
+            dead_components: vec![],
+            seconds: 0.1,
+            interrupted: false,
+        };
+        let line = serde_json::to_string(&r).unwrap();
+        assert!(line.contains("\"val_nll\":null"), "{line}");
+        let back: SweepResult = serde_json::from_str(&line).unwrap();
+        assert_eq!(back.val_nll, f64::INFINITY);
+        assert_eq!(back.train_nll, f64::INFINITY);
+        let finite: SweepResult =
+            serde_json::from_str(&line.replace("\"val_nll\":null", "\"val_nll\":-1.5")).unwrap();
+        assert_eq!(finite.val_nll, -1.5);
     }
 
     #[test]

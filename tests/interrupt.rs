@@ -468,6 +468,16 @@ fn an_interrupted_sweep_keeps_the_models_it_trained() {
     );
 }
 
+/// The validation rows the sweep tests rank on: `d/v.csv`.
+fn validation_csv(d: &Path) {
+    ok(
+        d,
+        &[
+            "data", "--toy", "inverse", "--n", "1000", "--seed", "9", "--out", "v.csv",
+        ],
+    );
+}
+
 /// A sweep killed outright (SIGKILL: no handler runs, nothing is written
 /// at the end) keeps, besides the ranked results of the models it
 /// finished, the best of them as `best.safetensors`: written as soon as
@@ -476,12 +486,7 @@ fn an_interrupted_sweep_keeps_the_models_it_trained() {
 fn a_killed_sweep_keeps_its_best_model_so_far() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    ok(
-        d,
-        &[
-            "data", "--toy", "inverse", "--n", "1000", "--seed", "9", "--out", "v.csv",
-        ],
-    );
+    validation_csv(d);
     // The 128,128 models take a hundred times the 8's: the kill lands
     // after some models finished and before the rest, on any number of
     // cores.
@@ -562,12 +567,7 @@ fn args(v: &[String]) -> Vec<&str> {
 fn a_resumed_sweep_ends_where_one_never_stopped_ends() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    ok(
-        d,
-        &[
-            "data", "--toy", "inverse", "--n", "1000", "--seed", "9", "--out", "v.csv",
-        ],
-    );
+    validation_csv(d);
     // The 64,64 models take a few hundred times the 4's: the signal comes
     // after some models finished and before the rest, on any number of
     // cores.
