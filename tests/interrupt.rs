@@ -69,13 +69,19 @@ const TRAIN: &[&str] = &[
     "cpu", "--quiet", "--seed", "5",
 ];
 
-fn setup(d: &Path) {
+/// `d/out`: `n` rows of the inverse toy problem drawn with `seed`.
+fn toy_csv(d: &Path, n: &str, seed: &str, out: &str) {
     ok(
         d,
         &[
-            "data", "--toy", "inverse", "--n", "2048", "--seed", "1", "--out", "d.csv",
+            "data", "--toy", "inverse", "--n", n, "--seed", seed, "--out", out,
         ],
     );
+}
+
+/// The training rows of the `train` tests: `d/d.csv`.
+fn setup(d: &Path) {
+    toy_csv(d, "2048", "1", "d.csv");
 }
 
 /// SIGINT mid-run: exit 130, the model written loads and evaluates to a
@@ -470,12 +476,7 @@ fn an_interrupted_sweep_keeps_the_models_it_trained() {
 
 /// The validation rows the sweep tests rank on: `d/v.csv`.
 fn validation_csv(d: &Path) {
-    ok(
-        d,
-        &[
-            "data", "--toy", "inverse", "--n", "1000", "--seed", "9", "--out", "v.csv",
-        ],
-    );
+    toy_csv(d, "1000", "9", "v.csv");
 }
 
 /// A sweep killed outright (SIGKILL: no handler runs, nothing is written
