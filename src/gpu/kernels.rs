@@ -14,7 +14,7 @@ use super::config::{DEFAULT_FUSED_SCRATCH, KernelConfig, MatmulVariant};
 use super::context::GpuContext;
 use super::layouts::{AdamInfo, MAX_LAYERS};
 use super::matmul::{MatmulShape, Product};
-use super::tuned::{AdapterKey, JobShape, Tuned, TunedTable};
+use super::tuned::{AdapterKey, JobShape, Tuned, TunedEntry, TunedTable};
 use crate::error::{MdnError, Result};
 use crate::fingerprint::Fnv64;
 use crate::head::HeadKind;
@@ -333,6 +333,17 @@ pub struct DenseBackwardKernel {
     pub input: MatmulPipelines,
 }
 
+/// `table`'s entry for `job` on `ctx`'s adapter and driver with this build
+/// of the kernels: what [`Kernels::for_job`] runs, and what `sweep --tune`
+/// need not measure again.
+pub fn tuned_entry<'t>(
+    ctx: &GpuContext,
+    table: &'t TunedTable,
+    job: &JobShape,
+) -> Option<&'t TunedEntry> {
+    table.find(&AdapterKey::of(&ctx.info), kernels_build(), job)
+}
+
 /// See [`Kernels::for_job`]; the configuration without building it.
 fn config_for_job(
     ctx: &GpuContext,
@@ -341,7 +352,7 @@ fn config_for_job(
 ) -> Result<(KernelConfig, Option<Tuned>)> {
     let base = KernelConfig::for_adapter(&ctx.info);
     let found = table.and_then(|table| {
-        let entry = table.find(&AdapterKey::of(&ctx.info), kernels_build(), job)?;
+        let entry = tuned_entry(ctx, table, job)?;
         Some(Tuned {
             entry: entry.clone(),
             path: table.path.clone(),

@@ -11,8 +11,8 @@ use std::sync::atomic::AtomicBool;
 use crate::data::Dataset;
 use crate::error::Result;
 use crate::gpu::context::{GpuContext, GpuOptions};
-use crate::gpu::kernels::kernels_build;
-use crate::gpu::tuned::{AdapterKey, JobShape, TunedEntry, TunedTable};
+use crate::gpu::kernels::tuned_entry;
+use crate::gpu::tuned::{JobShape, TunedEntry, TunedTable};
 use crate::model::ModelSpec;
 use crate::tune::{TuneJob, TuneOptions, tune_until};
 
@@ -75,11 +75,10 @@ impl<'a> JobTuner<'a> {
             return Ok(());
         };
         let job = JobShape::new(spec, batch, data.len(), models);
-        let adapter = AdapterKey::of(&ctx.info);
         if self
             .table
             .as_ref()
-            .is_some_and(|t| t.find(&adapter, kernels_build(), &job).is_some())
+            .is_some_and(|t| tuned_entry(ctx, t, &job).is_some())
         {
             return Ok(());
         }
