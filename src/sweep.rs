@@ -90,6 +90,17 @@ impl Grid {
         }
         out
     }
+
+    /// The combinations a run with `shard` trains: the shard's, less those
+    /// already `done`.
+    pub fn jobs(&self, shard: Shard) -> Vec<Combination> {
+        self.combinations()
+            .into_iter()
+            .enumerate()
+            .filter(|(j, c)| shard.takes(*j) && !self.done.contains(c))
+            .map(|(_, c)| c)
+            .collect()
+    }
 }
 
 /// `--shard i/n`: combination `j` belongs to shard `j % n`.
@@ -155,6 +166,16 @@ fn loss_or_null<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<f
 }
 
 impl SweepResult {
+    /// The point of the grid it trained.
+    pub fn combination(&self) -> Combination {
+        Combination {
+            k: self.k,
+            seed: self.seed,
+            lr: self.lr,
+            hidden: self.hidden.clone(),
+        }
+    }
+
     /// The model file `--keep-all` writes for this combination.
     pub fn file_name(&self) -> String {
         let hidden: Vec<String> = self.hidden.iter().map(|h| h.to_string()).collect();
@@ -200,14 +221,7 @@ pub fn run_sweep(
     note: &mut dyn FnMut(&str),
     on_done: &(dyn Fn(&SweepResult, &Model) -> Result<()> + Sync),
 ) -> Result<Vec<(SweepResult, Model)>> {
-    let jobs: Vec<Combination> = grid
-        .combinations()
-        .into_iter()
-        .enumerate()
-        .filter(|(j, _)| shard.takes(*j))
-        .map(|(_, c)| c)
-        .filter(|c| !grid.done.contains(c))
-        .collect();
+    let jobs = grid.jobs(shard);
     if jobs.is_empty() {
         return Err(MdnError::Config(
             "this shard has no combination of the grid to train".into(),

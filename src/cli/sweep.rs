@@ -17,7 +17,7 @@ use mdn::sweep::{Grid, Shard, SweepResult, SweepTuning, hidden_text, order, run_
 use mdn::tune::TuneOptions;
 
 use super::args::{SweepArgs, number_list};
-use super::sweep_resume::{SweepSettings, merged_settings, resume};
+use super::sweep_resume::{SweepSettings, merged_settings, read_results, resume};
 use super::train::{Interrupted, Signals};
 
 const RESULTS: &str = "sweep.jsonl";
@@ -85,12 +85,7 @@ pub fn sweep(a: SweepArgs, gpu: &GpuOptions) -> anyhow::Result<()> {
     settings.write(&a.out_dir)?;
     let kept: Vec<SweepResult> = resumed.as_ref().map_or(Vec::new(), |r| r.kept.clone());
 
-    let total = grid
-        .combinations()
-        .iter()
-        .enumerate()
-        .filter(|(j, c)| shard.takes(*j) && !grid.done.contains(c))
-        .count();
+    let total = grid.jobs(shard).len();
     if let Some(r) = &resumed
         && !a.quiet
     {
@@ -350,18 +345,10 @@ fn print_by_configuration(ranked: &[SweepResult]) {
 fn merge(dirs: &[PathBuf], out: &Path, json: bool) -> anyhow::Result<()> {
     let mut all: Vec<(SweepResult, PathBuf)> = Vec::new();
     for dir in dirs {
-        let path = dir.join(RESULTS);
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("{}: not a sweep directory", dir.display()))?;
-        for (i, line) in text
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
-        {
-            let r: SweepResult = serde_json::from_str(line)
-                .with_context(|| format!("{}: line {}", path.display(), i + 1))?;
-            all.push((r, dir.clone()));
-        }
+        let Some(results) = read_results(&dir.join(RESULTS))? else {
+            bail!("{}: not a sweep directory (no {RESULTS})", dir.display());
+        };
+        all.extend(results.into_iter().map(|r| (r, dir.clone())));
     }
     if all.is_empty() {
         bail!("no results in {}", dirs.len());

@@ -170,6 +170,23 @@ fn fingerprint(data: &Dataset) -> String {
     format!("{:016x}", h.finish())
 }
 
+/// The lines of a `sweep.jsonl`; `None` when there is no such file.
+pub fn read_results(path: &Path) -> anyhow::Result<Option<Vec<SweepResult>>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).context(format!("reading {}", path.display())),
+    };
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).with_context(|| format!("{}: line {}", path.display(), i + 1))
+        })
+        .collect::<anyhow::Result<_>>()
+        .map(Some)
+}
+
 /// The earlier run's results that stand.
 pub struct Resumed {
     /// Finished models' results, best first.
@@ -182,16 +199,7 @@ pub struct Resumed {
 
 impl Resumed {
     pub fn done(&self) -> Vec<Combination> {
-        self.kept.iter().map(combination).collect()
-    }
-}
-
-pub fn combination(r: &SweepResult) -> Combination {
-    Combination {
-        k: r.k,
-        seed: r.seed,
-        lr: r.lr,
-        hidden: r.hidden.clone(),
+        self.kept.iter().map(SweepResult::combination).collect()
     }
 }
 
@@ -219,24 +227,10 @@ pub fn resume(
             diffs.join("; ")
         );
     }
-    let earlier_results: Vec<SweepResult> = match std::fs::read_to_string(dir.join(results_file)) {
-        Ok(text) => text
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
-            .map(|(i, l)| {
-                serde_json::from_str(l).with_context(|| {
-                    format!("{}: line {}", dir.join(results_file).display(), i + 1)
-                })
-            })
-            .collect::<anyhow::Result<_>>()?,
-        // Stopped before any model finished.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(e).context(format!("reading {}", dir.join(results_file).display())),
-    };
-    let interrupted = earlier_results.iter().filter(|r| r.interrupted).count();
+    // No file: stopped before any model finished.
+    let mut ranked = read_results(&dir.join(results_file))?.unwrap_or_default();
+    let interrupted = ranked.iter().filter(|r| r.interrupted).count();
     // best.safetensors holds the earlier ranking's first model.
-    let mut ranked = earlier_results.clone();
     ranked.sort_by(order);
     let earlier_best = ranked.first().cloned();
     let mut kept: Vec<SweepResult> = ranked.into_iter().filter(|r| !r.interrupted).collect();
